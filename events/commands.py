@@ -1,0 +1,143 @@
+"""Command payloads: the ``data`` of every command envelope, one frozen model each.
+
+These are the fields a producer in any language sends. Unknown fields are rejected so a
+typo (``progam_id``) is a clear ``CommandRejected`` instead of a silent default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Ids are chosen by producers; the pattern keeps them safe in topics keys, URLs and SQL.
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Version = Annotated[int, Field(ge=1)]
+ProfileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+# Module kinds that run a single signature without tools or code interpreters.
+ModuleKind = Literal["Predict", "ChainOfThought"]
+
+MAX_SIGNATURE_CHARS = 10_000
+MAX_TEXT_CHARS = 100_000
+MAX_EXAMPLES_PER_MESSAGE = 10_000
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RegisterProgram(Command):
+    program_id: Id | None = None
+    name: Name
+    signature: Annotated[str, Field(min_length=1, max_length=MAX_SIGNATURE_CHARS)]
+    module: ModuleKind = "Predict"
+    instructions: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
+    description: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
+    field_descriptions: dict[str, Annotated[str, Field(max_length=2_000)]] = Field(
+        default_factory=dict
+    )
+    lm: ProfileName = "default"
+
+
+class UpdateProgram(Command):
+    """Changes description and/or instructions; instructions make a new version."""
+
+    program_id: Id
+    description: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
+    instructions: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> UpdateProgram:
+        if self.description is None and self.instructions is None:
+            raise ValueError("give description, instructions or both")
+        return self
+
+
+class TrainProgram(Command):
+    program_id: Id
+
+
+class DeployProgram(Command):
+    program_id: Id
+    version: Version
+
+
+class RollbackProgram(Command):
+    program_id: Id
+    version: Version
+
+
+class DeprecateProgram(Command):
+    program_id: Id
+
+
+Example = dict[str, Any]
+
+
+class RegisterDataset(Command):
+    dataset_id: Id | None = None
+    name: Name
+    examples: Annotated[list[Example], Field(max_length=MAX_EXAMPLES_PER_MESSAGE)] = Field(
+        default_factory=list
+    )
+    # Share of examples held out for evaluation; the split is deterministic per example.
+    dev_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+
+
+class AppendExamples(Command):
+    dataset_id: Id
+    examples: Annotated[list[Example], Field(min_length=1, max_length=MAX_EXAMPLES_PER_MESSAGE)]
+
+
+class ExecuteProgram(Command):
+    program_id: Id
+    inputs: dict[str, Any]
+    version: Version | None = None
+    # Generated from the envelope id if absent, so a redelivered command maps to one run.
+    execution_id: Id | None = None
+
+
+class OptimizeProgram(Command):
+    program_id: Id
+    dataset_id: Id
+    optimizer: str = "BootstrapFewShot"
+    metric: str = "exact_match"
+    config: dict[str, Any] = Field(default_factory=dict)
+    optimization_id: Id | None = None
+
+
+class EvaluateProgram(Command):
+    program_id: Id
+    dataset_id: Id
+    metric: str = "exact_match"
+    version: Version | None = None
+    evaluation_id: Id | None = None
+
+
+class CancelOptimization(Command):
+    program_id: Id
+    optimization_id: Id
+
+
+PROGRAM_COMMANDS: tuple[type[Command], ...] = (
+    RegisterProgram,
+    UpdateProgram,
+    TrainProgram,
+    DeployProgram,
+    RollbackProgram,
+    DeprecateProgram,
+    RegisterDataset,
+    AppendExamples,
+)
+EXECUTION_COMMANDS: tuple[type[Command], ...] = (ExecuteProgram,)
+OPTIMIZATION_COMMANDS: tuple[type[Command], ...] = (
+    OptimizeProgram,
+    EvaluateProgram,
+    CancelOptimization,
+)
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    cls.__name__: cls for cls in (*PROGRAM_COMMANDS, *EXECUTION_COMMANDS, *OPTIMIZATION_COMMANDS)
+}

@@ -1,0 +1,75 @@
+"""Every setting dspyops reads, in one place.
+
+Variables of ours are prefixed ``DSPYOPS_``; ``KAFKA_BOOTSTRAP_SERVERS`` and
+``DATABASE_URL`` keep their common names so an existing cluster or server plugs in
+the way operators expect.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".cache" / "dspyops"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DSPYOPS_", extra="ignore")
+
+    # Kafka: when set, that cluster is used and `dspyops infra up` starts no broker.
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "DSPYOPS_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_version: str = "4.1.1"
+    topic_prefix: str = "dspyops."
+    topic_partitions: int = 4
+
+    # PostgreSQL: when set, that server is used and `dspyops infra up` starts none.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "DSPYOPS_DATABASE_URL")
+    )
+    pg_port: int = 5432
+
+    # Where the local stack keeps jars, data folders, logs and pid files.
+    home: Path = Field(default_factory=_default_home)
+    state_dir: Path = Field(default_factory=lambda: Path.cwd() / ".dspyops")
+
+    # LM profiles: JSON object name -> profile, or a path to a JSON file holding one.
+    lm_profiles: str | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def kafka_is_external(self) -> bool:
+        return self.kafka_bootstrap_servers is not None
+
+    @property
+    def postgres_is_external(self) -> bool:
+        return self.database_url is not None
+
+    @property
+    def embedded_database_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or self.embedded_database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
