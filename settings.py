@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     # Where the local stack keeps jars, data folders, logs and pid files.
     home: Path = Field(default_factory=_default_home)
-    state_dir: Path = Field(default_factory=lambda: Path.cwd() / ".dspyops")
+    state_dir: Path = Field(default_factory=lambda: _default_home() / "stack")
 
     # LM profiles: JSON object name -> profile, or a path to a JSON file holding one.
     lm_profiles: str | None = None
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded_database_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/dspyops"
 
     @property
     def effective_database_url(self) -> str:

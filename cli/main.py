@@ -1,0 +1,23 @@
+"""The `dspyops` command."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import infra_commands
+
+app = typer.Typer(
+    name="dspyops",
+    help="dspyops: the production home for DSPy programs, on Kafka and PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(infra_commands.app, name="infra")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""docker-compose.yml stays in step with the settings and scripts (no Docker engine here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_every_dspyops_variable_in_compose_is_a_setting() -> None:
+    fields = {f"DSPYOPS_{name.upper()}" for name in Settings.model_fields}
+    for service in ("worker", "api"):
+        env = _compose()["services"][service]["environment"]
+        ours = {k for k in env if k.startswith("DSPYOPS_")}
+        assert ours, service
+        assert ours <= fields, ours - fields
+        assert {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"} <= set(env)
+
+
+def test_compose_kafka_is_the_version_the_local_stack_runs() -> None:
+    image = _compose()["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{Settings().kafka_version}"
+
+
+def test_compose_points_services_at_its_own_kafka_and_postgres() -> None:
+    env = _compose()["services"]["worker"]["environment"]
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=env["KAFKA_BOOTSTRAP_SERVERS"], DATABASE_URL=env["DATABASE_URL"]
+    )
+    assert settings.kafka_is_external
+    assert settings.postgres_is_external
+    assert settings.bootstrap_servers == "kafka:29092"
+    assert settings.effective_database_url.endswith("@postgres:5432/dspyops")
