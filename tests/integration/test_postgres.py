@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
+from psycopg.types.json import Jsonb
 
 from aggregates.persistence import eventsourcing_env
 
@@ -14,7 +17,7 @@ def test_psycopg_round_trip(database_url: str, pg_schema: str) -> None:
         conn.execute(f'CREATE TABLE "{pg_schema}".notes (id int PRIMARY KEY, body jsonb)')
         conn.execute(
             f'INSERT INTO "{pg_schema}".notes VALUES (%s, %s)',
-            (1, psycopg.types.json.Jsonb({"text": "héllo", "n": 3})),
+            (1, Jsonb({"text": "héllo", "n": 3})),
         )
         conn.commit()
     with psycopg.connect(database_url) as conn:
@@ -36,14 +39,14 @@ def test_eventsourcing_postgres_creates_tables_and_stores_events(
     database_url: str, pg_schema: str
 ) -> None:
     env = eventsourcing_env(database_url, schema=pg_schema)
-    writer = Application(env=env)
+    writer: Application[UUID] = Application(env=env)
     note = Note("first")
     note.edit("second")
     writer.save(note)
 
     # A second application instance reads what the first one stored.
-    reader = Application(env=env)
-    copy = reader.repository.get(note.id)
+    reader: Application[UUID] = Application(env=env)
+    copy: Note = reader.repository.get(note.id)
     assert copy.text == "second"
     assert copy.version == 2
     with psycopg.connect(database_url) as conn:

@@ -32,8 +32,11 @@ def test_compose_kafka_is_the_version_the_local_stack_runs() -> None:
 
 def test_compose_points_services_at_its_own_kafka_and_postgres() -> None:
     env = _compose()["services"]["worker"]["environment"]
-    settings = Settings(
-        KAFKA_BOOTSTRAP_SERVERS=env["KAFKA_BOOTSTRAP_SERVERS"], DATABASE_URL=env["DATABASE_URL"]
+    settings = Settings.model_validate(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
+            "DATABASE_URL": env["DATABASE_URL"],
+        }
     )
     assert settings.kafka_is_external
     assert settings.postgres_is_external
