@@ -1,0 +1,111 @@
+"""The CloudEvents 1.0 envelope every dspyops message travels in (structured JSON mode)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+COMMAND_TYPE_PREFIX = "dspyops.command."
+RESULT_TYPE_PREFIX = "dspyops.result."
+EVENT_TYPE_PREFIX = "dspyops.event."
+DEFAULT_SOURCE = "urn:dspyops"
+
+EnvelopeId = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 event; `id` is the idempotency key of a command.
+
+    Extensions `correlationid` (defaults to `id`), `causationid` and `actor` are ours;
+    other CloudEvents extensions are kept as they come, as the spec asks.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: EnvelopeId
+    source: Annotated[str, Field(min_length=1, max_length=1024)] = DEFAULT_SOURCE
+    type: Annotated[str, Field(min_length=1, max_length=256)]
+    time: datetime | None = None
+    subject: Annotated[str, Field(max_length=256)] | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any] | None = None
+    correlationid: EnvelopeId | None = None
+    causationid: EnvelopeId | None = None
+    actor: Annotated[str, Field(max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def _correlation_defaults_to_id(self) -> Envelope:
+        if self.correlationid is None:
+            object.__setattr__(self, "correlationid", self.id)
+        return self
+
+    @property
+    def correlation_id(self) -> str:
+        return self.correlationid or self.id
+
+    @property
+    def short_type(self) -> str:
+        """`ExecuteProgram` for `dspyops.command.ExecuteProgram`."""
+        return self.type.rsplit(".", 1)[-1]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def command_envelope(
+    command_type: str,
+    data: dict[str, Any],
+    *,
+    id: str | None = None,
+    subject: str | None = None,
+    correlationid: str | None = None,
+    actor: str | None = None,
+    source: str = DEFAULT_SOURCE,
+) -> Envelope:
+    return Envelope(
+        id=id or new_id(),
+        source=source,
+        type=COMMAND_TYPE_PREFIX + command_type,
+        time=now(),
+        subject=subject,
+        data=data,
+        correlationid=correlationid,
+        actor=actor,
+    )
+
+
+def result_id(command_id: str, result_type: str) -> str:
+    """Deterministic, so a result published again after a redelivery is recognisably the same."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dspyops:result:{command_id}:{result_type}"))
+
+
+def result_envelope(
+    command: Envelope,
+    result_type: str,
+    data: dict[str, Any],
+    *,
+    subject: str | None,
+    id: str | None = None,
+    source: str = DEFAULT_SOURCE,
+) -> Envelope:
+    """A result caused by `command`: same correlation id, `causationid` = the command id."""
+    return Envelope(
+        id=id or result_id(command.id, result_type),
+        source=source,
+        type=RESULT_TYPE_PREFIX + result_type,
+        time=now(),
+        subject=subject,
+        data=data,
+        correlationid=command.correlation_id,
+        causationid=command.id,
+        actor=command.actor,
+    )

@@ -1,0 +1,196 @@
+"""Result payloads: the ``data`` of every message on the results topic, one frozen model each.
+
+Each command ends in exactly one *terminal* result; long jobs also send progress results
+before it. Scores are always on a 0..1 scale (``score_scale`` says so on the wire).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ProgramStatus = Literal["draft", "training", "optimized", "deployed", "deprecated"]
+ScoreScale = Literal["0-1"]
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    terminal: ClassVar[bool] = True
+
+
+class ErrorItem(BaseModel):
+    """One machine-readable problem, in pydantic's shape so clients parse one format."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    loc: list[str | int] = Field(default_factory=list)
+    msg: str
+    type: str
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    code: str
+    message: str
+    details: list[ErrorItem] = Field(default_factory=list)
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class CommandRejected(Result):
+    """Validation or lifecycle error: nothing was changed."""
+
+    command_type: str
+    errors: list[ErrorItem]
+
+
+class ProgramResult(Result):
+    program_id: str
+    status: ProgramStatus
+    latest_version: int
+    deployed_version: int | None = None
+
+
+class ProgramRegistered(ProgramResult):
+    name: str
+    signature: str
+    module: str
+    lm: str
+
+
+class ProgramUpdated(ProgramResult):
+    new_version: int | None = None
+
+
+class ProgramTrainingStarted(ProgramResult):
+    pass
+
+
+class ProgramDeployed(ProgramResult):
+    version: int
+
+
+class ProgramRolledBack(ProgramResult):
+    version: int
+    previous_version: int | None
+
+
+class ProgramDeprecated(ProgramResult):
+    pass
+
+
+class DatasetResult(Result):
+    dataset_id: str
+    name: str
+    size: int
+    train_size: int
+    dev_size: int
+
+
+class DatasetRegistered(DatasetResult):
+    pass
+
+
+class ExamplesAppended(DatasetResult):
+    appended: int
+
+
+class ExecutionSucceeded(Result):
+    execution_id: str
+    program_id: str
+    version: int
+    outputs: dict[str, Any]
+    latency_ms: float
+    usage: Usage
+    model: str
+    # True when the labelled offline profile answered: its output is not a model's answer.
+    offline: bool = False
+
+
+class ExecutionFailed(Result):
+    execution_id: str
+    program_id: str
+    version: int | None
+    error: ErrorInfo
+    latency_ms: float | None = None
+
+
+class OptimizationProgress(Result):
+    terminal: ClassVar[bool] = False
+    optimization_id: str
+    program_id: str
+    step: int
+    total: int
+    best_score: float | None = None
+    score_scale: ScoreScale = "0-1"
+    message: str = ""
+
+
+class OptimizationCompleted(Result):
+    optimization_id: str
+    program_id: str
+    version: int
+    optimizer: str
+    metric: str
+    dataset_id: str
+    baseline_score: float
+    optimized_score: float
+    score_scale: ScoreScale = "0-1"
+
+
+class OptimizationFailed(Result):
+    optimization_id: str
+    program_id: str
+    error: ErrorInfo
+
+
+class OptimizationCancelled(Result):
+    optimization_id: str
+    program_id: str
+    reason: str = "cancelled on request"
+
+
+class EvaluationCompleted(Result):
+    evaluation_id: str
+    program_id: str
+    version: int
+    dataset_id: str
+    metric: str
+    score: float
+    examples: int
+    score_scale: ScoreScale = "0-1"
+
+
+class EvaluationFailed(Result):
+    evaluation_id: str
+    program_id: str
+    error: ErrorInfo
+
+
+RESULT_TYPES: dict[str, type[Result]] = {
+    cls.__name__: cls
+    for cls in (
+        CommandRejected,
+        ProgramRegistered,
+        ProgramUpdated,
+        ProgramTrainingStarted,
+        ProgramDeployed,
+        ProgramRolledBack,
+        ProgramDeprecated,
+        DatasetRegistered,
+        ExamplesAppended,
+        ExecutionSucceeded,
+        ExecutionFailed,
+        OptimizationProgress,
+        OptimizationCompleted,
+        OptimizationFailed,
+        OptimizationCancelled,
+        EvaluationCompleted,
+        EvaluationFailed,
+    )
+}
