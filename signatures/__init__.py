@@ -1,1 +1,45 @@
+"""Native signatures: parse, render and compile `question: str -> answer: str` text.
 
+Grammar and error format: docs/signatures.md.
+"""
+
+from signatures.compile import CompiledSignature, compile_signature
+from signatures.errors import SignatureError, SignatureIssue, ValidationFailed
+from signatures.grammar import MAX_DEPTH, MAX_FIELDS, MAX_SIGNATURE_CHARS, parse
+from signatures.names import MAX_NAME_CHARS, RESERVED_NAMES
+from signatures.render import render
+from signatures.spec import (
+    Constraint,
+    DictType,
+    FieldSpec,
+    ListType,
+    LiteralType,
+    OptionalType,
+    ParsedSignature,
+    ScalarType,
+    TypeSpec,
+)
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FIELDS",
+    "MAX_NAME_CHARS",
+    "MAX_SIGNATURE_CHARS",
+    "RESERVED_NAMES",
+    "CompiledSignature",
+    "Constraint",
+    "DictType",
+    "FieldSpec",
+    "ListType",
+    "LiteralType",
+    "OptionalType",
+    "ParsedSignature",
+    "ScalarType",
+    "SignatureError",
+    "SignatureIssue",
+    "TypeSpec",
+    "ValidationFailed",
+    "compile_signature",
+    "parse",
+    "render",
+]
