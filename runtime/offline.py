@@ -77,7 +77,8 @@ def _output_fields(request: Request) -> dict[str, Any]:
     for module in reversed(dspy.settings.caller_modules or []):
         signature = getattr(module, "signature", None)
         if isinstance(signature, type) and issubclass(signature, dspy.Signature):
-            return {name: f.annotation for name, f in signature.output_fields.items()}
+            outputs: dict[str, Any] = signature.output_fields  # type: ignore[attr-defined]
+            return {name: f.annotation for name, f in outputs.items()}
     system = _system_text(request)
     described = system.split("Your output fields are:", 1)[-1]
     names = [n for n in _HEADER.findall(described) if n != "completed"]
@@ -135,12 +136,14 @@ class AsyncOfflineEngine:
         pass
 
 
-def OfflineLM() -> dspy.LM:  # noqa: N802 - reads as a class at call sites, like dspy.LM
-    """A new offline LM; no cache (nothing to save) and no retries (nothing fails)."""
-    return dspy.LM(
-        OFFLINE_MODEL,
-        engine=OfflineEngine(),
-        async_engine=AsyncOfflineEngine(),
-        cache=False,
-        num_retries=0,
-    )
+class OfflineLM(dspy.LM):
+    """No cache (nothing worth saving) and no retries (nothing can fail transiently)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            OFFLINE_MODEL,
+            engine=OfflineEngine(),
+            async_engine=AsyncOfflineEngine(),
+            cache=False,
+            num_retries=0,
+        )
