@@ -7,6 +7,7 @@ unknown type names.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,7 @@ MAX_DEPTH = 8
 MAX_FIELDS = 200
 
 _SCALARS = ("str", "int", "float", "bool")
+_TYPE_NAMES = frozenset({*_SCALARS, "list", "dict", "Optional", "Literal"})
 Side = Literal["input", "output"]
 
 
@@ -53,7 +55,11 @@ def parse(text: str) -> ParsedSignature:
             f"signature is {len(text)} characters long; the limit is {MAX_SIGNATURE_CHARS}",
             "too_long",
         )
-    return _Parser(tokenize(text)).signature()
+    return _Parser(tokenize(text)).start().signature()
+
+
+def _by_column(issue: SignatureIssue) -> int:
+    return issue.column
 
 
 def make_optional(spec: TypeSpec) -> TypeSpec:
@@ -62,9 +68,8 @@ def make_optional(spec: TypeSpec) -> TypeSpec:
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: Iterator[Token]) -> None:
         self.tokens = tokens
-        self.pos = 0
         # Name problems do not stop parsing, so one error report can list them all.
         self.issues: list[SignatureIssue] = []
         self.seen: set[str] = set()
@@ -72,21 +77,27 @@ class _Parser:
 
     # -- token helpers -------------------------------------------------------------
 
-    @property
-    def tok(self) -> Token:
-        return self.tokens[self.pos]
-
     def is_punct(self, text: str) -> bool:
         return self.tok.kind == "punct" and self.tok.text == text
 
+    def start(self) -> _Parser:
+        self.tok = self.next_token()
+        return self
+
     def advance(self) -> Token:
         token = self.tok
-        self.pos += 1
+        self.tok = self.next_token()
         return token
+
+    def next_token(self) -> Token:
+        try:
+            return next(self.tokens)
+        except SignatureError as exc:
+            raise SignatureError(sorted([*self.issues, *exc.issues], key=_by_column)) from None
 
     def fail(self, token: Token, message: str, code: str) -> SignatureError:
         issue = SignatureIssue(column=token.column, message=message, code=code)
-        return SignatureError(sorted([*self.issues, issue], key=lambda i: i.column))
+        return SignatureError(sorted([*self.issues, issue], key=_by_column))
 
     def expect(self, text: str, what: str | None = None) -> Token:
         if not self.is_punct(text):
@@ -127,8 +138,8 @@ class _Parser:
         token = self.tok
         if token.kind != "ident":
             raise self.fail(token, f"expected a field name but found {token.describe()}", "syntax")
-        self.advance()
         self.check_name(token)
+        self.advance()
         self.expect(":", "':' after the field name")
         typed = self.type_expr(depth=0, bounds_allowed=True)
         return FieldSpec(name=token.text, type=typed.spec, side=side, constraint=typed.constraint)
@@ -184,6 +195,10 @@ class _Parser:
         if token.kind != "ident":
             raise self.fail(token, f"expected a type but found {token.describe()}", "syntax")
         name = token.text
+        if name not in _TYPE_NAMES:
+            # Checked before reading on, so `__import__('os')` is reported as the unknown
+            # type it is rather than as the stray '(' after it.
+            raise self.fail(token, f"unknown type {name!r}", "unknown_type")
         self.advance()
         spec: TypeSpec
         if name in _SCALARS:
@@ -206,12 +221,10 @@ class _Parser:
             inner = self.type_expr(depth + 1, bounds_allowed)
             self.expect("]")
             return self.no_bounds_after(_Typed(make_optional(inner.spec), inner.constraint))
-        elif name == "Literal":
+        else:
             self.open_bracket(depth)
             spec = LiteralType(self.literal_values())
             self.expect("]")
-        else:
-            raise self.fail(token, f"unknown type {name!r}", "unknown_type")
         if not self.is_punct("["):
             return _Typed(spec)
         if not bounds_allowed:
@@ -279,7 +292,8 @@ class _Parser:
         if low > high:
             raise self.fail(
                 opening,
-                f"lower bound {render_number(low)} is greater than upper bound {render_number(high)}",
+                f"lower bound {render_number(low)} is greater than "
+                f"upper bound {render_number(high)}",
                 "bad_constraint",
             )
         return Constraint(kind=kind, low=low, high=high)

@@ -31,7 +31,7 @@ def python_type(spec: TypeSpec) -> Any:
         case OptionalType(inner=inner):
             return Optional[python_type(inner)]  # noqa: UP045 - built at runtime
         case LiteralType(values=values):
-            return Literal.__getitem__(values)  # type: ignore[attr-defined]
+            return Literal.__getitem__(values)
     raise TypeError(f"not a type spec: {spec!r}")
 
 

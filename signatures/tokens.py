@@ -7,6 +7,7 @@ every token is one of a handful of shapes and everything else is an error.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -33,37 +34,39 @@ class Token:
         return repr(self.text)
 
 
-def tokenize(text: str) -> list[Token]:
-    tokens: list[Token] = []
+def tokenize(text: str) -> Iterator[Token]:
+    """Tokens on demand, so the parser reports the first problem in reading order;
+    after the text ends it yields the end-of-text token for ever."""
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
         if ch.isspace():
             i += 1
         elif ch == "-" and text.startswith("->", i):
-            tokens.append(Token("punct", "->", i + 1))
+            yield Token("punct", "->", i + 1)
             i += 2
         elif ch in _PUNCT:
-            tokens.append(Token("punct", ch, i + 1))
+            yield Token("punct", ch, i + 1)
             i += 1
         elif (ch.isascii() and ch.isdigit()) or (ch == "-" and _is_digit(text[i + 1 : i + 2])):
             token, i = _number(text, i)
-            tokens.append(token)
+            yield token
         elif ch in "\"'":
             token, i = _string(text, i)
-            tokens.append(token)
+            yield token
         elif ch == "_" or ch.isalpha():
             # Unicode letters are read here too, so that a non-ASCII name is reported as
             # a bad name rather than as a stray character in the middle of a word.
             j = i + 1
             while j < n and (text[j] == "_" or text[j].isalnum()):
                 j += 1
-            tokens.append(Token("ident", text[i:j], i + 1))
+            yield Token("ident", text[i:j], i + 1)
             i = j
         else:
             raise SignatureError.single(i + 1, f"unexpected character {ch!r}", "syntax")
-    tokens.append(Token("eof", "", n + 1))
-    return tokens
+    end = Token("eof", "", n + 1)
+    while True:
+        yield end
 
 
 def _is_digit(ch: str) -> bool:
