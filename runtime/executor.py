@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -60,6 +61,8 @@ _FOREIGN_CODES = {
     "ContextWindowExceededError": CONTEXT_WINDOW_EXCEEDED,
 }
 _FOREIGN_MODULES = ("litellm", "openai", "httpx", "httpcore")
+# lm15's transport raises these for a client timeout; DSPy wraps them as LMTransportError.
+_TIMEOUT_NAMES = frozenset({"ReadTimeout", "ConnectTimeout", "WriteTimeout", "Timeout"})
 
 
 class Usage(BaseModel):
@@ -129,7 +132,7 @@ def classify(exc: BaseException) -> str:
         return OUTPUT_PARSE_ERROR
     if isinstance(exc, ContextWindowExceededError | lm15.ContextLengthError):
         return CONTEXT_WINDOW_EXCEEDED
-    if isinstance(exc, LMTimeoutError | lm15.TimeoutError):
+    if isinstance(exc, LMTimeoutError | lm15.TimeoutError) or _timed_out(exc):
         return LM_TIMEOUT
     if isinstance(exc, LMRateLimitError | lm15.RateLimitError):
         return LM_RATE_LIMITED
@@ -139,6 +142,18 @@ def classify(exc: BaseException) -> str:
         if cls.__module__.split(".")[0] in _FOREIGN_MODULES:
             return _FOREIGN_CODES.get(cls.__name__, LM_ERROR)
     return INTERNAL_ERROR
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A client-side read/connect timeout, which DSPy reports as a transport error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TimeoutError) or type(current).__name__ in _TIMEOUT_NAMES:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _describe(exc: BaseException) -> str:
@@ -176,6 +191,8 @@ def configure_dspy_for_workers(*, keep_history: bool = False) -> None:
     issue 8091). LMs built from profiles also pass ``cache=False``; this makes the
     policy hold for any LM. Optimizations that want caching should opt in explicitly.
 
+    Pricing metadata: the bundled snapshot only (``LITELLM_LOCAL_MODEL_COST_MAP``).
+
     History: off unless ``keep_history``. Each LM and module keeps up to 10,000
     entries holding full prompts and responses, which a long-running worker does
     not need (it records its own latency and usage per execution).
@@ -187,6 +204,9 @@ def configure_dspy_for_workers(*, keep_history: bool = False) -> None:
     with _configure_lock:
         if _configured:
             return
+        # DSPy fetches LiteLLM's model price map from GitHub on first use (5 s timeout);
+        # a worker uses the bundled snapshot instead: no surprise egress, no stall.
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
         if not keep_history:
             dspy.configure(disable_history=True)

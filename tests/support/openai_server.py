@@ -1,0 +1,211 @@
+"""An OpenAI-compatible chat completions server on 127.0.0.1, for tests.
+
+It lets tests drive the real LiteLLM/lm15 HTTP path (retries, timeouts, usage
+accounting) with replies they control, and records every request body so a test can
+assert on the prompt the LM received::
+
+    with OpenAIServer(lambda messages: chat_reply(answer="Paris")) as srv:
+        lm = dspy.LM("openai/test-model", api_base=srv.base_url, api_key="test")
+        ...
+        assert "Paris" in srv.requests[0]["messages"][-1]["content"]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+Messages = list[dict[str, Any]]
+Responder = Callable[[Messages], str]
+
+
+def chat_reply(**fields: Any) -> str:
+    """A reply in DSPy ChatAdapter format: one ``[[ ## name ## ]]`` section per field."""
+    sections = [f"[[ ## {name} ## ]]\n{_render(value)}" for name, value in fields.items()]
+    return "\n\n".join([*sections, "[[ ## completed ## ]]"])
+
+
+def _render(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def count_tokens(text: str) -> int:
+    """A stand-in tokenizer: whitespace-separated words, so tests can predict it."""
+    return len(text.split())
+
+
+class OpenAIServer:
+    """Serves POST /v1/chat/completions from a daemon thread; a context manager.
+
+    Options:
+        delay_s: sleep this long before every answer.
+        rate_limit_first: the first N calls answer 429 with ``Retry-After: 0``.
+        hang_s: a call sleeps this long before answering (longer than the client's
+            timeout, to test timeouts); applies to calls after the rate-limited ones.
+        usage: fixed (prompt_tokens, completion_tokens) to report; by default words
+            are counted.
+    """
+
+    def __init__(
+        self,
+        responder: Responder,
+        *,
+        delay_s: float = 0.0,
+        rate_limit_first: int = 0,
+        hang_s: float = 0.0,
+        usage: tuple[int, int] | None = None,
+    ) -> None:
+        self.responder = responder
+        self.delay_s = delay_s
+        self.rate_limit_first = rate_limit_first
+        self.hang_s = hang_s
+        self.fixed_usage = usage
+        self.requests: list[dict[str, Any]] = []
+        # What each successful answer reported, in order, for usage assertions.
+        self.usages: list[dict[str, int]] = []
+        self.rate_limited = 0
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def __enter__(self) -> OpenAIServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        handler = type("Handler", (_Handler,), {"owner": self})
+        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._lock:
+            self.requests.append(body)
+            limited = self.rate_limited < self.rate_limit_first
+            if limited:
+                self.rate_limited += 1
+        if limited:
+            error = {"error": {"message": "rate limited by test server", "type": "rate_limit"}}
+            return 429, {"Retry-After": "0"}, error
+        # Waiting on the event lets stop() end a hanging call at once.
+        if self.hang_s or self.delay_s:
+            self._stopping.wait(self.hang_s or self.delay_s)
+        messages = body.get("messages", [])
+        content = self.responder(messages)
+        usage = self._usage(messages, content)
+        with self._lock:
+            self.usages.append(usage)
+        return 200, {}, self._completion(body, content, usage)
+
+    def _usage(self, messages: Messages, content: str) -> dict[str, int]:
+        if self.fixed_usage is not None:
+            prompt, completion = self.fixed_usage
+        else:
+            prompt = sum(count_tokens(_text(m.get("content"))) for m in messages)
+            completion = count_tokens(content)
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    def _completion(
+        self, body: dict[str, Any], content: str, usage: dict[str, int]
+    ) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-test-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": usage,
+        }
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out closes its socket while we still answer: expected here.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: OpenAIServer
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send(404, {}, {"error": {"message": f"no route {self.path}"}})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            self._send(400, {}, {"error": {"message": "body is not JSON"}})
+            return
+        status, headers, payload = self.owner._answer(body)
+        self._send(status, headers, payload)
+
+    def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test); nothing to tell it
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
