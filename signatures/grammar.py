@@ -231,7 +231,10 @@ class _Parser:
             raise self.fail(
                 self.tok, "bounds are only allowed on a field's own type", "bad_constraint"
             )
-        return self.no_bounds_after(_Typed(spec, self.bounds(spec)))
+        constraint = self.bounds(spec)
+        if self.is_punct("["):
+            raise self.fail(self.tok, "a type can have only one set of bounds", "bad_constraint")
+        return _Typed(spec, constraint)
 
     def no_bounds_after(self, typed: _Typed) -> _Typed:
         if self.is_punct("["):
