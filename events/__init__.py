@@ -1,1 +1,1 @@
-
+"""The wire contract: envelope, command and result payloads, topics, codec, schemas."""

@@ -1,0 +1,245 @@
+"""The envelope codec against good input and hostile input."""
+
+from __future__ import annotations
+
+import json
+
+import pydantic
+import pytest
+
+from events.codec import (
+    MAX_MESSAGE_BYTES,
+    InvalidCommand,
+    Undecodable,
+    decode_command,
+    decode_envelope,
+    encode,
+    validation_errors,
+)
+from events.commands import ExecuteProgram, RegisterProgram
+from events.envelope import Envelope, command_envelope, result_envelope
+
+
+def _raw(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def _command(type_: str = "ExecuteProgram", **data: object) -> dict[str, object]:
+    return {
+        "specversion": "1.0",
+        "id": "cmd-1",
+        "source": "urn:test",
+        "type": f"dspyops.command.{type_}",
+        "data": data or {"program_id": "qa", "inputs": {"question": "why?"}},
+    }
+
+
+def _code(raw: bytes | None, **kwargs: bool) -> str:
+    with pytest.raises(Undecodable) as info:
+        decode_envelope(raw, **kwargs)
+    assert info.value.message
+    return info.value.code
+
+
+def test_round_trip_keeps_every_attribute():
+    env = command_envelope(
+        "ExecuteProgram",
+        {"program_id": "qa", "inputs": {"question": "ça va?", "n": None}},
+        subject="qa",
+        actor="alice",
+    )
+    raw = encode(env)
+    assert decode_envelope(raw) == env
+    assert decode_command(decode_envelope(raw)) == ExecuteProgram(
+        program_id="qa", inputs={"question": "ça va?", "n": None}
+    )
+
+
+def test_encode_is_compact_utf8_without_absent_attributes():
+    env = Envelope(id="e1", type="dspyops.command.TrainProgram", data={"x": None, "y": "é"})
+    raw = encode(env)
+    assert b" " not in raw
+    assert "é".encode() in raw
+    obj = json.loads(raw)
+    assert "subject" not in obj
+    assert "causationid" not in obj
+    assert "time" not in obj
+    # None inside data is part of the payload and is kept.
+    assert obj["data"] == {"x": None, "y": "é"}
+    assert obj["correlationid"] == "e1"
+
+
+def test_result_round_trip_when_not_restricted_to_commands():
+    cmd = command_envelope("TrainProgram", {"program_id": "qa"})
+    res = result_envelope(cmd, "ProgramTrainingStarted", {"program_id": "qa"}, subject="qa")
+    assert decode_envelope(encode(res), commands_only=False) == res
+    assert _code(encode(res)) == "unknown_type"
+
+
+def test_extension_attributes_are_kept():
+    obj = {**_command(), "traceparent": "00-abc-def-01"}
+    env = decode_envelope(_raw(obj))
+    assert json.loads(encode(env))["traceparent"] == "00-abc-def-01"
+
+
+def test_too_large_is_checked_before_parsing():
+    raw = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    assert _code(raw) == "too_large"
+    assert _code(b"\xff" * (MAX_MESSAGE_BYTES + 1)) == "too_large"
+
+
+def test_exactly_the_limit_is_accepted():
+    base = len(_raw(_command()))
+    padding = MAX_MESSAGE_BYTES - base - len(', "pad": ""')
+    raw = _raw({**_command(), "pad": "x" * padding})
+    assert len(raw) == MAX_MESSAGE_BYTES
+    assert decode_envelope(raw).id == "cmd-1"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        b"",
+        b"not json",
+        b"\xff\xfe{}",
+        b'{"id": "\xc3"}',
+        b"\xef\xbb\xbf{}",
+        b"[1, 2]",
+        b'"a string"',
+        b"42",
+        b"null",
+        b'{"id": NaN}',
+        b'{"id": Infinity}',
+        b'{"id": -Infinity}',
+        b'{"id": 1e400}',
+        b'{"id": ' + b"9" * 5000 + b"}",
+        b'{"id": "a", "id": "b"}',
+        b'{"id": "\\ud800"}',
+        b'{"a": 1',
+    ],
+)
+def test_not_json(raw):
+    assert _code(raw) == "not_json"
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 10_000, 100_000])
+def test_deep_nesting_is_refused_cleanly(depth):
+    assert _code(b"[" * depth + b"]" * depth) == "not_json"
+    nested = b'{"id":"x","type":"t","data":' + b'{"a":' * depth + b"1" + b"}" * depth + b"}"
+    assert _code(nested) == "not_json"
+
+
+def test_nesting_within_the_limit_is_accepted():
+    inputs: object = 1
+    for _ in range(60):
+        inputs = [inputs]
+    env = decode_envelope(_raw(_command(program_id="qa", inputs={"q": inputs})))
+    assert env.data is not None
+
+
+def test_huge_but_finite_numbers_parse():
+    env = decode_envelope(_raw(_command(program_id="qa", inputs={"x": 1e308, "y": 10**4000})))
+    assert env.data is not None
+    assert env.data["inputs"]["y"] == 10**4000
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {},
+        {"id": "x"},
+        {"type": "dspyops.command.TrainProgram"},
+        {"id": "", "type": "dspyops.command.TrainProgram"},
+        {"id": 5, "type": "dspyops.command.TrainProgram"},
+        {"id": "x", "type": "dspyops.command.TrainProgram", "specversion": "0.3"},
+        {"id": "x", "type": "dspyops.command.TrainProgram", "data": [1]},
+        {"id": "x", "type": "dspyops.command.TrainProgram", "data": "text"},
+        {"id": "x", "type": "dspyops.command.TrainProgram", "time": "yesterday"},
+        {"id": "x" * 300, "type": "dspyops.command.TrainProgram"},
+        {"id": "x", "type": "dspyops.command.TrainProgram", "datacontenttype": "text/xml"},
+    ],
+)
+def test_not_envelope(obj):
+    assert _code(_raw(obj)) == "not_envelope"
+
+
+def test_not_envelope_summarises_the_errors():
+    with pytest.raises(Undecodable) as info:
+        decode_envelope(b"{}")
+    assert "id: Field required" in info.value.message
+    assert "type: Field required" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "type_",
+    [
+        "dspyops.command.DropDatabase",
+        "dspyops.result.ProgramRegistered",
+        "ExecuteProgram",
+        "dspyops.command.",
+        "com.example.command.ExecuteProgram",
+    ],
+)
+def test_unknown_type(type_):
+    assert _code(_raw({**_command(), "type": type_})) == "unknown_type"
+
+
+def test_invalid_command_errors_have_data_locations():
+    env = decode_envelope(_raw(_command("DeployProgram", version=0)))
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(env)
+    by_loc = {tuple(e.loc): e for e in info.value.errors}
+    assert by_loc[("data", "program_id")].type == "missing"
+    assert by_loc[("data", "version")].type == "greater_than_equal"
+    assert "program_id" in str(info.value)
+
+
+def test_unknown_fields_are_rejected():
+    env = decode_envelope(_raw(_command("TrainProgram", program_id="qa", progam_id="qa")))
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(env)
+    assert [(e.loc, e.type) for e in info.value.errors] == [
+        (["data", "progam_id"], "extra_forbidden")
+    ]
+
+
+def test_nested_error_locations_keep_indexes():
+    env = decode_envelope(
+        _raw(_command("RegisterDataset", name="d", examples=[{"q": 1}, "not an object"]))
+    )
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(env)
+    assert info.value.errors[0].loc == ["data", "examples", 1]
+
+
+def test_command_without_data_is_invalid():
+    env = decode_envelope(_raw({"id": "x", "type": "dspyops.command.TrainProgram"}))
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(env)
+    assert [(e.loc, e.type) for e in info.value.errors] == [(["data"], "missing")]
+
+
+def test_decode_command_refuses_a_non_command_envelope():
+    env = Envelope(id="x", type="dspyops.result.ProgramRegistered", data={})
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(env)
+    assert info.value.errors[0].loc == ["type"]
+    assert info.value.errors[0].type == "unknown_type"
+
+
+def test_model_validators_become_error_items():
+    env = decode_envelope(_raw(_command("UpdateProgram", program_id="qa")))
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(env)
+    assert info.value.errors[0].loc == ["data"]
+    assert "description, instructions or both" in info.value.errors[0].msg
+
+
+def test_validation_errors_prefix_and_no_input_echo():
+    with pytest.raises(pydantic.ValidationError) as info:
+        RegisterProgram.model_validate({"name": "", "signature": "x" * 20_000})
+    items = validation_errors(info.value, prefix=("body",))
+    assert {tuple(i.loc) for i in items} == {("body", "name"), ("body", "signature")}
+    assert all(len(i.model_dump_json()) < 500 for i in items)
+    assert validation_errors(info.value)[0].loc[0] == "data"
