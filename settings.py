@@ -38,6 +38,15 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "DSPYOPS_DATABASE_URL")
     )
     pg_port: int = 5432
+    # PostgreSQL schema of the event store (eventsourcing's tables and the relay position).
+    event_store_schema: str = Field(default="dspyops", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    # Worker: executions in flight per worker process, and the LM call limits.
+    execution_concurrency: int = Field(default=200, ge=1, le=10_000)
+    execution_timeout_s: float = Field(default=60.0, gt=0)
+    # How often the outbox relay looks for new stored events when it has caught up.
+    relay_poll_interval_s: float = Field(default=0.05, gt=0)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
 
     # Where the local stack keeps jars, data folders, logs and pid files.
     home: Path = Field(default_factory=_default_home)

@@ -36,6 +36,10 @@ class Envelope(BaseModel):
     correlationid: EnvelopeId | None = None
     causationid: EnvelopeId | None = None
     actor: Annotated[str, Field(max_length=256)] | None = None
+    # On `dspyops.event.*` only: the event's store position and its aggregate.
+    position: int | None = None
+    aggregateid: str | None = None
+    aggregateversion: int | None = None
 
     @model_validator(mode="after")
     def _correlation_defaults_to_id(self) -> Envelope:

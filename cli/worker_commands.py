@@ -1,0 +1,28 @@
+"""`dspyops worker`: the stream processors (commands in, results and events out)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.console import fail
+from settings import get_settings
+
+
+def worker(
+    loglevel: Annotated[
+        str, typer.Option("--loglevel", "-l", help="crit, error, warn, info or debug")
+    ] = "warn",
+) -> None:
+    """Run a worker; start more of them to scale out (they share one consumer group)."""
+    from cli.infra.kafka import metadata_answers
+    from consumers.worker import run_worker
+
+    settings = get_settings()
+    if not metadata_answers(settings.bootstrap_servers):
+        fail(
+            f"Kafka at {settings.bootstrap_servers} does not answer",
+            "run `dspyops infra up` or set KAFKA_BOOTSTRAP_SERVERS",
+        )
+    run_worker(settings, loglevel=loglevel)

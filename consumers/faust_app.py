@@ -1,0 +1,126 @@
+"""The faust app: one agent per command topic, results and dead letters published durably.
+
+An agent acknowledges a record only when it moves on to the next one, and it moves on
+only after Kafka has acknowledged every message the record caused: offsets are committed
+after results are durable, so a crash redelivers, and idempotent handling makes that safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import faust
+
+from consumers.records import Incoming, Outgoing
+from consumers.transient import is_transient
+from events.codec import encode
+from events.envelope import Envelope
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+Process = Callable[[Incoming], Awaitable[list[Outgoing]]]
+
+_MAX_BACKOFF_S = 5.0
+
+
+def create_app(settings: Settings, *, app_id: str | None = None) -> faust.App:
+    return faust.App(
+        app_id or f"{settings.topic_prefix}worker",
+        broker=f"kafka://{settings.bootstrap_servers}",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_allow_declare=False,  # topics are created up front, with one partition count
+        topic_disable_leader=True,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        producer_acks=-1,
+        producer_max_request_size=4 * 1024 * 1024,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+    )
+
+
+class Publisher:
+    """Sends envelopes and waits until Kafka has them all."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._topics: dict[str, faust.TopicT] = {}
+
+    def _topic(self, name: str) -> faust.TopicT:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._app.topic(name, key_serializer="raw", value_serializer="raw")
+            self._topics[name] = topic
+        return topic
+
+    async def publish(self, messages: Sequence[Outgoing]) -> None:
+        pending = []
+        for message in messages:
+            pending.append(await self._send(message.topic, message.key, message.envelope))
+        await asyncio.gather(*pending)
+
+    async def publish_tuples(self, messages: Sequence[tuple[str, str, Envelope]]) -> None:
+        await self.publish([Outgoing(t, k, e) for t, k, e in messages])
+
+    async def _send(self, topic: str, key: str | None, envelope: Envelope) -> Awaitable[Any]:
+        # force=True: send now rather than attached to the current event (faust's
+        # default), so we can wait for the broker's acknowledgement ourselves.
+        return await self._topic(topic).send(
+            key=key.encode() if key is not None else None,
+            value=encode(envelope),
+            force=True,
+        )
+
+
+async def handle_record(record: Incoming, process: Process, publisher: Publisher) -> None:
+    """Processes one record until its messages are durable, waiting out outages."""
+    backoff = 0.1
+    while True:
+        try:
+            outgoing = await process(record)
+            await publisher.publish(outgoing)
+            return
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "transient failure on %s[%d]@%d, retrying in %.1fs: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                backoff,
+                exc,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+
+def add_command_agent(
+    app: faust.App,
+    topic_name: str,
+    process: Process,
+    publisher: Publisher,
+    *,
+    concurrency: int,
+) -> None:
+    topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
+
+    async def agent(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            message = event.message
+            record = Incoming(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+            )
+            await handle_record(record, process, publisher)
+
+    app.agent(topic, name=f"{topic_name}-agent", concurrency=concurrency)(agent)

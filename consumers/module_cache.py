@@ -1,0 +1,34 @@
+"""Built DSPy modules per program version: versions are immutable, so each is built once."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import dspy
+
+from aggregates.application import ExecutionPlan
+from runtime.modules import build_module
+from signatures import compile_signature
+
+
+class ModuleCache:
+    def __init__(self, maxsize: int = 1024) -> None:
+        self._maxsize = maxsize
+        self._modules: OrderedDict[tuple[str, int], dspy.Module] = OrderedDict()
+
+    def get(self, plan: ExecutionPlan) -> dspy.Module:
+        key = (plan.program_id, plan.version)
+        module = self._modules.get(key)
+        if module is None:
+            compiled = compile_signature(
+                plan.signature,
+                instructions=plan.instructions,
+                descriptions=plan.field_descriptions or None,
+            )
+            module = build_module(plan.module, compiled.dspy_signature, plan.state)
+            self._modules[key] = module
+            if len(self._modules) > self._maxsize:
+                self._modules.popitem(last=False)
+        else:
+            self._modules.move_to_end(key)
+        return module

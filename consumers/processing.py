@@ -1,0 +1,177 @@
+"""From one command record to the messages it causes: no Kafka client here, only decisions.
+
+The faust agents and the tests share this, so what a worker does with a record is tested
+without a broker and exercised with one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from aggregates.application import CommandContext, DspyOps, ExecutionPlan, Outcome
+from consumers.module_cache import ModuleCache
+from consumers.records import Incoming, Outgoing
+from consumers.transient import is_transient
+from events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
+from events.commands import ExecuteProgram
+from events.deadletter import deadletter_envelope
+from events.envelope import Envelope, result_envelope
+from events.results import CommandRejected, ErrorItem
+from events.topics import Topics, command_topic
+from runtime.executor import run_program
+from runtime.profiles import ProfileRegistry, UnknownProfile
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Processor:
+    """Everything a command needs: the event store, LM profiles and built modules."""
+
+    app: DspyOps
+    topics: Topics
+    profiles: ProfileRegistry
+    modules: ModuleCache
+    store_executor: Executor | None = None
+    execution_timeout_s: float = 60.0
+
+    async def process(self, record: Incoming) -> list[Outgoing]:
+        """The messages to publish for `record`. Raises only for transient outages."""
+        try:
+            envelope = decode_envelope(record.value)
+        except Undecodable as exc:
+            return [self._deadletter(record, exc)]
+        try:
+            return await self._process_envelope(record, envelope)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # A bug must not block the partition: the command still gets its one result.
+            log.exception("internal error handling %s %s", envelope.type, envelope.id)
+            error = ErrorItem(
+                loc=[], msg=f"internal error: {type(exc).__name__}", type="internal_error"
+            )
+            return [
+                self._reply(
+                    envelope,
+                    CommandRejected(command_type=envelope.short_type, errors=[error]),
+                    envelope.subject,
+                )
+            ]
+
+    async def _process_envelope(self, record: Incoming, envelope: Envelope) -> list[Outgoing]:
+        wrong_topic = self._wrong_topic(record, envelope)
+        if wrong_topic is not None:
+            return [self._reply(envelope, wrong_topic, envelope.subject)]
+        try:
+            command = decode_command(envelope)
+        except InvalidCommand as exc:
+            rejected = CommandRejected(command_type=envelope.short_type, errors=exc.errors)
+            return [self._reply(envelope, rejected, envelope.subject)]
+        ctx = CommandContext(
+            command_id=envelope.id,
+            correlation_id=envelope.correlation_id,
+            actor=envelope.actor,
+            command_type=envelope.short_type,
+        )
+        if isinstance(command, ExecuteProgram):
+            outcome = await self._execute(command, ctx)
+        else:
+            outcome = await self._in_store(self.app.handle, command, ctx)
+        return [self._outcome(envelope, outcome)]
+
+    def _wrong_topic(self, record: Incoming, envelope: Envelope) -> CommandRejected | None:
+        try:
+            expected = command_topic(self.topics, envelope.short_type)
+        except KeyError:
+            expected = record.topic  # the codec dead-letters unknown types; nothing to add
+        if expected == record.topic:
+            return None
+        error = ErrorItem(
+            loc=["type"],
+            msg=f"{envelope.short_type} belongs on topic {expected}, not {record.topic}",
+            type="wrong_topic",
+        )
+        return CommandRejected(command_type=envelope.short_type, errors=[error])
+
+    async def _execute(self, command: ExecuteProgram, ctx: CommandContext) -> Outcome:
+        planned = await self._in_store(self.app.plan_execution, command, ctx)
+        if isinstance(planned, Outcome):
+            return planned
+        return await self._run_and_record(planned, ctx)
+
+    async def _run_and_record(self, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
+        try:
+            profile = self.profiles.get(plan.lm)
+            lm = self.profiles.build_lm(plan.lm)
+        except UnknownProfile as exc:
+            return await self._in_store(
+                partial(
+                    self.app.complete_execution,
+                    plan,
+                    ctx,
+                    error=("unknown_lm_profile", str(exc)),
+                    latency_ms=0.0,
+                )
+            )
+        module = self.modules.get(plan)
+        outcome = await run_program(
+            module,
+            dict(plan.inputs),
+            lm,
+            timeout_s=min(profile.timeout_s, self.execution_timeout_s),
+        )
+        if outcome.ok:
+            record = partial(
+                self.app.complete_execution,
+                plan,
+                ctx,
+                outputs=outcome.outputs,
+                latency_ms=outcome.latency_ms,
+                usage=outcome.usage,
+                model=outcome.model,
+                offline=profile.offline,
+            )
+        else:
+            record = partial(
+                self.app.complete_execution,
+                plan,
+                ctx,
+                error=(outcome.error_code or "internal_error", outcome.error_message or ""),
+                latency_ms=outcome.latency_ms,
+            )
+        return await self._in_store(record)
+
+    async def _in_store(self, fn: Any, *args: Any) -> Any:
+        """Event store calls are blocking (psycopg); they run in the store's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.store_executor, partial(fn, *args))
+
+    def _outcome(self, command: Envelope, outcome: Outcome) -> Outgoing:
+        envelope = result_envelope(
+            command, outcome.result_type, outcome.data, subject=outcome.subject
+        )
+        return Outgoing(self.topics.results, command.correlation_id, envelope)
+
+    def _reply(self, command: Envelope, result: Any, subject: str | None) -> Outgoing:
+        data = result.model_dump(mode="json")
+        envelope = result_envelope(command, type(result).__name__, data, subject=subject)
+        return Outgoing(self.topics.results, command.correlation_id, envelope)
+
+    def _deadletter(self, record: Incoming, exc: Undecodable) -> Outgoing:
+        envelope = deadletter_envelope(
+            record.value,
+            key=record.key,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=exc,
+        )
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        return Outgoing(self.topics.deadletter, key, envelope)

@@ -1,0 +1,190 @@
+"""The outbox relay: every event stored in PostgreSQL goes to the events topic, in store order.
+
+At least once: the tracked position moves only after Kafka acknowledged the whole batch,
+so a crash between the two publishes the tail of the last batch again (consumers
+deduplicate on the envelope id, which is the event's store position). One relay is
+active per event store: a PostgreSQL advisory lock elects it, the others wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+from pydantic_core import to_jsonable_python
+
+from events.envelope import EVENT_TYPE_PREFIX, Envelope
+from events.topics import Topics
+
+log = logging.getLogger(__name__)
+
+# Any stable 64-bit number: the advisory lock that elects the one active relay.
+_RELAY_LOCK_KEY = 0x64737079_6F707301
+_RELAY_NAME = "events"
+
+Publish = Callable[[Sequence[tuple[str, str, Envelope]]], Awaitable[None]]
+
+
+class PositionStore:
+    """The relay's last published position, one row per relay, in the event store's schema."""
+
+    def __init__(self, database_url: str, schema: str) -> None:
+        self._url = database_url
+        self._schema = schema
+        self._lock_conn: psycopg.Connection[Any] | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self._url, autocommit=True)
+
+    def ensure_table(self) -> None:
+        with self._connect() as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{self._schema}".relay_positions '
+                "(name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz NOT NULL)"
+            )
+
+    def read(self) -> int:
+        with self._connect() as conn:
+            row = conn.execute(
+                f'SELECT position FROM "{self._schema}".relay_positions WHERE name = %s',
+                (_RELAY_NAME,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def write(self, position: int) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                f'INSERT INTO "{self._schema}".relay_positions (name, position, updated_at) '
+                "VALUES (%s, %s, now()) ON CONFLICT (name) DO UPDATE "
+                "SET position = GREATEST(relay_positions.position, EXCLUDED.position), "
+                "updated_at = now()",
+                (_RELAY_NAME, position),
+            )
+
+    def try_lead(self) -> bool:
+        """Takes the session advisory lock; held until release() or the connection dies."""
+        if self._lock_conn is None or self._lock_conn.closed:
+            self._lock_conn = self._connect()
+        row = self._lock_conn.execute(
+            "SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK_KEY,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def release(self) -> None:
+        if self._lock_conn is not None and not self._lock_conn.closed:
+            self._lock_conn.close()
+        self._lock_conn = None
+
+
+def event_envelope(app: Application[uuid.UUID], notification: Notification) -> tuple[str, Envelope]:
+    """The CloudEvent for one stored event, and its Kafka key (the aggregate's id)."""
+    domain_event = app.mapper.to_domain_event(notification)
+    attributes = {k: v for k, v in vars(domain_event).items() if k not in {"originator_topic"}}
+    data = to_jsonable_python(attributes, fallback=str)
+    key = _aggregate_key(data, str(notification.originator_id))
+    event_name = notification.topic.rsplit(":", 1)[-1]
+    timestamp = getattr(domain_event, "timestamp", None)
+    envelope = Envelope(
+        id=f"event-{notification.id}",
+        type=EVENT_TYPE_PREFIX + event_name,
+        time=timestamp if isinstance(timestamp, datetime) else None,
+        subject=key,
+        data=data,
+        correlationid=data.get("correlation_id") or f"event-{notification.id}",
+        causationid=data.get("command_id"),
+        actor=data.get("actor"),
+        position=notification.id,
+        aggregateid=str(notification.originator_id),
+        aggregateversion=notification.originator_version,
+    )
+    return key, envelope
+
+
+def _aggregate_key(data: dict[str, Any], fallback: str) -> str:
+    for name in ("program_id", "dataset_id", "execution_id", "optimization_id", "evaluation_id"):
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return fallback
+
+
+class OutboxRelay:
+    """Polls the notification log after the tracked position and publishes each batch."""
+
+    def __init__(
+        self,
+        app: Application[uuid.UUID],
+        positions: PositionStore,
+        topics: Topics,
+        publish: Publish,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.05,
+    ) -> None:
+        self._app = app
+        self._positions = positions
+        self._topics = topics
+        self._publish = publish
+        self._batch_size = batch_size
+        self._poll = poll_interval_s
+        self.position = 0
+        self.published = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self._positions.ensure_table)
+        try:
+            while not stop.is_set():
+                if not await asyncio.to_thread(self._positions.try_lead):
+                    await _sleep_or_stop(stop, 1.0)
+                    continue
+                self.position = await asyncio.to_thread(self._positions.read)
+                await self._relay_while_leading(stop)
+        finally:
+            await asyncio.to_thread(self._positions.release)
+
+    async def _relay_while_leading(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            moved = await self.relay_once()
+            if not moved:
+                await _sleep_or_stop(stop, self._poll)
+
+    async def relay_once(self) -> int:
+        """Publishes the next batch; returns how many events it published."""
+        notifications = await asyncio.to_thread(
+            self._app.recorder.select_notifications,
+            self.position,
+            self._batch_size,
+            inclusive_of_start=False,
+        )
+        if not notifications:
+            return 0
+        batch = []
+        for notification in notifications:
+            key, envelope = event_envelope(self._app, notification)
+            batch.append((self._topics.events, key, envelope))
+        await self._publish(batch)
+        last = notifications[-1].id
+        await asyncio.to_thread(self._positions.write, last)
+        self.position = last
+        self.published += len(batch)
+        return len(batch)
+
+    async def lag(self) -> int:
+        """Stored events not yet published."""
+        newest = await asyncio.to_thread(self._app.recorder.max_notification_id)
+        return max(0, (newest or 0) - self.position)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

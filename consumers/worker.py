@@ -1,0 +1,94 @@
+"""The composition root of `dspyops worker`: event store, LM profiles, agents, outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+import psycopg
+
+from aggregates.application import DspyOps
+from aggregates.persistence import eventsourcing_env
+from consumers.faust_app import Publisher, add_command_agent, create_app
+from consumers.module_cache import ModuleCache
+from consumers.processing import Processor
+from consumers.relay import OutboxRelay, PositionStore
+from consumers.topic_admin import ensure_topics
+from events.topics import Topics
+from runtime.executor import configure_dspy_for_workers
+from runtime.profiles import ProfileRegistry
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Matches eventsourcing's PostgreSQL pool (POSTGRES_POOL_SIZE + max overflow): more
+# threads than connections would only queue inside the pool.
+_STORE_THREADS = 10
+
+
+def ensure_event_store_schema(settings: Settings) -> None:
+    with psycopg.connect(settings.effective_database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.event_store_schema}"')
+
+
+def open_store(settings: Settings) -> DspyOps:
+    ensure_event_store_schema(settings)
+    env = eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
+    env["POSTGRES_POOL_SIZE"] = str(_STORE_THREADS)
+    return DspyOps(env=env)
+
+
+def build_worker_app(
+    settings: Settings, loop: asyncio.AbstractEventLoop, *, relay: bool = True
+) -> faust.App:
+    topics = Topics(settings.topic_prefix)
+    loop.run_until_complete(
+        ensure_topics(settings.bootstrap_servers, topics.all, partitions=settings.topic_partitions)
+    )
+    configure_dspy_for_workers()
+    store = open_store(settings)
+    app = create_app(settings)
+    publisher = Publisher(app)
+    processor = Processor(
+        app=store,
+        topics=topics,
+        profiles=ProfileRegistry.from_settings(settings.lm_profiles),
+        modules=ModuleCache(),
+        store_executor=ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="store"),
+        execution_timeout_s=settings.execution_timeout_s,
+    )
+    add_command_agent(app, topics.programs, processor.process, publisher, concurrency=1)
+    add_command_agent(
+        app,
+        topics.executions,
+        processor.process,
+        publisher,
+        concurrency=settings.execution_concurrency,
+    )
+    add_command_agent(app, topics.optimizations, processor.process, publisher, concurrency=1)
+    if relay:
+        outbox = OutboxRelay(
+            store,
+            PositionStore(settings.effective_database_url, settings.event_store_schema),
+            topics,
+            publisher.publish_tuples,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+        )
+
+        async def run_relay() -> None:
+            await outbox.run(asyncio.Event())
+
+        app.task(run_relay)
+    return app
+
+
+def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
+    # One loop for the topic check and for faust, so nothing is bound to a closed loop.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = build_worker_app(settings, loop)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, loop=loop)
+    worker.execute_from_commandline()

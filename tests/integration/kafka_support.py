@@ -1,0 +1,99 @@
+"""Producing commands and reading results through the real broker, for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from events.codec import encode
+from events.envelope import Envelope, command_envelope
+from events.topics import Topics, command_topic
+
+
+async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(t, value=v, key=k) for t, k, v in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def send_commands(bootstrap: str, topics: Topics, envelopes: Iterable[Envelope]) -> None:
+    await produce(
+        bootstrap,
+        [
+            (
+                command_topic(topics, e.short_type),
+                (e.subject or e.id).encode(),
+                encode(e),
+            )
+            for e in envelopes
+        ],
+    )
+
+
+def command(command_type: str, data: dict[str, Any], **kwargs: Any) -> Envelope:
+    subject = data.get("program_id") or data.get("dataset_id") or data.get("execution_id")
+    return command_envelope(command_type, data, subject=subject, **kwargs)
+
+
+class TopicReader:
+    """Reads a topic from the beginning and keeps every message as parsed JSON."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self.messages: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def wait_for(
+        self, done: Callable[[list[dict[str, Any]]], bool], *, timeout_s: float = 60.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while not done(self.messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout_s}s with {len(self.messages)} messages: "
+                    f"{self.messages[-3:]}"
+                )
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                self.messages.extend(json.loads(r.value) for r in records if r.value is not None)
+        return self.messages
+
+    async def results_for(
+        self, command_ids: Iterable[str], *, timeout_s: float = 60.0
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Every terminal result per command id, once each command has at least one."""
+        wanted = set(command_ids)
+
+        def terminal(messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+            found: dict[str, list[dict[str, Any]]] = {}
+            for m in messages:
+                if m.get("causationid") in wanted and not m["type"].endswith("Progress"):
+                    found.setdefault(m["causationid"], []).append(m)
+            return found
+
+        await self.wait_for(lambda ms: len(terminal(ms)) == len(wanted), timeout_s=timeout_s)
+        return terminal(self.messages)
