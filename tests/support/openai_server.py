@@ -68,6 +68,7 @@ class OpenAIServer:
         self.hang_s = hang_s
         self.fixed_usage = usage
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         # What each successful answer reported, in order, for usage assertions.
         self.usages: list[dict[str, int]] = []
         self.rate_limited = 0
@@ -111,9 +112,12 @@ class OpenAIServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _answer(
+        self, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
             self.requests.append(body)
+            self.headers.append(headers)
             limited = self.rate_limited < self.rate_limit_first
             if limited:
                 self.rate_limited += 1
@@ -191,7 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send(400, {}, {"error": {"message": "body is not JSON"}})
             return
-        status, headers, payload = self.owner._answer(body)
+        received = {name.lower(): value for name, value in self.headers.items()}
+        status, headers, payload = self.owner._answer(body, received)
         self._send(status, headers, payload)
 
     def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any]) -> None:
