@@ -30,7 +30,7 @@ from dspy.lm15 import Message, Request, Response, TextPart, Usage
 OFFLINE_MODEL = "offline"
 OFFLINE_LABEL = "[offline]"
 
-_HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
+_LISTED_FIELD = re.compile(r"^\d+\. `(\w+)`", re.MULTILINE)
 _CHAT_DONE = "[[ ## completed ## ]]"
 _MAX_DEPTH = 4
 
@@ -79,10 +79,10 @@ def _output_fields(request: Request) -> dict[str, Any]:
         if isinstance(signature, type) and issubclass(signature, dspy.Signature):
             outputs: dict[str, Any] = signature.output_fields  # type: ignore[attr-defined]
             return {name: f.annotation for name, f in outputs.items()}
-    system = _system_text(request)
-    described = system.split("Your output fields are:", 1)[-1]
-    names = [n for n in _HEADER.findall(described) if n != "completed"]
-    return dict.fromkeys(dict.fromkeys(names), str)
+    # Both adapters list the outputs as "1. `name` (type): ..." under this heading.
+    described = _system_text(request).partition("Your output fields are:")[2]
+    described = described.partition("All interactions will be structured")[0]
+    return dict.fromkeys(_LISTED_FIELD.findall(described), str)
 
 
 def _system_text(request: Request) -> str:
