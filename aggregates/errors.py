@@ -1,0 +1,53 @@
+"""Domain errors: what a command got wrong, as machine-readable `{loc, msg, type}` items.
+
+A `DomainError` never leaves a half-applied change: guards raise it before any event is
+recorded, and the application turns it into a `CommandRejected` outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+ErrorDict = dict[str, Any]
+
+
+class DomainError(Exception):
+    """A command that cannot be applied; `.errors` lists every reason."""
+
+    error_type = "domain_error"
+
+    def __init__(
+        self,
+        msg: str = "",
+        *,
+        loc: Sequence[str | int] = (),
+        errors: list[ErrorDict] | None = None,
+    ) -> None:
+        if errors is None:
+            errors = [{"loc": list(loc), "msg": msg, "type": self.error_type}]
+        if not errors:
+            raise ValueError("a DomainError needs at least one error")
+        self.errors: list[ErrorDict] = errors
+        super().__init__(msg or "; ".join(str(error["msg"]) for error in errors))
+
+
+class NotFound(DomainError):
+    error_type = "not_found"
+
+
+class IllegalTransition(DomainError):
+    error_type = "illegal_transition"
+
+
+class InvalidInput(DomainError):
+    error_type = "invalid_input"
+
+
+class AlreadyExists(DomainError):
+    error_type = "already_exists"
+
+
+def prefixed(errors: list[ErrorDict], *prefix: str | int) -> list[ErrorDict]:
+    """The same errors with `prefix` put in front of each `loc`."""
+    return [{**error, "loc": [*prefix, *error.get("loc", [])]} for error in errors]

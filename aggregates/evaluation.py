@@ -1,0 +1,53 @@
+"""The Evaluation aggregate: one program version scored on a dataset's dev split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import event
+
+from aggregates.ids import evaluation_uuid
+from aggregates.run import COMPLETED, RUNNING, Run
+
+
+class Evaluation(Run):
+    @staticmethod
+    def create_id(evaluation_id: str) -> Any:
+        return evaluation_uuid(evaluation_id)
+
+    @event("Requested")
+    def __init__(
+        self,
+        evaluation_id: str,
+        program_id: str,
+        version: int,
+        dataset_id: str,
+        metric: str,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self._init_run(evaluation_id, program_id, command_id, correlation_id, actor)
+        self.evaluation_id = evaluation_id
+        self.version_used = version
+        self.dataset_id = dataset_id
+        self.metric = metric
+        self.score: float | None = None
+        self.per_example: list[dict[str, Any]] = []
+
+    def complete(self, score: float, per_example: list[dict[str, Any]], **meta: Any) -> None:
+        self._check(frozenset({RUNNING}), "complete")
+        self._completed(score=score, per_example=per_example, **meta)
+
+    @event("Completed")
+    def _completed(
+        self,
+        score: float,
+        per_example: list[dict[str, Any]],
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.status = COMPLETED
+        self.score = score
+        self.per_example = list(per_example)

@@ -1,0 +1,129 @@
+"""The Execution aggregate: one run of one program version, requested -> succeeded | failed.
+
+One aggregate per execution keeps a busy Program small. The worker usually records the
+request and the terminal event together after the LM call, but a request stored alone
+(e.g. by a worker that records before calling) is a valid state to complete later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from aggregates.errors import IllegalTransition
+from aggregates.ids import execution_uuid
+
+REQUESTED, SUCCEEDED, FAILED = "requested", "succeeded", "failed"
+
+
+class Execution(Aggregate):
+    @staticmethod
+    def create_id(execution_id: str) -> Any:
+        return execution_uuid(execution_id)
+
+    @event("Requested")
+    def __init__(
+        self,
+        execution_id: str,
+        program_id: str,
+        version: int,
+        inputs: dict[str, Any],
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.program_id = program_id
+        self.version_used = version
+        self.inputs = dict(inputs)
+        # The command that asked for it: another command reusing this id is rejected.
+        self.command_id = command_id
+        self.status = REQUESTED
+        self.outputs: dict[str, Any] | None = None
+        self.latency_ms: float | None = None
+        self.usage: dict[str, int] | None = None
+        self.model: str | None = None
+        self.offline = False
+        self.error_code: str | None = None
+        self.error_message: str | None = None
+        self.error_details: list[dict[str, Any]] = []
+
+    def _check_open(self) -> None:
+        if self.status != REQUESTED:
+            raise IllegalTransition(
+                f"execution {self.execution_id!r} already {self.status}", loc=["status"]
+            )
+
+    def succeed(
+        self,
+        *,
+        outputs: dict[str, Any],
+        latency_ms: float,
+        usage: dict[str, int],
+        model: str,
+        offline: bool,
+        **meta: Any,
+    ) -> None:
+        self._check_open()
+        self._succeeded(
+            outputs=outputs,
+            latency_ms=latency_ms,
+            usage=usage,
+            model=model,
+            offline=offline,
+            **meta,
+        )
+
+    def fail(
+        self,
+        *,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]],
+        latency_ms: float | None,
+        model: str | None,
+        **meta: Any,
+    ) -> None:
+        self._check_open()
+        self._failed(
+            code=code, message=message, details=details, latency_ms=latency_ms, model=model, **meta
+        )
+
+    @event("Succeeded")
+    def _succeeded(
+        self,
+        outputs: dict[str, Any],
+        latency_ms: float,
+        usage: dict[str, int],
+        model: str,
+        offline: bool,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.status = SUCCEEDED
+        self.outputs = dict(outputs)
+        self.latency_ms = latency_ms
+        self.usage = dict(usage)
+        self.model = model
+        self.offline = offline
+
+    @event("Failed")
+    def _failed(
+        self,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]],
+        latency_ms: float | None,
+        model: str | None,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.status = FAILED
+        self.error_code = code
+        self.error_message = message
+        self.error_details = list(details)
+        self.latency_ms = latency_ms
+        self.model = model

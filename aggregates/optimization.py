@@ -1,0 +1,64 @@
+"""The Optimization aggregate: one optimizer run over a dataset for one program."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import event
+
+from aggregates.ids import optimization_uuid
+from aggregates.run import COMPLETED, RUNNING, Run
+
+
+class Optimization(Run):
+    @staticmethod
+    def create_id(optimization_id: str) -> Any:
+        return optimization_uuid(optimization_id)
+
+    @event("Requested")
+    def __init__(
+        self,
+        optimization_id: str,
+        program_id: str,
+        dataset_id: str,
+        base_version: int,
+        optimizer: str,
+        metric: str,
+        config: dict[str, Any],
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self._init_run(optimization_id, program_id, command_id, correlation_id, actor)
+        self.optimization_id = optimization_id
+        self.dataset_id = dataset_id
+        self.base_version = base_version
+        self.optimizer = optimizer
+        self.metric = metric
+        self.config = dict(config)
+        self.version_created: int | None = None
+        self.baseline_score: float | None = None
+        self.optimized_score: float | None = None
+
+    def complete(
+        self, version: int, baseline_score: float, optimized_score: float, **meta: Any
+    ) -> None:
+        self._check(frozenset({RUNNING}), "complete")
+        self._completed(
+            version=version, baseline_score=baseline_score, optimized_score=optimized_score, **meta
+        )
+
+    @event("Completed")
+    def _completed(
+        self,
+        version: int,
+        baseline_score: float,
+        optimized_score: float,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.status = COMPLETED
+        self.version_created = version
+        self.baseline_score = baseline_score
+        self.optimized_score = optimized_score

@@ -1,0 +1,52 @@
+"""What a worker needs to run a program, an optimization or an evaluation.
+
+A plan is everything read from the aggregates at planning time, so the worker builds the
+DSPy module and calls the LM without touching the event store again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Plan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    program_id: str
+    version: int
+    signature: str
+    module: str
+    instructions: str | None
+    field_descriptions: dict[str, str]
+    # DSPy's saved state of the version (`dump_state()`), None when never optimized.
+    state: dict[str, Any] | None
+    lm: str
+
+
+class ExecutionPlan(_Plan):
+    execution_id: str
+    inputs: dict[str, Any]
+
+
+class OptimizationPlan(_Plan):
+    """`version` is the version the optimizer starts from."""
+
+    optimization_id: str
+    dataset_id: str
+    trainset: list[dict[str, Any]]
+    devset: list[dict[str, Any]]
+    optimizer: str
+    metric: str
+    config: dict[str, Any]
+    # True when the run was already recorded (a redelivered command after a crash).
+    resumed: bool = False
+
+
+class EvaluationPlan(_Plan):
+    evaluation_id: str
+    dataset_id: str
+    devset: list[dict[str, Any]]
+    metric: str
+    resumed: bool = False
