@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import infra_commands, worker_commands
+from cli import infra_commands, schema_commands, worker_commands
 
 app = typer.Typer(
     name="dspyops",
@@ -13,6 +13,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(infra_commands.app, name="infra")
+app.add_typer(schema_commands.app, name="schema")
 app.command(name="worker")(worker_commands.worker)
 
 
