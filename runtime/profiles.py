@@ -80,6 +80,8 @@ class LMProfile(BaseModel):
     def _consistent(self) -> LMProfile:
         if not _PROFILE_NAME.match(self.name):
             raise ValueError(f"profile name {self.name!r} must match {_PROFILE_NAME.pattern}")
+        if self.api_base is not None and not self.api_base.startswith(("http://", "https://")):
+            raise ValueError("api_base must be an http:// or https:// URL")
         if self.api_key_env is not None and not _ENV_NAME.match(self.api_key_env):
             raise ValueError("api_key_env must be the NAME of an environment variable, not a key")
         if self.offline:
