@@ -1,0 +1,169 @@
+"""Program lifecycle: every action from every status, versions, rollback and updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aggregates.errors import IllegalTransition, NotFound
+from aggregates.program import STATUSES, Program
+
+META: dict[str, Any] = {"command_id": "c", "correlation_id": "c", "actor": "tester"}
+ACTIONS = ("train", "optimize", "deploy", "rollback", "deprecate", "update")
+
+# The seed's state machine plus update/rollback, written out rather than derived from the
+# code's table so a wrong table fails here. Missing pairs are forbidden.
+ALLOWED = {
+    ("draft", "train"): "training",
+    ("draft", "optimize"): "optimized",
+    ("draft", "update"): "draft",
+    ("training", "optimize"): "optimized",
+    ("training", "update"): "training",
+    ("optimized", "deploy"): "deployed",
+    ("optimized", "deprecate"): "deprecated",
+    ("optimized", "update"): "optimized",
+    ("deployed", "rollback"): "deployed",
+    ("deployed", "deprecate"): "deprecated",
+    ("deployed", "update"): "deployed",
+}
+
+
+def new_program() -> Program:
+    return Program(
+        program_id="p",
+        name="P",
+        signature="question: str -> answer: str",
+        module="Predict",
+        instructions="Answer.",
+        description=None,
+        field_descriptions={},
+        lm="default",
+        **META,
+    )
+
+
+def optimize(program: Program, score: float = 0.8) -> int:
+    return program.add_optimized_version(
+        optimization_id="o",
+        state={"predict": {"demos": [{"question": "q", "answer": "a"}]}},
+        optimizer="BootstrapFewShot",
+        metric="exact_match",
+        config={},
+        dataset_id="d",
+        baseline_score=0.5,
+        optimized_score=score,
+        **META,
+    )
+
+
+def program_in(status: str) -> Program:
+    program = new_program()
+    if status == "training":
+        program.train(**META)
+    elif status == "optimized":
+        optimize(program)
+    elif status == "deployed":
+        optimize(program)
+        program.deploy(2, **META)
+    elif status == "deprecated":
+        optimize(program)
+        program.deprecate(**META)
+    assert program.status == status
+    return program
+
+
+def act(program: Program, action: str) -> None:
+    if action == "train":
+        program.train(**META)
+    elif action == "optimize":
+        optimize(program)
+    elif action == "deploy":
+        program.deploy(program.latest_version, **META)
+    elif action == "rollback":
+        program.rollback(1, **META)
+    elif action == "deprecate":
+        program.deprecate(**META)
+    elif action == "update":
+        program.update("new description", "new instructions", **META)
+
+
+@pytest.mark.parametrize("status", STATUSES)
+@pytest.mark.parametrize("action", ACTIONS)
+def test_every_action_from_every_status(status: str, action: str) -> None:
+    program = program_in(status)
+    pending = len(program.pending_events)
+    if (status, action) in ALLOWED:
+        act(program, action)
+        assert program.status == ALLOWED[(status, action)]
+        assert len(program.pending_events) == pending + 1
+    else:
+        with pytest.raises(IllegalTransition) as info:
+            act(program, action)
+        assert info.value.errors[0]["type"] == "illegal_transition"
+        assert status in info.value.errors[0]["msg"]
+        assert program.status == status
+        assert len(program.pending_events) == pending
+
+
+def test_events_carry_command_metadata() -> None:
+    program = program_in("deployed")
+    for event in program.collect_events():
+        assert (event.command_id, event.correlation_id, event.actor) == ("c", "c", "tester")  # type: ignore[attr-defined]
+
+
+def test_v1_is_unoptimized_and_optimization_adds_an_immutable_version() -> None:
+    program = new_program()
+    assert program.latest_version == 1
+    assert program.get_version(1)["state"] is None
+    assert optimize(program, score=0.9) == 2
+    v2 = program.get_version(2)
+    assert v2["source"] == "optimized"
+    assert v2["state"] == {"predict": {"demos": [{"question": "q", "answer": "a"}]}}
+    assert (v2["baseline_score"], v2["optimized_score"]) == (0.5, 0.9)
+    assert (v2["optimizer"], v2["dataset_id"], v2["based_on"]) == ("BootstrapFewShot", "d", 1)
+    assert program.get_version(1)["state"] is None
+
+
+def test_serving_version_is_named_then_deployed_then_latest() -> None:
+    program = program_in("optimized")
+    assert program.serving_version()["number"] == 2
+    program.deploy(2, **META)
+    program.update(None, "newer", **META)
+    assert program.latest_version == 3
+    assert program.serving_version()["number"] == 2
+    assert program.serving_version(1)["number"] == 1
+    with pytest.raises(NotFound):
+        program.serving_version(9)
+
+
+def test_rollback_moves_the_alias_to_an_earlier_version_only() -> None:
+    program = program_in("deployed")
+    with pytest.raises(IllegalTransition):
+        program.rollback(2, **META)
+    with pytest.raises(NotFound):
+        program.rollback(7, **META)
+    program.rollback(1, **META)
+    assert (program.status, program.deployed_version) == ("deployed", 1)
+    event = program.collect_events()[-1]
+    assert type(event).__name__ == "RolledBack"
+    assert (event.version, event.previous_version) == (1, 2)  # type: ignore[attr-defined]
+
+
+def test_deploy_needs_an_existing_version() -> None:
+    program = program_in("optimized")
+    with pytest.raises(NotFound):
+        program.deploy(3, **META)
+    assert program.status == "optimized"
+
+
+def test_update_of_description_keeps_versions_instructions_make_a_new_one() -> None:
+    program = program_in("optimized")
+    program.update("described", None, **META)
+    assert (program.description, program.latest_version) == ("described", 2)
+    program.update(None, "Be terse.", **META)
+    v3 = program.get_version(3)
+    assert (v3["source"], v3["instructions"], v3["based_on"]) == ("updated", "Be terse.", 2)
+    # The learned demos carry over to the new instructions.
+    assert v3["state"] == program.get_version(2)["state"]
+    assert program.get_version(2)["instructions"] == "Answer."
