@@ -101,7 +101,9 @@ class OpenAIServer:
         handler = type("Handler", (_Handler,), {"owner": self})
         self._httpd = _QuietServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -175,6 +177,10 @@ def _text(content: Any) -> str:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    # The default backlog of 5 drops SYNs under a burst of concurrent clients, which
+    # then retry a second later and make concurrency tests look serial.
+    request_queue_size = 256
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out closes its socket while we still answer: expected here.
         if not isinstance(sys.exc_info()[1], OSError):
