@@ -1,0 +1,493 @@
+"""DspyOps on the in-memory store: idempotency, rejections, executions, optimizations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from aggregates import CommandContext, DspyOps, ExecutionPlan, OptimizationPlan, Outcome
+from aggregates.application import handled_record
+from aggregates.execution import Execution
+from aggregates.persistence import in_memory_env
+from events.commands import (
+    AppendExamples,
+    CancelOptimization,
+    Command,
+    DeployProgram,
+    DeprecateProgram,
+    EvaluateProgram,
+    ExecuteProgram,
+    OptimizeProgram,
+    RegisterDataset,
+    RegisterProgram,
+    RollbackProgram,
+    TrainProgram,
+    UpdateProgram,
+)
+from events.results import ErrorInfo, Usage
+from tests.unit.test_aggregates_program import ALLOWED
+
+SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
+STATE = {"predict": {"demos": [{"question": "q", "context": "c", "answer": "a"}]}}
+
+
+class Ids:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, command_id: str | None = None) -> CommandContext:
+        self.n += 1
+        command_id = command_id or f"cmd-{self.n}"
+        return CommandContext(command_id=command_id, correlation_id=f"corr-{command_id}", actor="t")
+
+
+@pytest.fixture
+def app() -> DspyOps:
+    return DspyOps(in_memory_env())
+
+
+@pytest.fixture
+def ctx() -> Ids:
+    return Ids()
+
+
+def log_length(app: DspyOps) -> int:
+    return app.recorder.max_notification_id() or 0
+
+
+def topics_since(app: DspyOps, start: int) -> list[str]:
+    notifications = app.recorder.select_notifications(start + 1, 10_000)
+    return [n.topic.rsplit(".", 1)[-1] for n in notifications]
+
+
+def register(app: DspyOps, ctx: Ids, program_id: str = "p") -> Outcome:
+    return app.handle(RegisterProgram(program_id=program_id, name="QA", signature=SIGNATURE), ctx())
+
+
+def add_dataset(app: DspyOps, ctx: Ids, dataset_id: str = "d", n: int = 20) -> None:
+    items = [
+        {"question": f"q{i}", "context": "c", "answer": f"a{i}", "confidence": 1.0}
+        for i in range(n)
+    ]
+    outcome = app.handle(RegisterDataset(dataset_id=dataset_id, name="D", examples=items), ctx())
+    assert outcome.result_type == "DatasetRegistered"
+
+
+def optimized(app: DspyOps, ctx: Ids, program_id: str = "p") -> Outcome:
+    add_dataset(app, ctx, dataset_id=f"d-{program_id}")
+    plan = app.plan_optimization(
+        OptimizeProgram(program_id=program_id, dataset_id=f"d-{program_id}"), ctx()
+    )
+    assert isinstance(plan, OptimizationPlan)
+    return app.complete_optimization(
+        plan.optimization_id, state=STATE, baseline_score=0.4, optimized_score=0.8
+    )
+
+
+def program_in(app: DspyOps, ctx: Ids, status: str) -> None:
+    register(app, ctx)
+    if status == "training":
+        app.handle(TrainProgram(program_id="p"), ctx())
+    if status in {"optimized", "deployed", "deprecated"}:
+        assert optimized(app, ctx).result_type == "OptimizationCompleted"
+    if status == "deployed":
+        app.handle(DeployProgram(program_id="p", version=2), ctx())
+    if status == "deprecated":
+        app.handle(DeprecateProgram(program_id="p"), ctx())
+    assert app.program("p").status == status
+
+
+# --- idempotency and rejections ---------------------------------------------------------
+
+
+def test_same_command_id_twice_gives_the_same_outcome_and_records_nothing(
+    app: DspyOps, ctx: Ids
+) -> None:
+    command = RegisterProgram(program_id="p", name="QA", signature=SIGNATURE)
+    first = app.handle(command, ctx("c1"))
+    length = log_length(app)
+    assert topics_since(app, 0) == ["Registered", "Handled"]
+    second = app.handle(command, ctx("c1"))
+    assert second == first
+    assert log_length(app) == length
+
+
+def test_signature_is_stored_canonical(app: DspyOps, ctx: Ids) -> None:
+    outcome = app.handle(
+        RegisterProgram(program_id="p", name="QA", signature="question:str->answer:str"), ctx()
+    )
+    assert outcome.data["signature"] == "question: str -> answer: str"
+
+
+def test_register_program_id_defaults_to_the_command_id(app: DspyOps, ctx: Ids) -> None:
+    outcome = app.handle(RegisterProgram(name="QA", signature=SIGNATURE), ctx("env-1"))
+    assert outcome.subject == "env-1"
+    assert app.program("env-1").name == "QA"
+
+
+def test_a_bad_signature_is_rejected_with_its_position(app: DspyOps, ctx: Ids) -> None:
+    outcome = app.handle(
+        RegisterProgram(program_id="p", name="QA", signature="question: strr -> answer: str"),
+        ctx(),
+    )
+    assert outcome.result_type == "CommandRejected"
+    assert outcome.data["errors"][0]["loc"] == ["signature"]
+    assert "column" in outcome.data["errors"][0]["msg"]
+    assert topics_since(app, 0) == ["Handled"]
+
+
+STATUS_COMMANDS: dict[str, Callable[[], Command]] = {
+    "train": lambda: TrainProgram(program_id="p"),
+    "deploy": lambda: DeployProgram(program_id="p", version=2),
+    "rollback": lambda: RollbackProgram(program_id="p", version=1),
+    "deprecate": lambda: DeprecateProgram(program_id="p"),
+    "update": lambda: UpdateProgram(program_id="p", instructions="Shorter."),
+}
+
+
+@pytest.mark.parametrize("status", ["draft", "training", "optimized", "deployed", "deprecated"])
+@pytest.mark.parametrize("action", sorted(STATUS_COMMANDS))
+def test_program_commands_from_every_status(
+    app: DspyOps, ctx: Ids, status: str, action: str
+) -> None:
+    program_in(app, ctx, status)
+    length = log_length(app)
+    outcome = app.handle(STATUS_COMMANDS[action](), ctx())
+    if (status, action) in ALLOWED:
+        assert outcome.result_type != "CommandRejected", outcome
+        assert outcome.data["status"] == ALLOWED[(status, action)]
+        assert topics_since(app, length)[-1] == "Handled"
+        assert len(topics_since(app, length)) == 2
+    else:
+        assert outcome.result_type == "CommandRejected"
+        assert outcome.data["errors"][0]["type"] == "illegal_transition"
+        # The rejection itself is remembered, nothing in the program changed.
+        assert topics_since(app, length) == ["Handled"]
+        assert app.program("p").status == status
+
+
+def test_rejected_command_redelivered_records_nothing(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    first = app.handle(DeployProgram(program_id="p", version=1), ctx("deploy-1"))
+    length = log_length(app)
+    assert app.handle(DeployProgram(program_id="p", version=1), ctx("deploy-1")) == first
+    assert log_length(app) == length
+
+
+def test_unknown_program_is_not_found(app: DspyOps, ctx: Ids) -> None:
+    outcome = app.handle(TrainProgram(program_id="nope"), ctx())
+    assert outcome.data["errors"][0]["type"] == "not_found"
+    assert outcome.subject == "nope"
+
+
+def test_dataset_register_and_append(app: DspyOps, ctx: Ids) -> None:
+    add_dataset(app, ctx, n=10)
+    outcome = app.handle(
+        AppendExamples(dataset_id="d", examples=[{"question": "x", "context": "c"}]), ctx()
+    )
+    assert outcome.result_type == "ExamplesAppended"
+    assert (outcome.data["size"], outcome.data["appended"]) == (11, 1)
+    again = app.handle(RegisterDataset(dataset_id="d", name="D", examples=[]), ctx())
+    assert again.data["errors"][0]["type"] == "already_exists"
+
+
+# --- conflicts -------------------------------------------------------------------------
+
+
+def test_a_conflicting_concurrent_write_is_retried_not_lost(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    original_save = app.save
+    interfered = False
+
+    def save_after_another_writer(*objs: Any, **kwargs: Any) -> Any:
+        nonlocal interfered
+        if not interfered:
+            interfered = True
+            # Another writer changes the program between our read and our write.
+            app.save = original_save  # type: ignore[method-assign]
+            app.handle(UpdateProgram(program_id="p", description="theirs"), ctx("other"))
+            app.save = save_after_another_writer  # type: ignore[method-assign]
+        return original_save(*objs, **kwargs)
+
+    app.save = save_after_another_writer  # type: ignore[method-assign]
+    outcome = app.handle(UpdateProgram(program_id="p", instructions="ours"), ctx("mine"))
+    assert outcome.result_type == "ProgramUpdated"
+    program = app.program("p")
+    assert (program.description, program.instructions) == ("theirs", "ours")
+    assert program.latest_version == 2
+
+
+def test_a_command_handled_meanwhile_by_another_worker_returns_its_outcome(
+    app: DspyOps, ctx: Ids
+) -> None:
+    register(app, ctx)
+    theirs = Outcome(result_type="ProgramTrainingStarted", subject="p", data={"by": "other"})
+    original_save = app.save
+
+    def save_after_other_worker(*objs: Any, **kwargs: Any) -> Any:
+        app.save = original_save  # type: ignore[method-assign]
+        original_save(handled_record(ctx("train-1"), theirs))
+        return original_save(*objs, **kwargs)
+
+    app.save = save_after_other_worker  # type: ignore[method-assign]
+    assert app.handle(TrainProgram(program_id="p"), ctx("train-1")) == theirs
+    assert app.program("p").status == "draft"
+
+
+# --- executions ------------------------------------------------------------------------
+
+
+def execute(
+    app: DspyOps, ctx: CommandContext, inputs: dict[str, Any] | None = None, **kw: Any
+) -> ExecutionPlan | Outcome:
+    inputs = {"question": "q", "context": "c"} if inputs is None else inputs
+    return app.plan_execution(ExecuteProgram(program_id="p", inputs=inputs, **kw), ctx)
+
+
+def test_execution_plan_and_success(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    c = ctx("exec-1")
+    plan = execute(app, c)
+    assert isinstance(plan, ExecutionPlan)
+    assert (plan.execution_id, plan.version, plan.state, plan.lm) == ("exec-1", 1, None, "default")
+    assert plan.signature == SIGNATURE
+    length = log_length(app)
+    outcome = app.complete_execution(
+        plan,
+        c,
+        outputs={"answer": "a", "confidence": "0.9"},
+        latency_ms=12.5,
+        usage=Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5),
+        model="openai/gpt-4o-mini",
+    )
+    assert outcome.result_type == "ExecutionSucceeded"
+    assert outcome.data["outputs"] == {"answer": "a", "confidence": 0.9}
+    assert outcome.data["usage"]["total_tokens"] == 5
+    assert topics_since(app, length) == ["Requested", "Succeeded", "Handled"]
+    execution = app.execution("exec-1")
+    assert execution is not None and execution.status == "succeeded"
+    # Redelivery: both steps answer with the stored outcome and record nothing.
+    length = log_length(app)
+    assert execute(app, c) == outcome
+    assert app.complete_execution(plan, c, outputs={"answer": "b"}, latency_ms=1) == outcome
+    assert log_length(app) == length
+
+
+def test_outputs_that_violate_the_signature_fail_the_execution(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    c = ctx()
+    plan = execute(app, c)
+    assert isinstance(plan, ExecutionPlan)
+    outcome = app.complete_execution(
+        plan, c, outputs={"answer": "a", "confidence": 7}, latency_ms=3
+    )
+    assert outcome.result_type == "ExecutionFailed"
+    assert outcome.data["error"]["code"] == "output_invalid"
+    assert outcome.data["error"]["details"][0]["loc"] == ["outputs", "confidence"]
+    execution = app.execution(plan.execution_id)
+    assert execution is not None and execution.error_code == "output_invalid"
+
+
+def test_runtime_errors_are_recorded_as_failures(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    c = ctx()
+    plan = execute(app, c)
+    assert isinstance(plan, ExecutionPlan)
+    error = ErrorInfo(code="lm_timeout", message="no answer in 30 s")
+    outcome = app.complete_execution(plan, c, error=error, latency_ms=30_000)
+    assert outcome.data["error"] == error.model_dump()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error_type"),
+    [
+        ({"inputs": {"question": "q"}}, "missing"),
+        ({"inputs": {"question": "q", "context": "c", "extra": 1}}, "extra_forbidden"),
+        ({"version": 5}, "not_found"),
+    ],
+)
+def test_bad_executions_are_rejected_before_any_lm_call(
+    app: DspyOps, ctx: Ids, kwargs: dict[str, Any], error_type: str
+) -> None:
+    register(app, ctx)
+    length = log_length(app)
+    outcome = execute(app, ctx(), **kwargs)
+    assert isinstance(outcome, Outcome) and outcome.result_type == "CommandRejected"
+    assert error_type in {e["type"] for e in outcome.data["errors"]}
+    assert topics_since(app, length) == ["Handled"]
+
+
+def test_unknown_and_deprecated_programs_reject_executions(app: DspyOps, ctx: Ids) -> None:
+    outcome = execute(app, ctx())
+    assert isinstance(outcome, Outcome) and outcome.data["errors"][0]["type"] == "not_found"
+    program_in(app, ctx, "deprecated")
+    outcome = execute(app, ctx())
+    assert isinstance(outcome, Outcome) and "deprecated" in outcome.data["errors"][0]["msg"]
+
+
+def test_an_execution_id_is_not_reused_by_another_command(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    c = ctx()
+    plan = execute(app, c, execution_id="run-1")
+    assert isinstance(plan, ExecutionPlan)
+    app.complete_execution(plan, c, outputs={"answer": "a", "confidence": 1}, latency_ms=1)
+    outcome = execute(app, ctx(), execution_id="run-1")
+    assert isinstance(outcome, Outcome)
+    assert outcome.data["errors"][0]["type"] == "already_exists"
+
+
+def test_executions_use_deployed_else_latest_unless_named(app: DspyOps, ctx: Ids) -> None:
+    program_in(app, ctx, "optimized")
+    plan = execute(app, ctx())
+    assert isinstance(plan, ExecutionPlan) and (plan.version, plan.state) == (2, STATE)
+    app.handle(DeployProgram(program_id="p", version=2), ctx())
+    app.handle(RollbackProgram(program_id="p", version=1), ctx())
+    app.handle(UpdateProgram(program_id="p", instructions="Newest."), ctx())
+    plan = execute(app, ctx())
+    assert isinstance(plan, ExecutionPlan) and plan.version == 1
+    plan = execute(app, ctx(), version=3)
+    assert isinstance(plan, ExecutionPlan)
+    assert (plan.version, plan.instructions, plan.state) == (3, "Newest.", STATE)
+
+
+def test_a_stored_request_alone_is_completed_later(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    c = ctx("exec-2")
+    inputs = {"question": "q", "context": "c"}
+    app.save(Execution(execution_id="exec-2", program_id="p", version=1, inputs=inputs, **c.meta()))
+    plan = execute(app, c)
+    assert isinstance(plan, ExecutionPlan) and plan.execution_id == "exec-2"
+    length = log_length(app)
+    outcome = app.complete_execution(
+        plan, c, outputs={"answer": "a", "confidence": 0}, latency_ms=1
+    )
+    assert outcome.result_type == "ExecutionSucceeded"
+    assert topics_since(app, length) == ["Succeeded", "Handled"]
+
+
+# --- optimizations and evaluations -----------------------------------------------------------
+
+
+def test_optimization_completion_creates_a_version(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    add_dataset(app, ctx)
+    c = ctx("opt-cmd")
+    plan = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d"), c)
+    assert isinstance(plan, OptimizationPlan)
+    assert (plan.optimization_id, plan.version, plan.optimizer) == (
+        "opt-cmd",
+        1,
+        "BootstrapFewShot",
+    )
+    assert len(plan.trainset) + len(plan.devset) == 20
+    progress = app.record_progress("opt-cmd", 1, 4, 0.6)
+    assert progress is not None and progress.data["step"] == 1
+    assert app.stored_outcome("opt-cmd") is None
+    outcome = app.complete_optimization(
+        "opt-cmd", state=STATE, baseline_score=0.5, optimized_score=0.75
+    )
+    assert outcome.result_type == "OptimizationCompleted"
+    assert (outcome.data["version"], outcome.data["optimized_score"]) == (2, 0.75)
+    program = app.program("p")
+    assert program.status == "optimized"
+    assert program.get_version(2)["state"] == STATE
+    assert app.stored_outcome("opt-cmd") == outcome
+    length = log_length(app)
+    again = app.complete_optimization("opt-cmd", state={}, baseline_score=0, optimized_score=0)
+    assert again == outcome
+    assert app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d"), c) == outcome
+    assert log_length(app) == length
+
+
+def test_optimization_requests_are_checked(app: DspyOps, ctx: Ids) -> None:
+    def config_errors(optimizer: str, metric: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"loc": ["config", k], "msg": "unknown key", "type": "extra"} for k in config]
+
+    app.validate_config = config_errors
+    register(app, ctx)
+    app.handle(RegisterDataset(dataset_id="bad", name="B", examples=[{"question": "q"}]), ctx())
+    outcome = app.plan_optimization(
+        OptimizeProgram(program_id="p", dataset_id="bad", optimizer=" ", config={"k": 1}), ctx()
+    )
+    assert isinstance(outcome, Outcome) and outcome.result_type == "CommandRejected"
+    locs = [tuple(e["loc"]) for e in outcome.data["errors"]]
+    assert ("optimizer",) in locs
+    assert ("config", "k") in locs
+    assert ("dataset", "examples", 0, "context") in locs
+    outcome = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="none"), ctx())
+    assert isinstance(outcome, Outcome) and outcome.data["errors"][0]["loc"] == ["dataset_id"]
+
+
+def test_optimize_follows_the_seed_state_machine(app: DspyOps, ctx: Ids) -> None:
+    program_in(app, ctx, "deployed")
+    outcome = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d-p"), ctx())
+    assert isinstance(outcome, Outcome)
+    assert outcome.data["errors"][0]["type"] == "illegal_transition"
+
+
+def test_a_redelivered_optimize_command_resumes_the_same_run(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    add_dataset(app, ctx)
+    command = OptimizeProgram(program_id="p", dataset_id="d")
+    first = app.plan_optimization(command, ctx("o1"))
+    second = app.plan_optimization(command, ctx("o1"))
+    assert isinstance(first, OptimizationPlan) and isinstance(second, OptimizationPlan)
+    assert (first.resumed, second.resumed) == (False, True)
+    assert first.model_copy(update={"resumed": True}) == second
+
+
+def test_cancel_ends_the_run_and_its_command(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    add_dataset(app, ctx)
+    plan = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d"), ctx("o1"))
+    assert isinstance(plan, OptimizationPlan)
+    assert not app.is_cancelled("o1")
+    cancelled = app.handle(CancelOptimization(program_id="p", optimization_id="o1"), ctx())
+    assert cancelled.result_type == "OptimizationCancelled"
+    assert app.is_cancelled("o1")
+    assert app.stored_outcome("o1") == cancelled
+    assert app.record_progress("o1", 2, 4, 0.5) is None
+    late = app.complete_optimization("o1", state=STATE, baseline_score=0.1, optimized_score=0.9)
+    assert late == cancelled
+    assert app.program("p").latest_version == 1
+    again = app.handle(CancelOptimization(program_id="p", optimization_id="o1"), ctx())
+    assert again.data["errors"][0]["type"] == "illegal_transition"
+
+
+def test_failed_optimization_and_out_of_range_scores(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    add_dataset(app, ctx)
+    for run_id in ("o1", "o2"):
+        plan = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d"), ctx(run_id))
+        assert isinstance(plan, OptimizationPlan)
+    failed = app.fail_optimization("o1", "worker_lost", "the worker died")
+    assert failed.data["error"] == {
+        "code": "worker_lost",
+        "message": "the worker died",
+        "details": [],
+    }
+    bad = app.complete_optimization("o2", state=STATE, baseline_score=0.1, optimized_score=90)
+    assert bad.result_type == "OptimizationFailed"
+    assert bad.data["error"]["code"] == "invalid_result"
+    assert app.program("p").latest_version == 1
+
+
+def test_evaluation_records_score_and_per_example_results(app: DspyOps, ctx: Ids) -> None:
+    program_in(app, ctx, "optimized")
+    add_dataset(app, ctx)
+    plan = app.plan_evaluation(
+        EvaluateProgram(program_id="p", dataset_id="d", version=1), ctx("e1")
+    )
+    assert not isinstance(plan, Outcome)
+    assert (plan.version, plan.state) == (1, None)
+    assert plan.devset
+    per_example = [{"index": i, "score": 1.0} for i in range(len(plan.devset))]
+    outcome = app.complete_evaluation("e1", 1.0, per_example)
+    assert outcome.result_type == "EvaluationCompleted"
+    assert (outcome.data["score"], outcome.data["examples"]) == (1.0, len(per_example))
+    assert app.evaluation("e1").per_example == per_example
+    plan = app.plan_evaluation(EvaluateProgram(program_id="p", dataset_id="d"), ctx("e2"))
+    assert not isinstance(plan, Outcome) and plan.version == 2
+    assert app.fail_evaluation("e2", "metric_error", "boom").result_type == "EvaluationFailed"
