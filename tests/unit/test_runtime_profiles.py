@@ -170,4 +170,4 @@ def test_registry_reads_dspyops_lm_profiles(monkeypatch: pytest.MonkeyPatch) -> 
 def test_profiles_are_immutable() -> None:
     profile = LMProfile(name="p", model="openai/x")
     with pytest.raises(ValueError, match="frozen"):
-        profile.model = "openai/y"  # type: ignore[misc]
+        profile.model = "openai/y"
