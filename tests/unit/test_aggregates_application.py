@@ -267,7 +267,8 @@ def test_execution_plan_and_success(app: DspyOps, ctx: Ids) -> None:
     assert outcome.data["usage"]["total_tokens"] == 5
     assert topics_since(app, length) == ["Requested", "Succeeded", "Handled"]
     execution = app.execution("exec-1")
-    assert execution is not None and execution.status == "succeeded"
+    assert execution is not None
+    assert execution.status == "succeeded"
     # Redelivery: both steps answer with the stored outcome and record nothing.
     length = log_length(app)
     assert execute(app, c) == outcome
@@ -287,7 +288,8 @@ def test_outputs_that_violate_the_signature_fail_the_execution(app: DspyOps, ctx
     assert outcome.data["error"]["code"] == "output_invalid"
     assert outcome.data["error"]["details"][0]["loc"] == ["outputs", "confidence"]
     execution = app.execution(plan.execution_id)
-    assert execution is not None and execution.error_code == "output_invalid"
+    assert execution is not None
+    assert execution.error_code == "output_invalid"
 
 
 def test_runtime_errors_are_recorded_as_failures(app: DspyOps, ctx: Ids) -> None:
@@ -314,17 +316,20 @@ def test_bad_executions_are_rejected_before_any_lm_call(
     register(app, ctx)
     length = log_length(app)
     outcome = execute(app, ctx(), **kwargs)
-    assert isinstance(outcome, Outcome) and outcome.result_type == "CommandRejected"
+    assert isinstance(outcome, Outcome)
+    assert outcome.result_type == "CommandRejected"
     assert error_type in {e["type"] for e in outcome.data["errors"]}
     assert topics_since(app, length) == ["Handled"]
 
 
 def test_unknown_and_deprecated_programs_reject_executions(app: DspyOps, ctx: Ids) -> None:
     outcome = execute(app, ctx())
-    assert isinstance(outcome, Outcome) and outcome.data["errors"][0]["type"] == "not_found"
+    assert isinstance(outcome, Outcome)
+    assert outcome.data["errors"][0]["type"] == "not_found"
     program_in(app, ctx, "deprecated")
     outcome = execute(app, ctx())
-    assert isinstance(outcome, Outcome) and "deprecated" in outcome.data["errors"][0]["msg"]
+    assert isinstance(outcome, Outcome)
+    assert "deprecated" in outcome.data["errors"][0]["msg"]
 
 
 def test_an_execution_id_is_not_reused_by_another_command(app: DspyOps, ctx: Ids) -> None:
@@ -341,12 +346,14 @@ def test_an_execution_id_is_not_reused_by_another_command(app: DspyOps, ctx: Ids
 def test_executions_use_deployed_else_latest_unless_named(app: DspyOps, ctx: Ids) -> None:
     program_in(app, ctx, "optimized")
     plan = execute(app, ctx())
-    assert isinstance(plan, ExecutionPlan) and (plan.version, plan.state) == (2, STATE)
+    assert isinstance(plan, ExecutionPlan)
+    assert (plan.version, plan.state) == (2, STATE)
     app.handle(DeployProgram(program_id="p", version=2), ctx())
     app.handle(RollbackProgram(program_id="p", version=1), ctx())
     app.handle(UpdateProgram(program_id="p", instructions="Newest."), ctx())
     plan = execute(app, ctx())
-    assert isinstance(plan, ExecutionPlan) and plan.version == 1
+    assert isinstance(plan, ExecutionPlan)
+    assert plan.version == 1
     plan = execute(app, ctx(), version=3)
     assert isinstance(plan, ExecutionPlan)
     assert (plan.version, plan.instructions, plan.state) == (3, "Newest.", STATE)
@@ -358,7 +365,8 @@ def test_a_stored_request_alone_is_completed_later(app: DspyOps, ctx: Ids) -> No
     inputs = {"question": "q", "context": "c"}
     app.save(Execution(execution_id="exec-2", program_id="p", version=1, inputs=inputs, **c.meta()))
     plan = execute(app, c)
-    assert isinstance(plan, ExecutionPlan) and plan.execution_id == "exec-2"
+    assert isinstance(plan, ExecutionPlan)
+    assert plan.execution_id == "exec-2"
     length = log_length(app)
     outcome = app.complete_execution(
         plan, c, outputs={"answer": "a", "confidence": 0}, latency_ms=1
@@ -383,7 +391,8 @@ def test_optimization_completion_creates_a_version(app: DspyOps, ctx: Ids) -> No
     )
     assert len(plan.trainset) + len(plan.devset) == 20
     progress = app.record_progress("opt-cmd", 1, 4, 0.6)
-    assert progress is not None and progress.data["step"] == 1
+    assert progress is not None
+    assert progress.data["step"] == 1
     assert app.stored_outcome("opt-cmd") is None
     outcome = app.complete_optimization(
         "opt-cmd", state=STATE, baseline_score=0.5, optimized_score=0.75
@@ -411,13 +420,15 @@ def test_optimization_requests_are_checked(app: DspyOps, ctx: Ids) -> None:
     outcome = app.plan_optimization(
         OptimizeProgram(program_id="p", dataset_id="bad", optimizer=" ", config={"k": 1}), ctx()
     )
-    assert isinstance(outcome, Outcome) and outcome.result_type == "CommandRejected"
+    assert isinstance(outcome, Outcome)
+    assert outcome.result_type == "CommandRejected"
     locs = [tuple(e["loc"]) for e in outcome.data["errors"]]
     assert ("optimizer",) in locs
     assert ("config", "k") in locs
     assert ("dataset", "examples", 0, "context") in locs
     outcome = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="none"), ctx())
-    assert isinstance(outcome, Outcome) and outcome.data["errors"][0]["loc"] == ["dataset_id"]
+    assert isinstance(outcome, Outcome)
+    assert outcome.data["errors"][0]["loc"] == ["dataset_id"]
 
 
 def test_optimize_follows_the_seed_state_machine(app: DspyOps, ctx: Ids) -> None:
@@ -433,7 +444,8 @@ def test_a_redelivered_optimize_command_resumes_the_same_run(app: DspyOps, ctx: 
     command = OptimizeProgram(program_id="p", dataset_id="d")
     first = app.plan_optimization(command, ctx("o1"))
     second = app.plan_optimization(command, ctx("o1"))
-    assert isinstance(first, OptimizationPlan) and isinstance(second, OptimizationPlan)
+    assert isinstance(first, OptimizationPlan)
+    assert isinstance(second, OptimizationPlan)
     assert (first.resumed, second.resumed) == (False, True)
     assert first.model_copy(update={"resumed": True}) == second
 
@@ -489,5 +501,6 @@ def test_evaluation_records_score_and_per_example_results(app: DspyOps, ctx: Ids
     assert (outcome.data["score"], outcome.data["examples"]) == (1.0, len(per_example))
     assert app.evaluation("e1").per_example == per_example
     plan = app.plan_evaluation(EvaluateProgram(program_id="p", dataset_id="d"), ctx("e2"))
-    assert not isinstance(plan, Outcome) and plan.version == 2
+    assert not isinstance(plan, Outcome)
+    assert plan.version == 2
     assert app.fail_evaluation("e2", "metric_error", "boom").result_type == "EvaluationFailed"

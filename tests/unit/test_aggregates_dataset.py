@@ -92,7 +92,8 @@ def test_batch_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_empty_examples_and_bad_fraction_are_rejected() -> None:
     with pytest.raises(InvalidInput):
-        register([{}])
+        empty: list[dict[str, Any]] = [{}]
+        register(empty)
     with pytest.raises(InvalidInput):
         register(examples(0, 2), dev_fraction=1.0)
     with pytest.raises(InvalidInput):
