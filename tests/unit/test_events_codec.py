@@ -6,6 +6,8 @@ import json
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events.codec import (
     MAX_MESSAGE_BYTES,
@@ -243,3 +245,52 @@ def test_validation_errors_prefix_and_no_input_echo():
     assert {tuple(i.loc) for i in items} == {("body", "name"), ("body", "signature")}
     assert all(len(i.model_dump_json()) < 500 for i in items)
     assert validation_errors(info.value)[0].loc[0] == "data"
+
+
+# ---- fuzz: whatever arrives, the codec answers with an envelope or Undecodable -------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+def _decodes_or_refuses(raw: bytes) -> None:
+    code = errors = None
+    try:
+        env = decode_envelope(raw, commands_only=False)
+    except Undecodable as exc:
+        code = exc.code
+    if code is not None:
+        assert code in {"too_large", "not_json", "not_envelope", "unknown_type"}
+        return
+    try:
+        decode_command(env)
+    except InvalidCommand as exc:
+        errors = exc.errors
+    assert errors is None or len(errors) > 0
+    encode(env)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_bytes(raw):
+    _decodes_or_refuses(raw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.text(max_size=5) | st.integers(),
+            "type": st.sampled_from(["dspyops.command.ExecuteProgram", "x"]) | st.text(),
+            "data": _json_values,
+            "time": st.text(max_size=30),
+            "specversion": st.just("1.0"),
+        },
+    ).flatmap(lambda d: st.dictionaries(st.text(), _json_values, max_size=3).map(d.__or__))
+)
+def test_fuzz_envelopes(obj):
+    _decodes_or_refuses(json.dumps(obj).encode())
