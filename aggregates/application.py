@@ -91,6 +91,8 @@ class DspyOps(Application):
         env.setdefault(self.AGGREGATE_CACHE_MAXSIZE, self.default_cache_maxsize)
         super().__init__(env)
         self.validate_config = validate_config or no_config_errors
+        # Optimistic-concurrency conflicts met and retried: a health signal for workers.
+        self.conflicts = 0
 
     # --- commands -----------------------------------------------------------------
 
@@ -116,11 +118,13 @@ class DspyOps(Application):
             try:
                 return work()
             except RecordConflictError:
+                self.conflicts += 1
                 continue
             except REJECTIONS as exc:
                 try:
                     return self.record(ctx, rejected(ctx, exc, subject))
                 except RecordConflictError:
+                    self.conflicts += 1
                     continue
         raise ConflictsExhausted(f"command {ctx.command_id!r}: {self.max_attempts} conflicts")
 

@@ -92,8 +92,7 @@ def test_batch_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_empty_examples_and_bad_fraction_are_rejected() -> None:
     with pytest.raises(InvalidInput):
-        empty: list[dict[str, Any]] = [{}]
-        register(empty)
+        register([{}])
     with pytest.raises(InvalidInput):
         register(examples(0, 2), dev_fraction=1.0)
     with pytest.raises(InvalidInput):
@@ -108,7 +107,7 @@ def test_fitting_examples_have_no_errors() -> None:
 
 def test_validation_names_the_example_and_field() -> None:
     compiled = compile_signature(SIGNATURE)
-    items = [
+    items: list[dict[str, Any]] = [
         {"question": "q", "context": "c", "answer": "a", "confidence": 0.5},
         {"question": "q", "answer": "a", "confidence": 0.5},
         {"question": "q", "context": "c", "answer": "a", "confidence": "high"},
