@@ -15,6 +15,7 @@ from aggregates.context import CommandContext, Outcome
 from aggregates.dataset import Dataset
 from aggregates.errors import AlreadyExists, NotFound
 from aggregates.ids import dataset_uuid, program_uuid
+from aggregates.outcomes import handled_record, run_context
 from aggregates.program import Program
 from events.commands import (
     AppendExamples,
@@ -149,8 +150,6 @@ def cancel_optimization(app: DspyOps, cmd: CancelOptimization, ctx: CommandConte
     Both outcomes are stored in this one save, so the running job only has to notice
     (`DspyOps.is_cancelled`) and stop; completing it afterwards returns the stored outcome.
     """
-    from aggregates.application import handled_record, run_context
-
     run = app.optimization(cmd.optimization_id)
     if run.program_id != cmd.program_id:
         raise NotFound(

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from aggregates import CommandContext, DspyOps, ExecutionPlan, OptimizationPlan, Outcome
-from aggregates.application import handled_record
 from aggregates.execution import Execution
+from aggregates.outcomes import handled_record
 from aggregates.persistence import in_memory_env
 from events.commands import (
     AppendExamples,

@@ -1,0 +1,184 @@
+"""Executions: plan (checks, no writes) before the LM call, record once after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aggregates.context import CommandContext, Outcome
+from aggregates.errors import IllegalTransition, InvalidInput, prefixed
+from aggregates.execution import Execution
+from aggregates.ids import execution_uuid
+from aggregates.outcomes import check_same_command, error_items, typed
+from aggregates.plans import ExecutionPlan
+from aggregates.program import DEPRECATED, Program, ProgramVersion
+from aggregates.service import Service
+from events.commands import ExecuteProgram
+from events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
+from signatures import CompiledSignature, ValidationFailed, compile_signature
+
+
+class ExecutionService(Service):
+    def plan_execution(self, cmd: ExecuteProgram, ctx: CommandContext) -> ExecutionPlan | Outcome:
+        """What to run for `cmd`, or its outcome if it was handled or is rejected."""
+        ctx = typed(ctx, "ExecuteProgram")
+        execution_id = cmd.execution_id or ctx.command_id
+        return self.attempt(ctx, lambda: self._plan_execution(cmd, ctx, execution_id), execution_id)
+
+    def _plan_execution(
+        self, cmd: ExecuteProgram, ctx: CommandContext, execution_id: str
+    ) -> ExecutionPlan:
+        existing = self.replay(Execution, execution_uuid(execution_id))
+        requested_version = cmd.version
+        if existing is not None:
+            check_same_command(existing.command_id, ctx, "execution_id", execution_id)
+            requested_version = existing.version_used
+        program = self.program(cmd.program_id, copy=False)
+        if program.status == DEPRECATED:
+            raise IllegalTransition(
+                f"program {cmd.program_id!r} is deprecated and runs no executions",
+                loc=["program_id"],
+            )
+        version = program.serving_version(requested_version)
+        compiled = self.compiled(program, version)
+        try:
+            inputs = compiled.validate_inputs(cmd.inputs)
+        except ValidationFailed as exc:
+            raise InvalidInput(errors=prefixed(exc.errors, "inputs")) from exc
+        return ExecutionPlan(
+            execution_id=execution_id, inputs=inputs, **plan_fields(program, version)
+        )
+
+    def complete_execution(
+        self,
+        plan: ExecutionPlan,
+        ctx: CommandContext,
+        *,
+        outputs: dict[str, Any] | None = None,
+        error: ErrorInfo | None = None,
+        latency_ms: float,
+        usage: Usage | None = None,
+        model: str = "",
+        offline: bool = False,
+    ) -> Outcome:
+        """Record the run's request and result (one save) and return the terminal outcome.
+
+        Outputs are validated against the signature first: invalid outputs make the
+        execution fail with code `output_invalid`, never succeed.
+        """
+        ctx = typed(ctx, "ExecuteProgram")
+
+        def work() -> Outcome:
+            execution = self._open_execution(plan, ctx)
+            validated, failure = self._checked_outputs(plan, outputs, error)
+            if failure is None:
+                result: ExecutionSucceeded | ExecutionFailed = _succeed(
+                    execution, plan, ctx, validated, latency_ms, usage or Usage(), model, offline
+                )
+            else:
+                result = _fail(execution, plan, ctx, failure, latency_ms, model)
+            return self.record(ctx, Outcome.of(result, plan.execution_id), execution)
+
+        return self.attempt(ctx, work, plan.execution_id)
+
+    def _open_execution(self, plan: ExecutionPlan, ctx: CommandContext) -> Execution:
+        """The stored request of this command, or a new one (recorded with its ending)."""
+        execution = self.replay(Execution, execution_uuid(plan.execution_id))
+        if execution is None:
+            return Execution(
+                execution_id=plan.execution_id,
+                program_id=plan.program_id,
+                version=plan.version,
+                inputs=plan.inputs,
+                **ctx.meta(),
+            )
+        check_same_command(execution.command_id, ctx, "execution_id", plan.execution_id)
+        return execution
+
+    def _checked_outputs(
+        self, plan: ExecutionPlan, outputs: dict[str, Any] | None, error: ErrorInfo | None
+    ) -> tuple[dict[str, Any], ErrorInfo | None]:
+        if error is not None:
+            return {}, error
+        if outputs is None:
+            return {}, ErrorInfo(code="no_outputs", message="the program returned no outputs")
+        try:
+            return self.compiled_for_plan(plan).validate_outputs(outputs), None
+        except ValidationFailed as exc:
+            return {}, ErrorInfo(
+                code="output_invalid",
+                message=f"outputs do not match the signature: {exc}",
+                details=error_items(prefixed(exc.errors, "outputs")),
+            )
+
+    def compiled_for_plan(self, plan: ExecutionPlan) -> CompiledSignature:
+        return compile_signature(
+            plan.signature, instructions=plan.instructions, descriptions=plan.field_descriptions
+        )
+
+
+def plan_fields(program: Program, version: ProgramVersion) -> dict[str, Any]:
+    return {
+        "program_id": program.program_id,
+        "version": version["number"],
+        "signature": program.signature,
+        "module": program.module,
+        "instructions": version["instructions"],
+        "field_descriptions": dict(program.field_descriptions),
+        "state": version["state"],
+        "lm": program.lm,
+    }
+
+
+def _succeed(
+    execution: Execution,
+    plan: ExecutionPlan,
+    ctx: CommandContext,
+    outputs: dict[str, Any],
+    latency_ms: float,
+    usage: Usage,
+    model: str,
+    offline: bool,
+) -> ExecutionSucceeded:
+    execution.succeed(
+        outputs=outputs,
+        latency_ms=latency_ms,
+        usage=usage.model_dump(),
+        model=model,
+        offline=offline,
+        **ctx.meta(),
+    )
+    return ExecutionSucceeded(
+        execution_id=plan.execution_id,
+        program_id=plan.program_id,
+        version=plan.version,
+        outputs=outputs,
+        latency_ms=latency_ms,
+        usage=usage,
+        model=model,
+        offline=offline,
+    )
+
+
+def _fail(
+    execution: Execution,
+    plan: ExecutionPlan,
+    ctx: CommandContext,
+    error: ErrorInfo,
+    latency_ms: float,
+    model: str,
+) -> ExecutionFailed:
+    execution.fail(
+        code=error.code,
+        message=error.message,
+        details=[item.model_dump() for item in error.details],
+        latency_ms=latency_ms,
+        model=model or None,
+        **ctx.meta(),
+    )
+    return ExecutionFailed(
+        execution_id=plan.execution_id,
+        program_id=plan.program_id,
+        version=plan.version,
+        error=error,
+        latency_ms=latency_ms,
+    )

@@ -1,0 +1,165 @@
+"""The core every DspyOps service stands on: retry on conflict, store outcomes, load aggregates.
+
+Every command ends in exactly one stored `HandledCommand` holding its terminal outcome,
+saved in the same transaction as the aggregates it changed. A redelivered command finds
+that record and gets the same outcome back; nothing new is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
+from eventsourcing.utils import EnvType
+
+from aggregates.context import CommandContext, Outcome
+from aggregates.dataset import Dataset
+from aggregates.errors import DomainError, ErrorDict, NotFound
+from aggregates.evaluation import Evaluation
+from aggregates.execution import Execution
+from aggregates.handled import HandledCommand
+from aggregates.ids import (
+    command_uuid,
+    dataset_uuid,
+    evaluation_uuid,
+    execution_uuid,
+    optimization_uuid,
+    program_uuid,
+)
+from aggregates.optimization import Optimization
+from aggregates.outcomes import handled_record, rejected
+from aggregates.program import Program, ProgramVersion
+from signatures import CompiledSignature, SignatureError, ValidationFailed, compile_signature
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+ConfigValidator = Callable[[str, str, dict[str, Any]], list[ErrorDict]]
+
+# What a command can get wrong: each becomes a CommandRejected outcome.
+REJECTIONS = (DomainError, SignatureError, ValidationFailed)
+
+
+class ConflictsExhausted(RuntimeError):
+    """Concurrent writers kept winning; the command was not applied and may be retried."""
+
+
+def no_config_errors(optimizer: str, metric: str, config: dict[str, Any]) -> list[ErrorDict]:
+    return []
+
+
+class Service(Application):
+    # Retries after an optimistic-concurrency conflict before giving up.
+    max_attempts = 8
+    # Programs are read on every execution: keep them cached and fast-forward on read.
+    default_cache_maxsize = "1000"
+
+    def __init__(
+        self, env: EnvType | None = None, *, validate_config: ConfigValidator | None = None
+    ) -> None:
+        env = dict(env or {})
+        env.setdefault(self.AGGREGATE_CACHE_MAXSIZE, self.default_cache_maxsize)
+        super().__init__(env)
+        # Optimizer configs are checked by runtime/, which the domain does not import.
+        self.validate_config = validate_config or no_config_errors
+        # Optimistic-concurrency conflicts met and retried: a health signal for workers.
+        self.conflicts = 0
+
+    # --- commands -----------------------------------------------------------------
+
+    def attempt(self, ctx: CommandContext, work: Callable[[], T], subject: str) -> T | Outcome:
+        """Run `work` until it saves without conflict; a domain error is stored as rejected.
+
+        After a conflict the stored outcome is looked up again: a conflict on the
+        HandledCommand means another worker finished this command first.
+        """
+        for _ in range(self.max_attempts):
+            stored = self.stored_outcome(ctx.command_id)
+            if stored is not None:
+                return stored
+            try:
+                return work()
+            except RecordConflictError:
+                self.conflicts += 1
+                continue
+            except REJECTIONS as exc:
+                try:
+                    return self.record(ctx, rejected(ctx, exc, subject))
+                except RecordConflictError:
+                    self.conflicts += 1
+                    continue
+        raise ConflictsExhausted(f"command {ctx.command_id!r}: {self.max_attempts} conflicts")
+
+    def record(self, ctx: CommandContext, outcome: Outcome, *changed: Aggregate) -> Outcome:
+        """Save the changed aggregates and the command's outcome in one transaction."""
+        self.save(*changed, handled_record(ctx, outcome))
+        return outcome
+
+    def stored_outcome(self, command_id: str) -> Outcome | None:
+        handled = self.replay(HandledCommand, command_uuid(command_id))
+        if handled is None:
+            return None
+        return Outcome(result_type=handled.result_type, subject=handled.subject, data=handled.data)
+
+    # --- reading aggregates -----------------------------------------------------------
+
+    def find(self, cls: type[A], aggregate_id: UUID, *, copy: bool = True) -> A | None:
+        """The aggregate or None; `copy=False` shares the cached object: read it only."""
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=copy)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(aggregate, cls):
+            raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not a {cls.__name__}")
+        return aggregate
+
+    def replay(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate from its events in one query, skipping the snapshot store and cache.
+
+        For the small aggregates looked up on every command (handled records, executions,
+        runs), which are mostly absent: a miss through the repository costs two queries.
+        """
+        aggregate: Aggregate | None = project_aggregate(None, self.events.get(aggregate_id))
+        if aggregate is not None and not isinstance(aggregate, cls):
+            raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not a {cls.__name__}")
+        return aggregate
+
+    def program(self, program_id: str, *, copy: bool = True) -> Program:
+        program = self.find(Program, program_uuid(program_id), copy=copy)
+        if program is None:
+            raise NotFound(f"no program {program_id!r}", loc=["program_id"])
+        return program
+
+    def dataset(self, dataset_id: str, *, copy: bool = True) -> Dataset:
+        dataset = self.find(Dataset, dataset_uuid(dataset_id), copy=copy)
+        if dataset is None:
+            raise NotFound(f"no dataset {dataset_id!r}", loc=["dataset_id"])
+        return dataset
+
+    def optimization(self, optimization_id: str) -> Optimization:
+        run = self.replay(Optimization, optimization_uuid(optimization_id))
+        if run is None:
+            raise NotFound(f"no optimization {optimization_id!r}", loc=["optimization_id"])
+        return run
+
+    def evaluation(self, evaluation_id: str) -> Evaluation:
+        run = self.replay(Evaluation, evaluation_uuid(evaluation_id))
+        if run is None:
+            raise NotFound(f"no evaluation {evaluation_id!r}", loc=["evaluation_id"])
+        return run
+
+    def execution(self, execution_id: str) -> Execution | None:
+        return self.replay(Execution, execution_uuid(execution_id))
+
+    # --- signatures -------------------------------------------------------------------
+
+    def compiled(self, program: Program, version: ProgramVersion) -> CompiledSignature:
+        # compile_signature caches by its arguments, so this is cheap per execution.
+        return compile_signature(
+            program.signature,
+            instructions=version["instructions"],
+            descriptions=program.field_descriptions,
+        )
