@@ -13,6 +13,7 @@ from aggregates.context import CommandContext, Outcome
 from aggregates.execution_service import ExecutionService
 from aggregates.handlers import COMMAND_HANDLERS
 from aggregates.outcomes import subject_of
+from aggregates.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan
 from aggregates.program import Program
 from aggregates.run_service import RunService
 from aggregates.service import ConflictsExhausted, no_config_errors
@@ -36,4 +37,14 @@ class DspyOps(ExecutionService, RunService):
         return self.attempt(ctx, lambda: handler(self, command, ctx), subject_of(command, ctx))
 
 
-__all__ = ["ConflictsExhausted", "DspyOps", "no_config_errors"]
+# Re-exported: callers import the whole service surface from here.
+__all__ = [
+    "CommandContext",
+    "ConflictsExhausted",
+    "DspyOps",
+    "EvaluationPlan",
+    "ExecutionPlan",
+    "OptimizationPlan",
+    "Outcome",
+    "no_config_errors",
+]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import BaseModel
 
 from aggregates.context import CommandContext, Outcome
 from aggregates.errors import IllegalTransition, InvalidInput, prefixed
@@ -15,6 +18,8 @@ from aggregates.service import Service
 from events.commands import ExecuteProgram
 from events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
 from signatures import CompiledSignature, ValidationFailed, compile_signature
+
+REASONING = "reasoning"
 
 
 class ExecutionService(Service):
@@ -54,25 +59,28 @@ class ExecutionService(Service):
         ctx: CommandContext,
         *,
         outputs: dict[str, Any] | None = None,
-        error: ErrorInfo | None = None,
+        error: ErrorInfo | tuple[str, str] | None = None,
         latency_ms: float,
-        usage: Usage | None = None,
+        usage: BaseModel | Mapping[str, int] | None = None,
         model: str = "",
         offline: bool = False,
     ) -> Outcome:
         """Record the run's request and result (one save) and return the terminal outcome.
 
         Outputs are validated against the signature first: invalid outputs make the
-        execution fail with code `output_invalid`, never succeed.
+        execution fail with code `output_invalid`, never succeed. `error` is an ErrorInfo
+        or a `(code, message)` pair; `usage` any model or mapping of Usage's token counts.
         """
         ctx = typed(ctx, "ExecuteProgram")
+        failure_given = _error_info(error)
+        tokens = _usage(usage)
 
         def work() -> Outcome:
             execution = self._open_execution(plan, ctx)
-            validated, failure = self._checked_outputs(plan, outputs, error)
+            validated, failure = self._checked_outputs(plan, outputs, failure_given)
             if failure is None:
                 result: ExecutionSucceeded | ExecutionFailed = _succeed(
-                    execution, plan, ctx, validated, latency_ms, usage or Usage(), model, offline
+                    execution, plan, ctx, validated, latency_ms, tokens, model, offline
                 )
             else:
                 result = _fail(execution, plan, ctx, failure, latency_ms, model)
@@ -101,19 +109,41 @@ class ExecutionService(Service):
             return {}, error
         if outputs is None:
             return {}, ErrorInfo(code="no_outputs", message="the program returned no outputs")
+        compiled = self.compiled_for_plan(plan)
+        outputs = dict(outputs)
+        # ChainOfThought adds its reasoning to the prediction: kept, but not a signature field.
+        adds_reasoning = plan.module == "ChainOfThought" and REASONING not in compiled.output_names
+        reasoning = outputs.pop(REASONING, None) if adds_reasoning else None
         try:
-            return self.compiled_for_plan(plan).validate_outputs(outputs), None
+            validated = compiled.validate_outputs(outputs)
         except ValidationFailed as exc:
             return {}, ErrorInfo(
                 code="output_invalid",
                 message=f"outputs do not match the signature: {exc}",
                 details=error_items(prefixed(exc.errors, "outputs")),
             )
+        if reasoning is not None:
+            validated[REASONING] = str(reasoning)
+        return validated, None
 
     def compiled_for_plan(self, plan: ExecutionPlan) -> CompiledSignature:
         return compile_signature(
             plan.signature, instructions=plan.instructions, descriptions=plan.field_descriptions
         )
+
+
+def _error_info(error: ErrorInfo | tuple[str, str] | None) -> ErrorInfo | None:
+    if error is None or isinstance(error, ErrorInfo):
+        return error
+    code, message = error
+    return ErrorInfo(code=code, message=message)
+
+
+def _usage(usage: BaseModel | Mapping[str, int] | None) -> Usage:
+    if usage is None:
+        return Usage()
+    counts = usage.model_dump() if isinstance(usage, BaseModel) else dict(usage)
+    return Usage(**{name: int(counts.get(name) or 0) for name in Usage.model_fields})
 
 
 def plan_fields(program: Program, version: ProgramVersion) -> dict[str, Any]:

@@ -292,6 +292,22 @@ def test_outputs_that_violate_the_signature_fail_the_execution(app: DspyOps, ctx
     assert execution.error_code == "output_invalid"
 
 
+def test_chain_of_thought_reasoning_is_kept_beside_the_outputs(app: DspyOps, ctx: Ids) -> None:
+    app.handle(
+        RegisterProgram(program_id="p", name="QA", signature=SIGNATURE, module="ChainOfThought"),
+        ctx(),
+    )
+    c = ctx()
+    plan = execute(app, c)
+    assert isinstance(plan, ExecutionPlan)
+    outputs = {"reasoning": "because", "answer": "a", "confidence": 1}
+    outcome = app.complete_execution(
+        plan, c, outputs=outputs, latency_ms=1, usage={"total_tokens": 4}
+    )
+    assert outcome.data["outputs"] == {"answer": "a", "confidence": 1.0, "reasoning": "because"}
+    assert outcome.data["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 4}
+
+
 def test_runtime_errors_are_recorded_as_failures(app: DspyOps, ctx: Ids) -> None:
     register(app, ctx)
     c = ctx()
@@ -300,6 +316,11 @@ def test_runtime_errors_are_recorded_as_failures(app: DspyOps, ctx: Ids) -> None
     error = ErrorInfo(code="lm_timeout", message="no answer in 30 s")
     outcome = app.complete_execution(plan, c, error=error, latency_ms=30_000)
     assert outcome.data["error"] == error.model_dump()
+    c = ctx()
+    plan = execute(app, c)
+    assert isinstance(plan, ExecutionPlan)
+    outcome = app.complete_execution(plan, c, error=("lm_error", "bad gateway"), latency_ms=5)
+    assert outcome.data["error"]["code"] == "lm_error"
 
 
 @pytest.mark.parametrize(
