@@ -34,7 +34,7 @@ class DspyOps(ExecutionService, RunService):
             )
         if not ctx.command_type:
             ctx = ctx.model_copy(update={"command_type": type(command).__name__})
-        return self.attempt(ctx, lambda: handler(self, command, ctx), subject_of(command, ctx))
+        return self.attempt(ctx, lambda _: handler(self, command, ctx), subject_of(command, ctx))
 
 
 # Re-exported: callers import the whole service surface from here.

@@ -27,7 +27,9 @@ class ExecutionService(Service):
         """What to run for `cmd`, or its outcome if it was handled or is rejected."""
         ctx = typed(ctx, "ExecuteProgram")
         execution_id = cmd.execution_id or ctx.command_id
-        return self.attempt(ctx, lambda: self._plan_execution(cmd, ctx, execution_id), execution_id)
+        return self.attempt(
+            ctx, lambda _: self._plan_execution(cmd, ctx, execution_id), execution_id
+        )
 
     def _plan_execution(
         self, cmd: ExecuteProgram, ctx: CommandContext, execution_id: str
@@ -50,7 +52,10 @@ class ExecutionService(Service):
         except ValidationFailed as exc:
             raise InvalidInput(errors=prefixed(exc.errors, "inputs")) from exc
         return ExecutionPlan(
-            execution_id=execution_id, inputs=inputs, **plan_fields(program, version)
+            execution_id=execution_id,
+            inputs=inputs,
+            requested=existing is not None,
+            **plan_fields(program, version),
         )
 
     def complete_execution(
@@ -75,8 +80,10 @@ class ExecutionService(Service):
         failure_given = _error_info(error)
         tokens = _usage(usage)
 
-        def work() -> Outcome:
-            execution = self._open_execution(plan, ctx)
+        def work(first: bool) -> Outcome:
+            # Right after planning, a fresh execution needs no reads; a race is a conflict.
+            fresh = first and not plan.requested
+            execution = self._new_execution(plan, ctx) if fresh else self._open_execution(plan, ctx)
             validated, failure = self._checked_outputs(plan, outputs, failure_given)
             if failure is None:
                 result: ExecutionSucceeded | ExecutionFailed = _succeed(
@@ -86,21 +93,24 @@ class ExecutionService(Service):
                 result = _fail(execution, plan, ctx, failure, latency_ms, model)
             return self.record(ctx, Outcome.of(result, plan.execution_id), execution)
 
-        return self.attempt(ctx, work, plan.execution_id)
+        return self.attempt(ctx, work, plan.execution_id, trust_first=True)
 
     def _open_execution(self, plan: ExecutionPlan, ctx: CommandContext) -> Execution:
         """The stored request of this command, or a new one (recorded with its ending)."""
         execution = self.replay(Execution, execution_uuid(plan.execution_id))
         if execution is None:
-            return Execution(
-                execution_id=plan.execution_id,
-                program_id=plan.program_id,
-                version=plan.version,
-                inputs=plan.inputs,
-                **ctx.meta(),
-            )
+            return self._new_execution(plan, ctx)
         check_same_command(execution.command_id, ctx, "execution_id", plan.execution_id)
         return execution
+
+    def _new_execution(self, plan: ExecutionPlan, ctx: CommandContext) -> Execution:
+        return Execution(
+            execution_id=plan.execution_id,
+            program_id=plan.program_id,
+            version=plan.version,
+            inputs=plan.inputs,
+            **ctx.meta(),
+        )
 
     def _checked_outputs(
         self, plan: ExecutionPlan, outputs: dict[str, Any] | None, error: ErrorInfo | None

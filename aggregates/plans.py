@@ -28,6 +28,8 @@ class _Plan(BaseModel):
 class ExecutionPlan(_Plan):
     execution_id: str
     inputs: dict[str, Any]
+    # True when the request was already stored (on its own) when planned.
+    requested: bool = False
 
 
 class OptimizationPlan(_Plan):

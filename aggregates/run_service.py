@@ -51,7 +51,7 @@ class RunService(Service):
         """Check the request, record the run as requested and running, and say what to run."""
         ctx = typed(ctx, "OptimizeProgram")
         run_id = cmd.optimization_id or ctx.command_id
-        return self.attempt(ctx, lambda: self._plan_optimization(cmd, ctx, run_id), run_id)
+        return self.attempt(ctx, lambda _: self._plan_optimization(cmd, ctx, run_id), run_id)
 
     def _plan_optimization(
         self, cmd: OptimizeProgram, ctx: CommandContext, run_id: str
@@ -190,7 +190,7 @@ class RunService(Service):
     ) -> EvaluationPlan | Outcome:
         ctx = typed(ctx, "EvaluateProgram")
         run_id = cmd.evaluation_id or ctx.command_id
-        return self.attempt(ctx, lambda: self._plan_evaluation(cmd, ctx, run_id), run_id)
+        return self.attempt(ctx, lambda _: self._plan_evaluation(cmd, ctx, run_id), run_id)
 
     def _plan_evaluation(
         self, cmd: EvaluateProgram, ctx: CommandContext, run_id: str
@@ -273,7 +273,7 @@ class RunService(Service):
         """End a run on behalf of the command that asked for it, exactly once."""
         ctx = run_context(load(run_id), command_type)
 
-        def work() -> Outcome:
+        def work(_: bool) -> Outcome:
             run = load(run_id)
             if not run.is_open:
                 raise IllegalTransition(f"run {run_id!r} already {run.status}", loc=["status"])

@@ -70,18 +70,28 @@ class Service(Application):
 
     # --- commands -----------------------------------------------------------------
 
-    def attempt(self, ctx: CommandContext, work: Callable[[], T], subject: str) -> T | Outcome:
+    def attempt(
+        self,
+        ctx: CommandContext,
+        work: Callable[[bool], T],
+        subject: str,
+        *,
+        trust_first: bool = False,
+    ) -> T | Outcome:
         """Run `work` until it saves without conflict; a domain error is stored as rejected.
 
         After a conflict the stored outcome is looked up again: a conflict on the
-        HandledCommand means another worker finished this command first.
+        HandledCommand means another worker finished this command first. With
+        `trust_first`, the first try skips that lookup (the caller just made it) and
+        `work(True)` may skip its own reads: anything stale shows up as a conflict.
         """
-        for _ in range(self.max_attempts):
-            stored = self.stored_outcome(ctx.command_id)
+        for number in range(self.max_attempts):
+            first = trust_first and number == 0
+            stored = None if first else self.stored_outcome(ctx.command_id)
             if stored is not None:
                 return stored
             try:
-                return work()
+                return work(first)
             except RecordConflictError:
                 self.conflicts += 1
                 continue

@@ -364,6 +364,24 @@ def test_an_execution_id_is_not_reused_by_another_command(app: DspyOps, ctx: Ids
     assert outcome.data["errors"][0]["type"] == "already_exists"
 
 
+def test_two_commands_planned_with_one_execution_id_complete_once(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    c1, c2 = ctx(), ctx()
+    plan1 = execute(app, c1, execution_id="shared")
+    plan2 = execute(app, c2, execution_id="shared")
+    assert isinstance(plan1, ExecutionPlan)
+    assert isinstance(plan2, ExecutionPlan)
+    outputs = {"answer": "a", "confidence": 1}
+    first = app.complete_execution(plan1, c1, outputs=outputs, latency_ms=1)
+    second = app.complete_execution(plan2, c2, outputs=outputs, latency_ms=1)
+    assert first.result_type == "ExecutionSucceeded"
+    assert second.data["errors"][0]["type"] == "already_exists"
+    execution = app.execution("shared")
+    assert execution is not None
+    assert execution.command_id == c1.command_id
+    assert app.conflicts == 1
+
+
 def test_executions_use_deployed_else_latest_unless_named(app: DspyOps, ctx: Ids) -> None:
     program_in(app, ctx, "optimized")
     plan = execute(app, ctx())
