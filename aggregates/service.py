@@ -7,6 +7,7 @@ that record and gets the same outcome back; nothing new is recorded.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
@@ -61,7 +62,8 @@ class Service(Application):
         self, env: EnvType | None = None, *, validate_config: ConfigValidator | None = None
     ) -> None:
         env = dict(env or {})
-        env.setdefault(self.AGGREGATE_CACHE_MAXSIZE, self.default_cache_maxsize)
+        if self.AGGREGATE_CACHE_MAXSIZE not in os.environ:
+            env.setdefault(self.AGGREGATE_CACHE_MAXSIZE, self.default_cache_maxsize)
         super().__init__(env)
         # Optimizer configs are checked by runtime/, which the domain does not import.
         self.validate_config = validate_config or no_config_errors
