@@ -132,12 +132,12 @@ def classify(exc: BaseException) -> str:
         return OUTPUT_PARSE_ERROR
     if isinstance(exc, ContextWindowExceededError | lm15.ContextLengthError):
         return CONTEXT_WINDOW_EXCEEDED
-    if isinstance(exc, LMTimeoutError | lm15.TimeoutError) or _timed_out(exc):
+    if isinstance(exc, LMTimeoutError | lm15.TimeoutError | TimeoutError):
         return LM_TIMEOUT
     if isinstance(exc, LMRateLimitError | lm15.RateLimitError):
         return LM_RATE_LIMITED
     if isinstance(exc, LMError | lm15.LM15Error):
-        return LM_ERROR
+        return LM_TIMEOUT if _timed_out(exc) else LM_ERROR
     for cls in type(exc).__mro__:
         if cls.__module__.split(".")[0] in _FOREIGN_MODULES:
             return _FOREIGN_CODES.get(cls.__name__, LM_ERROR)

@@ -154,6 +154,17 @@ async def test_execution_deadline_is_lm_timeout() -> None:
     assert elapsed < 3
 
 
+async def test_unreachable_server_is_lm_error() -> None:
+    with OpenAIServer(paris) as srv:
+        lm = http_lm(srv, num_retries=0)
+    # The server is gone: the port refuses connections.
+
+    outcome = await ask(lm)
+
+    assert outcome.error_code == "lm_error"
+    assert outcome.error_message
+
+
 async def test_junk_reply_is_output_parse_error_with_usage() -> None:
     with OpenAIServer(lambda messages: "I would rather not say.", usage=(30, 5)) as srv:
         outcome = await ask(http_lm(srv))

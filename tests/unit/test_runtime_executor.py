@@ -11,6 +11,7 @@ import dspy
 import pytest
 from dspy import lm15
 from dspy.utils import DummyLM
+from dspy.utils.exceptions import LMTransportError
 
 from runtime import executor
 from runtime.executor import ExecutionOutcome, classify, configure_dspy_for_workers, run_program
@@ -189,6 +190,16 @@ def foreign(module: str, name: str) -> Exception:
 )
 def test_classify_recognises_untranslated_sdk_errors(exc: Exception, code: str) -> None:
     assert classify(exc) == code
+
+
+def test_a_transport_error_caused_by_a_read_timeout_is_lm_timeout() -> None:
+    timed_out = LMTransportError("read timed out")
+    timed_out.__cause__ = foreign("dspy._vendor.lm15.transports", "ReadTimeout")
+    refused = LMTransportError("connection refused")
+    refused.__cause__ = ConnectionRefusedError()
+
+    assert classify(timed_out) == "lm_timeout"
+    assert classify(refused) == "lm_error"
 
 
 async def test_cancellation_propagates() -> None:
