@@ -255,20 +255,23 @@ class _Parser:
 
     def literal_values(self) -> tuple[LiteralValue, ...]:
         values: list[LiteralValue] = []
+        # Keyed by type as well, because Literal["1", 1] has two distinct values.
+        seen: set[tuple[type, LiteralValue]] = set()
         while True:
             token = self.tok
-            if token.kind == "string" or (token.kind == "number" and isinstance(token.value, int)):
-                assert isinstance(token.value, str | int)
-                if any(type(v) is type(token.value) and v == token.value for v in values):
-                    raise self.fail(token, f"duplicate Literal value {token.text}", "bad_type")
-                values.append(token.value)
-                self.advance()
-            else:
+            value = token.value
+            if not (token.kind == "string" or (token.kind == "number" and isinstance(value, int))):
                 raise self.fail(
                     token,
                     f"expected a string or integer Literal value but found {token.describe()}",
                     "bad_type" if token.kind == "number" else "syntax",
                 )
+            assert isinstance(value, str | int)
+            if (type(value), value) in seen:
+                raise self.fail(token, f"duplicate Literal value {token.text}", "bad_type")
+            seen.add((type(value), value))
+            values.append(value)
+            self.advance()
             if not self.is_punct(","):
                 return tuple(values)
             self.advance()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import importlib
 import sys
 import time
+from typing import Any
 
 import dspy
 import pytest
@@ -150,3 +154,54 @@ def test_reserved_names_cover_the_installed_libraries() -> None:
     )
     uncovered = {n for n in clashing if not n.startswith("model_")} - RESERVED_NAMES
     assert uncovered == set()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "q: str -> a: Literal[" + ", ".join(str(i) for i in range(1600)) + "]",
+        "q: str -> " + ", ".join(f"f{i}: list[dict[str, Optional[int]]]" for i in range(199)),
+        "q: str -> a: " + "Optional[" * 8 + "str" + "]" * 8 + " " * 9000,
+        "q: str -> a: str" + " |None" * 1400,
+    ],
+)
+def test_worst_cases_at_the_size_limit_stay_fast(text: str) -> None:
+    text = text[:MAX_SIGNATURE_CHARS]
+    started = time.perf_counter()
+    with contextlib.suppress(SignatureError):
+        parse(text)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_parsing_imports_and_evaluates_nothing() -> None:
+    # Spies record instead of raising: pytest itself imports while reporting a failure.
+    parse("q: str -> a: str")  # warm up anything pydantic builds lazily
+    calls: list[str] = []
+    targets = [(builtins, "__import__"), (importlib, "import_module"), (builtins, "eval")]
+    originals = [getattr(owner, name) for owner, name in targets]
+
+    def spy(name: str, original: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls.append(f"{name}{args[:1]!r}")
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    texts = [
+        "q: this -> a: str",
+        "q: __import__('os') -> a: str",
+        "q: os.path -> a: str",
+        "__class__: str -> a: str",
+        'q: list[dict[str, Literal["a", 1]]] -> a: Optional[float[0, 1]]',
+        "q: str -> a: int[0, 1e999]",
+    ]
+    for (owner, name), original in zip(targets, originals, strict=True):
+        setattr(owner, name, spy(name, original))
+    try:
+        for text in texts:
+            with contextlib.suppress(SignatureError):
+                parse(text)
+    finally:
+        for (owner, name), original in zip(targets, originals, strict=True):
+            setattr(owner, name, original)
+    assert calls == []
