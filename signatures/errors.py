@@ -39,6 +39,10 @@ class SignatureError(ValueError):
         self.issues = list(issues)
         super().__init__("; ".join(str(issue) for issue in self.issues))
 
+    def __reduce__(self) -> tuple[type[SignatureError], tuple[list[SignatureIssue]]]:
+        # Exceptions pickle as cls(*args) and args is the message; keep the issues.
+        return (type(self), (self.issues,))
+
     @classmethod
     def single(cls, column: int, message: str, code: str) -> SignatureError:
         return cls([SignatureIssue(column=column, message=message, code=code)])
@@ -59,6 +63,9 @@ class ValidationFailed(ValueError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
         super().__init__("; ".join(_describe(error) for error in errors) or "validation failed")
+
+    def __reduce__(self) -> tuple[type[ValidationFailed], tuple[list[dict[str, Any]]]]:
+        return (type(self), (self.errors,))
 
 
 def _describe(error: dict[str, Any]) -> str:

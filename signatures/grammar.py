@@ -55,7 +55,7 @@ def parse(text: str) -> ParsedSignature:
             f"signature is {len(text)} characters long; the limit is {MAX_SIGNATURE_CHARS}",
             "too_long",
         )
-    return _Parser(tokenize(text)).start().signature()
+    return _Parser(tokenize(text)).signature()
 
 
 def _by_column(issue: SignatureIssue) -> int:
@@ -74,15 +74,12 @@ class _Parser:
         self.issues: list[SignatureIssue] = []
         self.seen: set[str] = set()
         self.count = 0
+        self.tok = self.next_token()
 
     # -- token helpers -------------------------------------------------------------
 
     def is_punct(self, text: str) -> bool:
         return self.tok.kind == "punct" and self.tok.text == text
-
-    def start(self) -> _Parser:
-        self.tok = self.next_token()
-        return self
 
     def advance(self) -> Token:
         token = self.tok

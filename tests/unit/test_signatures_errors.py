@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
-from signatures import SignatureError, SignatureIssue, parse
+from signatures import SignatureError, SignatureIssue, ValidationFailed, parse
 
 
 def error_of(text: str) -> SignatureError:
@@ -192,3 +193,14 @@ def test_non_text_is_refused() -> None:
     assert str(exc) == "signature must be a string"
     assert exc.issues[0].code == "not_text"
     assert exc.issues[0].column == 0
+
+
+def test_errors_survive_pickling_between_processes() -> None:
+    exc = error_of("q: strr -> a: str")
+    again = pickle.loads(pickle.dumps(exc))
+    assert again.issues == exc.issues
+    assert str(again) == str(exc)
+    failed = ValidationFailed([{"loc": ["x"], "msg": "bad", "type": "t"}])
+    copy = pickle.loads(pickle.dumps(failed))
+    assert copy.errors == failed.errors
+    assert str(copy) == "x: bad"
