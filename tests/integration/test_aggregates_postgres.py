@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from aggregates import CommandContext, DspyOps, OptimizationPlan, Outcome
-from aggregates.ids import command_uuid, program_uuid
+from aggregates.ids import command_uuid, execution_uuid, program_uuid
 from aggregates.persistence import eventsourcing_env
 from events.commands import (
     Command,
     DeployProgram,
     DeprecateProgram,
+    ExecuteProgram,
     OptimizeProgram,
     RegisterDataset,
     RegisterProgram,
@@ -175,3 +176,39 @@ def test_one_command_id_raced_by_two_writers_is_recorded_once(
     assert first.conflicts + second.conflicts > 0
     versions = event_versions(first, "p")
     assert versions == list(range(1, ROUNDS + 2))
+
+
+def test_one_app_shared_by_threads_records_each_execution_once(
+    writers: tuple[DspyOps, DspyOps],
+) -> None:
+    """As in the worker: one DspyOps, a pool of store threads, a program changing meanwhile."""
+    app, other = writers
+    app.handle(RegisterProgram(program_id="p", name="QA", signature=SIGNATURE), ctx("reg"))
+
+    def run_one(n: int) -> Outcome:
+        command, context = (
+            ExecuteProgram(program_id="p", inputs={"question": f"q{n}"}),
+            ctx(f"x{n}"),
+        )
+        plan = app.plan_execution(command, context)
+        if isinstance(plan, Outcome):  # redelivered: the stored outcome
+            return plan
+        return app.complete_execution(plan, context, outputs={"answer": f"a{n}"}, latency_ms=1)
+
+    def keep_updating() -> None:
+        for n in range(10):
+            other.handle(UpdateProgram(program_id="p", instructions=f"i{n}"), ctx(f"u{n}"))
+
+    with ThreadPoolExecutor(8) as pool:
+        updates = pool.submit(keep_updating)
+        outcomes = list(pool.map(run_one, range(120)))
+        updates.result()
+    assert {o.result_type for o in outcomes} == {"ExecutionSucceeded"}
+    assert {o.data["version"] for o in outcomes} <= set(range(1, 12))
+    # Redelivering every command changes nothing and answers the same.
+    length = app.recorder.max_notification_id()
+    assert [run_one(n) for n in range(120)] == outcomes
+    assert app.recorder.max_notification_id() == length
+    for n in (0, 59, 119):
+        names = [type(e).__name__ for e in app.events.get(execution_uuid(f"x{n}"))]
+        assert names == ["Requested", "Succeeded"]
