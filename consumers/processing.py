@@ -121,12 +121,9 @@ class Processor:
                 )
             )
         module = self.modules.get(plan)
-        outcome = await run_program(
-            module,
-            dict(plan.inputs),
-            lm,
-            timeout_s=min(profile.timeout_s, self.execution_timeout_s),
-        )
+        # The profile's timeout is per attempt and the LM retries: the deadline covers all.
+        deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
+        outcome = await run_program(module, dict(plan.inputs), lm, timeout_s=deadline)
         if outcome.ok:
             record = partial(
                 self.app.complete_execution,

@@ -40,13 +40,19 @@ def open_store(settings: Settings) -> DspyOps:
     return DspyOps(env=env)
 
 
-def build_worker_app(
-    settings: Settings, loop: asyncio.AbstractEventLoop, *, relay: bool = True
-) -> faust.App:
+async def prepare_topics(settings: Settings) -> None:
+    """Topics exist, all with one partition count, before any agent subscribes."""
     topics = Topics(settings.topic_prefix)
-    loop.run_until_complete(
-        ensure_topics(settings.bootstrap_servers, topics.all, partitions=settings.topic_partitions)
+    await ensure_topics(
+        settings.bootstrap_servers, topics.all, partitions=settings.topic_partitions
     )
+
+
+def build_worker_app(
+    settings: Settings, *, profiles: ProfileRegistry | None = None, relay: bool = True
+) -> faust.App:
+    """The faust app with its agents; `profiles` replaces the configured LM profiles (tests)."""
+    topics = Topics(settings.topic_prefix)
     configure_dspy_for_workers()
     store = open_store(settings)
     app = create_app(settings)
@@ -54,7 +60,7 @@ def build_worker_app(
     processor = Processor(
         app=store,
         topics=topics,
-        profiles=ProfileRegistry.from_settings(settings.lm_profiles),
+        profiles=profiles or ProfileRegistry.from_settings(settings.lm_profiles),
         modules=ModuleCache(),
         store_executor=ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="store"),
         execution_timeout_s=settings.execution_timeout_s,
@@ -89,6 +95,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     # One loop for the topic check and for faust, so nothing is bound to a closed loop.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    app = build_worker_app(settings, loop)
+    loop.run_until_complete(prepare_topics(settings))
+    app = build_worker_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, loop=loop)
     worker.execute_from_commandline()

@@ -98,7 +98,8 @@ async def test_register_execute_and_reject_through_a_worker_process(
     assert data["outputs"] == {"answer": "Paris", "confidence": 0.9}
     assert data["usage"] == {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}
     assert data["latency_ms"] > 0
-    assert data["version"] == 1 and data["offline"] is False
+    assert data["version"] == 1
+    assert data["offline"] is False
     # The first call was answered 429 and retried by the client: two requests, one result.
     assert lm_server.rate_limited == 1
 

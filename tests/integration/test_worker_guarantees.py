@@ -1,0 +1,154 @@
+"""The contract's guarantees with a real worker process: dead letters, idempotency, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aggregates.ids import execution_uuid
+from consumers.topic_admin import ensure_topics
+from events.codec import encode
+from events.envelope import Envelope
+from events.topics import Topics
+from tests.integration.kafka_support import TopicReader, command, produce, send_commands
+from tests.integration.worker_fixtures import drop_schema, stack_env, stored_events
+from tests.integration.worker_process import WorkerProcess
+
+SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
+
+
+@pytest.fixture
+def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
+    values = stack_env(bootstrap_servers, database_url, unique)
+    yield values
+    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
+
+
+async def _topics(env: dict[str, str]) -> Topics:
+    topics = Topics(env["DSPYOPS_TOPIC_PREFIX"])
+    await ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], topics.all, partitions=4)
+    return topics
+
+
+def _register(unique: str) -> Envelope:
+    return command(
+        "RegisterProgram", {"program_id": f"qa-{unique}", "name": "qa", "signature": SIGNATURE}
+    )
+
+
+def _execute(unique: str, n: int, **kwargs: object) -> Envelope:
+    inputs = {"question": f"question {n}", "context": "ctx"}
+    return command("ExecuteProgram", {"program_id": f"qa-{unique}", "inputs": inputs}, **kwargs)
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_worker_keeps_going(
+    env: dict[str, str], tmp_path: Path, unique: str
+) -> None:
+    topics = await _topics(env)
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    unknown_type = encode(_execute(unique, 0)).replace(b"command.ExecuteProgram", b"command.Nope")
+    huge = json.dumps(
+        {
+            "specversion": "1.0",
+            "id": "big",
+            "source": "t",
+            "type": "dspyops.command.ExecuteProgram",
+            "data": {"program_id": "x", "inputs": {"question": "x" * 2_000_000}},
+        }
+    ).encode()
+    poison = [
+        (topics.executions, b"k1", b"this is not json"),
+        (topics.executions, b"k2", b'{"hello": "world"}'),
+        (topics.programs, b"k3", unknown_type),
+        (topics.executions, b"k4", huge),
+        (topics.programs, None, b"\xff\xfe binary"),
+    ]
+    register, execute = _register(unique), _execute(unique, 1)
+    with WorkerProcess(env, tmp_path / "worker.log") as worker:
+        async with (
+            TopicReader(bootstrap, topics.deadletter) as dead,
+            TopicReader(bootstrap, topics.results) as results,
+        ):
+            await produce(bootstrap, poison)
+            await send_commands(bootstrap, topics, [register])
+            await results.results_for([register.id], timeout_s=90)
+            await send_commands(bootstrap, topics, [execute])
+            found = await results.results_for([execute.id])
+            letters = await dead.wait_for(lambda ms: len(ms) >= len(poison))
+        assert worker.alive(), worker.log()
+    codes = Counter(m["data"]["error"]["code"] for m in letters)
+    assert codes == {"not_json": 2, "not_envelope": 1, "unknown_type": 1, "too_large": 1}
+    big = next(m for m in letters if m["data"]["error"]["code"] == "too_large")
+    assert big["data"]["payload_bytes"] == len(huge)
+    assert big["data"]["truncated"] is True
+    assert found[execute.id][0]["type"] == "dspyops.result.ExecutionSucceeded"
+    # The offline profile answered: the result says so, the output is labelled.
+    assert found[execute.id][0]["data"]["offline"] is True
+    assert found[execute.id][0]["data"]["outputs"]["answer"].startswith("[offline]")
+
+
+async def test_the_same_command_three_times_gives_one_execution_and_three_identical_results(
+    env: dict[str, str], database_url: str, tmp_path: Path, unique: str
+) -> None:
+    topics = await _topics(env)
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    register, execute = _register(unique), _execute(unique, 1)
+    with WorkerProcess(env, tmp_path / "worker.log"):
+        async with TopicReader(bootstrap, topics.results) as results:
+            await send_commands(bootstrap, topics, [register])
+            await results.results_for([register.id], timeout_s=90)
+            for _ in range(3):
+                await send_commands(bootstrap, topics, [execute])
+            await results.wait_for(
+                lambda ms: sum(m.get("causationid") == execute.id for m in ms) == 3
+            )
+    replies = [m for m in results.messages if m.get("causationid") == execute.id]
+    assert len({json.dumps(r["data"], sort_keys=True) for r in replies}) == 1
+    assert len({r["id"] for r in replies}) == 1
+    events = stored_events(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
+    execution_id = str(execution_uuid(execute.id))
+    assert [v for (oid, v, _t) in events if oid == execution_id] == [1, 2]
+    executions = {oid for (oid, _v, t) in events if "Execution" in t}
+    assert executions == {execution_id}
+
+
+async def test_kill_9_in_the_middle_of_1000_executions_loses_and_duplicates_nothing(
+    env: dict[str, str], database_url: str, tmp_path: Path, unique: str
+) -> None:
+    topics = await _topics(env)
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    register = _register(unique)
+    executions = [_execute(unique, n) for n in range(1000)]
+    log = tmp_path / "worker.log"
+    async with TopicReader(bootstrap, topics.results) as results:
+        worker = WorkerProcess(env, log).start()
+        try:
+            await send_commands(bootstrap, topics, [register])
+            await results.results_for([register.id], timeout_s=90)
+            await send_commands(bootstrap, topics, executions)
+            await results.wait_for(
+                lambda ms: sum(m["type"].endswith("ExecutionSucceeded") for m in ms) >= 150
+            )
+            worker.kill()
+            killed_at = sum(m["type"].endswith("ExecutionSucceeded") for m in results.messages)
+            assert killed_at < 1000, "the worker finished before it could be killed"
+            await asyncio.sleep(0.5)
+            worker = WorkerProcess(env, log).start()
+            found = await results.results_for([e.id for e in executions], timeout_s=180)
+        finally:
+            worker.stop()
+    for command_id, replies in found.items():
+        assert len({r["id"] for r in replies}) == 1, (command_id, replies)
+        assert all(r["type"].endswith("ExecutionSucceeded") for r in replies), replies
+    events = stored_events(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
+    wanted = {str(execution_uuid(e.id)) for e in executions}
+    per_execution = Counter(oid for (oid, _v, t) in events if "Execution" in t)
+    assert set(per_execution) == wanted
+    assert set(per_execution.values()) == {2}  # requested + succeeded, once each
+    duplicates = sum(len(r) - 1 for r in found.values())
+    print(f"killed after {killed_at} results; {duplicates} results delivered again after restart")

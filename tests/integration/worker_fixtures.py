@@ -1,0 +1,39 @@
+"""Shared pieces for tests that run `dspyops worker` against the real stack."""
+
+from __future__ import annotations
+
+import psycopg
+
+
+def stack_env(bootstrap_servers: str, database_url: str, unique: str) -> dict[str, str]:
+    """Topics, consumer group and event store of their own, so tests never see each other."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "DATABASE_URL": database_url,
+        "DSPYOPS_TOPIC_PREFIX": f"t{unique}.",
+        "DSPYOPS_EVENT_STORE_SCHEMA": f"es_{unique}",
+    }
+
+
+def stored_events(database_url: str, schema: str) -> list[tuple[str, int, str]]:
+    """(originator id, version, topic) of every stored event, in store order."""
+    with psycopg.connect(database_url) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND column_name = 'notification_id'",
+                (schema,),
+            )
+        ]
+        assert len(tables) == 1, tables
+        rows = conn.execute(
+            f'SELECT originator_id::text, originator_version, topic FROM "{schema}"."{tables[0]}" '
+            "ORDER BY notification_id"
+        ).fetchall()
+    return [(str(a), int(b), str(c)) for a, b, c in rows]
+
+
+def drop_schema(database_url: str, schema: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
