@@ -6,6 +6,8 @@ import psycopg
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from eventsourcing.persistence import InterfaceError, OperationalError
 
+from aggregates.service import ConflictsExhausted
+
 
 def is_transient(exc: BaseException) -> bool:
     """True for infrastructure outages: the message is retried, never acknowledged."""
@@ -16,7 +18,8 @@ def is_transient(exc: BaseException) -> bool:
         )
     return isinstance(
         exc,
-        psycopg.OperationalError
+        ConflictsExhausted  # others keep writing the same aggregate: try again later
+        | psycopg.OperationalError
         | psycopg.InterfaceError
         | OperationalError
         | InterfaceError
