@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # Ids are chosen by producers; the pattern keeps them safe in topics keys, URLs and SQL.
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-Version = Annotated[int, Field(ge=1)]
+# Bounded so a version always fits a PostgreSQL integer.
+Version = Annotated[int, Field(ge=1, le=2_147_483_647)]
 ProfileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 # Module kinds that run a single signature without tools or code interpreters.
