@@ -55,8 +55,17 @@ class Settings(BaseSettings):
     # LM profiles: JSON object name -> profile, or a path to a JSON file holding one.
     lm_profiles: str | None = None
 
+    # PostgreSQL schema of the read models and their tracking position (projections/).
+    read_model_schema: str = Field(default="dspyops_read", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # Events applied per read-side transaction, and the wait when the projector caught up.
+    projection_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    projection_poll_interval_s: float = Field(default=0.1, gt=0)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # When set, every API route but /health needs `Authorization: Bearer <token>`.
+    api_token: str | None = Field(default=None, repr=False)
+    api_pool_size: int = Field(default=10, ge=1, le=200)
 
     @property
     def bootstrap_servers(self) -> str:

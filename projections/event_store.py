@@ -1,0 +1,37 @@
+"""Reading the event store: stored notifications in order, decoded to domain events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+
+from aggregates.application import DspyOps
+from aggregates.handled import HandledCommand
+from aggregates.persistence import eventsourcing_env
+
+# Command bookkeeping, not domain state: skipped without being decoded.
+SKIPPED_TOPICS = frozenset({get_topic(getattr(HandledCommand, "Handled"))})  # noqa: B009
+
+
+class EventStore:
+    def __init__(self, database_url: str, schema: str) -> None:
+        self.app = DspyOps(env=eventsourcing_env(database_url, schema=schema))
+
+    def after(self, position: int, limit: int) -> Sequence[Notification]:
+        return self.app.recorder.select_notifications(
+            start=position, limit=limit, inclusive_of_start=False
+        )
+
+    def decode(self, notification: Notification) -> Any | None:
+        if notification.topic in SKIPPED_TOPICS:
+            return None
+        return self.app.mapper.to_domain_event(notification)
+
+    def max_position(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        self.app.close()

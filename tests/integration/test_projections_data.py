@@ -1,0 +1,166 @@
+"""Stored events for the read-side tests and the benchmark, made through DspyOps.
+
+`seed_story` drives the real application service (every lifecycle step, runs, failures);
+`bulk_executions` saves finished Execution aggregates in large batches, the fast way to
+store thousands of events. Holds no tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from aggregates.application import DspyOps
+from aggregates.context import CommandContext
+from aggregates.execution import Execution
+from aggregates.persistence import eventsourcing_env
+from events.commands import (
+    DeployProgram,
+    EvaluateProgram,
+    ExecuteProgram,
+    OptimizeProgram,
+    RegisterDataset,
+    RegisterProgram,
+    RollbackProgram,
+    TrainProgram,
+    UpdateProgram,
+)
+
+QA_SIGNATURE = "question: str, context: str -> answer: str, confidence: float"
+
+
+def ctx(actor: str | None = "alice") -> CommandContext:
+    command_id = uuid.uuid4().hex
+    return CommandContext(command_id=command_id, correlation_id=f"corr-{command_id}", actor=actor)
+
+
+def open_store(database_url: str, schema: str) -> DspyOps:
+    return DspyOps(env=eventsourcing_env(database_url, schema=schema))
+
+
+@contextmanager
+def schemas(database_url: str, *names: str) -> Iterator[tuple[str, ...]]:
+    """Unique schemas for one test, created empty and dropped afterwards whatever happens."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        yield names
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for name in names:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+                )
+
+
+def execute(app: DspyOps, program_id: str, *, fail: bool = False, latency_ms: float = 10.0) -> str:
+    c = ctx()
+    command = ExecuteProgram(
+        program_id=program_id, inputs={"question": "q?", "context": "c"}, execution_id=c.command_id
+    )
+    plan = app.plan_execution(command, c)
+    assert not hasattr(plan, "result_type"), plan
+    if fail:
+        app.complete_execution(plan, c, error=("lm_error", "boom"), latency_ms=latency_ms)  # type: ignore[arg-type]
+    else:
+        app.complete_execution(
+            plan,  # type: ignore[arg-type]
+            c,
+            outputs={"answer": "a", "confidence": 0.5},
+            latency_ms=latency_ms,
+            usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            model="offline/echo",
+            offline=True,
+        )
+    return c.command_id
+
+
+def seed_story(app: DspyOps) -> dict[str, Any]:
+    """Two programs through their lifecycle, a dataset, executions, an optimization, an
+    evaluation; returns the ids the tests look for."""
+    app.handle(
+        RegisterProgram(
+            program_id="qa",
+            name="Question answering",
+            signature=QA_SIGNATURE,
+            instructions="Answer briefly.",
+            field_descriptions={"answer": "a short answer"},
+        ),
+        ctx(),
+    )
+    app.handle(
+        RegisterProgram(program_id="sum", name="Summarize", signature="text: str -> summary: str"),
+        ctx("bob"),
+    )
+    examples = [
+        {"question": f"q{i}", "context": "c", "answer": f"a{i}", "confidence": 0.9}
+        for i in range(20)
+    ]
+    app.handle(RegisterDataset(dataset_id="ds", name="QA set", examples=examples), ctx())
+    ok = [execute(app, "qa", latency_ms=10.0 * (i + 1)) for i in range(6)]
+    bad = [execute(app, "qa", fail=True) for _ in range(2)]
+    app.handle(TrainProgram(program_id="qa"), ctx())
+    c = ctx()
+    planned = app.plan_optimization(
+        OptimizeProgram(program_id="qa", dataset_id="ds", optimization_id="opt1"), c
+    )
+    assert not hasattr(planned, "result_type"), planned
+    app.record_progress("opt1", 1, 2, 0.5)
+    app.complete_optimization("opt1", state={"demos": []}, baseline_score=0.4, optimized_score=0.8)
+    app.handle(DeployProgram(program_id="qa", version=2), ctx("carol"))
+    app.handle(UpdateProgram(program_id="qa", instructions="Answer in one word."), ctx())
+    app.handle(RollbackProgram(program_id="qa", version=1), ctx())
+    app.plan_evaluation(
+        EvaluateProgram(program_id="qa", dataset_id="ds", evaluation_id="ev1"), ctx()
+    )
+    app.complete_evaluation("ev1", 0.75, [{"index": 0, "score": 1.0}])
+    later = [execute(app, "qa", latency_ms=5.0) for _ in range(2)]
+    return {"succeeded": ok + later, "failed": bad}
+
+
+def bulk_executions(
+    app: DspyOps, program_id: str, count: int, *, batch: int = 500, threads: int = 4
+) -> None:
+    """Store `count` finished executions (2 events each), every 7th one failed."""
+
+    def save(start: int) -> None:
+        executions = []
+        for number in range(start, min(start + batch, count)):
+            c = ctx(actor=f"user{number % 3}")
+            execution = Execution(
+                execution_id=f"{program_id}-x{number}",
+                program_id=program_id,
+                version=1,
+                inputs={"question": f"q{number}", "context": "c"},
+                **c.meta(),
+            )
+            if number % 7 == 6:
+                execution.fail(
+                    code="lm_error",
+                    message="boom",
+                    details=[],
+                    latency_ms=None,
+                    model=None,
+                    **c.meta(),
+                )
+            else:
+                execution.succeed(
+                    outputs={"answer": "a", "confidence": 0.5},
+                    latency_ms=float(number % 100 + 1),
+                    usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                    model="offline/echo",
+                    offline=True,
+                    **c.meta(),
+                )
+            executions.append(execution)
+        app.save(*executions)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(save, range(0, count, batch)))
