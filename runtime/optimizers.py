@@ -1,0 +1,207 @@
+"""The optimizers a command may name, each with its config as a pydantic model.
+
+Every config model forbids unknown keys, so a typo (``max_bootsrapped_demos``) is a
+``CommandRejected`` at planning time instead of a silently ignored setting. Keys every
+optimizer takes:
+
+- ``time_limit_s`` (default 900, at most 6 h): the run fails with ``time_limit_exceeded``
+  past it;
+- ``num_threads`` (default 1, at most 16): DSPy's own parallelism inside one run;
+- ``metric_options``: validated by the metric (see ``runtime.metrics``).
+
+Optimizers (all for a single-signature program):
+
+- ``LabeledFewShot``: ``k`` labelled demos, no LM calls while compiling.
+- ``BootstrapFewShot``: demos from traces of the program that pass the metric.
+- ``BootstrapFewShotWithRandomSearch``: several bootstrapped candidates, best on dev.
+- ``MIPROv2``: instructions and demos, ``auto`` = light (default), medium or heavy;
+  the profile's LM proposes the instructions (MIPROv2 needs an LM at init).
+- ``GEPA``: reflective instruction evolution; exactly one budget of ``auto``,
+  ``max_full_evals``, ``max_metric_calls``; the profile's LM reflects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import dspy
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from runtime.metrics import validate_metric
+
+ErrorDict = dict[str, Any]
+
+DEFAULT_TIME_LIMIT_S = 900.0
+MAX_TIME_LIMIT_S = 6 * 3600.0
+
+
+class OptimizerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time_limit_s: float = Field(default=DEFAULT_TIME_LIMIT_S, gt=0, le=MAX_TIME_LIMIT_S)
+    num_threads: int = Field(default=1, ge=1, le=16)
+    metric_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LabeledFewShotConfig(OptimizerConfig):
+    k: int = Field(default=16, ge=1, le=64)
+    sample: bool = True
+
+
+class BootstrapFewShotConfig(OptimizerConfig):
+    max_bootstrapped_demos: int = Field(default=4, ge=0, le=32)
+    max_labeled_demos: int = Field(default=16, ge=0, le=64)
+    max_rounds: int = Field(default=1, ge=1, le=10)
+    max_errors: int | None = Field(default=None, ge=1)
+
+
+class RandomSearchConfig(BootstrapFewShotConfig):
+    num_candidate_programs: int = Field(default=8, ge=1, le=64)
+    stop_at_score: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class MIPROv2Config(OptimizerConfig):
+    auto: Literal["light", "medium", "heavy"] = "light"
+    max_bootstrapped_demos: int = Field(default=4, ge=0, le=32)
+    max_labeled_demos: int = Field(default=4, ge=0, le=64)
+    seed: int = 9
+    minibatch: bool = True
+    minibatch_size: int = Field(default=35, ge=1, le=1000)
+
+
+class GEPAConfig(OptimizerConfig):
+    auto: Literal["light", "medium", "heavy"] | None = None
+    max_full_evals: int | None = Field(default=None, ge=1, le=1000)
+    max_metric_calls: int | None = Field(default=None, ge=1, le=100_000)
+    reflection_minibatch_size: int = Field(default=3, ge=1, le=100)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> GEPAConfig:
+        given = [self.auto, self.max_full_evals, self.max_metric_calls]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of auto, max_full_evals, max_metric_calls")
+        return self
+
+
+CONFIGS: dict[str, type[OptimizerConfig]] = {
+    "LabeledFewShot": LabeledFewShotConfig,
+    "BootstrapFewShot": BootstrapFewShotConfig,
+    "BootstrapFewShotWithRandomSearch": RandomSearchConfig,
+    "MIPROv2": MIPROv2Config,
+    "GEPA": GEPAConfig,
+}
+
+
+class InvalidConfig(ValueError):
+    def __init__(self, errors: list[ErrorDict]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+
+
+def parse_config(optimizer: str, config: dict[str, Any]) -> OptimizerConfig:
+    model = CONFIGS.get(optimizer)
+    if model is None:
+        raise InvalidConfig(
+            [
+                {
+                    "loc": ["optimizer"],
+                    "msg": f"unknown optimizer {optimizer!r}; known: {', '.join(CONFIGS)}",
+                    "type": "unknown_optimizer",
+                }
+            ]
+        )
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        raise InvalidConfig(
+            [
+                {"loc": ["config", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False)
+            ]
+        ) from exc
+
+
+def validate_optimization(optimizer: str, metric: str, config: dict[str, Any]) -> list[ErrorDict]:
+    """`DspyOps(validate_config=...)`: every problem with optimizer, metric and config."""
+    try:
+        parsed = parse_config(optimizer, config)
+    except InvalidConfig as exc:
+        errors = exc.errors
+        options = config.get("metric_options", {}) if isinstance(config, dict) else {}
+        metric_errors = validate_metric(metric, options)
+        # metric_options errors were already reported by the config model when not a dict.
+        return errors + [e for e in metric_errors if e not in errors]
+    return validate_metric(metric, parsed.metric_options)
+
+
+def compile_program(
+    optimizer: str,
+    config: OptimizerConfig,
+    student: dspy.Module,
+    *,
+    metric: Callable[..., Any],
+    trainset: list[dspy.Example],
+    devset: list[dspy.Example],
+    lm: dspy.BaseLM,
+) -> dspy.Module:
+    """Run the optimizer; call inside ``dspy.context(lm=lm)``."""
+    threads = config.num_threads
+    if isinstance(config, LabeledFewShotConfig):
+        return dspy.LabeledFewShot(k=config.k).compile(
+            student, trainset=trainset, sample=config.sample
+        )
+    if isinstance(config, RandomSearchConfig):
+        return dspy.BootstrapFewShotWithRandomSearch(
+            metric=metric,
+            max_bootstrapped_demos=config.max_bootstrapped_demos,
+            max_labeled_demos=config.max_labeled_demos,
+            max_rounds=config.max_rounds,
+            num_candidate_programs=config.num_candidate_programs,
+            num_threads=threads,
+            max_errors=config.max_errors,
+            stop_at_score=None if config.stop_at_score is None else config.stop_at_score * 100,
+        ).compile(student, trainset=trainset, valset=devset or None)
+    if isinstance(config, BootstrapFewShotConfig):
+        return dspy.BootstrapFewShot(
+            metric=metric,
+            max_bootstrapped_demos=config.max_bootstrapped_demos,
+            max_labeled_demos=config.max_labeled_demos,
+            max_rounds=config.max_rounds,
+            max_errors=config.max_errors,
+        ).compile(student, trainset=trainset)
+    if isinstance(config, MIPROv2Config):
+        valset = devset or trainset
+        # MIPROv2 reads dspy.settings.lm at init; pass the profile's LM explicitly.
+        return dspy.MIPROv2(
+            metric=metric,
+            prompt_model=lm,
+            task_model=lm,
+            auto=config.auto,
+            max_bootstrapped_demos=config.max_bootstrapped_demos,
+            max_labeled_demos=config.max_labeled_demos,
+            num_threads=threads,
+            seed=config.seed,
+            verbose=False,
+        ).compile(
+            student,
+            trainset=trainset,
+            valset=valset,
+            minibatch=config.minibatch and len(valset) > config.minibatch_size,
+            minibatch_size=min(config.minibatch_size, len(valset)),
+            requires_permission_to_run=False,
+        )
+    if isinstance(config, GEPAConfig):
+        return dspy.GEPA(
+            metric=metric,
+            auto=config.auto,
+            max_full_evals=config.max_full_evals,
+            max_metric_calls=config.max_metric_calls,
+            reflection_minibatch_size=config.reflection_minibatch_size,
+            reflection_lm=lm,
+            num_threads=threads,
+            seed=config.seed,
+            track_stats=False,
+        ).compile(student, trainset=trainset, valset=devset or None)
+    raise InvalidConfig([{"loc": ["optimizer"], "msg": "no compiler", "type": "unknown_optimizer"}])
