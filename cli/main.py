@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from cli import infra_commands, schema_commands, worker_commands
+from cli import (
+    api_commands,
+    infra_commands,
+    projection_commands,
+    schema_commands,
+    worker_commands,
+)
 
 app = typer.Typer(
     name="dspyops",
@@ -15,6 +21,9 @@ app = typer.Typer(
 app.add_typer(infra_commands.app, name="infra")
 app.add_typer(schema_commands.app, name="schema")
 app.command(name="worker")(worker_commands.worker)
+app.add_typer(projection_commands.app, name="projections")
+app.command(name="projector")(projection_commands.projector)
+app.command(name="api")(api_commands.api)
 
 
 def main() -> None:

@@ -1,0 +1,19 @@
+"""Whether Kafka answers a metadata request, within a short timeout."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaClient
+
+
+async def kafka_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
+    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout_s)
+        return True
+    except Exception:
+        # Any failure (refused, timeout, bad address) means "not available" to a health check.
+        return False
+    finally:
+        await client.close()

@@ -1,0 +1,64 @@
+"""The read-only query API: one router per resource over the projections' tables.
+
+Writes are Kafka commands, never HTTP: only GET routes exist, so any other verb on a
+known path answers 405.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from api.deps import require_token
+from api.routes import (
+    audit,
+    datasets,
+    executions,
+    health,
+    metrics,
+    programs,
+    prometheus,
+    runs,
+)
+from api.telemetry import RequestStats
+from settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(
+            settings.effective_database_url,
+            min_size=1,
+            max_size=settings.api_pool_size,
+            open=False,
+            kwargs={"autocommit": True},
+        )
+        # A database that is down at start must not stop the API: /health reports it.
+        await pool.open(wait=False)
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="dspyops read API",
+        version="1",
+        description="Read-only views of programs, executions, datasets, runs and the audit "
+        "trail, built from the event store. Writes are Kafka commands.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.request_stats = RequestStats()
+    app.middleware("http")(app.state.request_stats.middleware)
+    app.include_router(health.router)
+    guarded = [Depends(require_token)]
+    for module in (programs, executions, metrics, datasets, runs, audit, prometheus):
+        app.include_router(module.router, dependencies=guarded)
+    return app

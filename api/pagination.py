@@ -1,0 +1,64 @@
+"""Cursor pagination on the rows' `position` (unique, stable across rebuilds), newest first.
+
+A cursor is opaque to clients: base64 of the last position seen. Keyset paging never
+skips or repeats a row when new rows arrive between pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import HTTPException, Query, status
+from psycopg import sql
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+MAX_LIMIT = 200
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="`next_cursor` from the previous page."),
+]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode(position: int) -> str:
+    return base64.urlsafe_b64encode(str(position).encode()).decode()
+
+
+def decode(cursor: str) -> int:
+    try:
+        position = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        position = -1
+    if position < 0:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"invalid cursor {cursor!r}")
+    return position
+
+
+def keyset(cursor: str | None, conditions: list[sql.Composable], params: list[Any]) -> None:
+    """Add the 'after this cursor' condition (rows are ordered by position descending)."""
+    if cursor is not None:
+        conditions.append(sql.SQL("position < %s"))
+        params.append(decode(cursor))
+
+
+def page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows of one page and the next cursor; the query fetched `limit + 1` rows."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode(rows[-1]["position"])
+    return rows, None
+
+
+def where(conditions: list[sql.Composable]) -> sql.Composable:
+    if not conditions:
+        return sql.SQL("")
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions)

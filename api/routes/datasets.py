@@ -1,0 +1,69 @@
+"""Datasets: sizes and splits (the examples themselves stay in the event store)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from psycopg import sql
+from pydantic import BaseModel
+
+from api import pagination
+from api.deps import DbDep, SettingsDep
+from api.errors import COMMON_RESPONSES, not_found
+from api.pagination import CursorQuery, LimitQuery, Page
+from api.queries import fetch_all, fetch_one, table
+
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=COMMON_RESPONSES)
+
+COLUMNS = sql.SQL(
+    "dataset_id, name, dev_fraction, size, train_size, dev_size, created_at, updated_at, position"
+)
+
+
+class Dataset(BaseModel):
+    dataset_id: str
+    name: str
+    dev_fraction: float
+    size: int
+    train_size: int
+    dev_size: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@router.get("", response_model=Page[Dataset], summary="List datasets, newest first")
+async def list_datasets(
+    db: DbDep, settings: SettingsDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> dict[str, Any]:
+    conditions: list[sql.Composable] = []
+    params: list[Any] = []
+    pagination.keyset(cursor, conditions, params)
+    rows = await fetch_all(
+        db,
+        sql.SQL("SELECT {} FROM {} {} ORDER BY position DESC LIMIT %s").format(
+            COLUMNS, table(settings.read_model_schema, "datasets"), pagination.where(conditions)
+        ),
+        [*params, limit + 1],
+    )
+    items, next_cursor = pagination.page(rows, limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{dataset_id}", response_model=Dataset, summary="One dataset")
+async def get_dataset(
+    dataset_id: Annotated[str, Path(min_length=1, max_length=200)],
+    db: DbDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    row = await fetch_one(
+        db,
+        sql.SQL("SELECT {} FROM {} WHERE dataset_id = %s").format(
+            COLUMNS, table(settings.read_model_schema, "datasets")
+        ),
+        [dataset_id],
+    )
+    if row is None:
+        raise not_found("dataset", dataset_id)
+    return row

@@ -1,0 +1,130 @@
+"""Executions: a program's executions (filtered, paged) and one execution."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from psycopg import sql
+from pydantic import BaseModel
+
+from api import pagination
+from api.deps import DbDep, SettingsDep
+from api.errors import COMMON_RESPONSES, not_found
+from api.pagination import CursorQuery, LimitQuery, Page
+from api.queries import fetch_all, fetch_one, table
+from api.routes.programs import ProgramId, load_program
+
+router = APIRouter(tags=["executions"], responses=COMMON_RESPONSES)
+
+ExecutionStatus = Literal["requested", "succeeded", "failed"]
+COLUMNS = sql.SQL(
+    "execution_id, program_id, version, status, inputs, outputs, latency_ms, prompt_tokens, "
+    "completion_tokens, total_tokens, offline, error_code, error_message, error_details, "
+    "command_id, correlation_id, actor, requested_at, completed_at, position"
+)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ExecutionError(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]]
+
+
+class Execution(BaseModel):
+    execution_id: str
+    program_id: str
+    version: int
+    status: ExecutionStatus
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    latency_ms: float | None
+    usage: Usage | None
+    # True when the output came from the `offline` LM profile (tests, demo), not a real LM.
+    offline: bool
+    error: ExecutionError | None
+    command_id: str
+    correlation_id: str
+    actor: str | None
+    requested_at: datetime
+    completed_at: datetime | None
+
+
+def shape(row: dict[str, Any]) -> dict[str, Any]:
+    usage = None
+    if row["total_tokens"] is not None:
+        usage = {k: row[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    error = None
+    if row["error_code"] is not None:
+        error = {
+            "code": row["error_code"],
+            "message": row["error_message"],
+            "details": row["error_details"] or [],
+        }
+    return {**row, "usage": usage, "error": error}
+
+
+@router.get(
+    "/programs/{program_id}/executions",
+    response_model=Page[Execution],
+    summary="A program's executions, newest first",
+)
+async def list_executions(
+    program_id: ProgramId,
+    db: DbDep,
+    settings: SettingsDep,
+    status: Annotated[ExecutionStatus | None, Query(description="Only this status.")] = None,
+    version: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    since: Annotated[datetime | None, Query(description="Requested at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Requested before.")] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    schema = settings.read_model_schema
+    await load_program(db, schema, program_id)
+    conditions: list[sql.Composable] = [sql.SQL("program_id = %s")]
+    params: list[Any] = [program_id]
+    for column, op, value in (
+        ("status", "=", status),
+        ("version", "=", version),
+        ("requested_at", ">=", since),
+        ("requested_at", "<", until),
+    ):
+        if value is not None:
+            conditions.append(sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(op)))
+            params.append(value)
+    pagination.keyset(cursor, conditions, params)
+    rows = await fetch_all(
+        db,
+        sql.SQL("SELECT {} FROM {} {} ORDER BY position DESC LIMIT %s").format(
+            COLUMNS, table(schema, "executions"), pagination.where(conditions)
+        ),
+        [*params, limit + 1],
+    )
+    items, next_cursor = pagination.page(rows, limit)
+    return {"items": [shape(row) for row in items], "next_cursor": next_cursor}
+
+
+@router.get("/executions/{execution_id}", response_model=Execution, summary="One execution")
+async def get_execution(
+    execution_id: Annotated[str, Path(min_length=1, max_length=200)],
+    db: DbDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    row = await fetch_one(
+        db,
+        sql.SQL("SELECT {} FROM {} WHERE execution_id = %s").format(
+            COLUMNS, table(settings.read_model_schema, "executions")
+        ),
+        [execution_id],
+    )
+    if row is None:
+        raise not_found("execution", execution_id)
+    return shape(row)

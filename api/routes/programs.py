@@ -1,0 +1,210 @@
+"""Programs, their versions and the JSON Schema of their inputs and outputs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from psycopg import AsyncConnection, sql
+from pydantic import BaseModel
+
+from api import pagination
+from api.deps import DbDep, SettingsDep
+from api.errors import COMMON_RESPONSES, not_found
+from api.pagination import CursorQuery, LimitQuery, Page
+from api.queries import fetch_all, fetch_one, table
+from signatures import SignatureError, compile_signature
+
+router = APIRouter(prefix="/programs", tags=["programs"], responses=COMMON_RESPONSES)
+
+ProgramStatus = Literal["draft", "training", "optimized", "deployed", "deprecated"]
+ProgramId = Annotated[str, Path(min_length=1, max_length=200)]
+VersionNumber = Annotated[int, Path(ge=1, le=2_147_483_647)]
+
+
+class Program(BaseModel):
+    program_id: str
+    name: str
+    signature: str
+    module: str
+    instructions: str | None
+    description: str | None
+    field_descriptions: dict[str, str]
+    status: ProgramStatus
+    latest_version: int
+    deployed_version: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Version(BaseModel):
+    program_id: str
+    number: int
+    source: Literal["registered", "updated", "optimized"]
+    instructions: str | None
+    based_on: int | None
+    optimization_id: str | None
+    optimizer: str | None
+    metric: str | None
+    config: dict[str, Any] | None
+    dataset_id: str | None
+    baseline_score: float | None
+    optimized_score: float | None
+    created_at: datetime
+    deployed: bool
+
+
+class CompiledVersion(Version):
+    # DSPy's saved module state (demos); None for a version never optimized.
+    state: dict[str, Any] | None
+
+
+class ProgramSchema(BaseModel):
+    program_id: str
+    version: int
+    signature: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
+PROGRAM_COLUMNS = sql.SQL(
+    "program_id, name, signature, module, instructions, description, field_descriptions, "
+    "status, latest_version, deployed_version, created_at, updated_at, position"
+)
+
+
+async def load_program(conn: AsyncConnection, schema: str, program_id: str) -> dict[str, Any]:
+    row = await fetch_one(
+        conn,
+        sql.SQL("SELECT {} FROM {} WHERE program_id = %s").format(
+            PROGRAM_COLUMNS, table(schema, "programs")
+        ),
+        [program_id],
+    )
+    if row is None:
+        raise not_found("program", program_id)
+    return row
+
+
+@router.get("", response_model=Page[Program], summary="List programs, newest first")
+async def list_programs(
+    db: DbDep,
+    settings: SettingsDep,
+    status: Annotated[ProgramStatus | None, Query(description="Only this status.")] = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="Name contains this, any case.")
+    ] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    conditions: list[sql.Composable] = []
+    params: list[Any] = []
+    if status is not None:
+        conditions.append(sql.SQL("status = %s"))
+        params.append(status)
+    if name:
+        conditions.append(sql.SQL("name ILIKE %s ESCAPE '\\'"))
+        params.append("%" + _like_escape(name) + "%")
+    pagination.keyset(cursor, conditions, params)
+    rows = await fetch_all(
+        db,
+        sql.SQL("SELECT {} FROM {} {} ORDER BY position DESC LIMIT %s").format(
+            PROGRAM_COLUMNS,
+            table(settings.read_model_schema, "programs"),
+            pagination.where(conditions),
+        ),
+        [*params, limit + 1],
+    )
+    items, next_cursor = pagination.page(rows, limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{program_id}", response_model=Program, summary="One program")
+async def get_program(program_id: ProgramId, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
+    return await load_program(db, settings.read_model_schema, program_id)
+
+
+@router.get("/{program_id}/versions", response_model=list[Version], summary="Its versions")
+async def list_versions(
+    program_id: ProgramId, db: DbDep, settings: SettingsDep
+) -> list[dict[str, Any]]:
+    program = await load_program(db, settings.read_model_schema, program_id)
+    rows = await fetch_all(
+        db,
+        sql.SQL("SELECT * FROM {} WHERE program_id = %s ORDER BY number").format(
+            table(settings.read_model_schema, "program_versions")
+        ),
+        [program_id],
+    )
+    return [_version(row, program) for row in rows]
+
+
+@router.get(
+    "/{program_id}/versions/{number}",
+    response_model=CompiledVersion,
+    summary="One version with its compiled (saved DSPy) state",
+)
+async def get_version(
+    program_id: ProgramId, number: VersionNumber, db: DbDep, settings: SettingsDep
+) -> dict[str, Any]:
+    program = await load_program(db, settings.read_model_schema, program_id)
+    return _version(
+        await _load_version(db, settings.read_model_schema, program_id, number), program
+    )
+
+
+@router.get(
+    "/{program_id}/schema",
+    response_model=ProgramSchema,
+    summary="JSON Schema of the program's inputs and outputs",
+)
+async def get_schema(
+    program_id: ProgramId,
+    db: DbDep,
+    settings: SettingsDep,
+    version: Annotated[
+        int | None, Query(ge=1, le=2_147_483_647, description="Default: the serving version.")
+    ] = None,
+) -> dict[str, Any]:
+    program = await load_program(db, settings.read_model_schema, program_id)
+    number = version or program["deployed_version"] or program["latest_version"]
+    row = await _load_version(db, settings.read_model_schema, program_id, number)
+    try:
+        compiled = compile_signature(
+            program["signature"],
+            instructions=row["instructions"],
+            descriptions=program["field_descriptions"],
+        )
+    except SignatureError as exc:  # stored signatures compiled once; kept for safety
+        raise not_found("compilable signature of program", program_id) from exc
+    return {
+        "program_id": program_id,
+        "version": number,
+        "signature": program["signature"],
+        "input_schema": compiled.input_json_schema(),
+        "output_schema": compiled.output_json_schema(),
+    }
+
+
+async def _load_version(
+    conn: AsyncConnection, schema: str, program_id: str, number: int
+) -> dict[str, Any]:
+    row = await fetch_one(
+        conn,
+        sql.SQL("SELECT * FROM {} WHERE program_id = %s AND number = %s").format(
+            table(schema, "program_versions")
+        ),
+        [program_id, number],
+    )
+    if row is None:
+        raise not_found(f"version {number} of program", program_id)
+    return row
+
+
+def _version(row: dict[str, Any], program: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "deployed": program["deployed_version"] == row["number"]}
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,89 @@
+"""/metrics: read-model gauges and API request counters in Prometheus text format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from psycopg import sql
+
+from api.deps import DbDep, SettingsDep
+from api.errors import COMMON_RESPONSES
+from api.queries import fetch_all, table
+from api.telemetry import RequestStats
+from projections.lag import read_lag
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: COMMON_RESPONSES[401],
+    },
+    summary="Prometheus text format",
+)
+async def metrics(request: Request, db: DbDep, settings: SettingsDep) -> Response:
+    schema = settings.read_model_schema
+    lag = await read_lag(db, settings.event_store_schema, schema)
+    lines = [
+        "# HELP dspyops_projection_position Last event position applied to the read models.",
+        "# TYPE dspyops_projection_position gauge",
+        f"dspyops_projection_position {lag['position']}",
+        "# HELP dspyops_projection_lag_events Events stored but not yet projected.",
+        "# TYPE dspyops_projection_lag_events gauge",
+        f"dspyops_projection_lag_events {lag['lag']}",
+    ]
+    if "missing" not in lag:
+        lines += await _row_counts(db, schema)
+    lines += _request_lines(request.app.state.request_stats)
+    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+async def _row_counts(db: Any, schema: str) -> list[str]:
+    lines = [
+        "# HELP dspyops_executions Executions in the read model by status.",
+        "# TYPE dspyops_executions gauge",
+    ]
+    rows = await fetch_all(
+        db,
+        sql.SQL("SELECT status, count(*) AS n FROM {} GROUP BY status ORDER BY status").format(
+            table(schema, "executions")
+        ),
+    )
+    lines += [f'dspyops_executions{{status="{r["status"]}"}} {r["n"]}' for r in rows]
+    lines += [
+        "# HELP dspyops_programs Programs in the read model by status.",
+        "# TYPE dspyops_programs gauge",
+    ]
+    rows = await fetch_all(
+        db,
+        sql.SQL("SELECT status, count(*) AS n FROM {} GROUP BY status ORDER BY status").format(
+            table(schema, "programs")
+        ),
+    )
+    lines += [f'dspyops_programs{{status="{r["status"]}"}} {r["n"]}' for r in rows]
+    return lines
+
+
+def _request_lines(stats: RequestStats) -> list[str]:
+    lines = [
+        "# HELP dspyops_api_requests_total API requests by method, route and status.",
+        "# TYPE dspyops_api_requests_total counter",
+    ]
+    for (method, path, code), n in sorted(stats.count.items()):
+        lines.append(
+            f'dspyops_api_requests_total{{method="{method}",route="{path}",status="{code}"}} {n}'
+        )
+    lines += [
+        "# HELP dspyops_api_request_seconds_total Time spent answering, by the same labels.",
+        "# TYPE dspyops_api_request_seconds_total counter",
+    ]
+    for (method, path, code), s in sorted(stats.seconds.items()):
+        lines.append(
+            f'dspyops_api_request_seconds_total{{method="{method}",route="{path}",'
+            f'status="{code}"}} {s:.6f}'
+        )
+    return lines

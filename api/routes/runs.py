@@ -1,0 +1,147 @@
+"""Optimizations and evaluations: the two kinds of run, each with a list and a detail route."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from psycopg import AsyncConnection, sql
+from pydantic import BaseModel
+
+from api import pagination
+from api.deps import DbDep, SettingsDep
+from api.errors import COMMON_RESPONSES, not_found
+from api.pagination import CursorQuery, LimitQuery, Page
+from api.queries import fetch_all, table
+
+router = APIRouter(tags=["runs"], responses=COMMON_RESPONSES)
+
+RunStatus = Literal["requested", "running", "completed", "failed", "cancelled"]
+RunId = Annotated[str, Path(min_length=1, max_length=200)]
+ProgramFilter = Annotated[str | None, Query(max_length=200, description="Only this program.")]
+StatusFilter = Annotated[RunStatus | None, Query(description="Only this status.")]
+
+
+class RunError(BaseModel):
+    code: str
+    message: str | None
+
+
+class Run(BaseModel):
+    program_id: str
+    dataset_id: str
+    status: RunStatus
+    metric: str
+    step: int
+    total: int
+    best_score: float | None
+    error: RunError | None
+    cancel_reason: str | None
+    command_id: str
+    correlation_id: str
+    actor: str | None
+    requested_at: datetime
+    updated_at: datetime
+
+
+class Optimization(Run):
+    optimization_id: str
+    optimizer: str
+    config: dict[str, Any]
+    base_version: int
+    version_created: int | None
+    baseline_score: float | None
+    optimized_score: float | None
+
+
+class Evaluation(Run):
+    evaluation_id: str
+    version: int
+    score: float | None
+    per_example: list[dict[str, Any]] | None
+
+
+def _shape(row: dict[str, Any]) -> dict[str, Any]:
+    error = None
+    if row["error_code"] is not None:
+        error = {"code": row["error_code"], "message": row["error_message"]}
+    return {**row, f"{row['kind']}_id": row["run_id"], "error": error}
+
+
+async def _list(
+    conn: AsyncConnection,
+    schema: str,
+    kind: str,
+    program_id: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    conditions: list[sql.Composable] = [sql.SQL("kind = %s")]
+    params: list[Any] = [kind]
+    if program_id is not None:
+        conditions.append(sql.SQL("program_id = %s"))
+        params.append(program_id)
+    if status is not None:
+        conditions.append(sql.SQL("status = %s"))
+        params.append(status)
+    pagination.keyset(cursor, conditions, params)
+    rows = await fetch_all(
+        conn,
+        sql.SQL("SELECT * FROM {} {} ORDER BY position DESC LIMIT %s").format(
+            table(schema, "runs"), pagination.where(conditions)
+        ),
+        [*params, limit + 1],
+    )
+    items, next_cursor = pagination.page(rows, limit)
+    return {"items": [_shape(row) for row in items], "next_cursor": next_cursor}
+
+
+async def _one(conn: AsyncConnection, schema: str, kind: str, run_id: str) -> dict[str, Any]:
+    rows = await fetch_all(
+        conn,
+        sql.SQL("SELECT * FROM {} WHERE kind = %s AND run_id = %s").format(table(schema, "runs")),
+        [kind, run_id],
+    )
+    if not rows:
+        raise not_found(kind, run_id)
+    return _shape(rows[0])
+
+
+@router.get("/optimizations", response_model=Page[Optimization], summary="List optimizations")
+async def list_optimizations(
+    db: DbDep,
+    settings: SettingsDep,
+    program_id: ProgramFilter = None,
+    status: StatusFilter = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    return await _list(
+        db, settings.read_model_schema, "optimization", program_id, status, limit, cursor
+    )
+
+
+@router.get("/optimizations/{optimization_id}", response_model=Optimization)
+async def get_optimization(optimization_id: RunId, db: DbDep, settings: SettingsDep) -> Any:
+    return await _one(db, settings.read_model_schema, "optimization", optimization_id)
+
+
+@router.get("/evaluations", response_model=Page[Evaluation], summary="List evaluations")
+async def list_evaluations(
+    db: DbDep,
+    settings: SettingsDep,
+    program_id: ProgramFilter = None,
+    status: StatusFilter = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    return await _list(
+        db, settings.read_model_schema, "evaluation", program_id, status, limit, cursor
+    )
+
+
+@router.get("/evaluations/{evaluation_id}", response_model=Evaluation)
+async def get_evaluation(evaluation_id: RunId, db: DbDep, settings: SettingsDep) -> Any:
+    return await _one(db, settings.read_model_schema, "evaluation", evaluation_id)

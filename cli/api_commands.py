@@ -1,0 +1,27 @@
+"""`dspyops api`: the read-only HTTP API over the projections, served by uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from settings import get_settings
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Default: DSPYOPS_API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: DSPYOPS_API_PORT.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the read-only query API (OpenAPI at /docs)."""
+    settings = get_settings()
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_level="info",
+    )

@@ -1,0 +1,90 @@
+"""`dspyops projector` and `dspyops projections rebuild|status`: the read side's upkeep."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Annotated, Any
+
+import psycopg
+import typer
+
+from cli.console import err, fail, out, print_json
+from projections.projector import Projector
+from projections.rebuild import rebuild as rebuild_read_models
+from settings import Settings, get_settings
+
+app = typer.Typer(help="Rebuild and inspect the read models (PostgreSQL projections).")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+# The projector reports its lag this often, so a stalled read side shows in its log.
+REPORT_EVERY_S = 10.0
+
+
+def _projector(settings: Settings) -> Projector:
+    try:
+        return Projector(
+            settings.effective_database_url,
+            event_store_schema=settings.event_store_schema,
+            read_schema=settings.read_model_schema,
+            batch_size=settings.projection_batch_size,
+        )
+    except psycopg.Error as exc:
+        fail(f"PostgreSQL does not answer: {exc}", "run `dspyops infra up` or set DATABASE_URL")
+
+
+def projector() -> None:
+    """Apply stored events to the read models until SIGTERM/SIGINT; each exactly once."""
+    settings = get_settings()
+    runner = _projector(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    out.print(f"projector: {settings.event_store_schema} -> {settings.read_model_schema}")
+    try:
+        while not stop.is_set():
+            deadline = time.monotonic() + REPORT_EVERY_S
+            while not stop.is_set() and time.monotonic() < deadline:
+                if runner.run_batch() == 0:
+                    stop.wait(settings.projection_poll_interval_s)
+            err.print(f"projector lag: {runner.lag().as_dict()}")
+    finally:
+        runner.close()
+
+
+@app.command()
+def rebuild(json_out: JsonOpt = False) -> None:
+    """Rebuild every read table from all stored events, then swap it in atomically."""
+    settings = get_settings()
+    started = time.monotonic()
+    try:
+        count = rebuild_read_models(
+            settings.effective_database_url,
+            event_store_schema=settings.event_store_schema,
+            read_schema=settings.read_model_schema,
+            batch_size=settings.projection_batch_size,
+        )
+    except psycopg.Error as exc:
+        fail(f"rebuild failed: {exc}", "check DATABASE_URL and that the event store exists")
+    report = {"events": count, "seconds": round(time.monotonic() - started, 3)}
+    _show(report, json_out)
+
+
+@app.command()
+def status(json_out: JsonOpt = False) -> None:
+    """Show the read models' position, the event store's head and the lag between them."""
+    runner = _projector(get_settings())
+    try:
+        report = runner.lag().as_dict()
+    finally:
+        runner.close()
+    _show(report, json_out)
+
+
+def _show(report: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print_json(report)
+    else:
+        for key, value in report.items():
+            out.print(f"{key}: {value}")
