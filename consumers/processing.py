@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 
 from aggregates.application import CommandContext, DspyOps, ExecutionPlan, Outcome
 from consumers.module_cache import ModuleCache
+from consumers.optimizations import RunJobs
 from consumers.records import Incoming, Outgoing
 from consumers.transient import is_transient
 from events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
-from events.commands import ExecuteProgram
+from events.commands import EvaluateProgram, ExecuteProgram, OptimizeProgram
 from events.deadletter import deadletter_envelope
 from events.envelope import Envelope, result_envelope
 from events.results import CommandRejected, ErrorItem
@@ -40,6 +41,8 @@ class Processor:
     modules: ModuleCache
     store_executor: Executor | None = None
     execution_timeout_s: float = 60.0
+    # Optimizations and evaluations; without it they are rejected as internal errors.
+    runs: RunJobs | None = None
 
     async def process(self, record: Incoming) -> list[Outgoing]:
         """The messages to publish for `record`. Raises only for transient outages."""
@@ -82,6 +85,8 @@ class Processor:
         )
         if isinstance(command, ExecuteProgram):
             outcome = await self._execute(command, ctx)
+        elif isinstance(command, OptimizeProgram | EvaluateProgram) and self.runs is not None:
+            outcome = await self.runs.run(envelope, command, ctx)
         else:
             outcome = await self._in_store(self.app.handle, command, ctx)
         return [self._outcome(envelope, outcome)]

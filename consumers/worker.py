@@ -13,11 +13,13 @@ from aggregates.application import DspyOps
 from aggregates.persistence import eventsourcing_env
 from consumers.faust_app import Publisher, add_command_agent, create_app
 from consumers.module_cache import ModuleCache
+from consumers.optimizations import RunJobs
 from consumers.processing import Processor
 from consumers.relay import OutboxRelay, PositionStore
 from consumers.topic_admin import ensure_topics
 from events.topics import Topics
 from runtime.executor import configure_dspy_for_workers
+from runtime.optimizers import validate_optimization
 from runtime.profiles import ProfileRegistry
 from settings import Settings
 
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 # Matches eventsourcing's PostgreSQL pool (POSTGRES_POOL_SIZE + max overflow): more
 # threads than connections would only queue inside the pool.
 _STORE_THREADS = 10
+# Optimizations and evaluations running at once per worker, each in its own thread; the
+# agent holds a command's offset until its run ends, so this also bounds redeliveries.
+OPTIMIZATION_CONCURRENCY = 4
 
 
 def ensure_event_store_schema(settings: Settings) -> None:
@@ -37,7 +42,8 @@ def open_store(settings: Settings) -> DspyOps:
     ensure_event_store_schema(settings)
     env = eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
     env["POSTGRES_POOL_SIZE"] = str(_STORE_THREADS)
-    return DspyOps(env=env)
+    # Optimizer configs and metric names are checked when planned: bad ones are rejected.
+    return DspyOps(env=env, validate_config=validate_optimization)
 
 
 async def prepare_topics(settings: Settings) -> None:
@@ -56,14 +62,25 @@ def build_worker_app(
     configure_dspy_for_workers()
     store = open_store(settings)
     app = create_app(settings)
+    lm_profiles = profiles or ProfileRegistry.from_settings(settings.lm_profiles)
     publisher = Publisher(app)
+    store_executor = ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="store")
+    runs = RunJobs(
+        app=store,
+        profiles=lm_profiles,
+        topics=topics,
+        publish=publisher.publish,
+        pool=ThreadPoolExecutor(OPTIMIZATION_CONCURRENCY, thread_name_prefix="optimize"),
+        store_executor=store_executor,
+    )
     processor = Processor(
         app=store,
         topics=topics,
-        profiles=profiles or ProfileRegistry.from_settings(settings.lm_profiles),
+        profiles=lm_profiles,
         modules=ModuleCache(),
-        store_executor=ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="store"),
+        store_executor=store_executor,
         execution_timeout_s=settings.execution_timeout_s,
+        runs=runs,
     )
     add_command_agent(app, topics.programs, processor.process, publisher, concurrency=1)
     add_command_agent(
@@ -73,7 +90,13 @@ def build_worker_app(
         publisher,
         concurrency=settings.execution_concurrency,
     )
-    add_command_agent(app, topics.optimizations, processor.process, publisher, concurrency=1)
+    add_command_agent(
+        app,
+        topics.optimizations,
+        processor.process,
+        publisher,
+        concurrency=OPTIMIZATION_CONCURRENCY,
+    )
     if relay:
         outbox = OutboxRelay(
             store,

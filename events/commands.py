@@ -131,13 +131,12 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     DeprecateProgram,
     RegisterDataset,
     AppendExamples,
-)
-EXECUTION_COMMANDS: tuple[type[Command], ...] = (ExecuteProgram,)
-OPTIMIZATION_COMMANDS: tuple[type[Command], ...] = (
-    OptimizeProgram,
-    EvaluateProgram,
+    # Not on the optimizations topic: a running optimization holds its partition there,
+    # and the cancel must get through while it runs.
     CancelOptimization,
 )
+EXECUTION_COMMANDS: tuple[type[Command], ...] = (ExecuteProgram,)
+OPTIMIZATION_COMMANDS: tuple[type[Command], ...] = (OptimizeProgram, EvaluateProgram)
 
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls for cls in (*PROGRAM_COMMANDS, *EXECUTION_COMMANDS, *OPTIMIZATION_COMMANDS)

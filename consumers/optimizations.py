@@ -1,0 +1,252 @@
+"""Optimizations and evaluations: DSPy work in a thread pool, watched from the event loop.
+
+The faust loop only plans, watches and records; the optimizer runs in ``pool`` (one
+thread per run), so executions on the same worker never wait for it. While a run works
+the loop polls, every ``poll_interval_s``:
+
+- the stored run: a ``CancelOptimization`` (handled on the programs topic) marks it
+  cancelled, and the run is told to stop;
+- the time limit (``config.time_limit_s``);
+- the run's progress, published as ``OptimizationProgress`` when a step ends, and as a
+  heartbeat every ``heartbeat_s`` while the optimizer is calling the metric.
+
+The command's offset is held by its agent until the terminal result is on Kafka: a
+worker that dies mid-run gets the command again, ``plan_optimization`` says
+``resumed=True``, and the run starts over from the recorded request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from aggregates.application import (
+    CommandContext,
+    DspyOps,
+    EvaluationPlan,
+    OptimizationPlan,
+    Outcome,
+)
+from consumers.records import Outgoing
+from events.commands import EvaluateProgram, OptimizeProgram
+from events.envelope import Envelope, result_envelope
+from events.topics import Topics
+from runtime.evaluate import Scored
+from runtime.optimize import (
+    CANCELLED,
+    TIME_LIMIT_EXCEEDED,
+    Optimized,
+    ProgramSpec,
+    RunFailed,
+    RunState,
+    Stopped,
+    run_evaluation,
+    run_optimization,
+)
+from runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
+from runtime.profiles import ProfileRegistry, UnknownProfile
+from signatures import compile_signature
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
+
+
+@dataclass
+class RunJobs:
+    app: DspyOps
+    profiles: ProfileRegistry
+    topics: Topics
+    publish: Publish
+    pool: Executor
+    store_executor: Executor | None = None
+    poll_interval_s: float = 0.5
+    heartbeat_s: float = 5.0
+
+    async def run(
+        self, envelope: Envelope, command: OptimizeProgram | EvaluateProgram, ctx: CommandContext
+    ) -> Outcome:
+        if isinstance(command, OptimizeProgram):
+            return await self.optimize(envelope, command, ctx)
+        return await self.evaluate(command, ctx)
+
+    # --- optimizations -------------------------------------------------------------
+
+    async def optimize(
+        self, envelope: Envelope, command: OptimizeProgram, ctx: CommandContext
+    ) -> Outcome:
+        planned = await self._in_store(self.app.plan_optimization, command, ctx)
+        if isinstance(planned, Outcome):
+            return planned
+        run_id = planned.optimization_id
+        if planned.resumed:
+            log.warning("optimization %s was interrupted; running it again", run_id)
+        try:
+            lm = self.profiles.build_lm(planned.lm)
+        except UnknownProfile as exc:
+            return await self._fail(run_id, "unknown_lm_profile", str(exc))
+        state = RunState(_time_limit(planned))
+        work = partial(
+            run_optimization,
+            _spec(planned),
+            optimizer=planned.optimizer,
+            metric_name=planned.metric,
+            config=dict(planned.config),
+            trainset=list(planned.trainset),
+            devset=list(planned.devset),
+            lm=lm,
+            state=state,
+        )
+        future = asyncio.get_running_loop().run_in_executor(self.pool, work)
+        await self._watch(future, state, run_id, envelope)
+        try:
+            optimized: Optimized = await future
+        except Stopped as stop:
+            return await self._stopped(run_id, stop.reason, state)
+        except RunFailed as exc:
+            return await self._fail(run_id, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("optimization %s failed unexpectedly", run_id)
+            return await self._fail(run_id, "internal_error", f"{type(exc).__name__}: {exc}")
+        return await self._in_store(
+            partial(
+                self.app.complete_optimization,
+                run_id,
+                state=optimized.state,
+                baseline_score=optimized.baseline_score,
+                optimized_score=optimized.optimized_score,
+            )
+        )
+
+    async def _watch(
+        self, future: asyncio.Future[Any], state: RunState, run_id: str, envelope: Envelope
+    ) -> None:
+        reported: tuple[int, int] = (0, 0)  # (step, metric calls) last published
+        last_report = time.monotonic()
+        while not future.done():
+            await asyncio.wait({future}, timeout=self.poll_interval_s)
+            if time.monotonic() > state.deadline:
+                state.stop(TIME_LIMIT_EXCEEDED)
+            elif await self._in_store(self.app.is_cancelled, run_id):
+                state.stop(CANCELLED)
+            step, _, _, calls, _ = state.snapshot()
+            heartbeat = calls != reported[1] and time.monotonic() - last_report >= self.heartbeat_s
+            if step != reported[0] or heartbeat:
+                reported, last_report = (step, calls), time.monotonic()
+                await self._progress(state, run_id, envelope)
+        if state.snapshot()[0] != reported[0] and state.reason is None:
+            await self._progress(state, run_id, envelope)
+
+    async def _progress(self, state: RunState, run_id: str, envelope: Envelope) -> None:
+        step, total, best, calls, message = state.snapshot()
+        if calls and step < total:
+            message = f"{message}; {calls} metric calls so far"
+        try:
+            outcome = await self._in_store(self.app.record_progress, run_id, step, total, best)
+            if outcome is None:
+                return
+            data = {**outcome.data, "message": message}
+            result = result_envelope(
+                envelope,
+                outcome.result_type,
+                data,
+                subject=outcome.subject,
+                # Each progress message is its own event; the terminal result keeps the
+                # deterministic id that makes a republished result recognisable.
+                id=str(uuid.uuid4()),
+            )
+            await self.publish([Outgoing(self.topics.results, envelope.correlation_id, result)])
+        except Exception:
+            # Progress is informative: a failure to report it must not fail the run.
+            log.warning("could not report progress of %s", run_id, exc_info=True)
+
+    async def _stopped(self, run_id: str, reason: str, state: RunState) -> Outcome:
+        if reason == TIME_LIMIT_EXCEEDED:
+            message = f"the run exceeded its time limit of {state.time_limit_s:g} s"
+            return await self._fail(run_id, TIME_LIMIT_EXCEEDED, message)
+        # A cancelled run already has its outcome stored with the cancel: this returns it.
+        return await self._fail(run_id, CANCELLED, "cancelled on request")
+
+    async def _fail(self, run_id: str, code: str, message: str) -> Outcome:
+        outcome: Outcome = await self._in_store(self.app.fail_optimization, run_id, code, message)
+        return outcome
+
+    # --- evaluations ---------------------------------------------------------------
+
+    async def evaluate(self, command: EvaluateProgram, ctx: CommandContext) -> Outcome:
+        planned = await self._in_store(self.app.plan_evaluation, command, ctx)
+        if isinstance(planned, Outcome):
+            return planned
+        run_id = planned.evaluation_id
+        try:
+            lm = self.profiles.build_lm(planned.lm)
+        except UnknownProfile as exc:
+            return await self._fail_evaluation(run_id, "unknown_lm_profile", str(exc))
+        state = RunState(DEFAULT_TIME_LIMIT_S)
+        work = partial(
+            run_evaluation,
+            _spec(planned),
+            metric_name=planned.metric,
+            devset=list(planned.devset),
+            lm=lm,
+            state=state,
+        )
+        future = asyncio.get_running_loop().run_in_executor(self.pool, work)
+        while not future.done():
+            await asyncio.wait({future}, timeout=self.poll_interval_s)
+            if time.monotonic() > state.deadline:
+                state.stop(TIME_LIMIT_EXCEEDED)
+        try:
+            scored: Scored = await future
+        except Stopped:
+            message = f"the evaluation exceeded its time limit of {state.time_limit_s:g} s"
+            return await self._fail_evaluation(run_id, TIME_LIMIT_EXCEEDED, message)
+        except RunFailed as exc:
+            return await self._fail_evaluation(run_id, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("evaluation %s failed unexpectedly", run_id)
+            return await self._fail_evaluation(
+                run_id, "internal_error", f"{type(exc).__name__}: {exc}"
+            )
+        outcome: Outcome = await self._in_store(
+            self.app.complete_evaluation, run_id, scored.score, scored.per_example
+        )
+        return outcome
+
+    async def _fail_evaluation(self, run_id: str, code: str, message: str) -> Outcome:
+        outcome: Outcome = await self._in_store(self.app.fail_evaluation, run_id, code, message)
+        return outcome
+
+    async def _in_store(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.store_executor, partial(fn, *args))
+
+
+def _spec(plan: OptimizationPlan | EvaluationPlan) -> ProgramSpec:
+    compiled = compile_signature(
+        plan.signature,
+        instructions=plan.instructions,
+        descriptions=plan.field_descriptions or None,
+    )
+    return ProgramSpec(
+        signature=compiled.dspy_signature,
+        module=plan.module,
+        state=plan.state,
+        input_names=list(compiled.input_names),
+        output_names=list(compiled.output_names),
+    )
+
+
+def _time_limit(plan: OptimizationPlan) -> float:
+    try:
+        return parse_config(plan.optimizer, dict(plan.config)).time_limit_s
+    except InvalidConfig:
+        # The run itself reports the bad config; the limit only has to be sane meanwhile.
+        return DEFAULT_TIME_LIMIT_S
