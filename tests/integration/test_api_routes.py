@@ -1,0 +1,258 @@
+"""Every read route against real PostgreSQL, with projections fed by real stored events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from projections.projector import Projector
+from settings import Settings
+from tests.integration.test_projections_data import (
+    bulk_executions,
+    open_store,
+    schemas,
+    seed_story,
+)
+
+BULK = 230
+
+
+@pytest.fixture(scope="module")
+def world(settings: Settings, database_url: str) -> Iterator[dict[str, Any]]:
+    """A seeded store projected once; the routes only read it."""
+    suffix = uuid.uuid4().hex[:10]
+    es, rs = f"test_es_{suffix}", f"test_rd_{suffix}"
+    with schemas(database_url, es, rs):
+        store = open_store(database_url, es)
+        story = seed_story(store)
+        bulk_executions(store, "sum", BULK, batch=50)
+        projector = Projector(database_url, event_store_schema=es, read_schema=rs)
+        projector.catch_up()
+        projector.close()
+        store.close()
+        configured = settings.model_copy(
+            update={
+                "database_url": database_url,
+                "event_store_schema": es,
+                "read_model_schema": rs,
+                "api_token": None,
+            }
+        )
+        yield {"settings": configured, "story": story}
+
+
+@pytest.fixture(scope="module")
+def client(world: dict[str, Any]) -> Iterator[TestClient]:
+    with TestClient(create_app(world["settings"])) as test_client:
+        yield test_client
+
+
+def pages(client: TestClient, path: str, **params: Any) -> list[list[dict[str, Any]]]:
+    found: list[list[dict[str, Any]]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        body = client.get(path, params=query).json()
+        found.append(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def test_programs_list_filters_and_one(client: TestClient) -> None:
+    ids = [p["program_id"] for p in client.get("/programs").json()["items"]]
+    assert ids == ["sum", "qa"]
+    assert [p["program_id"] for p in client.get("/programs?status=deployed").json()["items"]] == [
+        "qa"
+    ]
+    assert [p["program_id"] for p in client.get("/programs?name=SUMM").json()["items"]] == ["sum"]
+    assert client.get("/programs?name=%25").json()["items"] == []
+    qa = client.get("/programs/qa").json()
+    assert qa["status"] == "deployed"
+    assert (qa["latest_version"], qa["deployed_version"]) == (3, 1)
+    assert "lm" not in qa
+
+
+def test_programs_pagination(client: TestClient) -> None:
+    got = pages(client, "/programs", limit=1)
+    assert [len(p) for p in got] == [1, 1]
+    assert [p[0]["program_id"] for p in got] == ["sum", "qa"]
+
+
+def test_versions_and_compiled_state(client: TestClient) -> None:
+    versions = client.get("/programs/qa/versions").json()
+    assert [(v["number"], v["source"], v["deployed"]) for v in versions] == [
+        (1, "registered", True),
+        (2, "optimized", False),
+        (3, "updated", False),
+    ]
+    assert versions[1]["optimized_score"] == 0.8
+    v2 = client.get("/programs/qa/versions/2").json()
+    assert v2["state"] == {"demos": []}
+    assert v2["optimization_id"] == "opt1"
+    v3 = client.get("/programs/qa/versions/3").json()
+    assert (v3["instructions"], v3["based_on"], v3["state"]) == (
+        "Answer in one word.",
+        2,
+        {"demos": []},
+    )
+
+
+def test_schema_of_inputs_and_outputs(client: TestClient) -> None:
+    body = client.get("/programs/qa/schema").json()
+    assert body["version"] == 1
+    assert set(body["input_schema"]["properties"]) == {"question", "context"}
+    assert set(body["output_schema"]["properties"]) == {"answer", "confidence"}
+    assert client.get("/programs/qa/schema?version=3").json()["version"] == 3
+
+
+def test_program_executions_filters_and_one(client: TestClient, world: dict[str, Any]) -> None:
+    story = world["story"]
+    items = client.get("/programs/qa/executions?limit=200").json()["items"]
+    assert len(items) == len(story["succeeded"]) + len(story["failed"])
+    failed = client.get("/programs/qa/executions?status=failed").json()["items"]
+    assert {e["execution_id"] for e in failed} == set(story["failed"])
+    assert failed[0]["error"]["code"] == "lm_error"
+    assert failed[0]["usage"] is None
+    one = client.get(f"/executions/{story['succeeded'][0]}").json()
+    assert one["outputs"] == {"answer": "a", "confidence": 0.5}
+    assert one["usage"]["total_tokens"] == 15
+    assert one["offline"] is True
+    assert "model" not in one
+    first = items[-1]["requested_at"]
+    later = client.get("/programs/qa/executions", params={"since": first, "limit": 200})
+    assert len(later.json()["items"]) == len(items)
+    none = client.get("/programs/qa/executions", params={"until": first}).json()["items"]
+    assert none == []
+    assert client.get("/programs/qa/executions?version=2").json()["items"] == []
+
+
+def test_executions_pagination_has_no_duplicates_or_gaps(client: TestClient) -> None:
+    got = pages(client, "/programs/sum/executions", limit=37)
+    ids = [e["execution_id"] for page in got for e in page]
+    assert len(ids) == BULK
+    assert set(ids) == {f"sum-x{n}" for n in range(BULK)}
+    assert len(got) == -(-BULK // 37)
+    failed = [
+        e
+        for page in pages(client, "/programs/sum/executions", status="failed", limit=7)
+        for e in page
+    ]
+    assert {e["execution_id"] for e in failed} == {f"sum-x{n}" for n in range(BULK) if n % 7 == 6}
+
+
+def test_metrics(client: TestClient) -> None:
+    body = client.get("/programs/qa/metrics?bucket=day").json()
+    overall = body["overall"]
+    assert (overall["count"], overall["succeeded"], overall["failed"]) == (10, 8, 2)
+    assert overall["success_rate"] == pytest.approx(0.8)
+    assert overall["tokens_per_execution"] == pytest.approx(15 * 8 / 10)
+    assert overall["latency_p50_ms"] is not None
+    assert overall["latency_p95_ms"] >= overall["latency_p50_ms"]
+    assert [v["version"] for v in body["by_version"]] == [1]  # rolled back to v1
+    assert sum(b["count"] for b in body["by_time"]) == 10
+    sums = client.get("/programs/sum/metrics").json()["overall"]
+    assert sums["count"] == BULK
+    empty = client.get("/programs/qa/metrics?until=2000-01-01T00:00:00Z").json()
+    assert empty["overall"]["count"] == 0
+    assert empty["by_version"] == []
+
+
+def test_datasets(client: TestClient) -> None:
+    items = client.get("/datasets").json()["items"]
+    assert [(d["dataset_id"], d["size"]) for d in items] == [("ds", 20)]
+    one = client.get("/datasets/ds").json()
+    assert one["train_size"] + one["dev_size"] == 20
+
+
+def test_optimizations_and_evaluations(client: TestClient) -> None:
+    opts = client.get("/optimizations?program_id=qa").json()["items"]
+    assert [(o["optimization_id"], o["status"], o["version_created"]) for o in opts] == [
+        ("opt1", "completed", 2)
+    ]
+    assert client.get("/optimizations?status=failed").json()["items"] == []
+    assert client.get("/optimizations/opt1").json()["best_score"] == 0.5
+    evaluation = client.get("/evaluations/ev1").json()
+    assert (evaluation["score"], evaluation["version"]) == (0.75, 1)
+    assert [e["evaluation_id"] for e in client.get("/evaluations").json()["items"]] == ["ev1"]
+    assert client.get("/evaluations?program_id=sum").json()["items"] == []
+
+
+def test_audit_trail_with_before_and_after(client: TestClient) -> None:
+    entries = [e for page in pages(client, "/programs/qa/audit", limit=3) for e in page]
+    events = [(e["aggregate_kind"], e["event_type"]) for e in reversed(entries)]
+    assert events[0] == ("program", "Registered")
+    assert ("program", "Deployed") in events
+    assert ("optimization", "Progressed") in events
+    assert ("evaluation", "Completed") in events
+    deployed = next(e for e in entries if e["event_type"] == "Deployed")
+    assert deployed["actor"] == "carol"
+    assert deployed["changes"]["status"] == {"before": "optimized", "after": "deployed"}
+    assert deployed["changes"]["deployed_version"] == {"before": None, "after": 2}
+    assert deployed["command_id"]
+    assert deployed["correlation_id"].startswith("corr-")
+    rolled = next(e for e in entries if e["event_type"] == "RolledBack")
+    assert rolled["changes"] == {"deployed_version": {"before": 2, "after": 1}}
+    positions = [e["position"] for e in entries]
+    assert positions == sorted(positions, reverse=True)
+    assert len(set(positions)) == len(positions)
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("/programs/nope", "program 'nope' not found"),
+        ("/programs/qa/versions/9", "version 9 of program 'qa' not found"),
+        ("/programs/nope/versions", "program 'nope' not found"),
+        ("/programs/nope/executions", "program 'nope' not found"),
+        ("/programs/nope/metrics", "program 'nope' not found"),
+        ("/programs/nope/audit", "program 'nope' not found"),
+        ("/programs/nope/schema", "program 'nope' not found"),
+        ("/programs/qa/schema?version=9", "version 9 of program 'qa' not found"),
+        ("/executions/nope", "execution 'nope' not found"),
+        ("/datasets/nope", "dataset 'nope' not found"),
+        ("/optimizations/nope", "optimization 'nope' not found"),
+        ("/evaluations/nope", "evaluation 'nope' not found"),
+    ],
+)
+def test_not_found_has_a_clear_body(client: TestClient, path: str, detail: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": detail}
+
+
+def test_bad_cursor_is_400(client: TestClient) -> None:
+    response = client.get("/programs?cursor=!!notacursor")
+    assert response.status_code == 400
+    assert "invalid cursor" in response.json()["detail"]
+
+
+def test_health_and_prometheus_metrics(client: TestClient) -> None:
+    health = client.get("/health")
+    assert health.status_code == 200, health.text
+    body = health.json()
+    assert (body["status"], body["postgres"], body["kafka"]) == ("ok", True, True)
+    assert body["projection"]["lag"] == 0
+    assert body["projection"]["position"] == body["projection"]["head"] > 0
+    text = client.get("/metrics")
+    assert text.headers["content-type"].startswith("text/plain")
+    assert "dspyops_projection_lag_events 0" in text.text
+    assert 'dspyops_executions{status="succeeded"}' in text.text
+    assert 'dspyops_api_requests_total{method="GET",route="/health",status="200"}' in text.text
+
+
+def test_openapi_lists_only_get(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {verb for ops in paths.values() for verb in ops} == {"get"}
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("verb", ["POST", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ["/programs", "/programs/qa", "/executions/x", "/datasets"])
+def test_write_verbs_answer_405(client: TestClient, verb: str, path: str) -> None:
+    assert client.request(verb, path).status_code == 405
