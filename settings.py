@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     execution_concurrency: int = Field(default=200, ge=1, le=10_000)
     execution_timeout_s: float = Field(default=60.0, gt=0)
     # How often the outbox relay looks for new stored events when it has caught up.
+    # How soon a dead worker's partitions move to the others (Kafka session timeout).
+    consumer_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     relay_poll_interval_s: float = Field(default=0.05, gt=0)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
 

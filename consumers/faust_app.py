@@ -42,6 +42,8 @@ def create_app(settings: Settings, *, app_id: str | None = None) -> faust.App:
         producer_acks=-1,
         producer_max_request_size=4 * 1024 * 1024,
         consumer_max_fetch_size=4 * 1024 * 1024,
+        broker_session_timeout=settings.consumer_session_timeout_s,
+        broker_heartbeat_interval=settings.consumer_session_timeout_s / 4,
     )
 
 

@@ -90,14 +90,16 @@ def event_envelope(app: Application[uuid.UUID], notification: Notification) -> t
     domain_event = app.mapper.to_domain_event(notification)
     attributes = {k: v for k, v in vars(domain_event).items() if k not in {"originator_topic"}}
     data = to_jsonable_python(attributes, fallback=str)
-    key = _aggregate_key(data, str(notification.originator_id))
+    # The key is the aggregate's id so all its events share a partition and keep their order.
+    key = str(notification.originator_id)
+    subject = _aggregate_key(data, key)
     event_name = notification.topic.rsplit(":", 1)[-1]
     timestamp = getattr(domain_event, "timestamp", None)
     envelope = Envelope(
         id=f"event-{notification.id}",
         type=EVENT_TYPE_PREFIX + event_name,
         time=timestamp if isinstance(timestamp, datetime) else None,
-        subject=key,
+        subject=subject,
         data=data,
         correlationid=data.get("correlation_id") or f"event-{notification.id}",
         causationid=data.get("command_id"),

@@ -13,7 +13,7 @@ from events.topics import Topics
 from runtime.profiles import LMProfile, ProfileRegistry
 from settings import Settings
 from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.worker_fixtures import drop_schema, stack_env
+from tests.integration.worker_fixtures import drop_schema, settings_for, stack_env
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float"
 
@@ -33,7 +33,9 @@ class DummyProfiles(ProfileRegistry):
 @pytest.fixture
 def settings_for_test(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[Settings]:
     env = stack_env(bootstrap_servers, database_url, unique)
-    yield Settings.model_validate(env)
+    settings = settings_for(env)
+    assert settings.topic_prefix == f"t{unique}."  # never the shared default topics
+    yield settings
     drop_schema(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 

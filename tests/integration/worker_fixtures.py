@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
+from settings import Settings
+
 
 def stack_env(bootstrap_servers: str, database_url: str, unique: str) -> dict[str, str]:
     """Topics, consumer group and event store of their own, so tests never see each other."""
@@ -37,3 +39,14 @@ def stored_events(database_url: str, schema: str) -> list[tuple[str, int, str]]:
 def drop_schema(database_url: str, schema: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    """The Settings a worker started with `env` reads (same values, without touching os.environ)."""
+    values: dict[str, str] = {}
+    for name, value in env.items():
+        if name in {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}:
+            values[name] = value
+        elif name.startswith("DSPYOPS_"):
+            values[name.removeprefix("DSPYOPS_").lower()] = value
+    return Settings.model_validate(values)
