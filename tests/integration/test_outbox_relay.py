@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,7 @@ def _write_events(store: DspyOps, unique: str, start: int, count: int) -> None:
     """Events written straight into the store, as if by a worker that died before relaying."""
     for n in range(start, start + count):
         ctx = CommandContext(command_id=f"c-{unique}-{n}", correlation_id=f"c-{unique}-{n}")
+        cmd: RegisterProgram | UpdateProgram
         if n % 2 == 0:
             cmd = RegisterProgram(program_id=f"p{n}", name=f"p{n}", signature="q: str -> a: str")
         else:
@@ -38,8 +40,8 @@ def _write_events(store: DspyOps, unique: str, start: int, count: int) -> None:
         assert not outcome.rejected, outcome
 
 
-def _positions(messages: list[dict[str, object]]) -> list[int]:
-    return [int(m["position"]) for m in messages]  # type: ignore[call-overload]
+def _positions(messages: list[dict[str, Any]]) -> list[int]:
+    return [int(m["position"]) for m in messages]
 
 
 async def test_relay_publishes_every_stored_event_in_order_and_resumes_after_kill_9(
@@ -74,11 +76,11 @@ async def test_relay_publishes_every_stored_event_in_order_and_resumes_after_kil
     # aggregate (its key picks the partition); `position` gives the global order.
     per_aggregate: dict[str, list[int]] = {}
     for m in events.messages:
-        per_aggregate.setdefault(str(m["aggregateid"]), []).append(int(m["position"]))  # type: ignore[call-overload]
+        per_aggregate.setdefault(str(m["aggregateid"]), []).append(int(m["position"]))
     for seen in per_aggregate.values():
         first_seen = list(dict.fromkeys(seen))
         assert first_seen == sorted(first_seen)
-    by_position = {int(m["position"]): m for m in events.messages}  # type: ignore[call-overload]
+    by_position = {int(m["position"]): m for m in events.messages}
     for position, (originator, version, topic) in enumerate(stored, start=1):
         message = by_position[position]
         assert message["aggregateid"] == originator
