@@ -128,7 +128,8 @@ class RunJobs:
     async def _watch(
         self, future: asyncio.Future[Any], state: RunState, run_id: str, envelope: Envelope
     ) -> None:
-        reported: tuple[int, int] = (0, 0)  # (step, metric calls) last published
+        steps_reported = 0
+        calls_reported = 0
         last_report = time.monotonic()
         while not future.done():
             await asyncio.wait({future}, timeout=self.poll_interval_s)
@@ -136,18 +137,32 @@ class RunJobs:
                 state.stop(TIME_LIMIT_EXCEEDED)
             elif await self._in_store(self.app.is_cancelled, run_id):
                 state.stop(CANCELLED)
-            step, _, _, calls, _ = state.snapshot()
-            heartbeat = calls != reported[1] and time.monotonic() - last_report >= self.heartbeat_s
-            if step != reported[0] or heartbeat:
-                reported, last_report = (step, calls), time.monotonic()
-                await self._progress(state, run_id, envelope)
-        if state.snapshot()[0] != reported[0] and state.reason is None:
-            await self._progress(state, run_id, envelope)
+            if state.reason is not None:
+                continue
+            steps = state.finished_since(steps_reported)
+            for step, total, best, message in steps:
+                await self._progress(run_id, envelope, step, total, best, message)
+            steps_reported += len(steps)
+            step, total, best, calls, message = state.snapshot()
+            if steps:
+                calls_reported, last_report = calls, time.monotonic()
+            elif calls != calls_reported and time.monotonic() - last_report >= self.heartbeat_s:
+                calls_reported, last_report = calls, time.monotonic()
+                message = f"{message}; {calls} metric calls so far"
+                await self._progress(run_id, envelope, step, total, best, message)
+        if state.reason is None:
+            for step, total, best, message in state.finished_since(steps_reported):
+                await self._progress(run_id, envelope, step, total, best, message)
 
-    async def _progress(self, state: RunState, run_id: str, envelope: Envelope) -> None:
-        step, total, best, calls, message = state.snapshot()
-        if calls and step < total:
-            message = f"{message}; {calls} metric calls so far"
+    async def _progress(
+        self,
+        run_id: str,
+        envelope: Envelope,
+        step: int,
+        total: int,
+        best: float | None,
+        message: str,
+    ) -> None:
         try:
             outcome = await self._in_store(self.app.record_progress, run_id, step, total, best)
             if outcome is None:

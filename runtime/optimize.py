@@ -72,6 +72,9 @@ class RunState:
         self.best_score: float | None = None
         self.metric_calls = 0
         self.message = ""
+        # Every finished step, kept so a reporter that polls slower than steps end
+        # still reports each one: (step, total, best score so far, message).
+        self.finished: list[tuple[int, int, float | None, str]] = []
 
     def stop(self, reason: str) -> None:
         with self._lock:
@@ -90,6 +93,11 @@ class RunState:
             self.step, self.message = step, message
             if score is not None:
                 self.best_score = score if self.best_score is None else max(self.best_score, score)
+            self.finished.append((step, self.total, self.best_score, message))
+
+    def finished_since(self, count: int) -> list[tuple[int, int, float | None, str]]:
+        with self._lock:
+            return self.finished[count:]
 
     def count_metric_call(self) -> None:
         with self._lock:

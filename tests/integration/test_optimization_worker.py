@@ -1,0 +1,247 @@
+"""Optimizations through Kafka with the worker in this process and a scripted LM.
+
+One worker per test: the optimize -> deploy -> execute -> evaluate -> rollback path
+(demos must reach the prompt; scores must equal a direct ``dspy.Evaluate``), and
+executions measured while an optimization runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import dspy
+import faust
+import pytest
+
+from aggregates.application import DspyOps
+from aggregates.dataset import DEV
+from aggregates.persistence import eventsourcing_env
+from consumers.worker import build_worker_app, prepare_topics
+from events.envelope import Envelope
+from events.topics import Topics
+from runtime.evaluate import to_examples
+from runtime.metrics import build_metric
+from runtime.modules import build_module
+from settings import Settings
+from signatures import compile_signature
+from tests.integration.kafka_support import TopicReader, command, send_commands
+from tests.integration.optimization_support import (
+    EXAMPLES,
+    SIGNATURE,
+    ScriptedProfiles,
+    few_shot_lm,
+    of_type,
+    prompt_text,
+)
+from tests.integration.worker_fixtures import drop_schema, stack_env
+from tests.support.scripted_lm import ScriptedLM
+
+
+@pytest.fixture
+def settings_for_test(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[Settings]:
+    env = stack_env(bootstrap_servers, database_url, unique)
+    yield Settings.model_validate(env)
+    drop_schema(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
+
+
+@pytest.fixture
+async def stack(
+    settings_for_test: Settings,
+) -> AsyncIterator[tuple[Settings, Topics, ScriptedLM, faust.App]]:
+    settings = settings_for_test
+    lm = few_shot_lm()
+    await prepare_topics(settings)
+    app = build_worker_app(settings, profiles=ScriptedProfiles(lm), relay=False)
+    await app.start()
+    try:
+        yield settings, Topics(settings.topic_prefix), lm, app
+    finally:
+        await app.stop()
+
+
+async def _send_and_wait(
+    settings: Settings, topics: Topics, results: TopicReader, *envelopes: Envelope
+) -> dict[str, dict[str, Any]]:
+    await send_commands(settings.bootstrap_servers, topics, list(envelopes))
+    found = await results.results_for([e.id for e in envelopes], timeout_s=90)
+    return {cid: replies[0] for cid, replies in found.items()}
+
+
+def _setup(unique: str) -> tuple[Envelope, Envelope]:
+    register = command(
+        "RegisterProgram", {"program_id": f"add-{unique}", "name": "add", "signature": SIGNATURE}
+    )
+    dataset = command(
+        "RegisterDataset",
+        {"dataset_id": f"sums-{unique}", "name": "sums", "examples": EXAMPLES, "dev_fraction": 0.3},
+    )
+    return register, dataset
+
+
+async def test_optimized_version_carries_demos_into_executions_and_scores_match_evaluate(
+    stack: tuple[Settings, Topics, ScriptedLM, faust.App], unique: str
+) -> None:
+    settings, topics, lm, _ = stack
+    program_id, dataset_id = f"add-{unique}", f"sums-{unique}"
+    register, dataset = _setup(unique)
+    optimize = command(
+        "OptimizeProgram",
+        {
+            "program_id": program_id,
+            "dataset_id": dataset_id,
+            "optimizer": "BootstrapFewShot",
+            "metric": "exact_match",
+            "config": {"max_bootstrapped_demos": 2, "max_labeled_demos": 2},
+            "optimization_id": f"opt-{unique}",
+        },
+    )
+    async with TopicReader(settings.bootstrap_servers, topics.results) as results:
+        await _send_and_wait(settings, topics, results, register, dataset)
+        done = await _send_and_wait(settings, topics, results, optimize)
+        deploy = command("DeployProgram", {"program_id": program_id, "version": 2})
+        deployed = await _send_and_wait(settings, topics, results, deploy)
+        lm.engine_state.requests.clear()
+        question = "What is 6 plus 3?"
+        execute = command(
+            "ExecuteProgram", {"program_id": program_id, "inputs": {"question": question}}
+        )
+        executed = await _send_and_wait(settings, topics, results, execute)
+        prompt = prompt_text(lm.engine_state.requests[-1])
+        evaluate = command(
+            "EvaluateProgram",
+            {"program_id": program_id, "dataset_id": dataset_id, "metric": "exact_match"},
+        )
+        evaluated = await _send_and_wait(settings, topics, results, evaluate)
+        register_v3 = command(
+            "UpdateProgram", {"program_id": program_id, "instructions": "Add the two numbers."}
+        )
+        await _send_and_wait(settings, topics, results, register_v3)
+        rollback = command("RollbackProgram", {"program_id": program_id, "version": 1})
+        rolled = await _send_and_wait(settings, topics, results, rollback)
+        mine = [m for m in results.messages if m.get("causationid") == optimize.id]
+
+    for message in [*of_type(mine, "OptimizationProgress"), done[optimize.id]]:
+        print(message["type"].rsplit(".", 1)[-1], json.dumps(message["data"]))
+    progress = of_type(mine, "OptimizationProgress")
+    assert [p["data"]["step"] for p in progress] == [1, 2, 3]
+    completed = done[optimize.id]
+    assert completed["type"] == "dspyops.result.OptimizationCompleted", completed
+    data = completed["data"]
+    assert data["version"] == 2
+    assert data["baseline_score"] == 0.0
+    assert data["optimized_score"] == 1.0
+    assert progress[-1]["data"]["best_score"] == data["optimized_score"]
+    assert deployed[deploy.id]["type"] == "dspyops.result.ProgramDeployed"
+
+    # The deployed version's demos are in the prompt the LM received for the execution.
+    assert executed[execute.id]["data"]["outputs"]["answer"] == "9"
+    assert executed[execute.id]["data"]["version"] == 2
+    store = DspyOps(
+        env=eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
+    )
+    state = store.program(program_id).get_version(2)["state"]
+    assert state is not None
+    demos = state["demos"]
+    assert demos, state
+    for demo in demos:
+        assert demo["question"] in prompt
+    print("demos in the execution prompt:", [d["question"] for d in demos])
+
+    # The recorded scores are what dspy.Evaluate says for the same program and dev split.
+    compiled = compile_signature(SIGNATURE)
+    metric = build_metric("exact_match", {}, list(compiled.output_names))
+    devset = to_examples(store.dataset(dataset_id).split(DEV), compiled.input_names)
+    direct = {}
+    with dspy.context(lm=lm):
+        for version, recorded in ((None, "baseline_score"), (state, "optimized_score")):
+            program = build_module("Predict", compiled.dspy_signature, version)
+            evaluate_directly = dspy.Evaluate(devset=devset, metric=metric, display_progress=False)
+            direct[recorded] = evaluate_directly(program).score
+            assert direct[recorded] / 100 == data[recorded], (recorded, direct)
+    print(f"{len(devset)} dev examples; direct dspy.Evaluate (0-100): {direct}")
+
+    evaluation = evaluated[evaluate.id]
+    assert evaluation["type"] == "dspyops.result.EvaluationCompleted", evaluation
+    assert evaluation["data"]["score"] == data["optimized_score"]
+    assert evaluation["data"]["version"] == 2
+    assert evaluation["data"]["examples"] == len(devset)
+    run = store.evaluation(evaluate.id)
+    assert len(run.per_example) == len(devset)
+    assert rolled[rollback.id]["type"] == "dspyops.result.ProgramRolledBack", rolled
+    print("deploy:", json.dumps(deployed[deploy.id]["data"]))
+    print("rollback:", json.dumps(rolled[rollback.id]["data"]))
+
+
+async def test_executions_keep_flowing_while_an_optimization_runs(
+    stack: tuple[Settings, Topics, ScriptedLM, faust.App], unique: str
+) -> None:
+    settings, topics, lm, _ = stack
+    program_id, dataset_id = f"add-{unique}", f"sums-{unique}"
+    register, dataset = _setup(unique)
+    async with TopicReader(settings.bootstrap_servers, topics.results) as results:
+        await _send_and_wait(settings, topics, results, register, dataset)
+        idle = await _latencies(settings, topics, results, program_id, 10)
+        # Every LM call now takes 30 ms: the random search makes hundreds of them.
+        lm.engine_state.delay_s = 0.03
+        optimize = command(
+            "OptimizeProgram",
+            {
+                "program_id": program_id,
+                "dataset_id": dataset_id,
+                "optimizer": "BootstrapFewShotWithRandomSearch",
+                "config": {"num_candidate_programs": 10, "max_bootstrapped_demos": 2},
+            },
+        )
+        await send_commands(settings.bootstrap_servers, topics, [optimize])
+        await results.wait_for(
+            lambda ms: any(m["type"].endswith("OptimizationProgress") for m in ms), timeout_s=60
+        )
+        busy = await _latencies(
+            settings, topics, results, program_id, 200, until=lambda: _ended(results, optimize)
+        )
+        done = await results.results_for([optimize.id], timeout_s=120)
+    assert len(busy) >= 5, f"only {len(busy)} executions ran during the optimization"
+    assert done[optimize.id][0]["type"] == "dspyops.result.OptimizationCompleted"
+    print(
+        f"execution round trip, idle ({len(idle)}): median {statistics.median(idle):.0f} ms, "
+        f"max {max(idle):.0f} ms; during the optimization ({len(busy)}): median "
+        f"{statistics.median(busy):.0f} ms, max {max(busy):.0f} ms"
+    )
+    # Each execution itself waits 30 ms for the LM; the optimization must not add seconds.
+    assert statistics.median(busy) < 1000
+
+
+def _ended(results: TopicReader, command: Envelope) -> bool:
+    return any(
+        m.get("causationid") == command.id and not m["type"].endswith("Progress")
+        for m in results.messages
+    )
+
+
+async def _latencies(
+    settings: Settings,
+    topics: Topics,
+    results: TopicReader,
+    program_id: str,
+    n: int,
+    until: Callable[[], bool] = lambda: False,
+) -> list[float]:
+    """Round trips of executions sent one by one; one that ends after `until()` is dropped."""
+    latencies: list[float] = []
+    for i in range(n):
+        execute = command(
+            "ExecuteProgram", {"program_id": program_id, "inputs": {"question": f"q{i}"}}
+        )
+        start = time.monotonic()
+        await send_commands(settings.bootstrap_servers, topics, [execute])
+        await results.results_for([execute.id], timeout_s=30)
+        if until():
+            break
+        latencies.append((time.monotonic() - start) * 1000)
+        await asyncio.sleep(0.05)
+    return latencies
