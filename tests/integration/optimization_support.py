@@ -9,14 +9,25 @@ in the prompt the LM received.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import dspy
+import faust
+import pytest
 from dspy.lm15 import Request
 
+from consumers.worker import build_worker_app, prepare_topics
+from events.envelope import Envelope
+from events.topics import Topics
 from runtime.profiles import LMProfile, ProfileRegistry
+from settings import Settings
+from tests.integration.kafka_support import TopicReader, command, send_commands
+from tests.integration.worker_fixtures import drop_schema, stack_env
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
+
+Stack = tuple[Settings, Topics, ScriptedLM, faust.App]
 
 SIGNATURE = "question: str -> answer: str"
 ANSWERS = {f"What is {a} plus {b}?": str(a + b) for a in range(1, 7) for b in range(1, 4)}
@@ -59,3 +70,49 @@ class ScriptedProfiles(ProfileRegistry):
 
 def of_type(messages: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [m for m in messages if m["type"] == f"dspyops.result.{name}"]
+
+
+def register_commands(unique: str, examples: list[dict[str, Any]] | None = None) -> list[Envelope]:
+    """RegisterProgram add-<unique> and RegisterDataset sums-<unique>."""
+    register = command(
+        "RegisterProgram", {"program_id": f"add-{unique}", "name": "add", "signature": SIGNATURE}
+    )
+    dataset = command(
+        "RegisterDataset",
+        {
+            "dataset_id": f"sums-{unique}",
+            "name": "sums",
+            "examples": EXAMPLES if examples is None else examples,
+            "dev_fraction": 0.3,
+        },
+    )
+    return [register, dataset]
+
+
+@pytest.fixture
+def settings_for_test(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[Settings]:
+    env = stack_env(bootstrap_servers, database_url, unique)
+    yield Settings.model_validate(env)
+    drop_schema(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
+
+
+@pytest.fixture
+async def stack(settings_for_test: Settings) -> AsyncIterator[Stack]:
+    """The worker's faust app in this process, its one LM a few-shot-sensitive script."""
+    settings = settings_for_test
+    lm = few_shot_lm()
+    await prepare_topics(settings)
+    app = build_worker_app(settings, profiles=ScriptedProfiles(lm), relay=False)
+    await app.start()
+    try:
+        yield settings, Topics(settings.topic_prefix), lm, app
+    finally:
+        await app.stop()
+
+
+async def send_and_wait(
+    settings: Settings, topics: Topics, results: TopicReader, *envelopes: Envelope
+) -> dict[str, dict[str, Any]]:
+    await send_commands(settings.bootstrap_servers, topics, list(envelopes))
+    found = await results.results_for([e.id for e in envelopes], timeout_s=90)
+    return {cid: replies[0] for cid, replies in found.items()}

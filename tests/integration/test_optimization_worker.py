@@ -11,17 +11,13 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import dspy
-import faust
-import pytest
 
 from aggregates.application import DspyOps
 from aggregates.dataset import DEV
 from aggregates.persistence import eventsourcing_env
-from consumers.worker import build_worker_app, prepare_topics
 from events.envelope import Envelope
 from events.topics import Topics
 from runtime.evaluate import to_examples
@@ -31,64 +27,25 @@ from settings import Settings
 from signatures import compile_signature
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.optimization_support import (
-    EXAMPLES,
     SIGNATURE,
-    ScriptedProfiles,
-    few_shot_lm,
+    Stack,
     of_type,
     prompt_text,
+    register_commands,
+    send_and_wait,
+    settings_for_test,
+    stack,
 )
-from tests.integration.worker_fixtures import drop_schema, stack_env
-from tests.support.scripted_lm import ScriptedLM
 
-
-@pytest.fixture
-def settings_for_test(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[Settings]:
-    env = stack_env(bootstrap_servers, database_url, unique)
-    yield Settings.model_validate(env)
-    drop_schema(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
-
-
-@pytest.fixture
-async def stack(
-    settings_for_test: Settings,
-) -> AsyncIterator[tuple[Settings, Topics, ScriptedLM, faust.App]]:
-    settings = settings_for_test
-    lm = few_shot_lm()
-    await prepare_topics(settings)
-    app = build_worker_app(settings, profiles=ScriptedProfiles(lm), relay=False)
-    await app.start()
-    try:
-        yield settings, Topics(settings.topic_prefix), lm, app
-    finally:
-        await app.stop()
-
-
-async def _send_and_wait(
-    settings: Settings, topics: Topics, results: TopicReader, *envelopes: Envelope
-) -> dict[str, dict[str, Any]]:
-    await send_commands(settings.bootstrap_servers, topics, list(envelopes))
-    found = await results.results_for([e.id for e in envelopes], timeout_s=90)
-    return {cid: replies[0] for cid, replies in found.items()}
-
-
-def _setup(unique: str) -> tuple[Envelope, Envelope]:
-    register = command(
-        "RegisterProgram", {"program_id": f"add-{unique}", "name": "add", "signature": SIGNATURE}
-    )
-    dataset = command(
-        "RegisterDataset",
-        {"dataset_id": f"sums-{unique}", "name": "sums", "examples": EXAMPLES, "dev_fraction": 0.3},
-    )
-    return register, dataset
+__all__ = ["settings_for_test", "stack"]  # fixtures
 
 
 async def test_optimized_version_carries_demos_into_executions_and_scores_match_evaluate(
-    stack: tuple[Settings, Topics, ScriptedLM, faust.App], unique: str
+    stack: Stack, unique: str
 ) -> None:
     settings, topics, lm, _ = stack
     program_id, dataset_id = f"add-{unique}", f"sums-{unique}"
-    register, dataset = _setup(unique)
+    register, dataset = register_commands(unique)
     optimize = command(
         "OptimizeProgram",
         {
@@ -101,28 +58,28 @@ async def test_optimized_version_carries_demos_into_executions_and_scores_match_
         },
     )
     async with TopicReader(settings.bootstrap_servers, topics.results) as results:
-        await _send_and_wait(settings, topics, results, register, dataset)
-        done = await _send_and_wait(settings, topics, results, optimize)
+        await send_and_wait(settings, topics, results, register, dataset)
+        done = await send_and_wait(settings, topics, results, optimize)
         deploy = command("DeployProgram", {"program_id": program_id, "version": 2})
-        deployed = await _send_and_wait(settings, topics, results, deploy)
+        deployed = await send_and_wait(settings, topics, results, deploy)
         lm.engine_state.requests.clear()
         question = "What is 6 plus 3?"
         execute = command(
             "ExecuteProgram", {"program_id": program_id, "inputs": {"question": question}}
         )
-        executed = await _send_and_wait(settings, topics, results, execute)
+        executed = await send_and_wait(settings, topics, results, execute)
         prompt = prompt_text(lm.engine_state.requests[-1])
         evaluate = command(
             "EvaluateProgram",
             {"program_id": program_id, "dataset_id": dataset_id, "metric": "exact_match"},
         )
-        evaluated = await _send_and_wait(settings, topics, results, evaluate)
+        evaluated = await send_and_wait(settings, topics, results, evaluate)
         register_v3 = command(
             "UpdateProgram", {"program_id": program_id, "instructions": "Add the two numbers."}
         )
-        await _send_and_wait(settings, topics, results, register_v3)
+        await send_and_wait(settings, topics, results, register_v3)
         rollback = command("RollbackProgram", {"program_id": program_id, "version": 1})
-        rolled = await _send_and_wait(settings, topics, results, rollback)
+        rolled = await send_and_wait(settings, topics, results, rollback)
         mine = [m for m in results.messages if m.get("causationid") == optimize.id]
 
     for message in [*of_type(mine, "OptimizationProgress"), done[optimize.id]]:
@@ -178,13 +135,13 @@ async def test_optimized_version_carries_demos_into_executions_and_scores_match_
 
 
 async def test_executions_keep_flowing_while_an_optimization_runs(
-    stack: tuple[Settings, Topics, ScriptedLM, faust.App], unique: str
+    stack: Stack, unique: str
 ) -> None:
     settings, topics, lm, _ = stack
     program_id, dataset_id = f"add-{unique}", f"sums-{unique}"
-    register, dataset = _setup(unique)
+    register, dataset = register_commands(unique)
     async with TopicReader(settings.bootstrap_servers, topics.results) as results:
-        await _send_and_wait(settings, topics, results, register, dataset)
+        await send_and_wait(settings, topics, results, register, dataset)
         idle = await _latencies(settings, topics, results, program_id, 10)
         # Every LM call now takes 30 ms: the random search makes hundreds of them.
         lm.engine_state.delay_s = 0.03
