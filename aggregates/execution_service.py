@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
 from pydantic import BaseModel
 
 from aggregates.context import CommandContext, Outcome
 from aggregates.errors import IllegalTransition, InvalidInput, prefixed
 from aggregates.execution import Execution
 from aggregates.ids import execution_uuid
-from aggregates.outcomes import check_same_command, error_items, typed
+from aggregates.outcomes import check_same_command, error_items, handled_record, typed
 from aggregates.plans import ExecutionPlan
 from aggregates.program import DEPRECATED, Program, ProgramVersion
 from aggregates.service import Service
@@ -20,6 +23,20 @@ from events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
 from signatures import CompiledSignature, ValidationFailed, compile_signature
 
 REASONING = "reasoning"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished LM run, ready to be recorded."""
+
+    plan: ExecutionPlan
+    ctx: CommandContext
+    outputs: dict[str, Any] | None
+    error: ErrorInfo | None
+    latency_ms: float
+    usage: Usage
+    model: str
+    offline: bool
 
 
 class ExecutionService(Service):
@@ -76,24 +93,77 @@ class ExecutionService(Service):
         execution fail with code `output_invalid`, never succeed. `error` is an ErrorInfo
         or a `(code, message)` pair; `usage` any model or mapping of Usage's token counts.
         """
-        ctx = typed(ctx, "ExecuteProgram")
-        failure_given = _error_info(error)
-        tokens = _usage(usage)
+        completion = Completion(
+            plan=plan,
+            ctx=typed(ctx, "ExecuteProgram"),
+            outputs=outputs,
+            error=_error_info(error),
+            latency_ms=latency_ms,
+            usage=_usage(usage),
+            model=model,
+            offline=offline,
+        )
+        return self._complete_one(completion)
+
+    def complete_executions(self, completions: Sequence[Completion]) -> list[Outcome]:
+        """Many executions recorded in ONE transaction (group commit), outcomes in order.
+
+        The event store serialises writers, so one save per execution caps a worker at
+        about one execution per insert; a batch pays that once. Executions whose request
+        was stored earlier, and a batch that meets any conflict, go one by one through
+        the careful path, which reads what is stored and never records twice.
+        """
+        batch = [c for c in completions if not c.plan.requested]
+        outcomes: dict[int, Outcome] = {}
+        if len(batch) > 1:
+            changed: list[Aggregate] = []
+            built: dict[int, Outcome] = {}
+            for index, completion in enumerate(completions):
+                if completion.plan.requested:
+                    continue
+                execution = self._new_execution(completion.plan, completion.ctx)
+                outcome = self._finish_execution(execution, completion)
+                changed += [execution, handled_record(completion.ctx, outcome)]
+                built[index] = outcome
+            try:
+                self.save(*changed)
+                outcomes = built
+            except RecordConflictError:
+                self.conflicts += 1
+        return [
+            outcomes[i] if i in outcomes else self._complete_one(c)
+            for i, c in enumerate(completions)
+        ]
+
+    def _complete_one(self, completion: Completion) -> Outcome:
+        plan, ctx = completion.plan, completion.ctx
 
         def work(first: bool) -> Outcome:
             # Right after planning, a fresh execution needs no reads; a race is a conflict.
             fresh = first and not plan.requested
             execution = self._new_execution(plan, ctx) if fresh else self._open_execution(plan, ctx)
-            validated, failure = self._checked_outputs(plan, outputs, failure_given)
-            if failure is None:
-                result: ExecutionSucceeded | ExecutionFailed = _succeed(
-                    execution, plan, ctx, validated, latency_ms, tokens, model, offline
-                )
-            else:
-                result = _fail(execution, plan, ctx, failure, latency_ms, model)
-            return self.record(ctx, Outcome.of(result, plan.execution_id), execution)
+            return self.record(ctx, self._finish_execution(execution, completion), execution)
 
         return self.attempt(ctx, work, plan.execution_id, trust_first=True)
+
+    def _finish_execution(self, execution: Execution, completion: Completion) -> Outcome:
+        """Records the ending on `execution` (unsaved) and returns the command's outcome."""
+        plan, ctx = completion.plan, completion.ctx
+        validated, failure = self._checked_outputs(plan, completion.outputs, completion.error)
+        if failure is None:
+            result: ExecutionSucceeded | ExecutionFailed = _succeed(
+                execution,
+                plan,
+                ctx,
+                validated,
+                completion.latency_ms,
+                completion.usage,
+                completion.model,
+                completion.offline,
+            )
+        else:
+            result = _fail(execution, plan, ctx, failure, completion.latency_ms, completion.model)
+        return Outcome.of(result, plan.execution_id)
 
     def _open_execution(self, plan: ExecutionPlan, ctx: CommandContext) -> Execution:
         """The stored request of this command, or a new one (recorded with its ending)."""

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 from aggregates.application import CommandContext, DspyOps, ExecutionPlan, Outcome
+from aggregates.execution_service import Completion
+from consumers.completion_batcher import CompletionBatcher
 from consumers.module_cache import ModuleCache
 from consumers.optimizations import RunJobs
 from consumers.records import Incoming, Outgoing
@@ -22,7 +25,7 @@ from events.codec import InvalidCommand, Undecodable, decode_command, decode_env
 from events.commands import EvaluateProgram, ExecuteProgram, OptimizeProgram
 from events.deadletter import deadletter_envelope
 from events.envelope import Envelope, result_envelope
-from events.results import CommandRejected, ErrorItem
+from events.results import CommandRejected, ErrorInfo, ErrorItem, Usage
 from events.topics import Topics, command_topic
 from runtime.executor import run_program
 from runtime.profiles import ProfileRegistry, UnknownProfile
@@ -41,6 +44,7 @@ class Processor:
     modules: ModuleCache
     store_executor: Executor | None = None
     execution_timeout_s: float = 60.0
+    _batcher: CompletionBatcher | None = field(default=None, init=False, repr=False)
     # Optimizations and evaluations; without it they are rejected as internal errors.
     runs: RunJobs | None = None
 
@@ -116,39 +120,37 @@ class Processor:
             profile = self.profiles.get(plan.lm)
             lm = self.profiles.build_lm(plan.lm)
         except UnknownProfile as exc:
-            return await self._in_store(
-                partial(
-                    self.app.complete_execution,
-                    plan,
-                    ctx,
-                    error=("unknown_lm_profile", str(exc)),
-                    latency_ms=0.0,
-                )
-            )
+            error = ErrorInfo(code="unknown_lm_profile", message=str(exc))
+            return await self._record(Completion(plan, ctx, None, error, 0.0, Usage(), "", False))
         module = self.modules.get(plan)
         # The profile's timeout is per attempt and the LM retries: the deadline covers all.
         deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
         outcome = await run_program(module, dict(plan.inputs), lm, timeout_s=deadline)
-        if outcome.ok:
-            record = partial(
-                self.app.complete_execution,
-                plan,
-                ctx,
-                outputs=outcome.outputs,
-                latency_ms=outcome.latency_ms,
-                usage=outcome.usage,
-                model=outcome.model,
-                offline=profile.offline,
+        failure = None
+        if not outcome.ok:
+            failure = ErrorInfo(
+                code=outcome.error_code or "internal_error", message=outcome.error_message or ""
             )
-        else:
-            record = partial(
-                self.app.complete_execution,
-                plan,
-                ctx,
-                error=(outcome.error_code or "internal_error", outcome.error_message or ""),
-                latency_ms=outcome.latency_ms,
-            )
-        return await self._in_store(record)
+        completion = Completion(
+            plan=plan,
+            ctx=ctx,
+            outputs=outcome.outputs if outcome.ok else None,
+            error=failure,
+            latency_ms=outcome.latency_ms,
+            usage=Usage(**outcome.usage.model_dump()),
+            model=outcome.model,
+            offline=profile.offline,
+        )
+        return await self._record(completion)
+
+    async def _record(self, completion: Completion) -> Outcome:
+        if self._batcher is None:
+            self._batcher = CompletionBatcher(self._record_many)
+        return await self._batcher.submit(completion)
+
+    async def _record_many(self, completions: Sequence[Completion]) -> list[Outcome]:
+        outcomes: list[Outcome] = await self._in_store(self.app.complete_executions, completions)
+        return outcomes
 
     async def _in_store(self, fn: Any, *args: Any) -> Any:
         """Event store calls are blocking (psycopg); they run in the store's thread pool."""

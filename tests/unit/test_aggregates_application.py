@@ -9,6 +9,7 @@ import pytest
 
 from aggregates import CommandContext, DspyOps, ExecutionPlan, OptimizationPlan, Outcome
 from aggregates.execution import Execution
+from aggregates.execution_service import Completion
 from aggregates.outcomes import handled_record
 from aggregates.persistence import in_memory_env
 from events.commands import (
@@ -543,3 +544,56 @@ def test_evaluation_records_score_and_per_example_results(app: DspyOps, ctx: Ids
     assert not isinstance(plan, Outcome)
     assert plan.version == 2
     assert app.fail_evaluation("e2", "metric_error", "boom").result_type == "EvaluationFailed"
+
+
+def _completion(plan: ExecutionPlan, c: CommandContext, answer: str) -> Completion:
+    return Completion(
+        plan=plan,
+        ctx=c,
+        outputs={"answer": answer, "confidence": 0.5},
+        error=None,
+        latency_ms=1.0,
+        usage=Usage(),
+        model="m",
+        offline=False,
+    )
+
+
+def test_a_batch_of_completions_is_recorded_in_one_save(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    contexts = [ctx(f"batch-{n}") for n in range(3)]
+    plans = [execute(app, c) for c in contexts]
+    assert all(isinstance(p, ExecutionPlan) for p in plans)
+    saves: list[int] = []
+    original = app.save
+
+    def counting_save(*objs: Any, **kw: Any) -> Any:
+        saves.append(len(objs))
+        return original(*objs, **kw)
+
+    app.save = counting_save  # type: ignore[method-assign]
+    outcomes = app.complete_executions(
+        [_completion(p, c, f"a{n}") for n, (p, c) in enumerate(zip(plans, contexts, strict=True))]  # type: ignore[arg-type]
+    )
+    assert saves == [6]  # three executions and three handled records, one transaction
+    assert [o.data["outputs"]["answer"] for o in outcomes] == ["a0", "a1", "a2"]
+    assert all(app.execution(f"batch-{n}") is not None for n in range(3))
+
+
+def test_a_batch_meeting_a_recorded_execution_falls_back_and_records_nothing_twice(
+    app: DspyOps, ctx: Ids
+) -> None:
+    register(app, ctx)
+    first, second = ctx("dup-1"), ctx("dup-2")
+    plan1, plan2 = execute(app, first), execute(app, second)
+    assert isinstance(plan1, ExecutionPlan)
+    assert isinstance(plan2, ExecutionPlan)
+    done = app.complete_executions([_completion(plan1, first, "original")])[0]
+    length = log_length(app)
+    # A redelivered command, planned before its first run was recorded, in a new batch.
+    outcomes = app.complete_executions(
+        [_completion(plan1, first, "again"), _completion(plan2, second, "new")]
+    )
+    assert outcomes[0] == done
+    assert outcomes[1].data["outputs"]["answer"] == "new"
+    assert topics_since(app, length) == ["Requested", "Succeeded", "Handled"]

@@ -1,0 +1,304 @@
+"""Executions through dspyops against direct DSPy calls, measured in one run on this machine.
+
+    .venv/bin/python -m bench.bench_pipeline [--executions 3000]
+
+Needs the local stack (`dspyops infra up`). Prints:
+  (a) direct in-process `module.acall` with a zero-latency stub LM (executions/s),
+  (b) end to end through Kafka and a worker process with the same stub LM
+      (produce command -> result consumed): executions/s, ratio b/a, p50/p99 latency at
+      half of the peak rate,
+  (c) the same with a stub LM that takes 200 ms per call: throughput and achieved
+      concurrency (Little's law, and the LM's own peak calls in flight),
+  and a profile of the worker's per-record path (no Kafka) showing where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from aggregates.application import CommandContext, DspyOps
+from aggregates.persistence import eventsourcing_env
+from bench.stub_worker import REPLY, StubProfiles
+from consumers.module_cache import ModuleCache
+from consumers.processing import Processor
+from consumers.records import Incoming
+from consumers.topic_admin import ensure_topics
+from consumers.worker import ensure_event_store_schema
+from events.codec import encode
+from events.commands import RegisterProgram
+from events.envelope import command_envelope
+from events.topics import Topics
+from runtime.executor import configure_dspy_for_workers
+from runtime.modules import build_module
+from settings import Settings, get_settings
+from signatures import compile_signature
+from tests.support.scripted_lm import ScriptedLM
+
+SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _inputs(n: int) -> dict[str, str]:
+    return {"question": f"What is the capital of France? ({n})", "context": "Europe"}
+
+
+async def direct_rate(count: int, concurrency: int = 200) -> float:
+    """(a): the same program and stub LM called in this process, `concurrency` at a time."""
+    module = build_module("Predict", compile_signature(SIGNATURE).dspy_signature)
+    lm = ScriptedLM(REPLY)
+    import dspy
+
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> None:
+        async with sem:
+            with dspy.context(lm=lm):
+                await module.acall(**_inputs(n))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return count / (time.perf_counter() - began)
+
+
+class Pipeline:
+    """A worker process plus a producer and a results consumer in this process."""
+
+    def __init__(self, settings: Settings, env: dict[str, str], delay_ms: float) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.env = env
+        self.delay_ms = delay_ms
+        self.stats = Path(tempfile.mkstemp(suffix=".json")[1])
+        self.sent: dict[str, float] = {}
+        self.received: dict[str, float] = {}
+        self.program_id = f"bench-{uuid.uuid4().hex[:8]}"
+
+    async def __aenter__(self) -> Pipeline:
+        self.worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.stub_worker",
+                "--delay-ms",
+                str(self.delay_ms),
+                "--stats",
+                str(self.stats),
+            ],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers, acks="all", linger_ms=2
+        )
+        self.consumer = AIOKafkaConsumer(
+            self.topics.results,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            auto_offset_reset="latest",
+            group_id=None,
+        )
+        await self.producer.start()
+        await self.consumer.start()
+        await self.consumer.seek_to_end()
+        self.reader = asyncio.create_task(self._read())
+        register = command_envelope(
+            "RegisterProgram",
+            RegisterProgram(
+                program_id=self.program_id, name="bench", signature=SIGNATURE
+            ).model_dump(exclude_none=True),
+            subject=self.program_id,
+        )
+        await self._send(self.topics.programs, register)
+        await self.wait([register.id], timeout_s=120)
+        # Warm up: the first executions build the module and fill caches.
+        await self.run_burst(50)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.reader.cancel()
+        await self.producer.stop()
+        await self.consumer.stop()
+        self.worker.terminate()
+        try:
+            self.worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.worker.kill()
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=100)
+            now = time.perf_counter()
+            for records in batch.values():
+                for r in records:
+                    cause = json.loads(r.value)["causationid"]
+                    self.received.setdefault(cause, now)
+
+    async def _send(self, topic: str, envelope: Any) -> None:
+        self.sent[envelope.id] = time.perf_counter()
+        await self.producer.send(topic, encode(envelope), key=(envelope.subject or "").encode())
+
+    def _execution(self, n: int) -> Any:
+        data = {"program_id": self.program_id, "inputs": _inputs(n)}
+        return command_envelope("ExecuteProgram", data, subject=self.program_id)
+
+    async def wait(self, ids: list[str], timeout_s: float = 300) -> None:
+        deadline = time.perf_counter() + timeout_s
+        while any(i not in self.received for i in ids):
+            if time.perf_counter() > deadline:
+                missing = sum(i not in self.received for i in ids)
+                raise TimeoutError(f"{missing} of {len(ids)} results missing")
+            await asyncio.sleep(0.01)
+
+    async def run_burst(self, count: int) -> float:
+        """Sends `count` executions at once; returns executions/s until the last result."""
+        commands = [self._execution(n) for n in range(count)]
+        began = time.perf_counter()
+        for c in commands:
+            await self._send(self.topics.executions, c)
+        await self.producer.flush()
+        await self.wait([c.id for c in commands])
+        return count / (time.perf_counter() - began)
+
+    async def run_paced(self, rate: float, seconds: float) -> list[float]:
+        """Sends at a fixed rate; returns each command's end-to-end latency in ms."""
+        count = max(1, int(rate * seconds))
+        commands = [self._execution(n) for n in range(count)]
+        began = time.perf_counter()
+        for i, c in enumerate(commands):
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._send(self.topics.executions, c)
+        await self.wait([c.id for c in commands])
+        return [(self.received[c.id] - self.sent[c.id]) * 1000 for c in commands]
+
+    def peak_in_flight(self) -> int:
+        try:
+            return int(json.loads(self.stats.read_text())["peak_in_flight"])
+        except (ValueError, KeyError, OSError):
+            return -1
+
+
+def profile_processing(settings: Settings, count: int) -> str:
+    """cProfile of Processor.process for `count` execution records: no Kafka, real PostgreSQL."""
+    store = DspyOps(
+        env=eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
+    )
+    program_id = f"prof-{uuid.uuid4().hex[:8]}"
+    store.handle(
+        RegisterProgram(program_id=program_id, name="p", signature=SIGNATURE),
+        CommandContext(command_id=f"reg-{program_id}", correlation_id="p"),
+    )
+    topics = Topics(settings.topic_prefix)
+    processor = Processor(store, topics, StubProfiles(ScriptedLM(REPLY)), ModuleCache())
+    records = [
+        Incoming(
+            topics.executions,
+            0,
+            n,
+            None,
+            encode(
+                command_envelope(
+                    "ExecuteProgram",
+                    {"program_id": program_id, "inputs": _inputs(n)},
+                    subject=program_id,
+                )
+            ),
+        )
+        for n in range(count)
+    ]
+
+    async def run() -> None:
+        for record in records:
+            await processor.process(record)
+
+    profiler = cProfile.Profile()
+    began = time.perf_counter()
+    profiler.enable()
+    asyncio.run(run())
+    profiler.disable()
+    elapsed = time.perf_counter() - began
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
+    stats.print_stats(
+        r"(dspyops|aggregates|consumers|runtime|signatures|eventsourcing|dspy|psycopg)", 25
+    )
+    summary = f"sequential per-record path: {count / elapsed:.0f} records/s ({elapsed / count * 1000:.2f} ms each, profiler on)\n"
+    return summary + "\n".join(out.getvalue().splitlines()[:60])
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executions", type=int, default=3000)
+    parser.add_argument("--slow-executions", type=int, default=3000)
+    args = parser.parse_args()
+    base = get_settings()
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": base.bootstrap_servers,
+        "DATABASE_URL": base.effective_database_url,
+        "DSPYOPS_TOPIC_PREFIX": f"bench{suffix}.",
+        "DSPYOPS_EVENT_STORE_SCHEMA": f"bench_{suffix}",
+    }
+    settings = Settings.model_validate(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
+            "DATABASE_URL": env["DATABASE_URL"],
+            "topic_prefix": env["DSPYOPS_TOPIC_PREFIX"],
+            "event_store_schema": env["DSPYOPS_EVENT_STORE_SCHEMA"],
+        }
+    )
+    configure_dspy_for_workers()
+    await ensure_topics(
+        settings.bootstrap_servers,
+        Topics(settings.topic_prefix).all,
+        partitions=settings.topic_partitions,
+    )
+    ensure_event_store_schema(settings)
+
+    direct = await direct_rate(args.executions)
+    print(f"(a) direct DSPy acall, stub LM 0 ms:        {direct:8.0f} executions/s")
+
+    async with Pipeline(settings, env, delay_ms=0) as pipe:
+        peak = await pipe.run_burst(args.executions)
+        print(f"(b) end to end via Kafka, stub LM 0 ms:     {peak:8.0f} executions/s")
+        print(f"    ratio b/a:                               {peak / direct:8.2f}  (target >= 0.5)")
+        latencies = await pipe.run_paced(peak / 2, seconds=5)
+        p50 = statistics.median(latencies)
+        p99 = statistics.quantiles(latencies, n=100)[98]
+        print(
+            f"    at half of peak ({peak / 2:.0f}/s): p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+            "(target p50 <= 25 ms)"
+        )
+
+    async with Pipeline(settings, env, delay_ms=200) as pipe:
+        rate = await pipe.run_burst(args.slow_executions)
+        littles = rate * 0.2
+        print(f"(c) end to end, stub LM 200 ms:             {rate:8.0f} executions/s")
+        print(
+            f"    concurrency by Little's law: {littles:.0f}; LM peak calls in flight: "
+            f"{pipe.peak_in_flight()} (target >= 200, throughput >= 0.8 x in-flight / 0.2 s)"
+        )
+
+    print("\nwhere the time goes (worker path without Kafka, cumulative):")
+    print(profile_processing(settings, 300))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

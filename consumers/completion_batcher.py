@@ -1,0 +1,52 @@
+"""Group commit for finished executions: many LM runs recorded in one transaction.
+
+The event store serialises writers (one table lock per insert), so recording each
+execution on its own caps a worker at one execution per insert round trip. Here one
+drainer saves whatever finished while the previous save was in flight: no added wait
+at low load, large batches at high load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from aggregates.context import Outcome
+from aggregates.execution_service import Completion
+
+RecordMany = Callable[[Sequence[Completion]], Awaitable[list[Outcome]]]
+
+
+class CompletionBatcher:
+    def __init__(self, record_many: RecordMany, *, max_batch: int = 500) -> None:
+        self._record_many = record_many
+        self._max_batch = max_batch
+        self._queue: list[tuple[Completion, asyncio.Future[Outcome]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.recorded = 0
+
+    async def submit(self, completion: Completion) -> Outcome:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.append((completion, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                outcomes = await self._record_many([c for c, _ in batch])
+            except Exception as exc:
+                # Each waiter sees the failure (a transient one makes its record retry).
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.recorded += len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
