@@ -7,6 +7,9 @@ from typing import Any
 from fastapi import HTTPException, status
 from pydantic import BaseModel
 
+# PostgreSQL text cannot hold NUL: such values are rejected as invalid before any query.
+NO_NUL = r"^[^\x00]*$"
+
 
 class ErrorBody(BaseModel):
     detail: str

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+import psycopg
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
 from api.deps import require_token
@@ -57,8 +59,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.request_stats = RequestStats()
     app.middleware("http")(app.state.request_stats.middleware)
+    app.add_exception_handler(psycopg.DataError, _bad_value)
     app.include_router(health.router)
-    guarded = [Depends(require_token)]
+    # Declared only when a token is configured, so the OpenAPI document tells the truth.
+    guarded = [Depends(require_token)] if settings.api_token else []
     for module in (programs, executions, metrics, datasets, runs, audit, prometheus):
         app.include_router(module.router, dependencies=guarded)
     return app
+
+
+async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
+    # A value PostgreSQL cannot take (one the parameter checks let through) is the
+    # client's error, not the server's.
+    return JSONResponse(
+        {"detail": f"a parameter value is not acceptable: {exc}"},
+        status_code=status.HTTP_400_BAD_REQUEST,
+    )

@@ -1,13 +1,12 @@
 """Cursor pagination on the rows' `position` (unique, stable across rebuilds), newest first.
 
-A cursor is opaque to clients: base64 of the last position seen. Keyset paging never
-skips or repeats a row when new rows arrive between pages.
+A cursor is opaque to clients (today: the last position seen, in decimal, so that every
+value the documented pattern admits is a valid cursor). Keyset paging never skips or
+repeats a row when new rows arrive between pages.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import HTTPException, Query, status
@@ -20,7 +19,7 @@ MAX_LIMIT = 200
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 CursorQuery = Annotated[
     str | None,
-    Query(max_length=64, description="`next_cursor` from the previous page."),
+    Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` from the previous page."),
 ]
 
 
@@ -30,14 +29,11 @@ class Page(BaseModel, Generic[T]):
 
 
 def encode(position: int) -> str:
-    return base64.urlsafe_b64encode(str(position).encode()).decode()
+    return str(position)
 
 
 def decode(cursor: str) -> int:
-    try:
-        position = int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        position = -1
+    position = int(cursor) if cursor.isascii() and cursor.isdigit() else -1
     if position < 0:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"invalid cursor {cursor!r}")
     return position

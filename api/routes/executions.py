@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from api import pagination
 from api.deps import DbDep, SettingsDep
-from api.errors import COMMON_RESPONSES, not_found
+from api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from api.pagination import CursorQuery, LimitQuery, Page
 from api.queries import fetch_all, fetch_one, table
 from api.routes.programs import ProgramId, load_program
@@ -114,7 +114,7 @@ async def list_executions(
 
 @router.get("/executions/{execution_id}", response_model=Execution, summary="One execution")
 async def get_execution(
-    execution_id: Annotated[str, Path(min_length=1, max_length=200)],
+    execution_id: Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)],
     db: DbDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:

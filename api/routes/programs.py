@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from api import pagination
 from api.deps import DbDep, SettingsDep
-from api.errors import COMMON_RESPONSES, not_found
+from api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from api.pagination import CursorQuery, LimitQuery, Page
 from api.queries import fetch_all, fetch_one, table
 from signatures import SignatureError, compile_signature
@@ -19,7 +19,7 @@ from signatures import SignatureError, compile_signature
 router = APIRouter(prefix="/programs", tags=["programs"], responses=COMMON_RESPONSES)
 
 ProgramStatus = Literal["draft", "training", "optimized", "deployed", "deprecated"]
-ProgramId = Annotated[str, Path(min_length=1, max_length=200)]
+ProgramId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 VersionNumber = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
@@ -93,7 +93,8 @@ async def list_programs(
     settings: SettingsDep,
     status: Annotated[ProgramStatus | None, Query(description="Only this status.")] = None,
     name: Annotated[
-        str | None, Query(max_length=200, description="Name contains this, any case.")
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Name contains this, any case."),
     ] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,

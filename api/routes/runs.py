@@ -11,15 +11,17 @@ from pydantic import BaseModel
 
 from api import pagination
 from api.deps import DbDep, SettingsDep
-from api.errors import COMMON_RESPONSES, not_found
+from api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from api.pagination import CursorQuery, LimitQuery, Page
 from api.queries import fetch_all, table
 
 router = APIRouter(tags=["runs"], responses=COMMON_RESPONSES)
 
 RunStatus = Literal["requested", "running", "completed", "failed", "cancelled"]
-RunId = Annotated[str, Path(min_length=1, max_length=200)]
-ProgramFilter = Annotated[str | None, Query(max_length=200, description="Only this program.")]
+RunId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+ProgramFilter = Annotated[
+    str | None, Query(max_length=200, pattern=NO_NUL, description="Only this program.")
+]
 StatusFilter = Annotated[RunStatus | None, Query(description="Only this status.")]
 
 

@@ -226,10 +226,10 @@ def test_not_found_has_a_clear_body(client: TestClient, path: str, detail: str) 
     assert response.json() == {"detail": detail}
 
 
-def test_bad_cursor_is_400(client: TestClient) -> None:
+def test_bad_cursor_is_rejected(client: TestClient) -> None:
     response = client.get("/programs?cursor=!!notacursor")
-    assert response.status_code == 400
-    assert "invalid cursor" in response.json()["detail"]
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
 def test_health_and_prometheus_metrics(client: TestClient) -> None:
