@@ -15,13 +15,15 @@ Optimizers (all for a single-signature program):
 - ``BootstrapFewShot``: demos from traces of the program that pass the metric.
 - ``BootstrapFewShotWithRandomSearch``: several bootstrapped candidates, best on dev.
 - ``MIPROv2``: instructions and demos, ``auto`` = light (default), medium or heavy;
-  the profile's LM proposes the instructions (MIPROv2 needs an LM at init).
+  the profile's LM proposes the instructions (MIPROv2 needs an LM at init). Needs the
+  ``optuna`` package (``dspy[optuna]``); without it MIPROv2 is rejected as unavailable.
 - ``GEPA``: reflective instruction evolution; exactly one budget of ``auto``,
   ``max_full_evals``, ``max_metric_calls``; the profile's LM reflects.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -85,6 +87,10 @@ class GEPAConfig(OptimizerConfig):
         return self
 
 
+# Optional packages an optimizer imports only when it runs: without them the command is
+# rejected up front instead of failing after it was accepted.
+REQUIRES: dict[str, str] = {"MIPROv2": "optuna", "GEPA": "gepa"}
+
 CONFIGS: dict[str, type[OptimizerConfig]] = {
     "LabeledFewShot": LabeledFewShotConfig,
     "BootstrapFewShot": BootstrapFewShotConfig,
@@ -109,6 +115,17 @@ def parse_config(optimizer: str, config: dict[str, Any]) -> OptimizerConfig:
                     "loc": ["optimizer"],
                     "msg": f"unknown optimizer {optimizer!r}; known: {', '.join(CONFIGS)}",
                     "type": "unknown_optimizer",
+                }
+            ]
+        )
+    missing = REQUIRES.get(optimizer)
+    if missing and importlib.util.find_spec(missing) is None:
+        raise InvalidConfig(
+            [
+                {
+                    "loc": ["optimizer"],
+                    "msg": f"{optimizer} needs the package {missing!r}, not installed here",
+                    "type": "optimizer_unavailable",
                 }
             ]
         )
