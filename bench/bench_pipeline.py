@@ -90,7 +90,7 @@ class Pipeline:
         self.program_id = f"bench-{uuid.uuid4().hex[:8]}"
 
     async def __aenter__(self) -> Pipeline:
-        self.worker = subprocess.Popen(
+        self.worker = subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited on)
             [
                 sys.executable,
                 "-m",
@@ -195,7 +195,7 @@ class Pipeline:
             return -1
 
 
-def profile_processing(settings: Settings, count: int) -> str:
+async def profile_processing(settings: Settings, count: int) -> str:
     """cProfile of Processor.process for `count` execution records: no Kafka, real PostgreSQL."""
     store = DspyOps(
         env=eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
@@ -224,14 +224,11 @@ def profile_processing(settings: Settings, count: int) -> str:
         for n in range(count)
     ]
 
-    async def run() -> None:
-        for record in records:
-            await processor.process(record)
-
     profiler = cProfile.Profile()
     began = time.perf_counter()
     profiler.enable()
-    asyncio.run(run())
+    for record in records:
+        await processor.process(record)
     profiler.disable()
     elapsed = time.perf_counter() - began
     out = io.StringIO()
@@ -239,7 +236,10 @@ def profile_processing(settings: Settings, count: int) -> str:
     stats.print_stats(
         r"(dspyops|aggregates|consumers|runtime|signatures|eventsourcing|dspy|psycopg)", 25
     )
-    summary = f"sequential per-record path: {count / elapsed:.0f} records/s ({elapsed / count * 1000:.2f} ms each, profiler on)\n"
+    summary = (
+        f"sequential per-record path: {count / elapsed:.0f} records/s "
+        f"({elapsed / count * 1000:.2f} ms each, profiler on)\n"
+    )
     return summary + "\n".join(out.getvalue().splitlines()[:60])
 
 
@@ -297,7 +297,7 @@ async def main() -> None:
         )
 
     print("\nwhere the time goes (worker path without Kafka, cumulative):")
-    print(profile_processing(settings, 300))
+    print(await profile_processing(settings, 300))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def main() -> None:
 
         async def write_stats() -> None:
             engine = lm.engine_state
-            stats.write_text(json.dumps({"peak_in_flight": engine.peak_in_flight}))
+            stats.write_text(json.dumps({"peak_in_flight": engine.peak_in_flight}))  # noqa: ASYNC240
 
         app.timer(0.5)(write_stats)
     faust.Worker(app, loglevel="warn", quiet=True, loop=loop).execute_from_commandline()
