@@ -25,7 +25,7 @@ from api.routes import (
     prometheus,
     runs,
 )
-from api.telemetry import RequestStats
+from api.telemetry import RequestStats, RequestStatsMiddleware
 from settings import Settings, get_settings
 
 
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
             settings.effective_database_url,
-            min_size=1,
+            min_size=settings.api_pool_size,
             max_size=settings.api_pool_size,
             open=False,
             kwargs={"autocommit": True},
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.request_stats = RequestStats()
-    app.middleware("http")(app.state.request_stats.middleware)
+    app.add_middleware(RequestStatsMiddleware, stats=app.state.request_stats)
     app.add_exception_handler(psycopg.DataError, _bad_value)
     app.include_router(health.router)
     # Declared only when a token is configured, so the OpenAPI document tells the truth.

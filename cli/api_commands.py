@@ -24,4 +24,6 @@ def api(
         port=port or settings.api_port,
         workers=workers,
         log_level="info",
+        # Access lines cost more than a read query; request counts are on /metrics.
+        access_log=False,
     )
