@@ -16,7 +16,8 @@ from settings import Settings
 bearer = HTTPBearer(auto_error=False, description="Needed when DSPYOPS_API_TOKEN is set.")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: FastAPI would run a plain def in its thread pool, a cost on every request.
     settings: Settings = request.app.state.settings
     return settings
 
@@ -31,7 +32,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[AsyncConnection, Depends(get_db)]
 
 
-def require_token(
+async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
