@@ -12,7 +12,10 @@ the loop polls, every ``poll_interval_s``:
 
 The command's offset is held by its agent until the terminal result is on Kafka: a
 worker that dies mid-run gets the command again, ``plan_optimization`` says
-``resumed=True``, and the run starts over from the recorded request.
+``resumed=True``, and the run starts over from the recorded request. Each start is
+recorded as progress step 0; a run interrupted ``MAX_STARTS`` times (a run that itself
+kills its worker would otherwise be redelivered forever) fails with code
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from aggregates.application import (
     OptimizationPlan,
     Outcome,
 )
+from aggregates.ids import optimization_uuid
 from consumers.records import Outgoing
 from events.commands import EvaluateProgram, OptimizeProgram
 from events.envelope import Envelope, result_envelope
@@ -41,6 +45,7 @@ from events.topics import Topics
 from runtime.evaluate import Scored
 from runtime.optimize import (
     CANCELLED,
+    OPTIMIZATION_STEPS,
     TIME_LIMIT_EXCEEDED,
     Optimized,
     ProgramSpec,
@@ -55,6 +60,8 @@ from runtime.profiles import ProfileRegistry, UnknownProfile
 from signatures import compile_signature
 
 log = logging.getLogger(__name__)
+
+MAX_STARTS = 3
 
 Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
 
@@ -86,8 +93,14 @@ class RunJobs:
         if isinstance(planned, Outcome):
             return planned
         run_id = planned.optimization_id
+        starts = await self._in_store(self._starts, run_id) + 1
         if planned.resumed:
             log.warning("optimization %s was interrupted; running it again", run_id)
+            if starts > MAX_STARTS:
+                message = f"the worker stopped during this run {MAX_STARTS} times; not retried"
+                return await self._fail(run_id, "interrupted", message)
+        started = "started" if starts == 1 else f"started again after an interruption ({starts})"
+        await self._progress(run_id, envelope, 0, OPTIMIZATION_STEPS, None, started)
         try:
             lm = self.profiles.build_lm(planned.lm)
         except UnknownProfile as exc:
@@ -181,6 +194,13 @@ class RunJobs:
         except Exception:
             # Progress is informative: a failure to report it must not fail the run.
             log.warning("could not report progress of %s", run_id, exc_info=True)
+
+    def _starts(self, run_id: str) -> int:
+        """How often this run was started: the progress events of step 0 it recorded."""
+        events = self.app.events.get(optimization_uuid(run_id))
+        return sum(
+            type(e).__name__ == "Progressed" and getattr(e, "step", None) == 0 for e in events
+        )
 
     async def _stopped(self, run_id: str, reason: str, state: RunState) -> Outcome:
         if reason == TIME_LIMIT_EXCEEDED:

@@ -122,6 +122,8 @@ async def test_kill_9_during_an_optimization_then_restart_completes_it(
     assert completed["data"]["baseline_score"] == 0.0
     assert completed["data"]["optimized_score"] == 1.0
     assert "running it again" in log.read_text(errors="replace")
+    starts = [m["data"]["message"] for m in mine if m["data"].get("step") == 0]
+    assert starts == ["started", "started again after an interruption (2)"], starts
     schema = env["DSPYOPS_EVENT_STORE_SCHEMA"]
     run_events = [
         t.rsplit(".", 1)[-1]

@@ -85,7 +85,7 @@ async def test_optimized_version_carries_demos_into_executions_and_scores_match_
     for message in [*of_type(mine, "OptimizationProgress"), done[optimize.id]]:
         print(message["type"].rsplit(".", 1)[-1], json.dumps(message["data"]))
     progress = of_type(mine, "OptimizationProgress")
-    assert [p["data"]["step"] for p in progress] == [1, 2, 3]
+    assert [p["data"]["step"] for p in progress] == [0, 1, 2, 3]
     completed = done[optimize.id]
     assert completed["type"] == "dspyops.result.OptimizationCompleted", completed
     data = completed["data"]

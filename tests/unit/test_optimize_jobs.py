@@ -1,0 +1,72 @@
+"""RunJobs with an in-memory event store: what the optimizations agent publishes and records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from aggregates.application import CommandContext, DspyOps
+from aggregates.persistence import in_memory_env
+from consumers.optimizations import MAX_STARTS, RunJobs
+from consumers.records import Outgoing
+from events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
+from events.envelope import command_envelope
+from events.topics import Topics
+from runtime.optimizers import validate_optimization
+from tests.integration.optimization_support import (
+    EXAMPLES,
+    SIGNATURE,
+    ScriptedProfiles,
+    few_shot_lm,
+)
+
+
+def _ctx(command_id: str) -> CommandContext:
+    return CommandContext(command_id=command_id, correlation_id=command_id)
+
+
+def _jobs() -> tuple[RunJobs, list[Outgoing]]:
+    app = DspyOps(env=in_memory_env(), validate_config=validate_optimization)
+    app.handle(RegisterProgram(program_id="p", name="p", signature=SIGNATURE), _ctx("r1"))
+    app.handle(RegisterDataset(dataset_id="d", name="d", examples=EXAMPLES), _ctx("r2"))
+    published: list[Outgoing] = []
+
+    async def publish(messages: Sequence[Outgoing]) -> None:
+        published.extend(messages)
+
+    jobs = RunJobs(
+        app=app,
+        profiles=ScriptedProfiles(few_shot_lm()),
+        topics=Topics("t."),
+        publish=publish,
+        pool=ThreadPoolExecutor(1),
+        poll_interval_s=0.01,
+    )
+    return jobs, published
+
+
+async def test_a_run_publishes_its_steps_and_ends_with_a_new_version() -> None:
+    jobs, published = _jobs()
+    data = {"program_id": "p", "dataset_id": "d", "optimizer": "LabeledFewShot"}
+    envelope = command_envelope("OptimizeProgram", data, subject="p")
+    outcome = await jobs.run(envelope, OptimizeProgram(**data), _ctx(envelope.id))
+    assert outcome.result_type == "OptimizationCompleted"
+    assert outcome.data["version"] == 2
+    steps = [m.envelope.data["step"] for m in published]
+    assert steps == [0, 1, 2, 3]
+    assert {m.envelope.causationid for m in published} == {envelope.id}
+    assert len({m.envelope.id for m in published}) == 4
+
+
+async def test_a_run_interrupted_too_often_fails_with_the_reason() -> None:
+    jobs, published = _jobs()
+    data = {"program_id": "p", "dataset_id": "d", "optimization_id": "o"}
+    envelope = command_envelope("OptimizeProgram", data, subject="p")
+    command = OptimizeProgram(**data)
+    jobs.app.plan_optimization(command, _ctx(envelope.id))
+    for _ in range(MAX_STARTS):
+        jobs.app.record_progress("o", 0, 3, None)
+    outcome = await jobs.run(envelope, command, _ctx(envelope.id))
+    assert outcome.result_type == "OptimizationFailed"
+    assert outcome.data["error"]["code"] == "interrupted"
+    assert published == []
