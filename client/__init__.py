@@ -1,0 +1,26 @@
+"""The Python client for services that talk to dspyops over Kafka.
+
+async with DspyopsClient("127.0.0.1:9092") as client:
+    reply = await client.send(ExecuteProgram(program_id="qa", inputs={...}))
+    answer = reply.expect(ExecutionSucceeded).outputs["answer"]
+"""
+
+from client.client import DspyopsClient
+from client.errors import (
+    CommandError,
+    CommandFailedError,
+    CommandRejectedError,
+    CommandTimeoutError,
+    TopicsMissingError,
+)
+from client.replies import Reply
+
+__all__ = [
+    "CommandError",
+    "CommandFailedError",
+    "CommandRejectedError",
+    "CommandTimeoutError",
+    "DspyopsClient",
+    "Reply",
+    "TopicsMissingError",
+]

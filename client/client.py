@@ -1,0 +1,286 @@
+"""`DspyopsClient`: publish commands on Kafka and await their results by command id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from client.errors import (
+    CommandFailedError,
+    CommandRejectedError,
+    CommandTimeoutError,
+    TopicsMissingError,
+)
+from client.replies import Reply, parse_reply
+from events.codec import Undecodable, decode_envelope, encode
+from events.commands import Command
+from events.envelope import Envelope, command_envelope
+from events.results import CommandRejected
+from events.topics import DEFAULT_PREFIX, Topics, command_topic
+
+ProgressHandler = Callable[[Reply], None]
+DEFAULT_TIMEOUT_S = 60.0
+CLIENT_SOURCE = "urn:dspyops:client"
+
+
+def record_key(envelope: Envelope) -> bytes:
+    """The key the contract asks for: program (or dataset) id, else execution or command id."""
+    data = envelope.data or {}
+    if envelope.short_type == "ExecuteProgram":
+        key = data.get("execution_id") or envelope.id
+    else:
+        key = data.get("program_id") or data.get("dataset_id") or envelope.id
+    return str(key).encode()
+
+
+def subject_of(data: dict[str, Any]) -> str | None:
+    for field in ("program_id", "dataset_id", "execution_id"):
+        if isinstance(data.get(field), str):
+            return str(data[field])
+    return None
+
+
+class _Pending:
+    def __init__(self, command_type: str, on_progress: ProgressHandler | None) -> None:
+        self.command_type = command_type
+        self.on_progress = on_progress
+        self.done: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+
+
+class DspyopsClient:
+    """An async client; use it as `async with DspyopsClient(servers) as client:`.
+
+    It reads the results topic from the moment it starts (positions are fixed before the
+    first command goes out, so no answer is missed) and hands each result to the command
+    that caused it (`causationid`) and to every matching subscription.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic_prefix: str = DEFAULT_PREFIX,
+        actor: str | None = None,
+        source: str = CLIENT_SOURCE,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = Topics(topic_prefix)
+        self.actor = actor
+        self.source = source
+        self._connect_timeout_s = connect_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._subscribers: list[tuple[Callable[[Reply], bool], asyncio.Queue[Reply]]] = []
+
+    async def __aenter__(self) -> DspyopsClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self._connect(), self._connect_timeout_s)
+        except TopicsMissingError:
+            await self.close()
+            raise
+        except (TimeoutError, KafkaError, OSError) as exc:
+            await self.close()
+            raise ConnectionError(
+                f"Kafka at {self.bootstrap_servers} does not answer ({type(exc).__name__})"
+            ) from exc
+
+    async def _connect(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            acks="all",
+            max_request_size=4 * 1024 * 1024,
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        await self._consumer.start()
+        partitions = await self._results_partitions()
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        # Resolving each position now pins "the end" to before our first command.
+        for tp in partitions:
+            await self._consumer.position(tp)
+        self._reader = asyncio.create_task(self._read_results(), name="dspyops-results")
+
+    async def _results_partitions(self) -> list[TopicPartition]:
+        assert self._consumer is not None
+        topic = self.topics.results
+        # A worker creates the topics when it starts; give one that is starting a moment.
+        deadline = time.monotonic() + min(5.0, self._connect_timeout_s / 2)
+        while True:
+            if topic in await self._consumer.topics():
+                found = self._consumer.partitions_for_topic(topic) or set()
+                if found:
+                    return [TopicPartition(topic, p) for p in sorted(found)]
+            if time.monotonic() > deadline:
+                raise TopicsMissingError(
+                    f"topic {topic} does not exist on {self.bootstrap_servers}: "
+                    "no worker has run with this topic prefix"
+                )
+            await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        for pending in self._pending.values():
+            if not pending.done.done():
+                pending.done.cancel()
+        self._pending.clear()
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    # --- commands ------------------------------------------------------------------
+
+    def envelope(
+        self,
+        command_type: str,
+        data: dict[str, Any],
+        *,
+        id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope:
+        return command_envelope(
+            command_type,
+            data,
+            id=id,
+            subject=subject_of(data),
+            correlationid=correlation_id,
+            actor=self.actor,
+            source=self.source,
+        )
+
+    async def publish(self, envelope: Envelope) -> None:
+        """Put one command on its topic and wait until Kafka has it; does not wait for a result."""
+        if self._producer is None:
+            raise RuntimeError("the client is not started (use `async with DspyopsClient(...)`)")
+        topic = command_topic(self.topics, envelope.short_type)
+        await self._producer.send_and_wait(topic, value=encode(envelope), key=record_key(envelope))
+
+    async def send(
+        self,
+        command: Command,
+        *,
+        id: str | None = None,
+        correlation_id: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        on_progress: ProgressHandler | None = None,
+        check: bool = True,
+    ) -> Reply:
+        """Publish a command and return its terminal result.
+
+        With `check`, `CommandRejected` raises `CommandRejectedError` and a failure result
+        raises `CommandFailedError`; no answer within `timeout_s` raises
+        `CommandTimeoutError`.
+        """
+        data = command.model_dump(mode="json", exclude_unset=True)
+        envelope = self.envelope(type(command).__name__, data, id=id, correlation_id=correlation_id)
+        return await self.request(
+            envelope, timeout_s=timeout_s, on_progress=on_progress, check=check
+        )
+
+    async def request(
+        self,
+        envelope: Envelope,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        on_progress: ProgressHandler | None = None,
+        check: bool = True,
+    ) -> Reply:
+        """Publish a ready-made command envelope and await its terminal result (see `send`)."""
+        pending = _Pending(envelope.short_type, on_progress)
+        # Registered before publishing: the answer can come back before send returns.
+        self._pending[envelope.id] = pending
+        try:
+            await self.publish(envelope)
+            try:
+                reply = await asyncio.wait_for(asyncio.shield(pending.done), timeout_s)
+            except TimeoutError:
+                raise CommandTimeoutError(envelope.id, timeout_s) from None
+        finally:
+            self._pending.pop(envelope.id, None)
+        if check:
+            raise_for(reply)
+        return reply
+
+    # --- subscriptions -------------------------------------------------------------
+
+    async def results(
+        self, *, program_id: str | None = None, include_progress: bool = True
+    ) -> AsyncIterator[Reply]:
+        """Every result from now on (optionally only one program's), as it arrives."""
+
+        def wanted(reply: Reply) -> bool:
+            if not include_progress and not reply.terminal:
+                return False
+            if program_id is None:
+                return True
+            return program_id in (reply.program_id, reply.envelope.subject)
+
+        queue: asyncio.Queue[Reply] = asyncio.Queue()
+        entry = (wanted, queue)
+        self._subscribers.append(entry)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.remove(entry)
+
+    async def _read_results(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    self._dispatch(record.value)
+
+    def _dispatch(self, raw: bytes | None) -> None:
+        try:
+            envelope = decode_envelope(raw, commands_only=False)
+        except Undecodable:
+            return  # not ours to judge; the results topic is written by dspyops only
+        pending = self._pending.get(envelope.causationid or "")
+        reply = parse_reply(envelope, pending.command_type if pending else "")
+        if pending is not None and not pending.done.done():
+            if reply.terminal:
+                pending.done.set_result(reply)
+            elif pending.on_progress is not None:
+                pending.on_progress(reply)
+        for wanted, queue in self._subscribers:
+            if wanted(reply):
+                queue.put_nowait(reply)
+
+
+def raise_for(reply: Reply) -> None:
+    """Raise the exception a rejected or failed terminal result stands for."""
+    if isinstance(reply.result, CommandRejected):
+        raise CommandRejectedError(reply, list(reply.result.errors))
+    error = reply.error
+    if error is not None:
+        raise CommandFailedError(reply, error)
