@@ -256,3 +256,15 @@ def test_openapi_lists_only_get(client: TestClient) -> None:
 @pytest.mark.parametrize("path", ["/programs", "/programs/qa", "/executions/x", "/datasets"])
 def test_write_verbs_answer_405(client: TestClient, verb: str, path: str) -> None:
     assert client.request(verb, path).status_code == 405
+
+
+def test_token_opens_every_route_and_health_needs_none(world: dict[str, Any]) -> None:
+    guarded = world["settings"].model_copy(update={"api_token": "t0ken"})
+    with TestClient(create_app(guarded)) as client:
+        assert client.get("/programs/qa").status_code == 401
+        ok = client.get("/programs/qa", headers={"Authorization": "Bearer t0ken"})
+        assert ok.status_code == 200
+        assert ok.json()["program_id"] == "qa"
+        metrics = client.get("/metrics", headers={"Authorization": "Bearer t0ken"})
+        assert metrics.status_code == 200
+        assert client.get("/health").status_code == 200
