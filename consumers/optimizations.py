@@ -62,6 +62,7 @@ from signatures import compile_signature
 log = logging.getLogger(__name__)
 
 MAX_STARTS = 3
+SHUTDOWN = "worker_shutdown"
 
 Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
 
@@ -118,7 +119,11 @@ class RunJobs:
             state=state,
         )
         future = asyncio.get_running_loop().run_in_executor(self.pool, work)
-        await self._watch(future, state, run_id, envelope)
+        try:
+            await self._watch(future, state, run_id, envelope)
+        except asyncio.CancelledError:
+            _abandon(future, state)
+            raise
         try:
             optimized: Optimized = await future
         except Stopped as stop:
@@ -234,10 +239,14 @@ class RunJobs:
             state=state,
         )
         future = asyncio.get_running_loop().run_in_executor(self.pool, work)
-        while not future.done():
-            await asyncio.wait({future}, timeout=self.poll_interval_s)
-            if time.monotonic() > state.deadline:
-                state.stop(TIME_LIMIT_EXCEEDED)
+        try:
+            while not future.done():
+                await asyncio.wait({future}, timeout=self.poll_interval_s)
+                if time.monotonic() > state.deadline:
+                    state.stop(TIME_LIMIT_EXCEEDED)
+        except asyncio.CancelledError:
+            _abandon(future, state)
+            raise
         try:
             scored: Scored = await future
         except Stopped:
@@ -262,6 +271,16 @@ class RunJobs:
     async def _in_store(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.store_executor, partial(fn, *args))
+
+
+def _abandon(future: asyncio.Future[Any], state: RunState) -> None:
+    """The worker is stopping: end the run's thread soon, leave the command unacknowledged.
+
+    Pool threads are joined when the interpreter exits, so a run left going would hold a
+    shutdown up to its time limit; stopped, it is redelivered and started again.
+    """
+    state.stop(SHUTDOWN)
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 def _spec(plan: OptimizationPlan | EvaluationPlan) -> ProgramSpec:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +27,7 @@ def _ctx(command_id: str) -> CommandContext:
     return CommandContext(command_id=command_id, correlation_id=command_id)
 
 
-def _jobs() -> tuple[RunJobs, list[Outgoing]]:
+def _jobs(delay_s: float = 0.0) -> tuple[RunJobs, list[Outgoing]]:
     app = DspyOps(env=in_memory_env(), validate_config=validate_optimization)
     app.handle(RegisterProgram(program_id="p", name="p", signature=SIGNATURE), _ctx("r1"))
     app.handle(RegisterDataset(dataset_id="d", name="d", examples=EXAMPLES), _ctx("r2"))
@@ -36,7 +38,7 @@ def _jobs() -> tuple[RunJobs, list[Outgoing]]:
 
     jobs = RunJobs(
         app=app,
-        profiles=ScriptedProfiles(few_shot_lm()),
+        profiles=ScriptedProfiles(few_shot_lm(delay_s)),
         topics=Topics("t."),
         publish=publish,
         pool=ThreadPoolExecutor(1),
@@ -70,3 +72,25 @@ async def test_a_run_interrupted_too_often_fails_with_the_reason() -> None:
     assert outcome.result_type == "OptimizationFailed"
     assert outcome.data["error"]["code"] == "interrupted"
     assert published == []
+
+
+async def test_a_worker_stopping_mid_run_ends_the_run_thread_and_records_no_outcome() -> None:
+    jobs, _ = _jobs(delay_s=0.05)
+    data = {
+        "program_id": "p",
+        "dataset_id": "d",
+        "optimizer": "BootstrapFewShotWithRandomSearch",
+        "config": {"num_candidate_programs": 16},
+        "optimization_id": "o",
+    }
+    envelope = command_envelope("OptimizeProgram", data, subject="p")
+    task = asyncio.create_task(jobs.run(envelope, OptimizeProgram(**data), _ctx(envelope.id)))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    stopping = time.monotonic()
+    await asyncio.to_thread(jobs.pool.shutdown, wait=True)
+    assert time.monotonic() - stopping < 2
+    assert task.cancelled()
+    # Still open: the redelivered command will start it again.
+    assert jobs.app.optimization("o").is_open
+    assert jobs.app.stored_outcome(envelope.id) is None
