@@ -8,8 +8,8 @@ batching here is what lets the read side catch up at thousands of events per sec
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from dataclasses import dataclass
 
 import psycopg
@@ -33,6 +33,10 @@ class Lag:
         return {"position": self.position, "head": self.head, "lag": self.events_behind}
 
 
+def application_name(read_schema: str) -> str:
+    return f"dspyops-projector:{read_schema}"[:63]
+
+
 class Projector:
     def __init__(
         self,
@@ -45,7 +49,8 @@ class Projector:
         self.read_schema = read_schema
         self.batch_size = batch_size
         self.store = EventStore(database_url, event_store_schema)
-        self.conn = psycopg.connect(database_url)
+        # Named per read schema so an operator can tell projectors apart in pg_stat_activity.
+        self.conn = psycopg.connect(database_url, application_name=application_name(read_schema))
         with self.conn.transaction():
             tracking.lock(self.conn, read_schema)
             create_tables(self.conn, read_schema)
@@ -89,11 +94,7 @@ class Projector:
         self.conn.close()
         self.store.close()
 
-
-def wait_for(projector: Projector, head: int, timeout_s: float = 30.0) -> None:
-    """Block until `projector`'s committed position reaches `head` (tests, benchmarks)."""
-    deadline = time.monotonic() + timeout_s
-    while projector.position() < head:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"projection stuck at {projector.position()} < {head}")
-        time.sleep(0.05)
+    def close_quietly(self) -> None:
+        """Close after a connection failure, when closing may itself fail."""
+        with contextlib.suppress(Exception):
+            self.close()

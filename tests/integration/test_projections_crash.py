@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from projections.projector import Projector
+from projections.projector import Projector, application_name
 from projections.schema import PRIMARY_KEYS
 from tests.integration.test_projections_data import (
     bulk_executions,
@@ -194,6 +194,36 @@ def test_two_projectors_never_apply_an_event_twice(database_url: str, unique: st
         finally:
             for runner in runners:
                 runner.close()
+        rebuilt = Projector(database_url, event_store_schema=es, read_schema=fresh)
+        rebuilt.catch_up()
+        rebuilt.close()
+        assert table_rows(database_url, live) == table_rows(database_url, fresh)
+
+
+def test_projector_survives_losing_its_connection(database_url: str, unique: str) -> None:
+    es, live, fresh = f"test_es_{unique}", f"test_live_{unique}", f"test_fresh_{unique}"
+    process = None
+    with schemas(database_url, es, live, fresh):
+        store = open_store(database_url, es)
+        try:
+            seed_story(store)
+            process = start_projector(projector_env(database_url, es, live))
+            head = store.recorder.max_notification_id() or 0
+            wait_until(lambda: position(database_url, live) == head, 30, "first catch-up")
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                killed = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = %s",
+                    [application_name(live)],
+                ).fetchone()
+            assert killed == (1,)
+            bulk_executions(store, "qa", 500, batch=100)
+            head = store.recorder.max_notification_id() or 0
+            wait_until(lambda: position(database_url, live) == head, 30, "catch-up after loss")
+            assert process.poll() is None
+        finally:
+            stop(process)
+            store.close()
         rebuilt = Projector(database_url, event_store_schema=es, read_schema=fresh)
         rebuilt.catch_up()
         rebuilt.close()
