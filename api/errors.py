@@ -24,4 +24,5 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad cursor or parameter value"},
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
     404: {"model": ErrorBody, "description": "No such resource"},
+    503: {"model": ErrorBody, "description": "Read database unavailable or not built yet"},
 }

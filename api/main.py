@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import psycopg
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.deps import require_token
 from api.routes import (
@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             min_size=settings.api_pool_size,
             max_size=settings.api_pool_size,
             open=False,
+            # A request waits this long for a connection before answering 503.
+            timeout=5.0,
             kwargs={"autocommit": True},
         )
         # A database that is down at start must not stop the API: /health reports it.
@@ -60,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.request_stats = RequestStats()
     app.add_middleware(RequestStatsMiddleware, stats=app.state.request_stats)
     app.add_exception_handler(psycopg.DataError, _bad_value)
+    app.add_exception_handler(psycopg.errors.UndefinedTable, _not_built)
+    app.add_exception_handler(psycopg.OperationalError, _unavailable)
+    app.add_exception_handler(PoolTimeout, _unavailable)
     app.include_router(health.router)
     # Declared only when a token is configured, so the OpenAPI document tells the truth.
     guarded = [Depends(require_token)] if settings.api_token else []
@@ -74,4 +79,19 @@ async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"a parameter value is not acceptable: {exc}"},
         status_code=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+async def _not_built(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the read models are not built yet: start `dspyops projector`"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The reason stays in the server log: it may name hosts the client need not know.
+    return JSONResponse(
+        {"detail": "the read database is unavailable; try again shortly"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
     )

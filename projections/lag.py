@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg import AsyncConnection, sql
 
 from projections.schema import TRACKING_TABLE
@@ -11,28 +13,38 @@ from projections.tracking import NAME
 EVENTS_TABLE = "dspyops_events"
 
 
-def lag_query(event_store_schema: str, read_schema: str) -> sql.Composed:
-    return sql.SQL(
-        "SELECT coalesce((SELECT position FROM {}.{} WHERE name = {}), 0) AS position, "
-        "coalesce((SELECT max(notification_id) FROM {}.{}), 0) AS head"
-    ).format(
-        sql.Identifier(read_schema),
-        sql.Identifier(TRACKING_TABLE),
-        sql.Literal(NAME),
-        sql.Identifier(event_store_schema),
-        sql.Identifier(EVENTS_TABLE),
+async def read_lag(
+    conn: AsyncConnection, event_store_schema: str, read_schema: str
+) -> dict[str, Any]:
+    """`position` applied, `head` stored, `lag` between them, and whether the read models
+    exist (`built`); a missing table counts as position or head 0."""
+    position = head = 0
+    built = await _exists(conn, read_schema, TRACKING_TABLE)
+    if built:
+        position = await _scalar(
+            conn,
+            sql.SQL("SELECT position FROM {}.{} WHERE name = {}").format(
+                sql.Identifier(read_schema), sql.Identifier(TRACKING_TABLE), sql.Literal(NAME)
+            ),
+        )
+    if await _exists(conn, event_store_schema, EVENTS_TABLE):
+        head = await _scalar(
+            conn,
+            sql.SQL("SELECT max(notification_id) FROM {}.{}").format(
+                sql.Identifier(event_store_schema), sql.Identifier(EVENTS_TABLE)
+            ),
+        )
+    return {"position": position, "head": head, "lag": max(head - position, 0), "built": built}
+
+
+async def _exists(conn: AsyncConnection, schema: str, name: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s", [schema, name]
     )
+    return await cur.fetchone() is not None
 
 
-async def read_lag(conn: AsyncConnection, event_store_schema: str, read_schema: str) -> dict:
-    """`{"position", "head", "lag"}`; missing tables count as position/head 0."""
-    async with conn.transaction():
-        for name in (f"{read_schema}.{TRACKING_TABLE}", f"{event_store_schema}.{EVENTS_TABLE}"):
-            cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
-            found = await cur.fetchone()
-            if not found or not found[0]:
-                return {"position": 0, "head": 0, "lag": 0, "missing": name}
-        cur = await conn.execute(lag_query(event_store_schema, read_schema))
-        row = await cur.fetchone()
-    position, head = (int(row[0]), int(row[1])) if row else (0, 0)
-    return {"position": position, "head": head, "lag": max(head - position, 0)}
+async def _scalar(conn: AsyncConnection, query: sql.Composed) -> int:
+    cur = await conn.execute(query)
+    row = await cur.fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

@@ -18,6 +18,8 @@ class Projection(BaseModel):
     position: int
     head: int
     lag: int
+    # False until a projector has created the read tables.
+    built: bool
 
 
 class Health(BaseModel):

@@ -36,7 +36,7 @@ async def metrics(request: Request, db: DbDep, settings: SettingsDep) -> Respons
         "# TYPE dspyops_projection_lag_events gauge",
         f"dspyops_projection_lag_events {lag['lag']}",
     ]
-    if "missing" not in lag:
+    if lag["built"]:
         lines += await _row_counts(db, schema)
     lines += _request_lines(request.app.state.request_stats)
     return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

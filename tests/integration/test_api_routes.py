@@ -268,3 +268,14 @@ def test_token_opens_every_route_and_health_needs_none(world: dict[str, Any]) ->
         metrics = client.get("/metrics", headers={"Authorization": "Bearer t0ken"})
         assert metrics.status_code == 200
         assert client.get("/health").status_code == 200
+
+
+def test_read_models_not_built_yet_is_a_clear_503(world: dict[str, Any]) -> None:
+    missing = world["settings"].model_copy(update={"read_model_schema": "test_not_built_here"})
+    with TestClient(create_app(missing)) as client:
+        response = client.get("/programs")
+        assert response.status_code == 503
+        assert "dspyops projector" in response.json()["detail"]
+        projection = client.get("/health").json()["projection"]
+        assert projection["built"] is False
+        assert projection["lag"] == projection["head"] > 0
