@@ -6,6 +6,7 @@ import typer
 
 from cli import (
     api_commands,
+    dev_commands,
     infra_commands,
     projection_commands,
     schema_commands,
@@ -24,6 +25,7 @@ app.command(name="worker")(worker_commands.worker)
 app.add_typer(projection_commands.app, name="projections")
 app.command(name="projector")(projection_commands.projector)
 app.command(name="api")(api_commands.api)
+app.command(name="dev")(dev_commands.dev)
 
 
 def main() -> None:

@@ -129,9 +129,9 @@ class DspyopsClient:
         deadline = time.monotonic() + min(5.0, self._connect_timeout_s / 2)
         while True:
             if topic in await self._consumer.topics():
-                found = self._consumer.partitions_for_topic(topic) or set()
-                if found:
-                    return [TopicPartition(topic, p) for p in sorted(found)]
+                assert self._producer is not None
+                found = await self._producer.partitions_for(topic)
+                return [TopicPartition(topic, p) for p in sorted(found)]
             if time.monotonic() > deadline:
                 raise TopicsMissingError(
                     f"topic {topic} does not exist on {self.bootstrap_servers}: "

@@ -1,0 +1,73 @@
+"""`dspyops dev`: the whole local stack in one terminal, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.console import fail, out
+from cli.infra_commands import _redact
+from cli.readiness import api_url
+from cli.services import LocalServices
+from cli.startup import StartupError, bring_up, interrupt_on_sigterm, uninterrupted
+from events.topics import Topics
+from settings import Settings, get_settings
+
+
+def run_dir(settings: Settings) -> Path:
+    """Logs and the worker's data folder, one folder per topic prefix."""
+    return settings.state_dir / "run" / (settings.topic_prefix.rstrip(".") or "default")
+
+
+def dev(
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start empty: delete this prefix's topics, the event store and read models.",
+        ),
+    ] = False,
+) -> None:
+    """Kafka and PostgreSQL, then worker, projector and API; Ctrl-C stops what it started."""
+    settings = get_settings()
+    services = LocalServices(settings, run_dir(settings))
+    code = 0
+    with interrupt_on_sigterm():
+        try:
+            bring_up(services, out, fresh=fresh)
+            _show_where(services)
+            while (dead := services.dead()) is None:
+                time.sleep(0.5)
+            out.print(f"[bold red]{dead.name} exited[/]; its log ends:\n{dead.log_tail()}")
+            code = 1
+        except KeyboardInterrupt:
+            out.print("\nstopping…")
+        except StartupError as exc:
+            with uninterrupted():
+                services.stop()
+            fail(str(exc), exc.hint)
+        finally:
+            with uninterrupted():
+                stopped = services.stop()
+    if stopped:
+        out.print(f"stopped {', '.join(stopped)}; data kept for next time")
+    raise typer.Exit(code)
+
+
+def _show_where(services: LocalServices) -> None:
+    s = services.settings
+    url = api_url(s)
+    topics = Topics(s.topic_prefix)
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("API", f"{url}  (docs {url}/docs, health {url}/health)")
+    table.add_row("Kafka", s.bootstrap_servers)
+    table.add_row("PostgreSQL", _redact(s.effective_database_url))
+    table.add_row("send to", ", ".join(topics.commands))
+    table.add_row("read from", f"{topics.results}, {topics.events}, {topics.deadletter}")
+    table.add_row("logs", str(services.run_dir))
+    out.print(table)
+    out.print("[bold green]ready[/] — Ctrl-C stops the worker, projector and API")
