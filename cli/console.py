@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -11,11 +11,20 @@ from rich.console import Console
 out = Console()
 err = Console(stderr=True)
 
+# Exit codes scripts can tell apart (typer itself uses 2 for a bad command line).
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_TIMEOUT = 4
+EXIT_REJECTED = 5
 
-def fail(message: str, hint: str | None = None, *, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def fail(message: str, hint: str | None = None, *, code: int = EXIT_ERROR) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     if hint:
-        err.print(f"[dim]hint:[/] {hint}")
+        err.print(f"[dim]hint:[/] {hint}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

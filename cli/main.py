@@ -9,7 +9,10 @@ from cli import (
     dev_commands,
     infra_commands,
     projection_commands,
+    read_commands,
     schema_commands,
+    send_commands,
+    watch_commands,
     worker_commands,
 )
 
@@ -26,6 +29,10 @@ app.add_typer(projection_commands.app, name="projections")
 app.command(name="projector")(projection_commands.projector)
 app.command(name="api")(api_commands.api)
 app.command(name="dev")(dev_commands.dev)
+app.command(name="send")(send_commands.send)
+app.command(name="watch")(watch_commands.watch)
+app.command(name="programs")(read_commands.programs)
+app.command(name="executions")(read_commands.executions)
 
 
 def main() -> None:

@@ -1,0 +1,99 @@
+"""`dspyops programs` and `dspyops executions`: the read side, as tables (or --json)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cli.console import JsonOpt, fail, out, print_json
+from cli.read_api import ReadApi, ReadApiError
+from settings import get_settings
+
+ApiOpt = Annotated[
+    str | None, typer.Option("--api", help="API base URL. Default: DSPYOPS_API_HOST/PORT.")
+]
+LimitOpt = Annotated[int, typer.Option(min=1, max=10_000, help="At most this many rows.")]
+
+
+def programs(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    name: Annotated[str | None, typer.Option(help="Name contains this.")] = None,
+    limit: LimitOpt = 50,
+    api: ApiOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List programs, newest first."""
+    rows = _fetch(api, "/programs", limit=limit, status=status, name=name)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("program", "name", "status", "latest", "deployed", "module", "signature")
+    for p in rows:
+        table.add_row(
+            p["program_id"],
+            p["name"],
+            p["status"],
+            str(p["latest_version"]),
+            _or_dash(p["deployed_version"]),
+            p["module"],
+            p["signature"],
+        )
+    _show(table, len(rows), "programs")
+
+
+def executions(
+    program_id: Annotated[str, typer.Argument(help="The program whose executions to list.")],
+    status: Annotated[str | None, typer.Option(help="requested, succeeded or failed.")] = None,
+    version: Annotated[int | None, typer.Option(min=1, help="Only this version.")] = None,
+    limit: LimitOpt = 20,
+    api: ApiOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List a program's executions, newest first."""
+    rows = _fetch(
+        api, f"/programs/{program_id}/executions", limit=limit, status=status, version=version
+    )
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("execution", "v", "status", "latency ms", "tokens", "outputs", "requested at")
+    for e in rows:
+        outputs = e["outputs"] if e["status"] == "succeeded" else e.get("error")
+        if e["offline"]:
+            outputs = {"offline": True, **(outputs or {})}
+        table.add_row(
+            e["execution_id"],
+            str(e["version"]),
+            e["status"],
+            _or_dash(None if e["latency_ms"] is None else round(e["latency_ms"], 1)),
+            _or_dash((e.get("usage") or {}).get("total_tokens")),
+            _short(outputs),
+            str(e["requested_at"])[:19],
+        )
+    _show(table, len(rows), "executions")
+
+
+def _fetch(api: str | None, path: str, *, limit: int, **params: Any) -> list[dict[str, Any]]:
+    try:
+        return ReadApi(get_settings(), api).items(path, limit=limit, **params)
+    except ReadApiError as exc:
+        fail(str(exc), exc.hint, code=exc.code)
+
+
+def _show(table: Table, count: int, what: str) -> None:
+    if count:
+        out.print(table)
+    else:
+        out.print(f"no {what} yet")
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False) if value is not None else "-"
+    return text if len(text) <= width else text[: width - 1] + "…"
