@@ -27,7 +27,7 @@ def _ctx(command_id: str) -> CommandContext:
     return CommandContext(command_id=command_id, correlation_id=command_id)
 
 
-def _jobs(delay_s: float = 0.0) -> tuple[RunJobs, list[Outgoing]]:
+def _jobs(delay_s: float = 0.0, heartbeat_s: float = 5.0) -> tuple[RunJobs, list[Outgoing]]:
     app = DspyOps(env=in_memory_env(), validate_config=validate_optimization)
     app.handle(RegisterProgram(program_id="p", name="p", signature=SIGNATURE), _ctx("r1"))
     app.handle(RegisterDataset(dataset_id="d", name="d", examples=EXAMPLES), _ctx("r2"))
@@ -43,6 +43,7 @@ def _jobs(delay_s: float = 0.0) -> tuple[RunJobs, list[Outgoing]]:
         publish=publish,
         pool=ThreadPoolExecutor(1),
         poll_interval_s=0.01,
+        heartbeat_s=heartbeat_s,
     )
     return jobs, published
 
@@ -94,3 +95,23 @@ async def test_a_worker_stopping_mid_run_ends_the_run_thread_and_records_no_outc
     # Still open: the redelivered command will start it again.
     assert jobs.app.optimization("o").is_open
     assert jobs.app.stored_outcome(envelope.id) is None
+
+
+async def test_a_long_compile_sends_heartbeats_with_the_metric_calls_so_far() -> None:
+    jobs, published = _jobs(delay_s=0.01, heartbeat_s=0.1)
+    data = {
+        "program_id": "p",
+        "dataset_id": "d",
+        "optimizer": "BootstrapFewShotWithRandomSearch",
+        "config": {"num_candidate_programs": 3},
+    }
+    envelope = command_envelope("OptimizeProgram", data, subject="p")
+    outcome = await jobs.run(envelope, OptimizeProgram(**data), _ctx(envelope.id))
+    assert outcome.result_type == "OptimizationCompleted"
+    beats = [
+        m.envelope.data for m in published if "metric calls so far" in m.envelope.data["message"]
+    ]
+    assert beats
+    assert all(b["step"] == 1 and b["best_score"] == 0.0 for b in beats)
+    steps = [m.envelope.data["step"] for m in published]
+    assert steps == sorted(steps)
