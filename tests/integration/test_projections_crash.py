@@ -102,7 +102,7 @@ def test_kill_9_mid_stream_then_restart_equals_rebuild(database_url: str, unique
                 target=bulk_executions, args=(store, "qa", EXECUTIONS), kwargs={"batch": 100}
             )
             writer.start()
-            wait_until(lambda: position(database_url, live) >= 2_000, 30, "first progress")
+            wait_until(lambda: position(database_url, live) >= 2_000, 60, "first progress")
             os.kill(first.pid, signal.SIGKILL)
             first.wait(10)
             killed_at = position(database_url, live)
@@ -112,7 +112,7 @@ def test_kill_9_mid_stream_then_restart_equals_rebuild(database_url: str, unique
             assert 2_000 <= killed_at < head, "the kill must land in the middle of the stream"
 
             second = start_projector(env)
-            wait_until(lambda: position(database_url, live) == head, 30, "catch-up")
+            wait_until(lambda: position(database_url, live) == head, 60, "catch-up")
             second.send_signal(signal.SIGTERM)
             assert second.wait(15) == 0
         finally:
@@ -209,7 +209,7 @@ def test_projector_survives_losing_its_connection(database_url: str, unique: str
             seed_story(store)
             process = start_projector(projector_env(database_url, es, live))
             head = store.recorder.max_notification_id() or 0
-            wait_until(lambda: position(database_url, live) == head, 30, "first catch-up")
+            wait_until(lambda: position(database_url, live) == head, 60, "first catch-up")
             with psycopg.connect(database_url, autocommit=True) as conn:
                 killed = conn.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -219,7 +219,7 @@ def test_projector_survives_losing_its_connection(database_url: str, unique: str
             assert killed == (1,)
             bulk_executions(store, "qa", 500, batch=100)
             head = store.recorder.max_notification_id() or 0
-            wait_until(lambda: position(database_url, live) == head, 30, "catch-up after loss")
+            wait_until(lambda: position(database_url, live) == head, 60, "catch-up after loss")
             assert process.poll() is None
         finally:
             stop(process)
