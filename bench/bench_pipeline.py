@@ -30,7 +30,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from aggregates.application import CommandContext, DspyOps
 from aggregates.persistence import eventsourcing_env
@@ -298,6 +300,19 @@ async def main() -> None:
 
     print("\nwhere the time goes (worker path without Kafka, cumulative):")
     print(await profile_processing(settings, 300))
+    await _clean_up(settings)
+
+
+async def _clean_up(settings: Settings) -> None:
+    """The benchmark's topics and event store schema are its own: remove them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(Topics(settings.topic_prefix).all))
+    finally:
+        await admin.close()
+    with psycopg.connect(settings.effective_database_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{settings.event_store_schema}" CASCADE')
 
 
 if __name__ == "__main__":
