@@ -20,6 +20,7 @@ from aggregates.application import DspyOps
 from aggregates.context import CommandContext
 from aggregates.execution import Execution
 from aggregates.persistence import eventsourcing_env
+from aggregates.plans import ExecutionPlan
 from events.commands import (
     DeployProgram,
     EvaluateProgram,
@@ -66,12 +67,12 @@ def execute(app: DspyOps, program_id: str, *, fail: bool = False, latency_ms: fl
         program_id=program_id, inputs={"question": "q?", "context": "c"}, execution_id=c.command_id
     )
     plan = app.plan_execution(command, c)
-    assert not hasattr(plan, "result_type"), plan
+    assert isinstance(plan, ExecutionPlan), plan
     if fail:
-        app.complete_execution(plan, c, error=("lm_error", "boom"), latency_ms=latency_ms)  # type: ignore[arg-type]
+        app.complete_execution(plan, c, error=("lm_error", "boom"), latency_ms=latency_ms)
     else:
         app.complete_execution(
-            plan,  # type: ignore[arg-type]
+            plan,
             c,
             outputs={"answer": "a", "confidence": 0.5},
             latency_ms=latency_ms,
