@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import dspy
 from dspy.adapters.chat_adapter import ChatAdapter
+from dspy.utils.callback import BaseCallback
 from pydantic_core import to_jsonable_python
 
 from runtime.evaluate import Scored, score_program, to_examples
@@ -99,6 +100,10 @@ class RunState:
         with self._lock:
             return self.finished[count:]
 
+    def saw_score(self, score: float) -> None:
+        with self._lock:
+            self.best_score = score if self.best_score is None else max(self.best_score, score)
+
     def count_metric_call(self) -> None:
         with self._lock:
             self.metric_calls += 1
@@ -122,6 +127,32 @@ class GuardedAdapter(ChatAdapter):
     async def acall(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         self._state.check()
         return await super().acall(*args, **kwargs)
+
+
+class _DevScores(BaseCallback):
+    """Best score so far while compiling: every ``dspy.Evaluate`` over the whole dev split.
+
+    Optimizers that search (random search, MIPROv2) score candidates with
+    ``dspy.Evaluate``; evaluations on a minibatch are left out, their scores are not
+    comparable with the dev split's.
+    """
+
+    def __init__(self, state: RunState, dev_size: int) -> None:
+        self._state = state
+        self._dev_size = dev_size
+        self._sizes: dict[str, int] = {}
+
+    def on_evaluate_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        devset = inputs.get("devset") or getattr(instance, "devset", None) or []
+        self._sizes[call_id] = len(devset)
+
+    def on_evaluate_end(
+        self, call_id: str, outputs: Any | None, exception: BaseException | None = None
+    ) -> None:
+        size = self._sizes.pop(call_id, 0)
+        score = getattr(outputs, "score", None)
+        if exception is None and size == self._dev_size and isinstance(score, int | float):
+            self._state.saw_score(round(float(score) / 100, 4))
 
 
 class _CountedMetric:
@@ -182,7 +213,8 @@ def run_optimization(
     # A dataset without a dev split is scored on its training examples (said in the docs).
     dev = to_examples(devset, spec.input_names) or train
     counted = _CountedMetric(metric, state)
-    with dspy.context(lm=lm, adapter=GuardedAdapter(state)):
+    callbacks = [_DevScores(state, len(dev))]
+    with dspy.context(lm=lm, adapter=GuardedAdapter(state), callbacks=callbacks):
         student = build_module(spec.module, spec.signature, spec.state)
         baseline = _guarded(state, lambda: score_program(student, dev, metric, num_threads=1))
         state.advance(1, "baseline scored on the dev split", baseline.score)

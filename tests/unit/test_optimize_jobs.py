@@ -112,6 +112,10 @@ async def test_a_long_compile_sends_heartbeats_with_the_metric_calls_so_far() ->
         m.envelope.data for m in published if "metric calls so far" in m.envelope.data["message"]
     ]
     assert beats
-    assert all(b["step"] == 1 and b["best_score"] == 0.0 for b in beats)
+    assert all(b["step"] == 1 for b in beats)
     steps = [m.envelope.data["step"] for m in published]
     assert steps == sorted(steps)
+    # Candidates scored on the dev split while compiling raise the best score early.
+    best = [m.envelope.data["best_score"] for m in published[1:]]
+    assert best == sorted(best)
+    assert best[-1] == 1.0
