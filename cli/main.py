@@ -6,6 +6,7 @@ import typer
 
 from cli import (
     api_commands,
+    demo_commands,
     dev_commands,
     infra_commands,
     projection_commands,
@@ -29,6 +30,7 @@ app.add_typer(projection_commands.app, name="projections")
 app.command(name="projector")(projection_commands.projector)
 app.command(name="api")(api_commands.api)
 app.command(name="dev")(dev_commands.dev)
+app.command(name="demo")(demo_commands.demo)
 app.command(name="send")(send_commands.send)
 app.command(name="watch")(watch_commands.watch)
 app.command(name="programs")(read_commands.programs)

@@ -79,9 +79,10 @@ def bring_up(services: LocalServices, console: Console, *, fresh: bool = False) 
         if fresh:
             _step(progress, "fresh", lambda: _wipe(services))
         worker = services.spawn("worker", "worker", "--loglevel", "warn")
-        projector = services.spawn("projector", "projector")
         api = services.spawn("api", "api")
         _step(progress, "worker", lambda: _await_worker(services, worker))
+        # After the worker: the projector reads the event store the worker creates.
+        projector = services.spawn("projector", "projector")
         _step(progress, "api", lambda: _await_api(services, api))
         _step(progress, "projector", lambda: _await_projector(services, projector))
 

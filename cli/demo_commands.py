@@ -1,0 +1,107 @@
+"""`dspyops demo`: the seed's scenarios end to end, on a running stack or one it starts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from cli.console import EXIT_TIMEOUT, EXIT_UNAVAILABLE, fail, out, print_json
+from cli.demo_steps import Demo, DemoRun, ReadSide
+from cli.dev_commands import run_dir
+from cli.read_api import ReadApi, ReadApiError
+from cli.readiness import api_health, worker_answers
+from cli.services import LocalServices
+from cli.startup import StartupError, bring_up, interrupt_on_sigterm, uninterrupted
+from client import CommandError, CommandTimeoutError
+from settings import Settings, get_settings
+
+# How long a running worker gets to answer before the demo decides none is running.
+WORKER_PROBE_S = 8.0
+
+
+def demo(
+    lm: Annotated[
+        str, typer.Option(help="LM profile the program uses (server-side, DSPYOPS_LM_PROFILES).")
+    ] = "default",
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Also print what the API served, as JSON.")
+    ] = False,
+) -> None:
+    """Register, execute, optimize, deploy and execute again; then read it all from the API."""
+    settings = get_settings()
+    # Holds only what the demo itself starts; stopping it leaves a running stack alone.
+    services = LocalServices(settings, run_dir(settings))
+    problem: BaseException | None = None
+    served: dict[str, Any] = {}
+    with interrupt_on_sigterm():
+        try:
+            served = _run(settings, services, lm)
+        except (StartupError, CommandError, ReadApiError) as exc:
+            problem = exc
+        except KeyboardInterrupt:
+            problem = KeyboardInterrupt()
+        finally:
+            _stop(services)
+    if problem is not None:
+        _fail_for(problem)
+    if json_out:
+        print_json(served)
+
+
+def _run(settings: Settings, services: LocalServices, lm: str) -> dict[str, Any]:
+    if not _stack_running(settings):
+        out.print("no running stack found: starting one for the demo (stopped at the end)")
+        bring_up(services, out)
+    _banner(settings, lm)
+    run = asyncio.run(Demo(settings, out, lm=lm).commands())
+    served = ReadSide(ReadApi(settings), out).show(run)
+    _summary(run)
+    return served
+
+
+def _fail_for(problem: BaseException) -> NoReturn:
+    if isinstance(problem, StartupError):
+        fail(str(problem), problem.hint, code=EXIT_UNAVAILABLE)
+    if isinstance(problem, CommandTimeoutError):
+        fail(str(problem), "is the worker busy or stopped? see `dspyops watch`", code=EXIT_TIMEOUT)
+    if isinstance(problem, CommandError):
+        fail(str(problem), "`dspyops watch --from-beginning` shows every result")
+    if isinstance(problem, ReadApiError):
+        fail(str(problem), problem.hint, code=problem.code)
+    raise typer.Exit(130)
+
+
+def _summary(run: DemoRun) -> None:
+    assert run.optimized is not None
+    out.rule("[bold]done", align="left")
+    out.print(
+        f"program {run.program_id} serves version {run.optimized.version} "
+        f"(optimized from version 1). Next: `dspyops programs`, "
+        f"`dspyops executions {run.program_id}`, `dspyops watch --program {run.program_id}`",
+        highlight=False,
+    )
+
+
+def _stack_running(settings: Settings) -> bool:
+    return api_health(settings) is not None and worker_answers(settings, timeout_s=WORKER_PROBE_S)
+
+
+def _banner(settings: Settings, lm: str) -> None:
+    out.print(
+        f"Kafka {settings.bootstrap_servers}, topics {settings.topic_prefix}*, LM profile {lm!r}",
+        highlight=False,
+    )
+    if settings.lm_profiles is None:
+        out.print(
+            "[yellow]no DSPYOPS_LM_PROFILES here: unless the worker has one, 'default' is the "
+            "labelled offline LM (canned answers, no network)[/]"
+        )
+
+
+def _stop(services: LocalServices) -> None:
+    with uninterrupted():
+        stopped = services.stop()
+    if stopped:
+        out.print(f"stopped what the demo started: {', '.join(stopped)}")
