@@ -87,9 +87,12 @@ async def test_kill_9_during_an_optimization_then_restart_completes_it(
                 await send_commands(bootstrap, topics, setup)
                 await results.results_for([c.id for c in setup], timeout_s=90)
                 await send_commands(bootstrap, topics, [optimize])
+                # Killed once the baseline is scored: the optimizer is at work.
                 await results.wait_for(
                     lambda ms: any(
-                        m.get("causationid") == optimize.id and m["type"].endswith("Progress")
+                        m.get("causationid") == optimize.id
+                        and m["type"].endswith("Progress")
+                        and m["data"]["step"] >= 1
                         for m in ms
                     ),
                     timeout_s=60,
