@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -55,6 +57,18 @@ async def _projection_lag(settings: Settings) -> int | None:
     return int(lag["lag"]) if lag.get("built", True) else None
 
 
+@contextlib.contextmanager
+def _quiet_kafka_client() -> Iterator[None]:
+    # While a worker creates its topics aiokafka logs leader errors that are expected then.
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def worker_answers(
     settings: Settings, *, timeout_s: float, alive: Callable[[], bool] = lambda: True
 ) -> bool:
@@ -62,7 +76,8 @@ def worker_answers(
 
     The answer, a CommandRejected, proves a worker reads commands and publishes results.
     """
-    return asyncio.run(_probe(settings, timeout_s, alive))
+    with _quiet_kafka_client():
+        return asyncio.run(_probe(settings, timeout_s, alive))
 
 
 async def _probe(settings: Settings, timeout_s: float, alive: Callable[[], bool]) -> bool:

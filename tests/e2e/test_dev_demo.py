@@ -1,0 +1,158 @@
+"""The newcomer's path: `dspyops dev` in the background, `dspyops demo`, the CLI against that
+stack, and Ctrl-C leaving nothing behind. One `dev` serves the module's tests in order."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.dev_process import DevProcess, dspyops, gone, processes_with_prefix
+
+
+@pytest.fixture(scope="module")
+def dev(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevProcess]:
+    process = DevProcess(e2e_env, tmp_path_factory.mktemp("dev") / "dev.log")
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.kill()
+
+
+def api(env: dict[str, str], path: str, **params: object) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{env['DSPYOPS_API_PORT']}{path}", params=params, timeout=10)
+
+
+def eventually(check, timeout_s: float = 30):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out waiting for the read side"
+        time.sleep(0.3)
+    return value
+
+
+def test_dev_shows_where_everything_runs(dev: DevProcess) -> None:
+    out = dev.output
+    prefix = dev.env["DSPYOPS_TOPIC_PREFIX"]
+    for service in ("kafka", "postgres", "worker", "api", "projector"):
+        assert re.search(rf"✓ {service}\b", out), out
+    assert f"http://127.0.0.1:{dev.env['DSPYOPS_API_PORT']}" in out
+    assert f"{prefix}commands.programs" in out
+    assert f"{prefix}results" in out
+    assert {p.cmdline()[-1] for p in dev.descendants()} >= {"projector", "api"}
+
+
+def test_demo_completes_and_the_api_serves_the_new_version(dev: DevProcess) -> None:
+    done = dspyops(dev.env, "demo", timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    found = re.search(r"program (qa-\w+) serves version (\d+)", out)
+    assert found, out
+    program_id, version = found[1], int(found[2])
+    assert version == 2
+    assert "✓ OptimizationCompleted version 2" in out
+    assert "✓ ProgramDeployed" in out
+    assert "offline profile answered" in out  # no LM profile configured here
+    assert "no running stack found" not in out  # it used the running `dev`
+
+    program = api(dev.env, f"/programs/{program_id}").json()
+    assert program["deployed_version"] == version == program["latest_version"]
+    assert program["status"] == "deployed"
+    versions = api(dev.env, f"/programs/{program_id}/versions").json()
+    assert [v["optimizer"] for v in versions] == [None, "BootstrapFewShot"]
+    metrics = api(dev.env, f"/programs/{program_id}/metrics").json()
+    assert {row["version"]: row["succeeded"] for row in metrics["by_version"]} == {1: 1, 2: 1}
+
+
+def test_cli_send_watch_and_tables_against_the_stack(dev: DevProcess, tmp_path: Path) -> None:
+    env = dev.env
+    data = tmp_path / "program.json"
+    data.write_text(
+        json.dumps(
+            {
+                "program_id": "cli-qa",
+                "name": "CLI QA",
+                "signature": "question: str -> answer: str",
+                "lm": "offline",
+            }
+        )
+    )
+    sent = dspyops(env, "send", "RegisterProgram", "--data", str(data), "--json")
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["type"] == "dspyops.result.ProgramRegistered"
+
+    again = dspyops(env, "send", "RegisterProgram", "--data", str(data))
+    assert again.returncode == 5  # rejected: the program exists
+    assert "CommandRejected" in again.stdout
+
+    executed = dspyops(
+        env,
+        "send",
+        "ExecuteProgram",
+        "--data",
+        "-",
+        "--json",
+        input='{"program_id": "cli-qa", "inputs": {"question": "why?"}}',
+    )
+    assert executed.returncode == 0, executed.stderr
+    assert json.loads(executed.stdout)["data"]["offline"] is True
+
+    watched = dspyops(
+        env, "watch", "--from-beginning", "--only", "results", "--program", "cli-qa",
+        "--max", "3", "--json",
+    )  # fmt: skip
+    types = [json.loads(line)["type"].rsplit(".", 1)[-1] for line in watched.stdout.splitlines()]
+    # Results are keyed by correlation id, so partitions (and their order) differ.
+    assert sorted(types) == ["CommandRejected", "ExecutionSucceeded", "ProgramRegistered"]
+
+    def listed() -> list[dict]:
+        rows = json.loads(dspyops(env, "programs", "--json").stdout)
+        return [r for r in rows if r["program_id"] == "cli-qa"]
+
+    assert eventually(listed)[0]["name"] == "CLI QA"
+    table = dspyops(env, "programs")
+    assert "cli-qa" in table.stdout
+    assert "question: str -> answer: str" in table.stdout
+
+    def executions() -> list[dict]:
+        return json.loads(dspyops(env, "executions", "cli-qa", "--json").stdout)
+
+    assert eventually(executions)[0]["status"] == "succeeded"
+    assert "succeeded" in dspyops(env, "executions", "cli-qa").stdout
+
+
+def test_ctrl_c_stops_every_child(dev: DevProcess) -> None:
+    children = dev.descendants()
+    assert len(children) == 3  # worker, projector, API
+    dev.signal_group(signal.SIGINT)
+    assert dev.wait(60) == 0, dev.output
+    stopped = re.search(r"^stopped (.+); data kept for next time$", dev.output, re.MULTILINE)
+    assert stopped, dev.output
+    assert sorted(stopped[1].split(", ")) == ["api", "projector", "worker"]
+    assert all(gone(child) for child in children)
+    assert processes_with_prefix(dev.env["DSPYOPS_TOPIC_PREFIX"]) == []
+
+
+def test_fresh_starts_empty_and_sigterm_to_dev_alone_stops_children(
+    e2e_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The data of the tests above is still there (dev keeps it) until --fresh.
+    process = DevProcess(e2e_env, tmp_path / "dev.log", "--fresh")
+    try:
+        process.wait_ready()
+        assert "✓ fresh" in process.output
+        assert json.loads(dspyops(e2e_env, "programs", "--json").stdout) == []
+        children = process.descendants()
+        process.proc.send_signal(signal.SIGTERM)  # to `dev` only, not its group
+        assert process.wait(60) == 0, process.output
+        assert all(gone(child) for child in children)
+        assert processes_with_prefix(e2e_env["DSPYOPS_TOPIC_PREFIX"]) == []
+    finally:
+        process.kill()
