@@ -52,7 +52,11 @@ def demo(
 
 def _run(settings: Settings, services: LocalServices, lm: str) -> dict[str, Any]:
     if not _stack_running(settings):
-        out.print("no running stack found: starting one for the demo (stopped at the end)")
+        out.print(
+            f"no worker and API answer for topics {settings.topic_prefix}* and port "
+            f"{settings.api_port}: starting them for the demo (stopped at the end)",
+            highlight=False,
+        )
         bring_up(services, out)
     _banner(settings, lm)
     run = asyncio.run(Demo(settings, out, lm=lm).commands())

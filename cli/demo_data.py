@@ -57,6 +57,30 @@ EXAMPLES: list[dict[str, Any]] = [
         "answer": "Au",
         "confidence": 1.0,
     },
+    {
+        "question": "What is the largest ocean?",
+        "context": "The Pacific is the largest and deepest ocean on Earth.",
+        "answer": "Pacific",
+        "confidence": 1.0,
+    },
+    {
+        "question": "Who developed the theory of relativity?",
+        "context": "Albert Einstein developed the theory of relativity.",
+        "answer": "Albert Einstein",
+        "confidence": 1.0,
+    },
+    {
+        "question": "How many continents are there?",
+        "context": "Geographers usually count seven continents.",
+        "answer": "seven",
+        "confidence": 1.0,
+    },
+    {
+        "question": "What is the hardest natural material?",
+        "context": "Diamond is the hardest natural material.",
+        "answer": "Diamond",
+        "confidence": 1.0,
+    },
 ]
 
 FIRST_QUESTION = {

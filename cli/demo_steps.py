@@ -104,7 +104,7 @@ class Demo:
                 dataset_id=run.dataset_id,
                 name="QA golden set",
                 examples=demo_data.EXAMPLES,
-                dev_fraction=0.25,
+                dev_fraction=0.3,
             ),
             timeout_s=COMMAND_TIMEOUT_S,
         )
@@ -271,7 +271,6 @@ class ReadSide:
     def _audit(self, audit: list[dict[str, Any]]) -> None:
         rows = [
             [
-                str(entry["position"]),
                 str(entry["occurred_at"])[11:19],
                 f"{entry['aggregate_kind']} v{entry['aggregate_version']}",
                 entry["event_type"],
@@ -280,7 +279,7 @@ class ReadSide:
             ]
             for entry in reversed(audit)
         ]
-        headers = ["#", "time", "aggregate", "event", "actor", "changed"]
+        headers = ["time", "aggregate", "event", "actor", "changed"]
         self.console.print(_table("audit trail (oldest first)", headers, rows))
 
 
@@ -291,7 +290,7 @@ def _table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
     return table
 
 
-def _fields(names: list[str], shown: int = 3) -> str:
+def _fields(names: list[str], shown: int = 2) -> str:
     more = ", …" if len(names) > shown else ""
     return (", ".join(names[:shown]) + more) or "-"
 

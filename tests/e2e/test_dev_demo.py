@@ -60,7 +60,7 @@ def test_demo_completes_and_the_api_serves_the_new_version(dev: DevProcess) -> N
     assert "✓ OptimizationCompleted version 2" in out
     assert "✓ ProgramDeployed" in out
     assert "offline profile answered" in out  # no LM profile configured here
-    assert "no running stack found" not in out  # it used the running `dev`
+    assert "starting them for the demo" not in out  # it used the running `dev`
 
     program = api(dev.env, f"/programs/{program_id}").json()
     assert program["deployed_version"] == version == program["latest_version"]
