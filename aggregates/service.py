@@ -119,9 +119,17 @@ class Service(Application):
     # --- reading aggregates -----------------------------------------------------------
 
     def find(self, cls: type[A], aggregate_id: UUID, *, copy: bool = True) -> A | None:
-        """The aggregate or None; `copy=False` shares the cached object: read it only."""
+        """The aggregate or None; `copy=False` shares the cached object: read it only.
+
+        A read-only lookup does not queue behind another thread that is already
+        fast-forwarding the same cached aggregate (a hot program is read by every
+        execution): it uses the cached state, at most that one read behind. Writes take
+        copies and fast-forward fully; anything stale there shows up as a conflict.
+        """
         try:
-            aggregate: Aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=copy)
+            aggregate: Aggregate = self.repository.get(
+                aggregate_id, deepcopy_from_cache=copy, fastforward_skipping=not copy
+            )
         except AggregateNotFoundError:
             return None
         if not isinstance(aggregate, cls):

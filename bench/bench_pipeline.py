@@ -21,6 +21,7 @@ import io
 import json
 import os
 import pstats
+import signal
 import statistics
 import subprocess
 import sys
@@ -81,7 +82,10 @@ async def direct_rate(count: int, concurrency: int = 200) -> float:
 class Pipeline:
     """A worker process plus a producer and a results consumer in this process."""
 
-    def __init__(self, settings: Settings, env: dict[str, str], delay_ms: float) -> None:
+    def __init__(
+        self, settings: Settings, env: dict[str, str], delay_ms: float, py_spy: str | None = None
+    ) -> None:
+        self.py_spy = py_spy
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.env = env
@@ -92,16 +96,22 @@ class Pipeline:
         self.program_id = f"bench-{uuid.uuid4().hex[:8]}"
 
     async def __aenter__(self) -> Pipeline:
+        command = [
+            sys.executable,
+            "-m",
+            "bench.stub_worker",
+            "--delay-ms",
+            str(self.delay_ms),
+            "--stats",
+            str(self.stats),
+        ]
+        if self.py_spy:
+            # Samples every thread of the worker (event loop, store and DSPy threads).
+            py_spy = str(Path(sys.executable).parent / "py-spy")
+            command = [py_spy, "record", "--nonblocking", "-f", "raw", "-o", self.py_spy, "--"]
+            command += [sys.executable, "-m", "bench.stub_worker", "--delay-ms", "0"]
         self.worker = subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited on)
-            [
-                sys.executable,
-                "-m",
-                "bench.stub_worker",
-                "--delay-ms",
-                str(self.delay_ms),
-                "--stats",
-                str(self.stats),
-            ],
+            command,
             cwd=REPO,
             env={**os.environ, **self.env},
             start_new_session=True,
@@ -136,7 +146,8 @@ class Pipeline:
         self.reader.cancel()
         await self.producer.stop()
         await self.consumer.stop()
-        self.worker.terminate()
+        # SIGINT lets py-spy write its profile; the worker stops on it too.
+        self.worker.send_signal(signal.SIGINT)
         try:
             self.worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -249,6 +260,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=3000)
     parser.add_argument("--slow-executions", type=int, default=3000)
+    parser.add_argument(
+        "--py-spy", metavar="FILE", help="record the zero-latency worker with py-spy into FILE"
+    )
     args = parser.parse_args()
     base = get_settings()
     suffix = uuid.uuid4().hex[:8]
@@ -277,7 +291,7 @@ async def main() -> None:
     direct = await direct_rate(args.executions)
     print(f"(a) direct DSPy acall, stub LM 0 ms:        {direct:8.0f} executions/s")
 
-    async with Pipeline(settings, env, delay_ms=0) as pipe:
+    async with Pipeline(settings, env, delay_ms=0, py_spy=args.py_spy) as pipe:
         peak = await pipe.run_burst(args.executions)
         print(f"(b) end to end via Kafka, stub LM 0 ms:     {peak:8.0f} executions/s")
         print(f"    ratio b/a:                               {peak / direct:8.2f}  (target >= 0.5)")
@@ -298,9 +312,47 @@ async def main() -> None:
             f"{pipe.peak_in_flight()} (target >= 200, throughput >= 0.8 x in-flight / 0.2 s)"
         )
 
+    if args.py_spy and os.path.exists(args.py_spy):
+        print("\nwhere the worker's time goes (py-spy, zero-latency run):")
+        print(summarize_py_spy(args.py_spy))
     print("\nwhere the time goes (worker path without Kafka, cumulative):")
     print(await profile_processing(settings, 300))
     await _clean_up(settings)
+
+
+def summarize_py_spy(path: str, top: int = 15) -> str:
+    """Self time per function and time under each top-level stage, from py-spy raw stacks."""
+    leaf: dict[str, int] = {}
+    stage: dict[str, int] = {}
+    total = 0
+    stages = (
+        "run_program",
+        "plan_execution",
+        "complete_executions",
+        "publish",
+        "decode_envelope",
+        "_process_envelope",
+        "getmany",
+        "select",
+    )
+    for line in Path(path).read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + count
+        for name in stages:
+            if any(f.startswith(name + " ") for f in frames):
+                stage[name] = stage.get(name, 0) + count
+    lines = [f"{total} samples (all threads, active only)", "by stage (inclusive):"]
+    lines += [f"  {n:>22}: {c / total:6.1%}" for n, c in sorted(stage.items(), key=lambda x: -x[1])]
+    lines.append("by function (self):")
+    lines += [
+        f"  {c / total:6.1%}  {n[:110]}" for n, c in sorted(leaf.items(), key=lambda x: -x[1])[:top]
+    ]
+    return "\n".join(lines)
 
 
 async def _clean_up(settings: Settings) -> None:
