@@ -83,9 +83,15 @@ class Pipeline:
     """A worker process plus a producer and a results consumer in this process."""
 
     def __init__(
-        self, settings: Settings, env: dict[str, str], delay_ms: float, py_spy: str | None = None
+        self,
+        settings: Settings,
+        env: dict[str, str],
+        delay_ms: float,
+        py_spy: str | None = None,
+        workers: int = 1,
     ) -> None:
         self.py_spy = py_spy
+        self.workers_wanted = workers
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.env = env
@@ -108,14 +114,19 @@ class Pipeline:
         if self.py_spy:
             # Samples every thread of the worker (event loop, store and DSPy threads).
             py_spy = str(Path(sys.executable).parent / "py-spy")
-            command = [py_spy, "record", "--nonblocking", "-f", "raw", "-o", self.py_spy, "--"]
-            command += [sys.executable, "-m", "bench.stub_worker", "--delay-ms", "0"]
-        self.worker = subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited on)
-            command,
-            cwd=REPO,
-            env={**os.environ, **self.env},
-            start_new_session=True,
-        )
+            # --gil: samples the thread holding the GIL, i.e. where the CPU goes.
+            spy = [py_spy, "record", "--gil", "--nonblocking", "-f", "raw", "-o", self.py_spy]
+            command = [*spy, "--", *command[:5]]
+        # More workers join the same consumer group: scale-out, partitions shared.
+        self.workers = [
+            subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited on)
+                command if n == 0 else command[command.index(sys.executable) :],
+                cwd=REPO,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+            for n in range(self.workers_wanted)
+        ]
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.bootstrap_servers, acks="all", linger_ms=2
         )
@@ -147,11 +158,13 @@ class Pipeline:
         await self.producer.stop()
         await self.consumer.stop()
         # SIGINT lets py-spy write its profile; the worker stops on it too.
-        self.worker.send_signal(signal.SIGINT)
-        try:
-            self.worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.worker.kill()
+        for worker in self.workers:
+            worker.send_signal(signal.SIGINT)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
     async def _read(self) -> None:
         while True:
@@ -260,6 +273,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=3000)
     parser.add_argument("--slow-executions", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for (b)")
     parser.add_argument(
         "--py-spy", metavar="FILE", help="record the zero-latency worker with py-spy into FILE"
     )
@@ -291,9 +305,12 @@ async def main() -> None:
     direct = await direct_rate(args.executions)
     print(f"(a) direct DSPy acall, stub LM 0 ms:        {direct:8.0f} executions/s")
 
-    async with Pipeline(settings, env, delay_ms=0, py_spy=args.py_spy) as pipe:
+    async with Pipeline(settings, env, 0, py_spy=args.py_spy, workers=args.workers) as pipe:
         peak = await pipe.run_burst(args.executions)
-        print(f"(b) end to end via Kafka, stub LM 0 ms:     {peak:8.0f} executions/s")
+        print(
+            f"(b) end to end via Kafka, stub LM 0 ms:     {peak:8.0f} executions/s "
+            f"({args.workers} worker process(es))"
+        )
         print(f"    ratio b/a:                               {peak / direct:8.2f}  (target >= 0.5)")
         latencies = await pipe.run_paced(peak / 2, seconds=5)
         p50 = statistics.median(latencies)
@@ -312,7 +329,7 @@ async def main() -> None:
             f"{pipe.peak_in_flight()} (target >= 200, throughput >= 0.8 x in-flight / 0.2 s)"
         )
 
-    if args.py_spy and os.path.exists(args.py_spy):
+    if args.py_spy and os.path.exists(args.py_spy):  # noqa: ASYNC240 (once, at the end)
         print("\nwhere the worker's time goes (py-spy, zero-latency run):")
         print(summarize_py_spy(args.py_spy))
     print("\nwhere the time goes (worker path without Kafka, cumulative):")
