@@ -13,7 +13,7 @@ from cli.dev_commands import run_dir
 from cli.read_api import ReadApi, ReadApiError
 from cli.readiness import api_health, worker_answers
 from cli.services import LocalServices
-from cli.startup import StartupError, bring_up, interrupt_on_sigterm, uninterrupted
+from cli.startup import StartupError, bring_up, interrupt_on_signals, uninterrupted
 from client import CommandError, CommandTimeoutError
 from settings import Settings, get_settings
 
@@ -35,7 +35,7 @@ def demo(
     services = LocalServices(settings, run_dir(settings))
     problem: BaseException | None = None
     served: dict[str, Any] = {}
-    with interrupt_on_sigterm():
+    with interrupt_on_signals():
         try:
             served = _run(settings, services, lm)
         except (StartupError, CommandError, ReadApiError) as exc:

@@ -286,7 +286,7 @@ class ReadSide:
 def _table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
     table = Table(*headers, title=title)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     return table
 
 

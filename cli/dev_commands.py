@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cli.console import fail, out
 from cli.infra_commands import _redact
 from cli.readiness import api_url
 from cli.services import LocalServices
-from cli.startup import StartupError, bring_up, interrupt_on_sigterm, uninterrupted
+from cli.startup import StartupError, bring_up, interrupt_on_signals, uninterrupted
 from events.topics import Topics
 from settings import Settings, get_settings
 
@@ -36,7 +35,7 @@ def dev(
     settings = get_settings()
     services = LocalServices(settings, run_dir(settings))
     code = 0
-    with interrupt_on_sigterm():
+    with interrupt_on_signals():
         try:
             bring_up(services, out, fresh=fresh)
             _show_where(services)
@@ -62,12 +61,14 @@ def _show_where(services: LocalServices) -> None:
     s = services.settings
     url = api_url(s)
     topics = Topics(s.topic_prefix)
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_row("API", f"{url}  (docs {url}/docs, health {url}/health)")
-    table.add_row("Kafka", s.bootstrap_servers)
-    table.add_row("PostgreSQL", _redact(s.effective_database_url))
-    table.add_row("send to", ", ".join(topics.commands))
-    table.add_row("read from", f"{topics.results}, {topics.events}, {topics.deadletter}")
-    table.add_row("logs", str(services.run_dir))
-    out.print(table)
+    facts = {
+        "API": f"{url}  (OpenAPI docs {url}/docs, health {url}/health)",
+        "Kafka": s.bootstrap_servers,
+        "PostgreSQL": _redact(s.effective_database_url),
+        "send to": ", ".join(topics.commands),
+        "read from": f"{topics.results}, {topics.events}, {topics.deadletter}",
+        "logs": str(services.run_dir),
+    }
+    for name, value in facts.items():
+        out.print(f"  {name:<11} {value}", highlight=False, soft_wrap=True)
     out.print("[bold green]ready[/] — Ctrl-C stops the worker, projector and API")

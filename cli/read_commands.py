@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.console import JsonOpt, fail, out, print_json
@@ -33,13 +34,15 @@ def programs(
     table = Table("program", "name", "status", "latest", "deployed", "module", "signature")
     for p in rows:
         table.add_row(
-            p["program_id"],
-            p["name"],
-            p["status"],
-            str(p["latest_version"]),
-            _or_dash(p["deployed_version"]),
-            p["module"],
-            p["signature"],
+            *_cells(
+                p["program_id"],
+                p["name"],
+                p["status"],
+                p["latest_version"],
+                p["deployed_version"],
+                p["module"],
+                p["signature"],
+            )
         )
     _show(table, len(rows), "programs")
 
@@ -59,19 +62,19 @@ def executions(
     if json_out:
         print_json(rows)
         return
-    table = Table("execution", "v", "status", "latency ms", "tokens", "outputs", "requested at")
+    table = Table("execution", "v", "status", "latency ms", "tokens", "outputs", "at")
     for e in rows:
         outputs = e["outputs"] if e["status"] == "succeeded" else e.get("error")
-        if e["offline"]:
-            outputs = {"offline": True, **(outputs or {})}
         table.add_row(
-            e["execution_id"],
-            str(e["version"]),
-            e["status"],
-            _or_dash(None if e["latency_ms"] is None else round(e["latency_ms"], 1)),
-            _or_dash((e.get("usage") or {}).get("total_tokens")),
-            _short(outputs),
-            str(e["requested_at"])[:19],
+            *_cells(
+                e["execution_id"],
+                e["version"],
+                f"{e['status']} (offline)" if e["offline"] else e["status"],
+                None if e["latency_ms"] is None else round(e["latency_ms"], 1),
+                (e.get("usage") or {}).get("total_tokens"),
+                _short(outputs),
+                str(e["requested_at"])[11:19],
+            )
         )
     _show(table, len(rows), "executions")
 
@@ -90,8 +93,9 @@ def _show(table: Table, count: int, what: str) -> None:
         out.print(f"no {what} yet")
 
 
-def _or_dash(value: Any) -> str:
-    return "-" if value is None else str(value)
+def _cells(*values: Any) -> list[str]:
+    # Escaped: values such as "[offline] answer" are text, not rich markup.
+    return [escape("-" if value is None else str(value)) for value in values]
 
 
 def _short(value: Any, width: int = 60) -> str:

@@ -22,7 +22,8 @@ from cli.console import (
     print_json,
 )
 from cli.infra.kafka import metadata_answers
-from client import CommandTimeoutError, DspyopsClient, Reply, TopicsMissingError
+from client import CommandError, CommandTimeoutError, DspyopsClient, Reply, TopicsMissingError
+from client.client import raise_for
 from events.commands import COMMAND_TYPES
 from events.envelope import COMMAND_TYPE_PREFIX
 from settings import Settings, get_settings
@@ -66,7 +67,10 @@ def send(
         return
     _print_reply(reply, json_out)
     if reply.failed:
-        raise typer.Exit(EXIT_REJECTED)
+        try:
+            raise_for(reply)
+        except CommandError as exc:
+            fail(str(exc), "the whole result is above", code=EXIT_REJECTED)
 
 
 def _command_name(command_type: str) -> str:

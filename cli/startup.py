@@ -34,17 +34,21 @@ class StartupError(Exception):
 
 
 @contextlib.contextmanager
-def interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM ends the command the way Ctrl-C does, through the same cleanup."""
+def interrupt_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM end the command through the same cleanup as Ctrl-C.
+
+    SIGINT is set explicitly: a shell starting us in the background hands it down ignored.
+    """
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from rich.markup import escape
 
 from cli.console import EXIT_UNAVAILABLE, fail, out
 from events.codec import Undecodable, decode_envelope
@@ -147,9 +148,10 @@ def _print(envelope: Envelope, raw: bytes | None, json_out: bool) -> None:
     colour = (
         "red" if "Rejected" in name or "Failed" in name else "cyan" if kind == "event" else "green"
     )
-    subject = envelope.subject or ""
+    subject = escape(envelope.subject or "")
     out.print(
-        f"{time} [dim]{kind:<6}[/] [{colour}]{name:<28}[/] {subject:<24} {_brief(envelope.data)}",
+        f"{time} [dim]{kind:<6}[/] [{colour}]{name:<28}[/] {subject:<24} "
+        + escape(_brief(envelope.data)),
         highlight=False,
         soft_wrap=True,
     )
