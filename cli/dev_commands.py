@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.console import fail, out
+from cli.console import EXIT_ERROR, EXIT_UNAVAILABLE, fail, out
 from cli.infra_commands import _redact
 from cli.readiness import api_url
 from cli.services import LocalServices
@@ -35,25 +35,27 @@ def dev(
     settings = get_settings()
     services = LocalServices(settings, run_dir(settings))
     code = 0
+    problem: StartupError | None = None
     with interrupt_on_signals():
         try:
             bring_up(services, out, fresh=fresh)
             _show_where(services)
             while (dead := services.dead()) is None:
                 time.sleep(0.5)
-            out.print(f"[bold red]{dead.name} exited[/]; its log ends:\n{dead.log_tail()}")
-            code = 1
+            out.print(f"[bold red]{dead.name} exited[/]; its log ends:")
+            out.print(dead.log_tail(), markup=False, highlight=False)
+            code = EXIT_ERROR
         except KeyboardInterrupt:
             out.print("\nstopping…")
         except StartupError as exc:
-            with uninterrupted():
-                services.stop()
-            fail(str(exc), exc.hint)
+            problem = exc
         finally:
             with uninterrupted():
                 stopped = services.stop()
     if stopped:
         out.print(f"stopped {', '.join(stopped)}; data kept for next time")
+    if problem is not None:
+        fail(str(problem), problem.hint, code=EXIT_UNAVAILABLE)
     raise typer.Exit(code)
 
 

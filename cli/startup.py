@@ -12,6 +12,7 @@ from types import FrameType
 
 import psycopg
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError as KafkaClientError
 from psycopg import sql
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -124,10 +125,15 @@ def _postgres(services: LocalServices) -> str:
 
 def _wipe(services: LocalServices) -> str:
     s = services.settings
-    topics = asyncio.run(_delete_topics(s.bootstrap_servers, Topics(s.topic_prefix)))
-    with psycopg.connect(s.effective_database_url, autocommit=True) as conn:
-        for schema in (s.event_store_schema, s.read_model_schema):
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    try:
+        topics = asyncio.run(_delete_topics(s.bootstrap_servers, Topics(s.topic_prefix)))
+        with psycopg.connect(s.effective_database_url, autocommit=True) as conn:
+            for schema in (s.event_store_schema, s.read_model_schema):
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
+    except (KafkaClientError, psycopg.Error) as exc:
+        raise StartupError(f"--fresh could not clear the old data: {exc}") from exc
     # faust keeps offsets and table state beside the worker; stale ones must go too.
     shutil.rmtree(services.run_dir / f"{s.topic_prefix}worker-data", ignore_errors=True)
     return f"deleted {topics} topics, schemas {s.event_store_schema} and {s.read_model_schema}"
