@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,6 +24,8 @@ from events.commands import Command
 from events.envelope import Envelope, command_envelope
 from events.results import CommandRejected
 from events.topics import DEFAULT_PREFIX, Topics, command_topic
+
+log = logging.getLogger(__name__)
 
 ProgressHandler = Callable[[Reply], None]
 DEFAULT_TIMEOUT_S = 60.0
@@ -254,11 +257,20 @@ class DspyopsClient:
 
     async def _read_results(self) -> None:
         assert self._consumer is not None
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    self._dispatch(record.value)
+        try:
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        self._dispatch(record.value)
+        except KafkaError as exc:
+            # Nobody would answer the waiting commands now: tell them instead of timing out.
+            for pending in self._pending.values():
+                if not pending.done.done():
+                    pending.done.set_exception(
+                        ConnectionError(f"reading {self.topics.results} failed: {exc}")
+                    )
+            raise
 
     def _dispatch(self, raw: bytes | None) -> None:
         try:
@@ -271,7 +283,11 @@ class DspyopsClient:
             if reply.terminal:
                 pending.done.set_result(reply)
             elif pending.on_progress is not None:
-                pending.on_progress(reply)
+                try:
+                    pending.on_progress(reply)
+                except Exception:
+                    # A caller's callback must not stop the reader every command relies on.
+                    log.exception("on_progress callback failed for %s", reply.type)
         for wanted, queue in self._subscribers:
             if wanted(reply):
                 queue.put_nowait(reply)
