@@ -156,3 +156,20 @@ def test_fresh_starts_empty_and_sigterm_to_dev_alone_stops_children(
         assert processes_with_prefix(e2e_env["DSPYOPS_TOPIC_PREFIX"]) == []
     finally:
         process.kill()
+
+
+def test_a_child_that_dies_stops_dev_and_the_others(
+    e2e_env: dict[str, str], tmp_path: Path
+) -> None:
+    process = DevProcess(e2e_env, tmp_path / "dev.log")
+    try:
+        process.wait_ready()
+        children = process.descendants()
+        api_child = next(c for c in children if c.cmdline()[-1] == "api")
+        api_child.kill()
+        assert process.wait(60) == 1, process.output
+        assert "api exited" in process.output
+        assert all(gone(child) for child in children)
+        assert processes_with_prefix(e2e_env["DSPYOPS_TOPIC_PREFIX"]) == []
+    finally:
+        process.kill()
