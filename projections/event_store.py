@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
+from psycopg import sql
 
 from aggregates.application import DspyOps
 from aggregates.handled import HandledCommand
@@ -18,6 +20,10 @@ SKIPPED_TOPICS = frozenset({get_topic(getattr(HandledCommand, "Handled"))})  # n
 
 class EventStore:
     def __init__(self, database_url: str, schema: str) -> None:
+        # The projector may start before any worker: it creates the (empty) event store
+        # itself rather than crash, and then simply finds nothing to project yet.
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         self.app = DspyOps(env=eventsourcing_env(database_url, schema=schema))
 
     def after(self, position: int, limit: int) -> Sequence[Notification]:

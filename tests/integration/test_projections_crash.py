@@ -228,3 +228,27 @@ def test_projector_survives_losing_its_connection(database_url: str, unique: str
         rebuilt.catch_up()
         rebuilt.close()
         assert table_rows(database_url, live) == table_rows(database_url, fresh)
+
+
+def test_projector_started_before_any_worker_waits_for_events(
+    database_url: str, unique: str
+) -> None:
+    es, live = f"test_es_{unique}", f"test_live_{unique}"
+    process = None
+    # Only the read schema exists: no worker has created the event store yet.
+    with schemas(database_url, live):
+        try:
+            process = start_projector(projector_env(database_url, es, live))
+            time.sleep(1.5)
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            store = open_store(database_url, es)
+            try:
+                seed_story(store)
+                head = store.recorder.max_notification_id() or 0
+            finally:
+                store.close()
+            wait_until(lambda: position(database_url, live) == head, 30, "catch-up")
+        finally:
+            stop(process)
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(es)))
