@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import Depends, FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from api.deps import require_token
@@ -51,12 +52,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await pool.close()
 
+    guarded_docs = bool(settings.api_token)
     app = FastAPI(
         title="dspyops read API",
         version="1",
         description="Read-only views of programs, executions, datasets, runs and the audit "
         "trail, built from the event store. Writes are Kafka commands.",
         lifespan=lifespan,
+        # With a token, the documents are served below behind it like every route but /health.
+        docs_url=None if guarded_docs else "/docs",
+        redoc_url=None if guarded_docs else "/redoc",
+        openapi_url=None if guarded_docs else "/openapi.json",
     )
     app.state.settings = settings
     app.state.request_stats = RequestStats()
@@ -70,7 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(require_token)] if settings.api_token else []
     for module in (programs, executions, metrics, datasets, runs, audit, prometheus):
         app.include_router(module.router, dependencies=guarded)
+    if guarded_docs:
+        _add_guarded_docs(app)
     return app
+
+
+def _add_guarded_docs(app: FastAPI) -> None:
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_token)])
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
 
 async def _bad_value(request: Request, exc: Exception) -> JSONResponse:

@@ -45,7 +45,9 @@ def api_schema(settings: Settings, database_url: str) -> Iterator[object]:
                 }
             )
         )
-        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+        yield schemathesis.openapi.from_asgi(
+            "/openapi.json", app, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
 
 
 # The document needs no database: paths are known at import, one test per path.

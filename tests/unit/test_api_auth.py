@@ -74,7 +74,14 @@ def test_no_write_verbs(client: TestClient, verb: str) -> None:
 
 
 def test_openapi_declares_bearer_auth_and_no_secrets(client: TestClient) -> None:
-    document = client.get("/openapi.json")
+    document = client.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
     assert document.status_code == 200
     assert TOKEN not in document.text
     assert "HTTPBearer" in document.json()["components"]["securitySchemes"]
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs"])
+def test_documents_need_the_token_too(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
