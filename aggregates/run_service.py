@@ -203,7 +203,7 @@ class RunService(Service):
         if program.status == DEPRECATED:
             raise IllegalTransition(f"program {cmd.program_id!r} is deprecated", loc=["program_id"])
         version = program.serving_version(cmd.version)
-        errors = _named("metric", cmd.metric)
+        errors = _named("metric", cmd.metric) or self.validate_metric(cmd.metric)
         errors += self._dataset_problems(program, version, cmd.dataset_id)
         if errors:
             raise InvalidInput(errors=errors)

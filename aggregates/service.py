@@ -39,6 +39,8 @@ from signatures import CompiledSignature, SignatureError, ValidationFailed, comp
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 ConfigValidator = Callable[[str, str, dict[str, Any]], list[ErrorDict]]
+# Checks a metric name (with its `:field` suffix) for an evaluation, which has no config.
+MetricValidator = Callable[[str], list[ErrorDict]]
 
 # What a command can get wrong: each becomes a CommandRejected outcome.
 REJECTIONS = (DomainError, SignatureError, ValidationFailed)
@@ -46,6 +48,10 @@ REJECTIONS = (DomainError, SignatureError, ValidationFailed)
 
 class ConflictsExhausted(RuntimeError):
     """Concurrent writers kept winning; the command was not applied and may be retried."""
+
+
+def no_metric_errors(metric: str) -> list[ErrorDict]:
+    return []
 
 
 def no_config_errors(optimizer: str, metric: str, config: dict[str, Any]) -> list[ErrorDict]:
@@ -59,7 +65,11 @@ class Service(Application):
     default_cache_maxsize = "1000"
 
     def __init__(
-        self, env: EnvType | None = None, *, validate_config: ConfigValidator | None = None
+        self,
+        env: EnvType | None = None,
+        *,
+        validate_config: ConfigValidator | None = None,
+        validate_metric: MetricValidator | None = None,
     ) -> None:
         env = dict(env or {})
         if self.AGGREGATE_CACHE_MAXSIZE not in os.environ:
@@ -67,6 +77,7 @@ class Service(Application):
         super().__init__(env)
         # Optimizer configs are checked by runtime/, which the domain does not import.
         self.validate_config = validate_config or no_config_errors
+        self.validate_metric = validate_metric or no_metric_errors
         # Optimistic-concurrency conflicts met and retried: a health signal for workers.
         self.conflicts = 0
 

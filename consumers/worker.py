@@ -19,6 +19,7 @@ from consumers.relay import OutboxRelay, PositionStore
 from consumers.topic_admin import ensure_topics
 from events.topics import Topics
 from runtime.executor import configure_dspy_for_workers
+from runtime.metrics import validate_metric
 from runtime.optimizers import validate_optimization
 from runtime.profiles import ProfileRegistry
 from settings import Settings
@@ -42,8 +43,13 @@ def open_store(settings: Settings) -> DspyOps:
     ensure_event_store_schema(settings)
     env = eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
     env["POSTGRES_POOL_SIZE"] = str(_STORE_THREADS)
-    # Optimizer configs and metric names are checked when planned: bad ones are rejected.
-    return DspyOps(env=env, validate_config=validate_optimization)
+    # Optimizer configs and metric names are checked when planned: bad ones are rejected
+    # (evaluations have no config, only a metric name).
+    return DspyOps(
+        env=env,
+        validate_config=validate_optimization,
+        validate_metric=lambda metric: validate_metric(metric, {}),
+    )
 
 
 async def prepare_topics(settings: Settings) -> None:

@@ -150,6 +150,5 @@ async def test_bad_optimizer_config_metric_and_dataset_are_rejected(
     assert misfit_errors
     assert all(loc[:3] == ["dataset", "examples", 1] for loc, _ in misfit_errors)
     assert errors(missing_dataset) == [(["dataset_id"], "not_found")]
-    failed = found[evaluate_unknown_metric.id]
-    assert failed["type"] == "dspyops.result.EvaluationFailed", failed
-    assert failed["data"]["error"]["code"] == "unknown_metric"
+    # Refused before any run is recorded, like an optimization's unknown metric.
+    assert errors(evaluate_unknown_metric) == [(["metric"], "unknown_metric")]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from aggregates import CommandContext, DspyOps, ExecutionPlan, OptimizationPlan, Outcome
+from aggregates.errors import NotFound
 from aggregates.execution import Execution
 from aggregates.execution_service import Completion
 from aggregates.outcomes import handled_record
@@ -544,6 +545,25 @@ def test_evaluation_records_score_and_per_example_results(app: DspyOps, ctx: Ids
     assert not isinstance(plan, Outcome)
     assert plan.version == 2
     assert app.fail_evaluation("e2", "metric_error", "boom").result_type == "EvaluationFailed"
+
+
+def test_an_evaluation_with_an_unknown_metric_is_rejected_and_records_no_run(ctx: Ids) -> None:
+    def metric_errors(metric: str) -> list[dict[str, Any]]:
+        if metric == "bleu":
+            return [{"loc": ["metric"], "msg": "unknown metric 'bleu'", "type": "unknown_metric"}]
+        return []
+
+    app = DspyOps(in_memory_env(), validate_metric=metric_errors)
+    program_in(app, ctx, "optimized")
+    add_dataset(app, ctx)
+    outcome = app.plan_evaluation(
+        EvaluateProgram(program_id="p", dataset_id="d", metric="bleu"), ctx("e-bad")
+    )
+    assert isinstance(outcome, Outcome)
+    assert outcome.result_type == "CommandRejected"
+    assert outcome.data["errors"][0]["type"] == "unknown_metric"
+    with pytest.raises(NotFound):
+        app.evaluation("e-bad")
 
 
 def _completion(plan: ExecutionPlan, c: CommandContext, answer: str) -> Completion:
