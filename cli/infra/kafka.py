@@ -157,7 +157,7 @@ class KafkaBroker:
     def format_storage(self) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         done = subprocess.run(
             [
                 *self._java(),
@@ -271,3 +271,16 @@ def metadata_answers(bootstrap_servers: str, *, timeout_s: float = 5.0) -> bool:
         return asyncio.run(probe())
     finally:
         quiet.setLevel(level)
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64, as `kafka-storage random-uuid`.
+
+    Like Kafka's own Uuid.randomUuid, never one that starts with '-': the storage tool's
+    argument parser would read it as an option ("--cluster-id: expected one argument"),
+    which failed about one format in 64.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
