@@ -33,6 +33,7 @@ from runtime.executor import INTERNAL_ERROR, classify
 from runtime.metrics import Metric, MetricOptionsError, UnknownMetric, build_metric
 from runtime.modules import build_module, state_problems
 from runtime.optimizers import InvalidConfig, compile_program, parse_config
+from runtime.progress_bars import make_progress_bars_thread_safe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -205,6 +206,7 @@ def run_optimization(
     state: RunState,
 ) -> Optimized:
     """Baseline, compile, score; raises RunFailed or Stopped."""
+    make_progress_bars_thread_safe()
     parsed = _config(optimizer, config)
     metric = _metric(metric_name, parsed.metric_options, spec.output_names)
     train = to_examples(trainset, spec.input_names)
@@ -244,6 +246,7 @@ def run_evaluation(
     lm: dspy.BaseLM,
     state: RunState,
 ) -> Scored:
+    make_progress_bars_thread_safe()
     metric = _metric(metric_name, {}, spec.output_names)
     dev = to_examples(devset, spec.input_names)
     if not dev:
