@@ -7,8 +7,9 @@ import json
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,11 +27,11 @@ def dev(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
         process.kill()
 
 
-def api(env: dict[str, str], path: str, **params: object) -> httpx.Response:
+def api(env: dict[str, str], path: str, **params: Any) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{env['DSPYOPS_API_PORT']}{path}", params=params, timeout=10)
 
 
-def eventually(check, timeout_s: float = 30):  # type: ignore[no-untyped-def]
+def eventually(check: Callable[[], Any], timeout_s: float = 30) -> Any:
     deadline = time.monotonic() + timeout_s
     while not (value := check()):
         assert time.monotonic() < deadline, "timed out waiting for the read side"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -29,7 +30,7 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def nothing_running(monkeypatch: pytest.MonkeyPatch) -> int:
+def nothing_running(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """Kafka and the API pointed at a port where nothing listens."""
     port = _free_port()
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{port}")

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from aggregates.application import CommandContext, DspyOps
 from aggregates.persistence import in_memory_env
@@ -50,12 +51,12 @@ def _jobs(delay_s: float = 0.0, heartbeat_s: float = 5.0) -> tuple[RunJobs, list
 
 async def test_a_run_publishes_its_steps_and_ends_with_a_new_version() -> None:
     jobs, published = _jobs()
-    data = {"program_id": "p", "dataset_id": "d", "optimizer": "LabeledFewShot"}
+    data: dict[str, Any] = {"program_id": "p", "dataset_id": "d", "optimizer": "LabeledFewShot"}
     envelope = command_envelope("OptimizeProgram", data, subject="p")
-    outcome = await jobs.run(envelope, OptimizeProgram(**data), _ctx(envelope.id))
+    outcome = await jobs.run(envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
     assert outcome.result_type == "OptimizationCompleted"
     assert outcome.data["version"] == 2
-    steps = [m.envelope.data["step"] for m in published]
+    steps = [(m.envelope.data or {})["step"] for m in published]
     assert steps == [0, 1, 2, 3]
     assert {m.envelope.causationid for m in published} == {envelope.id}
     assert len({m.envelope.id for m in published}) == 4
@@ -63,9 +64,9 @@ async def test_a_run_publishes_its_steps_and_ends_with_a_new_version() -> None:
 
 async def test_a_run_interrupted_too_often_fails_with_the_reason() -> None:
     jobs, published = _jobs()
-    data = {"program_id": "p", "dataset_id": "d", "optimization_id": "o"}
+    data: dict[str, Any] = {"program_id": "p", "dataset_id": "d", "optimization_id": "o"}
     envelope = command_envelope("OptimizeProgram", data, subject="p")
-    command = OptimizeProgram(**data)
+    command = OptimizeProgram.model_validate(data)
     jobs.app.plan_optimization(command, _ctx(envelope.id))
     for _ in range(MAX_STARTS):
         jobs.app.record_progress("o", 0, 3, None)
@@ -77,7 +78,7 @@ async def test_a_run_interrupted_too_often_fails_with_the_reason() -> None:
 
 async def test_a_worker_stopping_mid_run_ends_the_run_thread_and_records_no_outcome() -> None:
     jobs, _ = _jobs(delay_s=0.05)
-    data = {
+    data: dict[str, Any] = {
         "program_id": "p",
         "dataset_id": "d",
         "optimizer": "BootstrapFewShotWithRandomSearch",
@@ -85,7 +86,9 @@ async def test_a_worker_stopping_mid_run_ends_the_run_thread_and_records_no_outc
         "optimization_id": "o",
     }
     envelope = command_envelope("OptimizeProgram", data, subject="p")
-    task = asyncio.create_task(jobs.run(envelope, OptimizeProgram(**data), _ctx(envelope.id)))
+    task = asyncio.create_task(
+        jobs.run(envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
+    )
     await asyncio.sleep(0.5)
     task.cancel()
     stopping = time.monotonic()
@@ -99,23 +102,25 @@ async def test_a_worker_stopping_mid_run_ends_the_run_thread_and_records_no_outc
 
 async def test_a_long_compile_sends_heartbeats_with_the_metric_calls_so_far() -> None:
     jobs, published = _jobs(delay_s=0.01, heartbeat_s=0.1)
-    data = {
+    data: dict[str, Any] = {
         "program_id": "p",
         "dataset_id": "d",
         "optimizer": "BootstrapFewShotWithRandomSearch",
         "config": {"num_candidate_programs": 3},
     }
     envelope = command_envelope("OptimizeProgram", data, subject="p")
-    outcome = await jobs.run(envelope, OptimizeProgram(**data), _ctx(envelope.id))
+    outcome = await jobs.run(envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
     assert outcome.result_type == "OptimizationCompleted"
     beats = [
-        m.envelope.data for m in published if "metric calls so far" in m.envelope.data["message"]
+        m.envelope.data or {}
+        for m in published
+        if "metric calls so far" in (m.envelope.data or {})["message"]
     ]
     assert beats
     assert all(b["step"] == 1 for b in beats)
-    steps = [m.envelope.data["step"] for m in published]
+    steps = [(m.envelope.data or {})["step"] for m in published]
     assert steps == sorted(steps)
     # Candidates scored on the dev split while compiling raise the best score early.
-    best = [m.envelope.data["best_score"] for m in published[1:]]
+    best = [(m.envelope.data or {})["best_score"] for m in published[1:]]
     assert best == sorted(best)
     assert best[-1] == 1.0

@@ -73,7 +73,7 @@ def test_few_shot_optimizers_add_demos_that_lift_the_score(
 
 def test_mipro_v2_light_and_gepa_run_and_give_a_loadable_state() -> None:
     lm = OfflineLM()
-    runs = [("GEPA", {"max_metric_calls": 20})]
+    runs: list[tuple[str, dict[str, Any]]] = [("GEPA", {"max_metric_calls": 20})]
     if importlib.util.find_spec("optuna") is not None:
         runs.append(("MIPROv2", {"auto": "light"}))
     for optimizer, config in runs:
