@@ -8,12 +8,21 @@ from pathlib import Path
 from cli.main import app
 from settings import Settings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
 
 
 def test_the_two_fresh_machine_commands_come_first() -> None:
     commands = re.findall(r"^    (\S.*)$", README, re.MULTILINE)
     assert commands[:2] == ["./scripts/demo", "./scripts/test"]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    test_command = re.findall(r"^    (\S.*)$", README, re.MULTILINE)[1]
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    runs = [line for line in ci_lines if line and not line.startswith(("#", "export", "unset"))]
+    # The test command is what CI runs, and the last thing it runs (its exit is CI's exit).
+    assert runs[-1] == test_command
 
 
 def test_every_setting_is_in_the_configuration_reference() -> None:
