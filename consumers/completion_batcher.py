@@ -23,8 +23,6 @@ class CompletionBatcher:
         self._max_batch = max_batch
         self._queue: list[tuple[Completion, asyncio.Future[Outcome]]] = []
         self._drainer: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.recorded = 0
 
     async def submit(self, completion: Completion) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -45,8 +43,6 @@ class CompletionBatcher:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            self.batches += 1
-            self.recorded += len(batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)

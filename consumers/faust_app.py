@@ -67,9 +67,6 @@ class Publisher:
             pending.append(await self._send(message.topic, message.key, message.envelope))
         await asyncio.gather(*pending)
 
-    async def publish_tuples(self, messages: Sequence[tuple[str, str, Envelope]]) -> None:
-        await self.publish([Outgoing(t, k, e) for t, k, e in messages])
-
     async def _send(self, topic: str, key: str | None, envelope: Envelope) -> Awaitable[Any]:
         # force=True: send now rather than attached to the current event (faust's
         # default), so we can wait for the broker's acknowledgement ourselves.

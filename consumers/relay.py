@@ -9,7 +9,7 @@ active per event store: a PostgreSQL advisory lock elects it, the others wait.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +21,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from pydantic_core import to_jsonable_python
 
+from consumers.records import Outgoing
 from events.envelope import EVENT_TYPE_PREFIX, Envelope
 from events.topics import Topics
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 _RELAY_LOCK_KEY = 0x64737079_6F707301
 _RELAY_NAME = "events"
 
-Publish = Callable[[Sequence[tuple[str, str, Envelope]]], Awaitable[None]]
+Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
 
 
 class PositionStore:
@@ -92,7 +93,7 @@ def event_envelope(app: Application[uuid.UUID], notification: Notification) -> t
     data = to_jsonable_python(attributes, fallback=str)
     # The key is the aggregate's id so all its events share a partition and keep their order.
     key = str(notification.originator_id)
-    subject = _aggregate_key(data, key)
+    subject = _string_id(data, key)
     event_name = notification.topic.rsplit(":", 1)[-1]
     timestamp = getattr(domain_event, "timestamp", None)
     envelope = Envelope(
@@ -111,7 +112,8 @@ def event_envelope(app: Application[uuid.UUID], notification: Notification) -> t
     return key, envelope
 
 
-def _aggregate_key(data: dict[str, Any], fallback: str) -> str:
+def _string_id(data: dict[str, Any], fallback: str) -> str:
+    """The user-facing id (program_id, ...) the event names, else the aggregate's UUID."""
     for name in ("program_id", "dataset_id", "execution_id", "optimization_id", "evaluation_id"):
         value = data.get(name)
         if isinstance(value, str) and value:
@@ -139,25 +141,25 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll = poll_interval_s
         self.position = 0
-        self.published = 0
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self) -> None:
+        """Relays until cancelled (the worker cancels its tasks when it stops)."""
         await asyncio.to_thread(self._positions.ensure_table)
         try:
-            while not stop.is_set():
-                if not await asyncio.to_thread(self._positions.try_lead):
-                    await _sleep_or_stop(stop, 1.0)
-                    continue
-                self.position = await asyncio.to_thread(self._positions.read)
-                await self._relay_while_leading(stop)
+            await self._become_leader()
+            self.position = await asyncio.to_thread(self._positions.read)
+            while True:
+                if not await self.relay_once():
+                    await asyncio.sleep(self._poll)
         finally:
-            await asyncio.to_thread(self._positions.release)
+            self._positions.release()
 
-    async def _relay_while_leading(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            moved = await self.relay_once()
-            if not moved:
-                await _sleep_or_stop(stop, self._poll)
+    async def _become_leader(self) -> None:
+        # Another worker's relay holds the lock: it takes over when that one dies.
+        for _ in itertools.count():
+            if await asyncio.to_thread(self._positions.try_lead):
+                return
+            await asyncio.sleep(1.0)
 
     async def relay_once(self) -> int:
         """Publishes the next batch; returns how many events it published."""
@@ -169,23 +171,11 @@ class OutboxRelay:
         )
         if not notifications:
             return 0
-        batch = []
-        for notification in notifications:
-            key, envelope = event_envelope(self._app, notification)
-            batch.append((self._topics.events, key, envelope))
+        batch = [
+            Outgoing(self._topics.events, *event_envelope(self._app, n)) for n in notifications
+        ]
         await self._publish(batch)
         last = notifications[-1].id
         await asyncio.to_thread(self._positions.write, last)
         self.position = last
-        self.published += len(batch)
         return len(batch)
-
-    async def lag(self) -> int:
-        """Stored events not yet published."""
-        newest = await asyncio.to_thread(self._app.recorder.max_notification_id)
-        return max(0, (newest or 0) - self.position)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -108,13 +108,13 @@ def build_worker_app(
             store,
             PositionStore(settings.effective_database_url, settings.event_store_schema),
             topics,
-            publisher.publish_tuples,
+            publisher.publish,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
         )
 
         async def run_relay() -> None:
-            await outbox.run(asyncio.Event())
+            await outbox.run()
 
         app.task(run_relay)
     return app
