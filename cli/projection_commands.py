@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
@@ -12,6 +13,7 @@ import typer
 from eventsourcing.persistence import PersistenceError
 
 from cli.console import err, fail, out, print_json
+from projections.lag import read_lag
 from projections.projector import Projector
 from projections.rebuild import rebuild as rebuild_read_models
 from settings import Settings, get_settings
@@ -24,14 +26,18 @@ REPORT_EVERY_S = 10.0
 RETRY_S = 1.0
 
 
+def _new_projector(settings: Settings) -> Projector:
+    return Projector(
+        settings.effective_database_url,
+        event_store_schema=settings.event_store_schema,
+        read_schema=settings.read_model_schema,
+        batch_size=settings.projection_batch_size,
+    )
+
+
 def _projector(settings: Settings) -> Projector:
     try:
-        return Projector(
-            settings.effective_database_url,
-            event_store_schema=settings.event_store_schema,
-            read_schema=settings.read_model_schema,
-            batch_size=settings.projection_batch_size,
-        )
+        return _new_projector(settings)
     except psycopg.Error as exc:
         fail(f"PostgreSQL does not answer: {exc}", "run `dspyops infra up` or set DATABASE_URL")
 
@@ -70,12 +76,7 @@ def _project(runner: Projector, settings: Settings, stop: threading.Event) -> No
 def _reconnect(settings: Settings, stop: threading.Event) -> Projector:
     while True:
         try:
-            return Projector(
-                settings.effective_database_url,
-                event_store_schema=settings.event_store_schema,
-                read_schema=settings.read_model_schema,
-                batch_size=settings.projection_batch_size,
-            )
+            return _new_projector(settings)
         except (psycopg.OperationalError, PersistenceError) as exc:
             err.print(f"projector: still unavailable ({exc})")
             if stop.wait(RETRY_S):
@@ -103,12 +104,20 @@ def rebuild(json_out: JsonOpt = False) -> None:
 @app.command()
 def status(json_out: JsonOpt = False) -> None:
     """Show the read models' position, the event store's head and the lag between them."""
-    runner = _projector(get_settings())
+    settings = get_settings()
     try:
-        report = runner.lag().as_dict()
-    finally:
-        runner.close()
+        report = asyncio.run(_lag(settings))
+    except psycopg.Error as exc:
+        fail(f"PostgreSQL does not answer: {exc}", "run `dspyops infra up` or set DATABASE_URL")
     _show(report, json_out)
+
+
+async def _lag(settings: Settings) -> dict[str, Any]:
+    # Read-only: no projector, no lock, no tables created just to look.
+    async with await psycopg.AsyncConnection.connect(
+        settings.effective_database_url, autocommit=True
+    ) as conn:
+        return await read_lag(conn, settings.event_store_schema, settings.read_model_schema)
 
 
 def _show(report: dict[str, Any], json_out: bool) -> None:

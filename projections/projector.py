@@ -9,7 +9,6 @@ batching here is what lets the read side catch up at thousands of events per sec
 from __future__ import annotations
 
 import contextlib
-import threading
 from dataclasses import dataclass
 
 import psycopg
@@ -84,11 +83,6 @@ class Projector:
         while count := self.run_batch():
             total += count
         return total
-
-    def run_forever(self, stop: threading.Event, poll_interval_s: float = 0.1) -> None:
-        while not stop.is_set():
-            if self.run_batch() == 0:
-                stop.wait(poll_interval_s)
 
     def close(self) -> None:
         self.conn.close()

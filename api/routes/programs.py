@@ -68,6 +68,12 @@ class ProgramSchema(BaseModel):
     output_schema: dict[str, Any]
 
 
+# A version's list entry: everything but its saved DSPy state, which only one version's
+# route returns (it holds the demos and can be large).
+VERSION_COLUMNS = sql.SQL(
+    "program_id, number, source, instructions, based_on, optimization_id, optimizer, metric, "
+    "config, dataset_id, baseline_score, optimized_score, created_at"
+)
 PROGRAM_COLUMNS = sql.SQL(
     "program_id, name, signature, module, instructions, description, field_descriptions, "
     "status, latest_version, deployed_version, created_at, updated_at, position"
@@ -133,8 +139,8 @@ async def list_versions(
     program = await load_program(db, settings.read_model_schema, program_id)
     rows = await fetch_all(
         db,
-        sql.SQL("SELECT * FROM {} WHERE program_id = %s ORDER BY number").format(
-            table(settings.read_model_schema, "program_versions")
+        sql.SQL("SELECT {} FROM {} WHERE program_id = %s ORDER BY number").format(
+            VERSION_COLUMNS, table(settings.read_model_schema, "program_versions")
         ),
         [program_id],
     )

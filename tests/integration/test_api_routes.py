@@ -129,6 +129,14 @@ def test_program_executions_filters_and_one(client: TestClient, world: dict[str,
     assert len(later.json()["items"]) == len(items)
     none = client.get("/programs/qa/executions", params={"until": first}).json()["items"]
     assert none == []
+    # A bound in the middle keeps exactly the executions on its side (newest first).
+    times = sorted({e["requested_at"] for e in items})
+    assert len(times) > 1, "the story's executions need distinct request times"
+    middle = times[len(times) // 2]
+    newer = client.get("/programs/qa/executions", params={"since": middle, "limit": 200})
+    expected = [e["execution_id"] for e in items if e["requested_at"] >= middle]
+    assert [e["execution_id"] for e in newer.json()["items"]] == expected
+    assert 0 < len(expected) < len(items)
     assert client.get("/programs/qa/executions?version=2").json()["items"] == []
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,10 @@ def test_rebuild_command_swaps_in_identical_tables(database_url: str, unique: st
             projector = Projector(database_url, event_store_schema=es, read_schema=schema)
             projector.catch_up()
             projector.close()
+        # Damage the live tables: only a real rebuild-and-swap makes them equal again.
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DELETE FROM {}.executions").format(sql.Identifier(live)))
+        assert table_rows(database_url, live) != table_rows(database_url, fresh)
         env = projector_env(database_url, es, live)
         done = subprocess.run(
             [sys.executable, "-m", "cli.main", "projections", "rebuild", "--json"],
@@ -179,6 +184,7 @@ def test_two_projectors_never_apply_an_event_twice(database_url: str, unique: st
         try:
             seed_story(store)
             bulk_executions(store, "qa", 1_000, batch=100)
+            head = store.recorder.max_notification_id() or 0
         finally:
             store.close()
         runners = [
@@ -186,14 +192,15 @@ def test_two_projectors_never_apply_an_event_twice(database_url: str, unique: st
             for _ in range(2)
         ]
         try:
-            threads = [threading.Thread(target=runner.catch_up) for runner in runners]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            # Results, not bare threads: a projector that failed (e.g. a duplicate row
+            # without the lock) must fail the test, not just print a thread warning.
+            with ThreadPoolExecutor(2) as pool:
+                applied = [f.result() for f in [pool.submit(r.catch_up) for r in runners]]
         finally:
             for runner in runners:
                 runner.close()
+        # Together they read every stored event exactly once.
+        assert sum(applied) == head
         rebuilt = Projector(database_url, event_store_schema=es, read_schema=fresh)
         rebuilt.catch_up()
         rebuilt.close()
@@ -239,7 +246,8 @@ def test_projector_started_before_any_worker_waits_for_events(
     with schemas(database_url, live):
         try:
             process = start_projector(projector_env(database_url, es, live))
-            time.sleep(1.5)
+            # Ready once its tracking table exists: it made the event store it reads first.
+            wait_until(lambda: _tracking_exists(database_url, live), 30, "projector ready")
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             store = open_store(database_url, es)
             try:
@@ -252,3 +260,9 @@ def test_projector_started_before_any_worker_waits_for_events(
             stop(process)
             with psycopg.connect(database_url, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(es)))
+
+
+def _tracking_exists(database_url: str, rs: str) -> bool:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", [f"{rs}.projection_tracking"]).fetchone()
+    return bool(found and found[0] is not None)
