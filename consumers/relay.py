@@ -22,6 +22,7 @@ from eventsourcing.persistence import Notification
 from pydantic_core import to_jsonable_python
 
 from consumers.records import Outgoing
+from consumers.transient import is_transient
 from events.envelope import EVENT_TYPE_PREFIX, Envelope
 from events.topics import Topics
 
@@ -53,8 +54,15 @@ class PositionStore:
                 "(name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz NOT NULL)"
             )
 
+    def _leader(self) -> psycopg.Connection[Any]:
+        # The session holding the advisory lock, reused: only the leader moves the
+        # position, and a batch costs no new connection.
+        if self._lock_conn is None or self._lock_conn.closed:
+            raise RuntimeError("the relay reads and writes its position only while leading")
+        return self._lock_conn
+
     def read(self) -> int:
-        with self._connect() as conn:
+        with self._leader().cursor() as conn:
             row = conn.execute(
                 f'SELECT position FROM "{self._schema}".relay_positions WHERE name = %s',
                 (_RELAY_NAME,),
@@ -62,7 +70,7 @@ class PositionStore:
         return int(row[0]) if row else 0
 
     def write(self, position: int) -> None:
-        with self._connect() as conn:
+        with self._leader().cursor() as conn:
             conn.execute(
                 f'INSERT INTO "{self._schema}".relay_positions (name, position, updated_at) '
                 "VALUES (%s, %s, now()) ON CONFLICT (name) DO UPDATE "
@@ -143,16 +151,31 @@ class OutboxRelay:
         self.position = 0
 
     async def run(self) -> None:
-        """Relays until cancelled (the worker cancels its tasks when it stops)."""
-        await asyncio.to_thread(self._positions.ensure_table)
+        """Relays until cancelled (the worker cancels its tasks when it stops).
+
+        A database or broker outage drops the lead and starts over from the stored
+        position: at least once, never skipped.
+        """
         try:
-            await self._become_leader()
-            self.position = await asyncio.to_thread(self._positions.read)
             while True:
-                if not await self.relay_once():
-                    await asyncio.sleep(self._poll)
+                try:
+                    await self._lead_and_relay()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    log.warning("outbox relay interrupted, resuming in 1 s: %s", exc)
+                    self._positions.release()
+                    await asyncio.sleep(1.0)
         finally:
             self._positions.release()
+
+    async def _lead_and_relay(self) -> None:
+        await asyncio.to_thread(self._positions.ensure_table)
+        await self._become_leader()
+        self.position = await asyncio.to_thread(self._positions.read)
+        while True:
+            if not await self.relay_once():
+                await asyncio.sleep(self._poll)
 
     async def _become_leader(self) -> None:
         # Another worker's relay holds the lock: it takes over when that one dies.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from aggregates.application import CommandContext, DspyOps
@@ -58,7 +60,13 @@ async def test_relay_publishes_every_stored_event_in_order_and_resumes_after_kil
         worker = WorkerProcess(env, log).start()
         try:
             stored = stored_events(database_url, settings.event_store_schema)
-            await events.wait_for(lambda ms: len(ms) >= len(stored), timeout_s=90)
+            first_phase = len(stored)
+            await events.wait_for(lambda ms: len(ms) >= first_phase, timeout_s=90)
+            # The relay records how far it got; wait for that before killing it.
+            deadline = time.monotonic() + 30
+            while _relay_position(database_url, settings.event_store_schema) < first_phase:
+                assert time.monotonic() < deadline, "the relay never recorded its position"
+                await asyncio.sleep(0.05)
             worker.kill()
             # Written while no relay runs: published once the worker is back.
             _write_events(store, unique, 40, 40)
@@ -72,6 +80,8 @@ async def test_relay_publishes_every_stored_event_in_order_and_resumes_after_kil
             worker.stop()
     positions = _positions(events.messages)
     assert sorted(set(positions)) == list(range(1, len(stored) + 1))
+    # Resumed from the recorded position: nothing of the first phase was sent again.
+    assert sorted(p for p in positions if p <= first_phase) == list(range(1, first_phase + 1))
     # At least once: a crash may repeat the tail of one batch, never skip. Order holds per
     # aggregate (its key picks the partition); `position` gives the global order.
     per_aggregate: dict[str, list[int]] = {}
@@ -94,3 +104,12 @@ async def test_relay_publishes_every_stored_event_in_order_and_resumes_after_kil
     ]
     assert registered
     assert {m["causationid"] for m in registered} == {f"c-{unique}-0"}
+
+
+def _relay_position(database_url: str, schema: str) -> int:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", [f"{schema}.relay_positions"]).fetchone()
+        if not exists or exists[0] is None:
+            return 0
+        row = conn.execute(f'SELECT max(position) FROM "{schema}".relay_positions').fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
