@@ -20,7 +20,7 @@ from aggregates.program import DEPRECATED, Program, ProgramVersion
 from aggregates.service import Service
 from events.commands import ExecuteProgram
 from events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
-from signatures import CompiledSignature, ValidationFailed, compile_signature
+from signatures import ValidationFailed
 
 REASONING = "reasoning"
 
@@ -189,7 +189,7 @@ class ExecutionService(Service):
             return {}, error
         if outputs is None:
             return {}, ErrorInfo(code="no_outputs", message="the program returned no outputs")
-        compiled = self.compiled_for_plan(plan)
+        compiled = plan.compiled()
         outputs = dict(outputs)
         # ChainOfThought adds its reasoning to the prediction: kept, but not a signature field.
         adds_reasoning = plan.module == "ChainOfThought" and REASONING not in compiled.output_names
@@ -205,11 +205,6 @@ class ExecutionService(Service):
         if reasoning is not None:
             validated[REASONING] = str(reasoning)
         return validated, None
-
-    def compiled_for_plan(self, plan: ExecutionPlan) -> CompiledSignature:
-        return compile_signature(
-            plan.signature, instructions=plan.instructions, descriptions=plan.field_descriptions
-        )
 
 
 def _error_info(error: ErrorInfo | tuple[str, str] | None) -> ErrorInfo | None:

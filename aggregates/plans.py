@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from signatures import CompiledSignature, compile_signature
+
 
 class _Plan(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -23,6 +25,14 @@ class _Plan(BaseModel):
     # DSPy's saved state of the version (`dump_state()`), None when never optimized.
     state: dict[str, Any] | None
     lm: str
+
+    def compiled(self) -> CompiledSignature:
+        """The version's compiled signature (cached by `compile_signature`)."""
+        return compile_signature(
+            self.signature,
+            instructions=self.instructions,
+            descriptions=self.field_descriptions or None,
+        )
 
 
 class ExecutionPlan(_Plan):

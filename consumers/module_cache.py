@@ -8,7 +8,6 @@ import dspy
 
 from aggregates.application import ExecutionPlan
 from runtime.modules import build_module
-from signatures import compile_signature
 
 
 class ModuleCache:
@@ -20,12 +19,7 @@ class ModuleCache:
         key = (plan.program_id, plan.version)
         module = self._modules.get(key)
         if module is None:
-            compiled = compile_signature(
-                plan.signature,
-                instructions=plan.instructions,
-                descriptions=plan.field_descriptions or None,
-            )
-            module = build_module(plan.module, compiled.dspy_signature, plan.state)
+            module = build_module(plan.module, plan.compiled().dspy_signature, plan.state)
             self._modules[key] = module
             if len(self._modules) > self._maxsize:
                 self._modules.popitem(last=False)

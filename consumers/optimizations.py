@@ -39,6 +39,7 @@ from aggregates.application import (
 )
 from aggregates.ids import optimization_uuid
 from consumers.records import Outgoing
+from consumers.store_calls import in_store
 from events.commands import EvaluateProgram, OptimizeProgram
 from events.envelope import Envelope, result_envelope
 from events.topics import Topics
@@ -57,7 +58,6 @@ from runtime.optimize import (
 )
 from runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
 from runtime.profiles import ProfileRegistry, UnknownProfile
-from signatures import compile_signature
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +269,7 @@ class RunJobs:
         return outcome
 
     async def _in_store(self, fn: Any, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.store_executor, partial(fn, *args))
+        return await in_store(self.store_executor, fn, *args)
 
 
 def _abandon(future: asyncio.Future[Any], state: RunState) -> None:
@@ -284,11 +283,7 @@ def _abandon(future: asyncio.Future[Any], state: RunState) -> None:
 
 
 def _spec(plan: OptimizationPlan | EvaluationPlan) -> ProgramSpec:
-    compiled = compile_signature(
-        plan.signature,
-        instructions=plan.instructions,
-        descriptions=plan.field_descriptions or None,
-    )
+    compiled = plan.compiled()
     return ProgramSpec(
         signature=compiled.dspy_signature,
         module=plan.module,

@@ -6,12 +6,10 @@ without a broker and exercised with one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, TypeVar
 
 from aggregates.application import CommandContext, DspyOps, ExecutionPlan, Outcome
@@ -20,6 +18,7 @@ from consumers.completion_batcher import CompletionBatcher
 from consumers.module_cache import ModuleCache
 from consumers.optimizations import RunJobs
 from consumers.records import Incoming, Outgoing
+from consumers.store_calls import in_store
 from consumers.transient import is_transient
 from events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
 from events.commands import EvaluateProgram, ExecuteProgram, OptimizeProgram
@@ -31,6 +30,7 @@ from runtime.executor import run_program
 from runtime.profiles import ProfileRegistry, UnknownProfile
 
 log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 
 
@@ -153,9 +153,7 @@ class Processor:
         return outcomes
 
     async def _in_store(self, fn: Any, *args: Any) -> Any:
-        """Event store calls are blocking (psycopg); they run in the store's thread pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.store_executor, partial(fn, *args))
+        return await in_store(self.store_executor, fn, *args)
 
     def _outcome(self, command: Envelope, outcome: Outcome) -> Outgoing:
         envelope = result_envelope(
