@@ -1,15 +1,10 @@
+# The dspyops service image: the `dspyops` package with its server extra.
 FROM python:3.11-slim
+WORKDIR /src
+# The repository root is the package (pyproject's package-dir); .dockerignore keeps
+# tests, benches, the local venv and stack data out of the build context.
+COPY . .
+RUN pip install --no-cache-dir ".[server]" && rm -rf /src
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY events events
-COPY signatures signatures
-COPY aggregates aggregates
-COPY runtime runtime
-COPY consumers consumers
-COPY projections projections
-COPY api api
-COPY cli cli
-COPY settings.py ./
-RUN pip install --no-cache-dir .
 ENV DSPYOPS_HOME=/var/cache/dspyops
 CMD ["dspyops", "--help"]

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from aggregates.context import CommandContext, Outcome
-from aggregates.execution_service import ExecutionService
-from aggregates.handlers import COMMAND_HANDLERS
-from aggregates.outcomes import subject_of
-from aggregates.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan
-from aggregates.program import Program
-from aggregates.run_service import RunService
-from aggregates.service import ConflictsExhausted, no_config_errors
-from events.commands import Command
+from dspyops.aggregates.context import CommandContext, Outcome
+from dspyops.aggregates.execution_service import ExecutionService
+from dspyops.aggregates.handlers import COMMAND_HANDLERS
+from dspyops.aggregates.outcomes import subject_of
+from dspyops.aggregates.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan
+from dspyops.aggregates.program import Program
+from dspyops.aggregates.run_service import RunService
+from dspyops.aggregates.service import ConflictsExhausted, no_config_errors
+from dspyops.events.commands import Command
 
 
 class DspyOps(ExecutionService, RunService):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.results import Result
+from dspyops.events.results import Result
 
 
 class CommandContext(BaseModel):

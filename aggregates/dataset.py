@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from eventsourcing.domain import Aggregate, event
 
-from aggregates.errors import ErrorDict, InvalidInput, prefixed
-from aggregates.ids import dataset_uuid
+from dspyops.aggregates.errors import ErrorDict, InvalidInput, prefixed
+from dspyops.aggregates.ids import dataset_uuid
 
 Example = dict[str, Any]
 
@@ -184,7 +184,7 @@ def validate_examples(
     label_fields: list[str] | None = None,
 ) -> list[ErrorDict]:
     # Imported here so that the Protocol above is all this module needs at import time.
-    from signatures import ValidationFailed
+    from dspyops.signatures import ValidationFailed
 
     inputs = list(signature.input_names)
     outputs = list(signature.output_names)

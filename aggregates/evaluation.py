@@ -6,8 +6,8 @@ from typing import Any
 
 from eventsourcing.domain import event
 
-from aggregates.ids import evaluation_uuid
-from aggregates.run import COMPLETED, RUNNING, Run
+from dspyops.aggregates.ids import evaluation_uuid
+from dspyops.aggregates.run import COMPLETED, RUNNING, Run
 
 
 class Evaluation(Run):

@@ -11,8 +11,8 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from aggregates.errors import IllegalTransition
-from aggregates.ids import execution_uuid
+from dspyops.aggregates.errors import IllegalTransition
+from dspyops.aggregates.ids import execution_uuid
 
 REQUESTED, SUCCEEDED, FAILED = "requested", "succeeded", "failed"
 

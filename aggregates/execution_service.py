@@ -10,17 +10,17 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 from pydantic import BaseModel
 
-from aggregates.context import CommandContext, Outcome
-from aggregates.errors import IllegalTransition, InvalidInput, prefixed
-from aggregates.execution import Execution
-from aggregates.ids import execution_uuid
-from aggregates.outcomes import check_same_command, error_items, handled_record, typed
-from aggregates.plans import ExecutionPlan
-from aggregates.program import DEPRECATED, Program, ProgramVersion
-from aggregates.service import Service
-from events.commands import ExecuteProgram
-from events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
-from signatures import ValidationFailed
+from dspyops.aggregates.context import CommandContext, Outcome
+from dspyops.aggregates.errors import IllegalTransition, InvalidInput, prefixed
+from dspyops.aggregates.execution import Execution
+from dspyops.aggregates.ids import execution_uuid
+from dspyops.aggregates.outcomes import check_same_command, error_items, handled_record, typed
+from dspyops.aggregates.plans import ExecutionPlan
+from dspyops.aggregates.program import DEPRECATED, Program, ProgramVersion
+from dspyops.aggregates.service import Service
+from dspyops.events.commands import ExecuteProgram
+from dspyops.events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
+from dspyops.signatures import ValidationFailed
 
 REASONING = "reasoning"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from aggregates.ids import command_uuid
+from dspyops.aggregates.ids import command_uuid
 
 
 class HandledCommand(Aggregate):

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aggregates.context import CommandContext, Outcome
-from aggregates.dataset import Dataset
-from aggregates.errors import AlreadyExists, NotFound
-from aggregates.ids import dataset_uuid, program_uuid
-from aggregates.outcomes import handled_record, run_context
-from aggregates.program import Program
-from events.commands import (
+from dspyops.aggregates.context import CommandContext, Outcome
+from dspyops.aggregates.dataset import Dataset
+from dspyops.aggregates.errors import AlreadyExists, NotFound
+from dspyops.aggregates.ids import dataset_uuid, program_uuid
+from dspyops.aggregates.outcomes import handled_record, run_context
+from dspyops.aggregates.program import Program
+from dspyops.events.commands import (
     AppendExamples,
     CancelOptimization,
     Command,
@@ -29,7 +29,7 @@ from events.commands import (
     TrainProgram,
     UpdateProgram,
 )
-from events.results import (
+from dspyops.events.results import (
     DatasetRegistered,
     DatasetResult,
     ExamplesAppended,
@@ -41,10 +41,10 @@ from events.results import (
     ProgramTrainingStarted,
     ProgramUpdated,
 )
-from signatures import compile_signature
+from dspyops.signatures import compile_signature
 
 if TYPE_CHECKING:
-    from aggregates.application import DspyOps
+    from dspyops.aggregates.application import DspyOps
 
 Handler = Callable[["DspyOps", Any, CommandContext], Outcome]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from aggregates.context import CommandContext, Outcome
-from aggregates.errors import AlreadyExists, DomainError, ErrorDict
-from aggregates.handled import HandledCommand
-from aggregates.run import Run
-from events.commands import Command
-from events.results import CommandRejected, ErrorItem
-from signatures import SignatureError, ValidationFailed
+from dspyops.aggregates.context import CommandContext, Outcome
+from dspyops.aggregates.errors import AlreadyExists, DomainError, ErrorDict
+from dspyops.aggregates.handled import HandledCommand
+from dspyops.aggregates.run import Run
+from dspyops.events.commands import Command
+from dspyops.events.results import CommandRejected, ErrorItem
+from dspyops.signatures import SignatureError, ValidationFailed
 
 
 def handled_record(ctx: CommandContext, outcome: Outcome) -> HandledCommand:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from signatures import CompiledSignature, compile_signature
+from dspyops.signatures import CompiledSignature, compile_signature
 
 
 class _Plan(BaseModel):

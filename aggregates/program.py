@@ -19,8 +19,8 @@ from typing import Any, TypedDict
 
 from eventsourcing.domain import Aggregate, event
 
-from aggregates.errors import IllegalTransition, NotFound
-from aggregates.ids import program_uuid
+from dspyops.aggregates.errors import IllegalTransition, NotFound
+from dspyops.aggregates.ids import program_uuid
 
 Status = str
 DRAFT, TRAINING, OPTIMIZED, DEPLOYED, DEPRECATED = (

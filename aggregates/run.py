@@ -11,7 +11,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from aggregates.errors import IllegalTransition
+from dspyops.aggregates.errors import IllegalTransition
 
 REQUESTED, RUNNING, COMPLETED, FAILED, CANCELLED = (
     "requested",

@@ -11,9 +11,9 @@ from typing import Any
 
 from eventsourcing.persistence import RecordConflictError
 
-from aggregates.context import CommandContext, Outcome
-from aggregates.dataset import DEV, TRAIN
-from aggregates.errors import (
+from dspyops.aggregates.context import CommandContext, Outcome
+from dspyops.aggregates.dataset import DEV, TRAIN
+from dspyops.aggregates.errors import (
     DomainError,
     ErrorDict,
     IllegalTransition,
@@ -21,17 +21,17 @@ from aggregates.errors import (
     NotFound,
     prefixed,
 )
-from aggregates.evaluation import Evaluation
-from aggregates.execution_service import plan_fields
-from aggregates.ids import evaluation_uuid, optimization_uuid
-from aggregates.optimization import Optimization
-from aggregates.outcomes import check_same_command, run_context, typed
-from aggregates.plans import EvaluationPlan, OptimizationPlan
-from aggregates.program import DEPRECATED, Program, ProgramVersion
-from aggregates.run import CANCELLED, RUNNING, Run
-from aggregates.service import ConflictsExhausted, Service
-from events.commands import EvaluateProgram, OptimizeProgram
-from events.results import (
+from dspyops.aggregates.evaluation import Evaluation
+from dspyops.aggregates.execution_service import plan_fields
+from dspyops.aggregates.ids import evaluation_uuid, optimization_uuid
+from dspyops.aggregates.optimization import Optimization
+from dspyops.aggregates.outcomes import check_same_command, run_context, typed
+from dspyops.aggregates.plans import EvaluationPlan, OptimizationPlan
+from dspyops.aggregates.program import DEPRECATED, Program, ProgramVersion
+from dspyops.aggregates.run import CANCELLED, RUNNING, Run
+from dspyops.aggregates.service import ConflictsExhausted, Service
+from dspyops.events.commands import EvaluateProgram, OptimizeProgram
+from dspyops.events.results import (
     ErrorInfo,
     EvaluationCompleted,
     EvaluationFailed,

@@ -17,13 +17,13 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import EnvType
 
-from aggregates.context import CommandContext, Outcome
-from aggregates.dataset import Dataset
-from aggregates.errors import DomainError, ErrorDict, NotFound
-from aggregates.evaluation import Evaluation
-from aggregates.execution import Execution
-from aggregates.handled import HandledCommand
-from aggregates.ids import (
+from dspyops.aggregates.context import CommandContext, Outcome
+from dspyops.aggregates.dataset import Dataset
+from dspyops.aggregates.errors import DomainError, ErrorDict, NotFound
+from dspyops.aggregates.evaluation import Evaluation
+from dspyops.aggregates.execution import Execution
+from dspyops.aggregates.handled import HandledCommand
+from dspyops.aggregates.ids import (
     command_uuid,
     dataset_uuid,
     evaluation_uuid,
@@ -31,10 +31,16 @@ from aggregates.ids import (
     optimization_uuid,
     program_uuid,
 )
-from aggregates.optimization import Optimization
-from aggregates.outcomes import handled_record, rejected
-from aggregates.program import Program, ProgramVersion
-from signatures import CompiledSignature, SignatureError, ValidationFailed, compile_signature
+from dspyops.aggregates.legacy_topics import register_legacy_topics
+from dspyops.aggregates.optimization import Optimization
+from dspyops.aggregates.outcomes import handled_record, rejected
+from dspyops.aggregates.program import Program, ProgramVersion
+from dspyops.signatures import (
+    CompiledSignature,
+    SignatureError,
+    ValidationFailed,
+    compile_signature,
+)
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -71,6 +77,8 @@ class Service(Application):
         validate_config: ConfigValidator | None = None,
         validate_metric: MetricValidator | None = None,
     ) -> None:
+        # Events stored by earlier layouts must load: their old topics resolve first.
+        register_legacy_topics()
         env = dict(env or {})
         if self.AGGREGATE_CACHE_MAXSIZE not in os.environ:
             env.setdefault(self.AGGREGATE_CACHE_MAXSIZE, self.default_cache_maxsize)

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from settings import Settings
+from dspyops.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="Needed when DSPYOPS_API_TOKEN is set.")
 

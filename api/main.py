@@ -15,8 +15,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from api.deps import require_token
-from api.routes import (
+from dspyops.api.deps import require_token
+from dspyops.api.routes import (
     audit,
     datasets,
     executions,
@@ -26,8 +26,8 @@ from api.routes import (
     prometheus,
     runs,
 )
-from api.telemetry import RequestStats, RequestStatsMiddleware
-from settings import Settings, get_settings
+from dspyops.api.telemetry import RequestStats, RequestStatsMiddleware
+from dspyops.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

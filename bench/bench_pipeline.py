@@ -35,22 +35,22 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from aggregates.application import CommandContext, DspyOps
-from aggregates.persistence import eventsourcing_env
 from bench.stub_worker import REPLY, StubProfiles
-from consumers.module_cache import ModuleCache
-from consumers.processing import Processor
-from consumers.records import Incoming
-from consumers.topic_admin import ensure_topics
-from consumers.worker import ensure_event_store_schema
-from events.codec import encode
-from events.commands import RegisterProgram
-from events.envelope import command_envelope
-from events.topics import Topics
-from runtime.executor import configure_dspy_for_workers
-from runtime.modules import build_module
-from settings import Settings, get_settings
-from signatures import compile_signature
+from dspyops.aggregates.application import CommandContext, DspyOps
+from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.consumers.module_cache import ModuleCache
+from dspyops.consumers.processing import Processor
+from dspyops.consumers.records import Incoming
+from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.consumers.worker import ensure_event_store_schema
+from dspyops.events.codec import encode
+from dspyops.events.commands import RegisterProgram
+from dspyops.events.envelope import command_envelope
+from dspyops.events.topics import Topics
+from dspyops.runtime.executor import configure_dspy_for_workers
+from dspyops.runtime.modules import build_module
+from dspyops.settings import Settings, get_settings
+from dspyops.signatures import compile_signature
 from tests.support.scripted_lm import ScriptedLM
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"

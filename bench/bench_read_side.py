@@ -24,9 +24,9 @@ import httpx
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from projections.event_store import EventStore
-from projections.projector import Projector
-from settings import get_settings
+from dspyops.projections.event_store import EventStore
+from dspyops.projections.projector import Projector
+from dspyops.settings import get_settings
 from tests.integration.test_projections_data import (
     bulk_executions,
     open_store,
@@ -180,7 +180,7 @@ def main() -> None:
         }
         env.pop("DSPYOPS_API_TOKEN", None)
         api = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
+            [sys.executable, "-m", "dspyops.cli.main", "api", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

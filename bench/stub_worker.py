@@ -14,9 +14,9 @@ from pathlib import Path
 import dspy
 import faust
 
-from consumers.worker import build_worker_app, prepare_topics
-from runtime.profiles import LMProfile, ProfileRegistry
-from settings import get_settings
+from dspyops.consumers.worker import build_worker_app, prepare_topics
+from dspyops.runtime.profiles import LMProfile, ProfileRegistry
+from dspyops.settings import get_settings
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from settings import get_settings
+from dspyops.settings import get_settings
 
 
 def api(
@@ -18,7 +18,7 @@ def api(
     """Serve the read-only query API (OpenAPI at /docs)."""
     settings = get_settings()
     uvicorn.run(
-        "api.main:create_app",
+        "dspyops.api.main:create_app",
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,

@@ -7,15 +7,15 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from cli.console import EXIT_TIMEOUT, EXIT_UNAVAILABLE, fail, out, print_json
-from cli.demo_steps import Demo, DemoRun, ReadSide
-from cli.dev_commands import run_dir
-from cli.read_api import ReadApi, ReadApiError
-from cli.readiness import api_health, worker_answers
-from cli.services import LocalServices
-from cli.startup import StartupError, bring_up, interrupt_on_signals, uninterrupted
-from client import CommandError, CommandTimeoutError
-from settings import Settings, get_settings
+from dspyops.cli.console import EXIT_TIMEOUT, EXIT_UNAVAILABLE, fail, out, print_json
+from dspyops.cli.demo_steps import Demo, DemoRun, ReadSide
+from dspyops.cli.dev_commands import run_dir
+from dspyops.cli.read_api import ReadApi, ReadApiError
+from dspyops.cli.readiness import api_health, worker_answers
+from dspyops.cli.services import LocalServices
+from dspyops.cli.startup import StartupError, bring_up, interrupt_on_signals, uninterrupted
+from dspyops.client import CommandError, CommandTimeoutError
+from dspyops.settings import Settings, get_settings
 
 # How long a running worker gets to answer before the demo decides none is running.
 WORKER_PROBE_S = 8.0

@@ -12,24 +12,24 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli import demo_data
-from cli.read_api import ReadApi, ReadApiError
-from client import DspyopsClient, Reply
-from events.commands import (
+from dspyops.cli import demo_data
+from dspyops.cli.read_api import ReadApi, ReadApiError
+from dspyops.client import DspyopsClient, Reply
+from dspyops.events.commands import (
     DeployProgram,
     ExecuteProgram,
     OptimizeProgram,
     RegisterDataset,
     RegisterProgram,
 )
-from events.results import (
+from dspyops.events.results import (
     DatasetRegistered,
     ExecutionSucceeded,
     OptimizationCompleted,
     ProgramDeployed,
     ProgramRegistered,
 )
-from settings import Settings
+from dspyops.settings import Settings
 
 # Generous: with a real LM, bootstrapping makes a few dozen calls.
 OPTIMIZE_TIMEOUT_S = 900.0

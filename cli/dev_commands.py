@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from cli.console import EXIT_ERROR, EXIT_UNAVAILABLE, fail, out
-from cli.infra_commands import _redact
-from cli.readiness import api_url
-from cli.services import LocalServices
-from cli.startup import StartupError, bring_up, interrupt_on_signals, uninterrupted
-from events.topics import Topics
-from settings import Settings, get_settings
+from dspyops.cli.console import EXIT_ERROR, EXIT_UNAVAILABLE, fail, out
+from dspyops.cli.infra_commands import _redact
+from dspyops.cli.readiness import api_url
+from dspyops.cli.services import LocalServices
+from dspyops.cli.startup import StartupError, bring_up, interrupt_on_signals, uninterrupted
+from dspyops.events.topics import Topics
+from dspyops.settings import Settings, get_settings
 
 
 def run_dir(settings: Settings) -> Path:

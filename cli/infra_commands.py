@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.console import fail, out, print_json
-from cli.infra.kafka import KafkaError
-from cli.infra.postgres import PostgresError
-from cli.infra.stack import Stack
-from settings import get_settings
+from dspyops.cli.console import fail, out, print_json
+from dspyops.cli.infra.kafka import KafkaError
+from dspyops.cli.infra.postgres import PostgresError
+from dspyops.cli.infra.stack import Stack
+from dspyops.settings import get_settings
 
 app = typer.Typer(help="Start, stop and inspect the local Kafka broker and PostgreSQL.")
 

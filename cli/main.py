@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import (
+from dspyops.cli import (
     api_commands,
     demo_commands,
     dev_commands,

@@ -12,11 +12,11 @@ import psycopg
 import typer
 from eventsourcing.persistence import PersistenceError
 
-from cli.console import err, fail, out, print_json
-from projections.lag import read_lag
-from projections.projector import Projector
-from projections.rebuild import rebuild as rebuild_read_models
-from settings import Settings, get_settings
+from dspyops.cli.console import err, fail, out, print_json
+from dspyops.projections.lag import read_lag
+from dspyops.projections.projector import Projector
+from dspyops.projections.rebuild import rebuild as rebuild_read_models
+from dspyops.settings import Settings, get_settings
 
 app = typer.Typer(help="Rebuild and inspect the read models (PostgreSQL projections).")
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import httpx
 
-from cli.console import EXIT_ERROR, EXIT_UNAVAILABLE
-from cli.readiness import api_url
-from settings import Settings
+from dspyops.cli.console import EXIT_ERROR, EXIT_UNAVAILABLE
+from dspyops.cli.readiness import api_url
+from dspyops.settings import Settings
 
 
 class ReadApiError(Exception):

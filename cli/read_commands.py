@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.console import JsonOpt, fail, out, print_json
-from cli.read_api import ReadApi, ReadApiError
-from settings import get_settings
+from dspyops.cli.console import JsonOpt, fail, out, print_json
+from dspyops.cli.read_api import ReadApi, ReadApiError
+from dspyops.settings import get_settings
 
 ApiOpt = Annotated[
     str | None, typer.Option("--api", help="API base URL. Default: DSPYOPS_API_HOST/PORT.")

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from client import CommandTimeoutError, DspyopsClient, TopicsMissingError
-from projections.lag import read_lag
-from settings import Settings
+from dspyops.client import CommandTimeoutError, DspyopsClient, TopicsMissingError
+from dspyops.projections.lag import read_lag
+from dspyops.settings import Settings
 
 PROBE_SOURCE = "urn:dspyops:probe"
 

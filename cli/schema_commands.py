@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from cli.console import fail, out, print_json
-from events.schema_export import export_schemas
-from events.topics import Topics
-from settings import get_settings
+from dspyops.cli.console import fail, out, print_json
+from dspyops.events.schema_export import export_schemas
+from dspyops.events.topics import Topics
+from dspyops.settings import get_settings
 
 app = typer.Typer(help="The wire contract as JSON Schema and AsyncAPI, for other languages.")
 

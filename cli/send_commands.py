@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.console import (
+from dspyops.cli.console import (
     EXIT_REJECTED,
     EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
@@ -21,12 +21,18 @@ from cli.console import (
     out,
     print_json,
 )
-from cli.infra.kafka import metadata_answers
-from client import CommandError, CommandTimeoutError, DspyopsClient, Reply, TopicsMissingError
-from client.client import raise_for
-from events.commands import COMMAND_TYPES
-from events.envelope import COMMAND_TYPE_PREFIX
-from settings import Settings, get_settings
+from dspyops.cli.infra.kafka import metadata_answers
+from dspyops.client import (
+    CommandError,
+    CommandTimeoutError,
+    DspyopsClient,
+    Reply,
+    TopicsMissingError,
+)
+from dspyops.client.client import raise_for
+from dspyops.events.commands import COMMAND_TYPES
+from dspyops.events.envelope import COMMAND_TYPE_PREFIX
+from dspyops.settings import Settings, get_settings
 
 STACK_HINT = "start the stack with `dspyops dev`, or set KAFKA_BOOTSTRAP_SERVERS"
 

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cli.infra.processes import tail
-from cli.infra.stack import Stack
-from settings import Settings
+from dspyops.cli.infra.processes import tail
+from dspyops.cli.infra.stack import Stack
+from dspyops.settings import Settings
 
 # Seconds a child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 20.0
@@ -93,7 +93,7 @@ class LocalServices:
         child = Child(name=name, args=list(args), log_path=self.run_dir / f"{name}.log")
         with child.log_path.open("ab") as log:
             child.proc = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", *args],
+                [sys.executable, "-m", "dspyops.cli.main", *args],
                 # The worker keeps faust's data folder in its working directory.
                 cwd=self.run_dir,
                 stdin=subprocess.DEVNULL,

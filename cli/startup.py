@@ -17,11 +17,11 @@ from psycopg import sql
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from cli.infra.kafka import KafkaError
-from cli.infra.postgres import PostgresError
-from cli.readiness import api_health, projection_lag, worker_answers
-from cli.services import Child, LocalServices, port_taken
-from events.topics import Topics
+from dspyops.cli.infra.kafka import KafkaError
+from dspyops.cli.infra.postgres import PostgresError
+from dspyops.cli.readiness import api_health, projection_lag, worker_answers
+from dspyops.cli.services import Child, LocalServices, port_taken
+from dspyops.events.topics import Topics
 
 WORKER_READY_S = 120.0
 API_READY_S = 60.0

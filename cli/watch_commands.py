@@ -13,11 +13,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from rich.markup import escape
 
-from cli.console import EXIT_UNAVAILABLE, fail, out
-from events.codec import Undecodable, decode_envelope
-from events.envelope import Envelope
-from events.topics import Topics
-from settings import Settings, get_settings
+from dspyops.cli.console import EXIT_UNAVAILABLE, fail, out
+from dspyops.events.codec import Undecodable, decode_envelope
+from dspyops.events.envelope import Envelope
+from dspyops.events.topics import Topics
+from dspyops.settings import Settings, get_settings
 
 STACK_HINT = "start the stack with `dspyops dev`, or set KAFKA_BOOTSTRAP_SERVERS"
 

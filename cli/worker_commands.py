@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.console import fail
-from settings import get_settings
+from dspyops.cli.console import fail
+from dspyops.settings import get_settings
 
 
 def worker(
@@ -16,8 +16,8 @@ def worker(
     ] = "warn",
 ) -> None:
     """Run a worker; start more of them to scale out (they share one consumer group)."""
-    from cli.infra.kafka import metadata_answers
-    from consumers.worker import run_worker
+    from dspyops.cli.infra.kafka import metadata_answers
+    from dspyops.consumers.worker import run_worker
 
     settings = get_settings()
     if not metadata_answers(settings.bootstrap_servers):

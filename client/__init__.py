@@ -5,15 +5,15 @@ async with DspyopsClient("127.0.0.1:9092") as client:
     answer = reply.expect(ExecutionSucceeded).outputs["answer"]
 """
 
-from client.client import DspyopsClient
-from client.errors import (
+from dspyops.client.client import DspyopsClient
+from dspyops.client.errors import (
     CommandError,
     CommandFailedError,
     CommandRejectedError,
     CommandTimeoutError,
     TopicsMissingError,
 )
-from client.replies import Reply
+from dspyops.client.replies import Reply
 
 __all__ = [
     "CommandError",

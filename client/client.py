@@ -12,18 +12,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from client.errors import (
+from dspyops.client.errors import (
     CommandFailedError,
     CommandRejectedError,
     CommandTimeoutError,
     TopicsMissingError,
 )
-from client.replies import Reply, parse_reply
-from events.codec import Undecodable, decode_envelope, encode
-from events.commands import Command
-from events.envelope import Envelope, command_envelope
-from events.results import CommandRejected
-from events.topics import DEFAULT_PREFIX, Topics, command_topic
+from dspyops.client.replies import Reply, parse_reply
+from dspyops.events.codec import Undecodable, decode_envelope, encode
+from dspyops.events.commands import Command
+from dspyops.events.envelope import Envelope, command_envelope
+from dspyops.events.results import CommandRejected
+from dspyops.events.topics import DEFAULT_PREFIX, Topics, command_topic
 
 log = logging.getLogger(__name__)
 

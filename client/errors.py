@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from events.results import ErrorInfo, ErrorItem
+from dspyops.events.results import ErrorInfo, ErrorItem
 
 if TYPE_CHECKING:
-    from client.replies import Reply
+    from dspyops.client.replies import Reply
 
 
 class CommandError(Exception):

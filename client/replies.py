@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from events.envelope import RESULT_TYPE_PREFIX, Envelope
-from events.results import (
+from dspyops.events.envelope import RESULT_TYPE_PREFIX, Envelope
+from dspyops.events.results import (
     RESULT_TYPES,
     CommandRejected,
     ErrorInfo,

@@ -14,11 +14,11 @@ from typing import Any
 
 import faust
 
-from consumers.records import Incoming, Outgoing
-from consumers.transient import is_transient
-from events.codec import encode
-from events.envelope import Envelope
-from settings import Settings
+from dspyops.consumers.records import Incoming, Outgoing
+from dspyops.consumers.transient import is_transient
+from dspyops.events.codec import encode
+from dspyops.events.envelope import Envelope
+from dspyops.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from collections import OrderedDict
 
 import dspy
 
-from aggregates.application import ExecutionPlan
-from runtime.modules import build_module
+from dspyops.aggregates.application import ExecutionPlan
+from dspyops.runtime.modules import build_module
 
 
 class ModuleCache:

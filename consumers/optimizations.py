@@ -30,21 +30,21 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from aggregates.application import (
+from dspyops.aggregates.application import (
     CommandContext,
     DspyOps,
     EvaluationPlan,
     OptimizationPlan,
     Outcome,
 )
-from aggregates.ids import optimization_uuid
-from consumers.records import Outgoing
-from consumers.store_calls import in_store
-from events.commands import EvaluateProgram, OptimizeProgram
-from events.envelope import Envelope, result_envelope
-from events.topics import Topics
-from runtime.evaluate import Scored
-from runtime.optimize import (
+from dspyops.aggregates.ids import optimization_uuid
+from dspyops.consumers.records import Outgoing
+from dspyops.consumers.store_calls import in_store
+from dspyops.events.commands import EvaluateProgram, OptimizeProgram
+from dspyops.events.envelope import Envelope, result_envelope
+from dspyops.events.topics import Topics
+from dspyops.runtime.evaluate import Scored
+from dspyops.runtime.optimize import (
     CANCELLED,
     OPTIMIZATION_STEPS,
     TIME_LIMIT_EXCEEDED,
@@ -56,8 +56,8 @@ from runtime.optimize import (
     run_evaluation,
     run_optimization,
 )
-from runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
-from runtime.profiles import ProfileRegistry, UnknownProfile
+from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
+from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
 
 log = logging.getLogger(__name__)
 

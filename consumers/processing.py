@@ -12,22 +12,22 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aggregates.application import CommandContext, DspyOps, ExecutionPlan, Outcome
-from aggregates.execution_service import Completion
-from consumers.completion_batcher import CompletionBatcher
-from consumers.module_cache import ModuleCache
-from consumers.optimizations import RunJobs
-from consumers.records import Incoming, Outgoing
-from consumers.store_calls import in_store
-from consumers.transient import is_transient
-from events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
-from events.commands import EvaluateProgram, ExecuteProgram, OptimizeProgram
-from events.deadletter import deadletter_envelope
-from events.envelope import Envelope, result_envelope
-from events.results import CommandRejected, ErrorInfo, ErrorItem, Usage
-from events.topics import Topics, command_topic
-from runtime.executor import run_program
-from runtime.profiles import ProfileRegistry, UnknownProfile
+from dspyops.aggregates.application import CommandContext, DspyOps, ExecutionPlan, Outcome
+from dspyops.aggregates.execution_service import Completion
+from dspyops.consumers.completion_batcher import CompletionBatcher
+from dspyops.consumers.module_cache import ModuleCache
+from dspyops.consumers.optimizations import RunJobs
+from dspyops.consumers.records import Incoming, Outgoing
+from dspyops.consumers.store_calls import in_store
+from dspyops.consumers.transient import is_transient
+from dspyops.events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
+from dspyops.events.commands import EvaluateProgram, ExecuteProgram, OptimizeProgram
+from dspyops.events.deadletter import deadletter_envelope
+from dspyops.events.envelope import Envelope, result_envelope
+from dspyops.events.results import CommandRejected, ErrorInfo, ErrorItem, Usage
+from dspyops.events.topics import Topics, command_topic
+from dspyops.runtime.executor import run_program
+from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
 
 log = logging.getLogger(__name__)
 

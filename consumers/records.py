@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events.envelope import Envelope
+from dspyops.events.envelope import Envelope
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from pydantic_core import to_jsonable_python
 
-from consumers.records import Outgoing
-from consumers.transient import is_transient
-from events.envelope import EVENT_TYPE_PREFIX, Envelope
-from events.topics import Topics
+from dspyops.consumers.records import Outgoing
+from dspyops.consumers.transient import is_transient
+from dspyops.events.envelope import EVENT_TYPE_PREFIX, Envelope
+from dspyops.events.topics import Topics
 
 log = logging.getLogger(__name__)
 

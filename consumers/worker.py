@@ -9,20 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 import faust
 import psycopg
 
-from aggregates.application import DspyOps
-from aggregates.persistence import eventsourcing_env
-from consumers.faust_app import Publisher, add_command_agent, create_app
-from consumers.module_cache import ModuleCache
-from consumers.optimizations import RunJobs
-from consumers.processing import Processor
-from consumers.relay import OutboxRelay, PositionStore
-from consumers.topic_admin import ensure_topics
-from events.topics import Topics
-from runtime.executor import configure_dspy_for_workers
-from runtime.metrics import validate_metric
-from runtime.optimizers import validate_optimization
-from runtime.profiles import ProfileRegistry
-from settings import Settings
+from dspyops.aggregates.application import DspyOps
+from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.consumers.faust_app import Publisher, add_command_agent, create_app
+from dspyops.consumers.module_cache import ModuleCache
+from dspyops.consumers.optimizations import RunJobs
+from dspyops.consumers.processing import Processor
+from dspyops.consumers.relay import OutboxRelay, PositionStore
+from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.events.topics import Topics
+from dspyops.runtime.executor import configure_dspy_for_workers
+from dspyops.runtime.metrics import validate_metric
+from dspyops.runtime.optimizers import validate_optimization
+from dspyops.runtime.profiles import ProfileRegistry
+from dspyops.settings import Settings
 
 log = logging.getLogger(__name__)
 

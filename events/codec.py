@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import pydantic
 
-from events.commands import COMMAND_TYPES, Command
-from events.envelope import COMMAND_TYPE_PREFIX, Envelope
-from events.results import ErrorItem
+from dspyops.events.commands import COMMAND_TYPES, Command
+from dspyops.events.envelope import COMMAND_TYPE_PREFIX, Envelope
+from dspyops.events.results import ErrorItem
 
 MAX_MESSAGE_BYTES = 1_048_576
 # Deep enough for any real payload, shallow enough that nothing downstream recurses far.

@@ -13,8 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.codec import Undecodable, UndecodableCode
-from events.envelope import DEFAULT_SOURCE, Envelope, now
+from dspyops.events.codec import Undecodable, UndecodableCode
+from dspyops.events.envelope import DEFAULT_SOURCE, Envelope, now
 
 DEADLETTER_TYPE_PREFIX = "dspyops.deadletter."
 DEADLETTER_TYPE = DEADLETTER_TYPE_PREFIX + "Undeliverable"

@@ -14,11 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
-from events.deadletter import DEADLETTER_TYPE, Undeliverable
-from events.envelope import COMMAND_TYPE_PREFIX, EVENT_TYPE_PREFIX, RESULT_TYPE_PREFIX, Envelope
-from events.results import RESULT_TYPES
-from events.topics import Topics
+from dspyops.events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
+from dspyops.events.deadletter import DEADLETTER_TYPE, Undeliverable
+from dspyops.events.envelope import (
+    COMMAND_TYPE_PREFIX,
+    EVENT_TYPE_PREFIX,
+    RESULT_TYPE_PREFIX,
+    Envelope,
+)
+from dspyops.events.results import RESULT_TYPES
+from dspyops.events.topics import Topics
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_VERSION = "3.0.0"

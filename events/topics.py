@@ -46,7 +46,7 @@ class Topics:
 
 def command_topic(topics: Topics, command_type: str) -> str:
     """The topic a command of `command_type` belongs on (raises KeyError if unknown)."""
-    from events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
+    from dspyops.events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
 
     cls = COMMAND_TYPES[command_type]
     if cls in EXECUTION_COMMANDS:

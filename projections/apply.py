@@ -17,15 +17,15 @@ from psycopg import Connection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from aggregates.dataset import DEV, TRAIN, Dataset
-from aggregates.evaluation import Evaluation
-from aggregates.execution import FAILED, REQUESTED, SUCCEEDED, Execution
-from aggregates.optimization import Optimization
-from aggregates.program import DEPLOYED, DEPRECATED, DRAFT, OPTIMIZED, TRAINING, Program
-from aggregates.run import CANCELLED, COMPLETED, RUNNING, Run
-from aggregates.run import FAILED as RUN_FAILED
-from aggregates.run import REQUESTED as RUN_REQUESTED
-from projections.audit import changes
+from dspyops.aggregates.dataset import DEV, TRAIN, Dataset
+from dspyops.aggregates.evaluation import Evaluation
+from dspyops.aggregates.execution import FAILED, REQUESTED, SUCCEEDED, Execution
+from dspyops.aggregates.optimization import Optimization
+from dspyops.aggregates.program import DEPLOYED, DEPRECATED, DRAFT, OPTIMIZED, TRAINING, Program
+from dspyops.aggregates.run import CANCELLED, COMPLETED, RUNNING, Run
+from dspyops.aggregates.run import FAILED as RUN_FAILED
+from dspyops.aggregates.run import REQUESTED as RUN_REQUESTED
+from dspyops.projections.audit import changes
 
 Row = dict[str, Any]
 JSON_COLUMNS = frozenset(

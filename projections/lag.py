@@ -6,8 +6,8 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from projections.schema import TRACKING_TABLE
-from projections.tracking import NAME
+from dspyops.projections.schema import TRACKING_TABLE
+from dspyops.projections.tracking import NAME
 
 # eventsourcing names the events table after the application class, lower-cased.
 EVENTS_TABLE = "dspyops_events"

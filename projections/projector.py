@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from projections import tracking
-from projections.apply import Applier
-from projections.event_store import EventStore
-from projections.schema import create_tables
+from dspyops.projections import tracking
+from dspyops.projections.apply import Applier
+from dspyops.projections.event_store import EventStore
+from dspyops.projections.schema import create_tables
 
 
 @dataclass(frozen=True)

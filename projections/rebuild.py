@@ -9,8 +9,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from projections import tracking
-from projections.projector import Projector
+from dspyops.projections import tracking
+from dspyops.projections.projector import Projector
 
 
 def shadow_schema(schema: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import Connection, sql
 
-from projections.schema import TRACKING_TABLE
+from dspyops.projections.schema import TRACKING_TABLE
 
 NAME = "dspyops"
 

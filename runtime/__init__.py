@@ -4,10 +4,15 @@ Imports only dspy, pydantic, the standard library and ``settings``; signatures a
 passed in as ``type[dspy.Signature]``.
 """
 
-from runtime.executor import ExecutionOutcome, Usage, configure_dspy_for_workers, run_program
-from runtime.modules import MODULE_KINDS, StateMismatch, UnknownModuleKind, build_module
-from runtime.offline import OfflineLM
-from runtime.profiles import (
+from dspyops.runtime.executor import (
+    ExecutionOutcome,
+    Usage,
+    configure_dspy_for_workers,
+    run_program,
+)
+from dspyops.runtime.modules import MODULE_KINDS, StateMismatch, UnknownModuleKind, build_module
+from dspyops.runtime.offline import OfflineLM
+from dspyops.runtime.profiles import (
     LMProfile,
     ProfileError,
     ProfileRegistry,

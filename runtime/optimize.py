@@ -28,12 +28,12 @@ from dspy.adapters.chat_adapter import ChatAdapter
 from dspy.utils.callback import BaseCallback
 from pydantic_core import to_jsonable_python
 
-from runtime.evaluate import Scored, score_program, to_examples
-from runtime.executor import INTERNAL_ERROR, classify
-from runtime.metrics import Metric, MetricOptionsError, UnknownMetric, build_metric
-from runtime.modules import build_module, state_problems
-from runtime.optimizers import InvalidConfig, compile_program, parse_config
-from runtime.progress_bars import make_progress_bars_thread_safe
+from dspyops.runtime.evaluate import Scored, score_program, to_examples
+from dspyops.runtime.executor import INTERNAL_ERROR, classify
+from dspyops.runtime.metrics import Metric, MetricOptionsError, UnknownMetric, build_metric
+from dspyops.runtime.modules import build_module, state_problems
+from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
+from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

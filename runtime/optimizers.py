@@ -30,7 +30,7 @@ from typing import Any, Literal
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from runtime.metrics import validate_metric
+from dspyops.runtime.metrics import validate_metric
 
 ErrorDict = dict[str, Any]
 

@@ -29,7 +29,7 @@ from typing import Any
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from runtime.offline import OFFLINE_MODEL, OfflineLM
+from dspyops.runtime.offline import OFFLINE_MODEL, OfflineLM
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class ProfileRegistry:
     @classmethod
     def from_settings(cls, lm_profiles: str | None = None) -> ProfileRegistry:
         if lm_profiles is None:
-            from settings import get_settings
+            from dspyops.settings import get_settings
 
             lm_profiles = get_settings().lm_profiles
         return cls(load_profiles(lm_profiles))

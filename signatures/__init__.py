@@ -3,12 +3,12 @@
 Grammar and error format: docs/signatures.md.
 """
 
-from signatures.compile import CompiledSignature, compile_signature
-from signatures.errors import SignatureError, SignatureIssue, ValidationFailed
-from signatures.grammar import MAX_DEPTH, MAX_FIELDS, MAX_SIGNATURE_CHARS, parse
-from signatures.names import MAX_NAME_CHARS, RESERVED_NAMES
-from signatures.render import render
-from signatures.spec import (
+from dspyops.signatures.compile import CompiledSignature, compile_signature
+from dspyops.signatures.errors import SignatureError, SignatureIssue, ValidationFailed
+from dspyops.signatures.grammar import MAX_DEPTH, MAX_FIELDS, MAX_SIGNATURE_CHARS, parse
+from dspyops.signatures.names import MAX_NAME_CHARS, RESERVED_NAMES
+from dspyops.signatures.render import render
+from dspyops.signatures.spec import (
     Constraint,
     DictType,
     FieldSpec,

@@ -17,11 +17,11 @@ import dspy
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from signatures.errors import SignatureError, SignatureIssue, ValidationFailed
-from signatures.grammar import parse
-from signatures.pytypes import bounded_type, describe_constraint, python_type
-from signatures.render import render
-from signatures.spec import FieldSpec, OptionalType, ParsedSignature
+from dspyops.signatures.errors import SignatureError, SignatureIssue, ValidationFailed
+from dspyops.signatures.grammar import parse
+from dspyops.signatures.pytypes import bounded_type, describe_constraint, python_type
+from dspyops.signatures.render import render
+from dspyops.signatures.spec import FieldSpec, OptionalType, ParsedSignature
 
 # Lax mode gives the "3" -> 3 coercion; non-finite floats are refused because the
 # validated values go into JSON events and `NaN` is not JSON.

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from signatures.errors import SignatureError, SignatureIssue
-from signatures.names import name_problem
-from signatures.render import render_number, render_type
-from signatures.spec import (
+from dspyops.signatures.errors import SignatureError, SignatureIssue
+from dspyops.signatures.names import name_problem
+from dspyops.signatures.render import render_number, render_type
+from dspyops.signatures.spec import (
     Constraint,
     DictType,
     FieldSpec,
@@ -26,7 +26,7 @@ from signatures.spec import (
     ScalarType,
     TypeSpec,
 )
-from signatures.tokens import Token, tokenize
+from dspyops.signatures.tokens import Token, tokenize
 
 MAX_SIGNATURE_CHARS = 10_000
 MAX_DEPTH = 8

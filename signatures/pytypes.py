@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field
 
-from signatures.render import render_number
-from signatures.spec import (
+from dspyops.signatures.render import render_number
+from dspyops.signatures.spec import (
     Constraint,
     DictType,
     ListType,

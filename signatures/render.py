@@ -7,7 +7,7 @@ literals in double quotes. `parse(render(s))` gives back `s` exactly.
 
 from __future__ import annotations
 
-from signatures.spec import (
+from dspyops.signatures.spec import (
     Constraint,
     DictType,
     FieldSpec,

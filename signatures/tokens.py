@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from signatures.errors import SignatureError
+from dspyops.signatures.errors import SignatureError
 
 TokenKind: TypeAlias = Literal["ident", "number", "string", "punct", "eof"]
 

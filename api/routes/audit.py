@@ -9,12 +9,12 @@ from fastapi import APIRouter
 from psycopg import sql
 from pydantic import BaseModel
 
-from api import pagination
-from api.deps import DbDep, SettingsDep
-from api.errors import COMMON_RESPONSES
-from api.pagination import CursorQuery, LimitQuery, Page
-from api.queries import fetch_all, table
-from api.routes.programs import ProgramId, load_program
+from dspyops.api import pagination
+from dspyops.api.deps import DbDep, SettingsDep
+from dspyops.api.errors import COMMON_RESPONSES
+from dspyops.api.pagination import CursorQuery, LimitQuery, Page
+from dspyops.api.queries import fetch_all, table
+from dspyops.api.routes.programs import ProgramId, load_program
 
 router = APIRouter(tags=["audit"], responses=COMMON_RESPONSES)
 

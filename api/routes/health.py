@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from api.deps import SettingsDep
-from api.kafka_check import kafka_answers
-from projections.lag import read_lag
+from dspyops.api.deps import SettingsDep
+from dspyops.api.kafka_check import kafka_answers
+from dspyops.projections.lag import read_lag
 
 router = APIRouter(tags=["health"])
 

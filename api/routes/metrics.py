@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from psycopg import sql
 from pydantic import BaseModel
 
-from api.deps import DbDep, SettingsDep
-from api.errors import COMMON_RESPONSES
-from api.queries import fetch_all, table
-from api.routes.programs import ProgramId, load_program
+from dspyops.api.deps import DbDep, SettingsDep
+from dspyops.api.errors import COMMON_RESPONSES
+from dspyops.api.queries import fetch_all, table
+from dspyops.api.routes.programs import ProgramId, load_program
 
 router = APIRouter(tags=["metrics"], responses=COMMON_RESPONSES)
 

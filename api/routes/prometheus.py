@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from psycopg import sql
 
-from api.deps import DbDep, SettingsDep
-from api.errors import COMMON_RESPONSES
-from api.queries import fetch_all, table
-from api.telemetry import RequestStats
-from projections.lag import read_lag
+from dspyops.api.deps import DbDep, SettingsDep
+from dspyops.api.errors import COMMON_RESPONSES
+from dspyops.api.queries import fetch_all, table
+from dspyops.api.telemetry import RequestStats
+from dspyops.projections.lag import read_lag
 
 router = APIRouter(tags=["health"])
 

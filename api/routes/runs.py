@@ -9,11 +9,11 @@ from fastapi import APIRouter, Path, Query
 from psycopg import AsyncConnection, sql
 from pydantic import BaseModel
 
-from api import pagination
-from api.deps import DbDep, SettingsDep
-from api.errors import COMMON_RESPONSES, NO_NUL, not_found
-from api.pagination import CursorQuery, LimitQuery, Page
-from api.queries import fetch_all, table
+from dspyops.api import pagination
+from dspyops.api.deps import DbDep, SettingsDep
+from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
+from dspyops.api.pagination import CursorQuery, LimitQuery, Page
+from dspyops.api.queries import fetch_all, table
 
 router = APIRouter(tags=["runs"], responses=COMMON_RESPONSES)
 

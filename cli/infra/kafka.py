@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cli.infra import processes
+from dspyops.cli.infra import processes
 
 # log4j-slf4j-impl binds the broker's slf4j 1.7 logging to log4j2, which Kafka 4 ships.
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">

@@ -63,7 +63,7 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@{self.host}:{self.port}/postgres"
 
     def pid(self) -> int | None:
-        from cli.infra.processes import is_running
+        from dspyops.cli.infra.processes import is_running
 
         try:
             pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])

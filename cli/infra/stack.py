@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cli.infra.kafka import KafkaBroker, metadata_answers
-from cli.infra.postgres import EmbeddedPostgres
-from settings import Settings
+from dspyops.cli.infra.kafka import KafkaBroker, metadata_answers
+from dspyops.cli.infra.postgres import EmbeddedPostgres
+from dspyops.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def dspyops(
 ) -> subprocess.CompletedProcess[str]:
     """Run one `dspyops` command to completion."""
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "dspyops.cli.main", *args],
         cwd=REPO,
         env=env,
         input=input,
@@ -37,7 +37,7 @@ class DevProcess:
         with log_path.open("wb") as log:
             # Its own session and group: a signal to the group is what Ctrl-C sends.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "dev", *args],
+                [sys.executable, "-m", "dspyops.cli.main", "dev", *args],
                 cwd=REPO,
                 env=env,
                 stdin=subprocess.DEVNULL,

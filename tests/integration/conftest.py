@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from cli.infra.kafka import metadata_answers
-from settings import Settings, get_settings
+from dspyops.cli.infra.kafka import metadata_answers
+from dspyops.settings import Settings, get_settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from events.codec import encode
-from events.envelope import Envelope, command_envelope
-from events.topics import Topics, command_topic
+from dspyops.events.codec import encode
+from dspyops.events.envelope import Envelope, command_envelope
+from dspyops.events.topics import Topics, command_topic
 
 
 async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]]) -> None:

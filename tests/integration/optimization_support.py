@@ -17,11 +17,11 @@ import faust
 import pytest
 from dspy.lm15 import Request
 
-from consumers.worker import build_worker_app, prepare_topics
-from events.envelope import Envelope
-from events.topics import Topics
-from runtime.profiles import LMProfile, ProfileRegistry
-from settings import Settings
+from dspyops.consumers.worker import build_worker_app, prepare_topics
+from dspyops.events.envelope import Envelope
+from dspyops.events.topics import Topics
+from dspyops.runtime.profiles import LMProfile, ProfileRegistry
+from dspyops.settings import Settings
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.worker_fixtures import drop_schema, stack_env
 from tests.support.openai_server import chat_reply

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from aggregates import CommandContext, DspyOps, OptimizationPlan, Outcome
-from aggregates.ids import command_uuid, execution_uuid, program_uuid
-from aggregates.persistence import eventsourcing_env
-from events.commands import (
+from dspyops.aggregates import CommandContext, DspyOps, OptimizationPlan, Outcome
+from dspyops.aggregates.ids import command_uuid, execution_uuid, program_uuid
+from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.events.commands import (
     Command,
     DeployProgram,
     DeprecateProgram,

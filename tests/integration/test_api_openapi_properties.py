@@ -13,9 +13,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from api.main import create_app
-from projections.projector import Projector
-from settings import Settings
+from dspyops.api.main import create_app
+from dspyops.projections.projector import Projector
+from dspyops.settings import Settings
 from tests.integration.test_projections_data import open_store, schemas, seed_story
 
 # Enough to reach filters, bad cursors and unknown ids on every path within ~20 s in all.

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from projections.projector import Projector
-from settings import Settings
+from dspyops.api.main import create_app
+from dspyops.projections.projector import Projector
+from dspyops.settings import Settings
 from tests.integration.test_projections_data import (
     bulk_executions,
     open_store,

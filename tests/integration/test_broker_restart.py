@@ -24,7 +24,7 @@ def _free_port() -> int:
 
 def _dspyops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "dspyops.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -8,17 +8,17 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from client import (
+from dspyops.client import (
     CommandRejectedError,
     CommandTimeoutError,
     DspyopsClient,
     Reply,
     TopicsMissingError,
 )
-from consumers.topic_admin import ensure_topics
-from events.commands import ExecuteProgram, RegisterProgram
-from events.results import CommandRejected, ExecutionSucceeded, ProgramRegistered
-from events.topics import Topics
+from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.events.commands import ExecuteProgram, RegisterProgram
+from dspyops.events.results import CommandRejected, ExecutionSucceeded, ProgramRegistered
+from dspyops.events.topics import Topics
 from tests.integration.worker_fixtures import drop_schema, stack_env
 from tests.integration.worker_process import WorkerProcess
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from client.client import raise_for, record_key
-from client.errors import CommandFailedError, CommandRejectedError
-from client.replies import parse_reply
-from events.envelope import Envelope, command_envelope
+from dspyops.client.client import raise_for, record_key
+from dspyops.client.errors import CommandFailedError, CommandRejectedError
+from dspyops.client.replies import parse_reply
+from dspyops.events.envelope import Envelope, command_envelope
 
 
 def _result(type_: str, data: dict) -> Envelope:
@@ -75,7 +75,7 @@ def test_rejection_and_failure_raise_with_their_details() -> None:
 
 
 def test_expect_names_what_came_instead() -> None:
-    from events.results import ProgramDeployed
+    from dspyops.events.results import ProgramDeployed
 
     reply = parse_reply(_result("ExecutionSucceeded", SUCCEEDED))
     with pytest.raises(TypeError, match="expected ProgramDeployed, got ExecutionSucceeded"):

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from aggregates.application import DspyOps
-from aggregates.ids import optimization_uuid
-from aggregates.persistence import eventsourcing_env
-from consumers.topic_admin import ensure_topics
-from events.topics import Topics
+from dspyops.aggregates.application import DspyOps
+from dspyops.aggregates.ids import optimization_uuid
+from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.events.topics import Topics
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.optimization_support import ANSWERS, register_commands
 from tests.integration.worker_fixtures import drop_schema, stack_env, stored_events

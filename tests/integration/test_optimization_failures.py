@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from events.envelope import Envelope
+from dspyops.events.envelope import Envelope
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.optimization_support import (
     SIGNATURE,

@@ -15,16 +15,16 @@ from collections.abc import Callable
 
 import dspy
 
-from aggregates.application import DspyOps
-from aggregates.dataset import DEV
-from aggregates.persistence import eventsourcing_env
-from events.envelope import Envelope
-from events.topics import Topics
-from runtime.evaluate import to_examples
-from runtime.metrics import build_metric
-from runtime.modules import build_module
-from settings import Settings
-from signatures import compile_signature
+from dspyops.aggregates.application import DspyOps
+from dspyops.aggregates.dataset import DEV
+from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.events.envelope import Envelope
+from dspyops.events.topics import Topics
+from dspyops.runtime.evaluate import to_examples
+from dspyops.runtime.metrics import build_metric
+from dspyops.runtime.modules import build_module
+from dspyops.settings import Settings
+from dspyops.signatures import compile_signature
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.optimization_support import (
     SIGNATURE,

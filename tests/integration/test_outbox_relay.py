@@ -11,12 +11,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from aggregates.application import CommandContext, DspyOps
-from aggregates.persistence import eventsourcing_env
-from consumers.topic_admin import ensure_topics
-from consumers.worker import ensure_event_store_schema
-from events.commands import RegisterProgram, UpdateProgram
-from events.topics import Topics
+from dspyops.aggregates.application import CommandContext, DspyOps
+from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.consumers.worker import ensure_event_store_schema
+from dspyops.events.commands import RegisterProgram, UpdateProgram
+from dspyops.events.topics import Topics
 from tests.integration.kafka_support import TopicReader
 from tests.integration.worker_fixtures import drop_schema, settings_for, stack_env, stored_events
 from tests.integration.worker_process import WorkerProcess

@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from projections.projector import Projector, application_name
-from projections.schema import PRIMARY_KEYS
+from dspyops.projections.projector import Projector, application_name
+from dspyops.projections.schema import PRIMARY_KEYS
 from tests.integration.test_projections_data import (
     bulk_executions,
     open_store,
@@ -44,7 +44,7 @@ def projector_env(database_url: str, es: str, rs: str) -> dict[str, str]:
 
 def start_projector(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "projector"],
+        [sys.executable, "-m", "dspyops.cli.main", "projector"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -150,7 +150,7 @@ def test_rebuild_command_swaps_in_identical_tables(database_url: str, unique: st
         assert table_rows(database_url, live) != table_rows(database_url, fresh)
         env = projector_env(database_url, es, live)
         done = subprocess.run(
-            [sys.executable, "-m", "cli.main", "projections", "rebuild", "--json"],
+            [sys.executable, "-m", "dspyops.cli.main", "projections", "rebuild", "--json"],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -160,7 +160,7 @@ def test_rebuild_command_swaps_in_identical_tables(database_url: str, unique: st
         assert json.loads(done.stdout)["events"] >= 600
         assert table_rows(database_url, live) == table_rows(database_url, fresh)
         status = subprocess.run(
-            [sys.executable, "-m", "cli.main", "projections", "status", "--json"],
+            [sys.executable, "-m", "dspyops.cli.main", "projections", "status", "--json"],
             cwd=ROOT,
             env=env,
             capture_output=True,

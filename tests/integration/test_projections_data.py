@@ -16,12 +16,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from aggregates.application import DspyOps
-from aggregates.context import CommandContext
-from aggregates.execution import Execution
-from aggregates.persistence import eventsourcing_env
-from aggregates.plans import ExecutionPlan
-from events.commands import (
+from dspyops.aggregates.application import DspyOps
+from dspyops.aggregates.context import CommandContext
+from dspyops.aggregates.execution import Execution
+from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.aggregates.plans import ExecutionPlan
+from dspyops.events.commands import (
     DeployProgram,
     EvaluateProgram,
     ExecuteProgram,

@@ -17,9 +17,9 @@ from typing import Any
 import dspy
 import pytest
 
-from runtime.executor import ExecutionOutcome, run_program
-from runtime.modules import build_module
-from runtime.profiles import ProfileRegistry, load_profiles
+from dspyops.runtime.executor import ExecutionOutcome, run_program
+from dspyops.runtime.modules import build_module
+from dspyops.runtime.profiles import ProfileRegistry, load_profiles
 from tests.support.openai_server import OpenAIServer, chat_reply
 
 QUESTION = "What is the capital of France?"

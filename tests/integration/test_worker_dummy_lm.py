@@ -8,10 +8,10 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from consumers.worker import build_worker_app, prepare_topics
-from events.topics import Topics
-from runtime.profiles import LMProfile, ProfileRegistry
-from settings import Settings
+from dspyops.consumers.worker import build_worker_app, prepare_topics
+from dspyops.events.topics import Topics
+from dspyops.runtime.profiles import LMProfile, ProfileRegistry
+from dspyops.settings import Settings
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.worker_fixtures import drop_schema, settings_for, stack_env
 

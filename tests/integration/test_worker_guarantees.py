@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.ids import execution_uuid
-from consumers.topic_admin import ensure_topics
-from events.codec import encode
-from events.envelope import Envelope
-from events.topics import Topics
+from dspyops.aggregates.ids import execution_uuid
+from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.events.codec import encode
+from dspyops.events.envelope import Envelope
+from dspyops.events.topics import Topics
 from tests.integration.kafka_support import TopicReader, command, produce, send_commands
 from tests.integration.worker_fixtures import drop_schema, stack_env, stored_events
 from tests.integration.worker_process import WorkerProcess

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from consumers.topic_admin import ensure_topics
-from events.topics import Topics
+from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.events.topics import Topics
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.worker_process import WorkerProcess
 from tests.support.openai_server import OpenAIServer, chat_reply

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from settings import Settings
+from dspyops.settings import Settings
 
 
 def stack_env(bootstrap_servers: str, database_url: str, unique: str) -> dict[str, str]:

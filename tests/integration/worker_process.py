@@ -20,7 +20,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         log = self._log_path.open("ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", "--loglevel", "warn"],
+            [sys.executable, "-m", "dspyops.cli.main", "worker", "--loglevel", "warn"],
             cwd=REPO,
             env=self._env,
             stdout=log,

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from aggregates import CommandContext, DspyOps, ExecutionPlan, OptimizationPlan, Outcome
-from aggregates.errors import NotFound
-from aggregates.execution import Execution
-from aggregates.execution_service import Completion
-from aggregates.outcomes import handled_record
-from aggregates.persistence import in_memory_env
-from events.commands import (
+from dspyops.aggregates import CommandContext, DspyOps, ExecutionPlan, OptimizationPlan, Outcome
+from dspyops.aggregates.errors import NotFound
+from dspyops.aggregates.execution import Execution
+from dspyops.aggregates.execution_service import Completion
+from dspyops.aggregates.outcomes import handled_record
+from dspyops.aggregates.persistence import in_memory_env
+from dspyops.events.commands import (
     AppendExamples,
     CancelOptimization,
     Command,
@@ -28,7 +28,7 @@ from events.commands import (
     TrainProgram,
     UpdateProgram,
 )
-from events.results import ErrorInfo, Usage
+from dspyops.events.results import ErrorInfo, Usage
 from tests.unit.test_aggregates_program import ALLOWED
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"

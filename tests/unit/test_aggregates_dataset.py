@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from aggregates import dataset as dataset_module
-from aggregates.dataset import Dataset, split_of
-from aggregates.errors import InvalidInput
-from signatures import compile_signature
+from dspyops.aggregates import dataset as dataset_module
+from dspyops.aggregates.dataset import Dataset, split_of
+from dspyops.aggregates.errors import InvalidInput
+from dspyops.signatures import compile_signature
 
 META: dict[str, Any] = {"command_id": "c", "correlation_id": "c", "actor": None}
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"

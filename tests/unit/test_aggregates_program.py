@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from aggregates.errors import IllegalTransition, NotFound
-from aggregates.program import STATUSES, Program
+from dspyops.aggregates.errors import IllegalTransition, NotFound
+from dspyops.aggregates.program import STATUSES, Program
 
 META: dict[str, Any] = {"command_id": "c", "correlation_id": "c", "actor": "tester"}
 ACTIONS = ("train", "optimize", "deploy", "rollback", "deprecate", "update")

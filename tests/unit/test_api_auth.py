@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from settings import get_settings
+from dspyops.api.main import create_app
+from dspyops.settings import get_settings
 
 TOKEN = "s3cret-token"
 # Nothing listens there: a request that got past auth would fail, not pass silently.

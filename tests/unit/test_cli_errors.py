@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from cli.console import EXIT_UNAVAILABLE, EXIT_USAGE
-from cli.main import app
-from settings import get_settings
+from dspyops.cli.console import EXIT_UNAVAILABLE, EXIT_USAGE
+from dspyops.cli.main import app
+from dspyops.settings import get_settings
 
 
 def _flat(text: str) -> str:

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from events.commands import COMMAND_TYPES
-from events.results import RESULT_TYPES
+from dspyops.cli.main import app
+from dspyops.events.commands import COMMAND_TYPES
+from dspyops.events.results import RESULT_TYPES
 
 EXPECTED_FILES = len(COMMAND_TYPES) + len(RESULT_TYPES) + 3
 
@@ -43,7 +43,7 @@ def test_export_json(runner, tmp_path):
 
 
 def test_export_uses_the_topic_prefix(runner, tmp_path, monkeypatch):
-    from settings import get_settings
+    from dspyops.settings import get_settings
 
     monkeypatch.setenv("DSPYOPS_TOPIC_PREFIX", "acme.")
     get_settings.cache_clear()

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from cli import services as services_module
-from cli.services import Child, LocalServices, port_taken
-from settings import Settings
+from dspyops.cli import services as services_module
+from dspyops.cli.services import Child, LocalServices, port_taken
+from dspyops.settings import Settings
 
 STUBBORN = (
     "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "

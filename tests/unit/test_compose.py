@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from settings import Settings
+from dspyops.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.codec import (
+from dspyops.events.codec import (
     MAX_MESSAGE_BYTES,
     InvalidCommand,
     Undecodable,
@@ -18,8 +18,8 @@ from events.codec import (
     encode,
     validation_errors,
 )
-from events.commands import ExecuteProgram, RegisterProgram
-from events.envelope import Envelope, command_envelope, result_envelope
+from dspyops.events.commands import ExecuteProgram, RegisterProgram
+from dspyops.events.envelope import Envelope, command_envelope, result_envelope
 
 
 def _raw(obj: object) -> bytes:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from events.codec import MAX_MESSAGE_BYTES, InvalidCommand, decode_command, decode_envelope
-from events.commands import COMMAND_TYPES
-from events.deadletter import DEADLETTER_TYPE, Undeliverable
-from events.envelope import COMMAND_TYPE_PREFIX, RESULT_TYPE_PREFIX
-from events.results import RESULT_TYPES
-from events.topics import Topics
+from dspyops.events.codec import MAX_MESSAGE_BYTES, InvalidCommand, decode_command, decode_envelope
+from dspyops.events.commands import COMMAND_TYPES
+from dspyops.events.deadletter import DEADLETTER_TYPE, Undeliverable
+from dspyops.events.envelope import COMMAND_TYPE_PREFIX, RESULT_TYPE_PREFIX
+from dspyops.events.results import RESULT_TYPES
+from dspyops.events.topics import Topics
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 TEXT = DOC.read_text(encoding="utf-8")

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from events.codec import Undecodable, decode_envelope, encode
-from events.deadletter import (
+from dspyops.events.codec import Undecodable, decode_envelope, encode
+from dspyops.events.deadletter import (
     DEADLETTER_TYPE,
     MAX_QUOTED_PAYLOAD_BYTES,
     Undeliverable,

@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from events.codec import Undecodable, encode
-from events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
-from events.deadletter import DEADLETTER_TYPE, Undeliverable, deadletter_envelope
-from events.envelope import Envelope, command_envelope, result_envelope
-from events.results import RESULT_TYPES
-from events.schema_export import (
+from dspyops.events.codec import Undecodable, encode
+from dspyops.events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
+from dspyops.events.deadletter import DEADLETTER_TYPE, Undeliverable, deadletter_envelope
+from dspyops.events.envelope import Envelope, command_envelope, result_envelope
+from dspyops.events.results import RESULT_TYPES
+from dspyops.events.schema_export import (
     ASYNCAPI_FILE,
     JSON_SCHEMA_DIALECT,
     TERMINAL_KEYWORD,
     asyncapi_document,
     export_schemas,
 )
-from events.topics import Topics
+from dspyops.events.topics import Topics
 
 
 @pytest.fixture(scope="module")

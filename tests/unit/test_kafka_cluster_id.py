@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from cli.infra import kafka
+from dspyops.cli.infra import kafka
 
 
 def test_cluster_id_is_16_bytes_of_url_safe_base64() -> None:

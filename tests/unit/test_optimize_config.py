@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aggregates.application import CommandContext, DspyOps, Outcome
-from aggregates.persistence import in_memory_env
-from events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
-from runtime.optimizers import CONFIGS, GEPAConfig, parse_config, validate_optimization
+from dspyops.aggregates.application import CommandContext, DspyOps, Outcome
+from dspyops.aggregates.persistence import in_memory_env
+from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
+from dspyops.runtime.optimizers import CONFIGS, GEPAConfig, parse_config, validate_optimization
 
 
 def test_every_optimizer_accepts_an_empty_config_but_gepa_needs_a_budget() -> None:

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aggregates.application import CommandContext, DspyOps
-from aggregates.persistence import in_memory_env
-from consumers.optimizations import MAX_STARTS, RunJobs
-from consumers.records import Outgoing
-from events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
-from events.envelope import command_envelope
-from events.topics import Topics
-from runtime.optimizers import validate_optimization
+from dspyops.aggregates.application import CommandContext, DspyOps
+from dspyops.aggregates.persistence import in_memory_env
+from dspyops.consumers.optimizations import MAX_STARTS, RunJobs
+from dspyops.consumers.records import Outgoing
+from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
+from dspyops.events.envelope import command_envelope
+from dspyops.events.topics import Topics
+from dspyops.runtime.optimizers import validate_optimization
 from tests.integration.optimization_support import (
     EXAMPLES,
     SIGNATURE,

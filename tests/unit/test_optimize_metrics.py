@@ -8,8 +8,8 @@ import dspy
 import pytest
 from pydantic import BaseModel
 
-from runtime import metrics
-from runtime.metrics import (
+from dspyops.runtime import metrics
+from dspyops.runtime.metrics import (
     MetricOptionsError,
     UnknownMetric,
     build_metric,

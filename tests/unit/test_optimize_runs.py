@@ -9,9 +9,9 @@ import dspy
 import pytest
 from dspy.lm15 import Request
 
-from runtime.modules import build_module
-from runtime.offline import OfflineLM
-from runtime.optimize import (
+from dspyops.runtime.modules import build_module
+from dspyops.runtime.offline import OfflineLM
+from dspyops.runtime.optimize import (
     CANCELLED,
     TIME_LIMIT_EXCEEDED,
     ProgramSpec,
@@ -21,7 +21,7 @@ from runtime.optimize import (
     run_evaluation,
     run_optimization,
 )
-from signatures import compile_signature
+from dspyops.signatures import compile_signature
 from tests.integration.optimization_support import EXAMPLES, few_shot_lm, few_shot_reply
 from tests.support.scripted_lm import ScriptedLM
 

@@ -13,8 +13,13 @@ from dspy import lm15
 from dspy.utils import DummyLM
 from dspy.utils.exceptions import LMTransportError
 
-from runtime import executor
-from runtime.executor import ExecutionOutcome, classify, configure_dspy_for_workers, run_program
+from dspyops.runtime import executor
+from dspyops.runtime.executor import (
+    ExecutionOutcome,
+    classify,
+    configure_dspy_for_workers,
+    run_program,
+)
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
 

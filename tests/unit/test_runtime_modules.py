@@ -10,8 +10,8 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from runtime.executor import run_program
-from runtime.modules import (
+from dspyops.runtime.executor import run_program
+from dspyops.runtime.modules import (
     MODULE_KINDS,
     StateMismatch,
     UnknownModuleKind,

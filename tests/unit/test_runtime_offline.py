@@ -11,8 +11,8 @@ import pydantic
 import pytest
 from dspy import lm15
 
-from runtime.executor import run_program
-from runtime.offline import OFFLINE_LABEL, OfflineLM, placeholder
+from dspyops.runtime.executor import run_program
+from dspyops.runtime.offline import OFFLINE_LABEL, OfflineLM, placeholder
 
 
 class Colour(enum.Enum):

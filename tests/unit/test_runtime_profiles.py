@@ -9,15 +9,15 @@ from pathlib import Path
 import dspy
 import pytest
 
-from runtime.offline import OfflineLM
-from runtime.profiles import (
+from dspyops.runtime.offline import OfflineLM
+from dspyops.runtime.profiles import (
     LMProfile,
     ProfileError,
     ProfileRegistry,
     UnknownProfile,
     load_profiles,
 )
-from settings import get_settings
+from dspyops.settings import get_settings
 
 REMOTE = {
     "default": {
@@ -36,7 +36,7 @@ REMOTE = {
 def test_without_configuration_default_is_offline_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="runtime.profiles"):
+    with caplog.at_level(logging.WARNING, logger="dspyops.runtime.profiles"):
         profiles = load_profiles(None)
 
     assert set(profiles) == {"offline", "default"}

@@ -8,7 +8,7 @@ from weakref import WeakSet
 import pytest
 import tqdm
 
-from runtime.progress_bars import ForgivingRegistry, make_progress_bars_thread_safe
+from dspyops.runtime.progress_bars import ForgivingRegistry, make_progress_bars_thread_safe
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import dspy
 import pytest
 from pydantic import BaseModel
 
-from signatures import MAX_SIGNATURE_CHARS, RESERVED_NAMES, SignatureError, parse
+from dspyops.signatures import MAX_SIGNATURE_CHARS, RESERVED_NAMES, SignatureError, parse
 
 
 def error_of(text: str) -> SignatureError:

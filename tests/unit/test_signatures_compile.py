@@ -9,7 +9,7 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from signatures import (
+from dspyops.signatures import (
     CompiledSignature,
     SignatureError,
     ValidationFailed,

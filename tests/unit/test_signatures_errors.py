@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from signatures import SignatureError, SignatureIssue, ValidationFailed, parse
+from dspyops.signatures import SignatureError, SignatureIssue, ValidationFailed, parse
 
 
 def error_of(text: str) -> SignatureError:

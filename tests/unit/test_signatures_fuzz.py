@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signatures import SignatureError, parse, render
+from dspyops.signatures import SignatureError, parse, render
 
 VALID = 'question: str, context: list[str][0, 5] -> answer: Literal["a", 1], p: float[0, 1]'
 # Tokens of the grammar and near-misses, so random text reaches deep into the parser.

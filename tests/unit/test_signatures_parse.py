@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signatures import (
+from dspyops.signatures import (
     Constraint,
     DictType,
     FieldSpec,

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signatures import (
+from dspyops.signatures import (
     Constraint,
     DictType,
     FieldSpec,
@@ -20,8 +20,8 @@ from signatures import (
     parse,
     render,
 )
-from signatures.grammar import MAX_DEPTH
-from signatures.names import name_problem
+from dspyops.signatures.grammar import MAX_DEPTH
+from dspyops.signatures.names import name_problem
 
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True).filter(
     lambda n: name_problem(n) is None

@@ -1,0 +1,105 @@
+"""Events stored by the layout before the move to one package still load, replay and project.
+
+The fixture store was written by commit b8e1eda (topics `aggregates.*`, see
+tests/fixtures/README.md); every event class of that layout and a Program snapshot are in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from dspyops.aggregates import CommandContext, DspyOps
+from dspyops.aggregates.dataset import Dataset
+from dspyops.aggregates.ids import dataset_uuid, program_uuid
+from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.aggregates.program import Program
+from dspyops.consumers.relay import event_envelope
+from dspyops.events.commands import ExecuteProgram, UpdateProgram
+from dspyops.projections.projector import Projector
+from tests.support.event_store_fixture import (
+    dump_table,
+    load_event_store_v1,
+    read_models_v1,
+)
+
+
+@pytest.fixture
+def v1_store(database_url: str, pg_schema: str) -> Iterator[DspyOps]:
+    app = DspyOps(eventsourcing_env(database_url, schema=pg_schema))  # creates the tables
+    assert load_event_store_v1(database_url, pg_schema) == 161
+    yield app
+    app.close()
+
+
+def ctx(command_id: str) -> CommandContext:
+    return CommandContext(command_id=command_id, correlation_id=command_id, actor="v1-test")
+
+
+def test_every_v1_event_loads_and_replays_to_the_same_state(v1_store: DspyOps) -> None:
+    notifications = v1_store.recorder.select_notifications(1, 1000)
+    assert len(notifications) == 160
+    assert {n.topic.split(".", 1)[0] for n in notifications} == {"aggregates"}
+    for notification in notifications:
+        v1_store.mapper.to_domain_event(notification)
+    qa = v1_store.repository.get(program_uuid("qa"))
+    assert isinstance(qa, Program)
+    assert (qa.status, qa.latest_version, qa.deployed_version) == ("deprecated", 3, 2)
+    assert [v["source"] for v in qa.versions] == ["registered", "updated", "optimized"]
+    assert qa.versions[2]["optimized_score"] == 0.75
+    assert qa.versions[1]["instructions"] == "Answer briefly."
+    # p2 has 52 events and a snapshot at 50: the snapshot's old topic loads too.
+    assert v1_store.snapshots is not None
+    (snapshot,) = v1_store.snapshots.get(program_uuid("p2"))
+    assert snapshot.originator_version == 50
+    assert type(snapshot.mutate(None)) is Program
+    p2 = v1_store.repository.get(program_uuid("p2"))
+    assert p2.version == 52
+    assert (p2.status, p2.description) == ("training", "d49")
+    golden = v1_store.repository.get(dataset_uuid("golden"))
+    assert isinstance(golden, Dataset)
+    assert golden.size == 12
+
+
+def test_v1_commands_replay_their_stored_outcome(v1_store: DspyOps) -> None:
+    outcome = v1_store.stored_outcome("cmd-001")
+    assert outcome is not None
+    assert outcome.result_type == "ProgramRegistered"
+    assert outcome.data["program_id"] == "qa"
+
+
+def test_new_commands_apply_on_top_of_v1_events(v1_store: DspyOps) -> None:
+    outcome = v1_store.handle(UpdateProgram(program_id="p2", description="after"), ctx("new-1"))
+    assert outcome.result_type == "ProgramUpdated"
+    plan = v1_store.plan_execution(ExecuteProgram(program_id="p2", inputs={"text": "t"}), ctx("x"))
+    assert not hasattr(plan, "result_type"), plan
+    p2 = v1_store.repository.get(program_uuid("p2"))
+    assert p2.version == 53
+
+
+def test_v1_events_project_to_the_read_models_v1_made(
+    v1_store: DspyOps, database_url: str, pg_schema: str
+) -> None:
+    read_schema = f"{pg_schema}_read"
+    projector = Projector(database_url, event_store_schema=pg_schema, read_schema=read_schema)
+    try:
+        assert projector.catch_up() == 160
+    finally:
+        projector.close()
+    try:
+        for table, expected in read_models_v1().items():
+            rows = dump_table(database_url, read_schema, table, expected["columns"])
+            assert rows == expected["rows"], table
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{read_schema}" CASCADE')
+
+
+def test_v1_events_relay_as_the_same_cloudevents(v1_store: DspyOps) -> None:
+    notifications = v1_store.recorder.select_notifications(1, 1000)
+    types = {event_envelope(v1_store, n)[1].type for n in notifications}
+    assert "dspyops.event.Program.Registered" in types
+    assert "dspyops.event.Run.Progressed" in types
+    assert "dspyops.event.HandledCommand.Handled" in types
