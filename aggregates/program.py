@@ -84,7 +84,104 @@ class Program(Aggregate):
     def create_id(program_id: str) -> Any:
         return program_uuid(program_id)
 
-    @event("Registered")
+    # Events carry the facts they result in (`status`, new `version`), so readers copy
+    # them instead of re-deriving the lifecycle. Version 1 of these events did not carry
+    # them: each upcast fills what a v1 event implies, and None where only the
+    # aggregate's state knew it (readers then fall back for those old events).
+
+    class Registered(Aggregate.Created):
+        program_id: str
+        name: str
+        signature: str
+        module: str
+        instructions: str | None
+        description: str | None
+        field_descriptions: dict[str, str]
+        lm: str
+        status: str
+        version: int
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status"] = DRAFT
+            state["version"] = 1
+
+    class TrainingStarted(Aggregate.Event):
+        status: str
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status"] = TRAINING
+
+    class Updated(Aggregate.Event):
+        description: str | None
+        instructions: str | None
+        # The version new instructions created; None when none was (or, in a v1 event
+        # with instructions, when it was not recorded: it was the latest + 1).
+        version: int | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["version"] = None
+
+    class Optimized(Aggregate.Event):
+        optimization_id: str
+        state: dict[str, Any]
+        optimizer: str
+        metric: str
+        config: dict[str, Any]
+        dataset_id: str
+        baseline_score: float
+        optimized_score: float
+        # The version created; None in v1 events (it was the latest + 1).
+        version: int | None
+        status: str
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["version"] = None
+            state["status"] = OPTIMIZED
+
+    class Deployed(Aggregate.Event):
+        version: int
+        status: str
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status"] = DEPLOYED
+
+    class Deprecated(Aggregate.Event):
+        status: str
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status"] = DEPRECATED
+
+    @event(Registered)
     def __init__(
         self,
         program_id: str,
@@ -98,6 +195,9 @@ class Program(Aggregate):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        # Always so for a new program; parameters so that the event records them.
+        status: str = DRAFT,
+        version: int = 1,
     ) -> None:
         self.program_id = program_id
         self.name = name
@@ -107,8 +207,8 @@ class Program(Aggregate):
         self.description = description
         self.field_descriptions = dict(field_descriptions)
         self.lm = lm
-        self.status: Status = DRAFT
-        self.versions: list[ProgramVersion] = [_version(1, "registered", instructions)]
+        self.status: Status = status
+        self.versions: list[ProgramVersion] = [_version(version, "registered", instructions)]
         self.deployed_version: int | None = None
 
     # --- queries -------------------------------------------------------------------
@@ -135,6 +235,12 @@ class Program(Aggregate):
     def can(self, action: str) -> bool:
         return self.status in TRANSITIONS[action][0]
 
+    def next_status(self, action: str) -> Status:
+        """The status `action` leads to (checked first): what its event records."""
+        self.check(action)
+        _, to = TRANSITIONS[action]
+        return self.status if to is None else to
+
     def check(self, action: str) -> None:
         allowed, _ = TRANSITIONS[action]
         if self.status not in allowed:
@@ -147,12 +253,12 @@ class Program(Aggregate):
     # --- guarded actions: check everything, then record one event ----------------------
 
     def train(self, **meta: Any) -> None:
-        self.check("train")
-        self._training_started(**meta)
+        self._training_started(status=self.next_status("train"), **meta)
 
     def update(self, description: str | None, instructions: str | None, **meta: Any) -> None:
         self.check("update")
-        self._updated(description=description, instructions=instructions, **meta)
+        version = None if instructions is None else self.latest_version + 1
+        self._updated(description=description, instructions=instructions, version=version, **meta)
 
     def add_optimized_version(
         self,
@@ -167,7 +273,7 @@ class Program(Aggregate):
         optimized_score: float,
         **meta: Any,
     ) -> int:
-        self.check("optimize")
+        status = self.next_status("optimize")
         self._optimized(
             optimization_id=optimization_id,
             state=state,
@@ -177,14 +283,16 @@ class Program(Aggregate):
             dataset_id=dataset_id,
             baseline_score=baseline_score,
             optimized_score=optimized_score,
+            version=self.latest_version + 1,
+            status=status,
             **meta,
         )
         return self.latest_version
 
     def deploy(self, version: int, **meta: Any) -> None:
-        self.check("deploy")
+        status = self.next_status("deploy")
         self.get_version(version)
-        self._deployed(version=version, **meta)
+        self._deployed(version=version, status=status, **meta)
 
     def rollback(self, version: int, **meta: Any) -> None:
         self.check("rollback")
@@ -199,20 +307,22 @@ class Program(Aggregate):
         self._rolled_back(version=version, previous_version=self.deployed_version, **meta)
 
     def deprecate(self, **meta: Any) -> None:
-        self.check("deprecate")
-        self._deprecated(**meta)
+        self._deprecated(status=self.next_status("deprecate"), **meta)
 
     # --- events: the state change only; guards ran before ---------------------------
 
-    @event("TrainingStarted")
-    def _training_started(self, command_id: str, correlation_id: str, actor: str | None) -> None:
-        self.status = TRAINING
+    @event(TrainingStarted)
+    def _training_started(
+        self, status: str, command_id: str, correlation_id: str, actor: str | None
+    ) -> None:
+        self.status = status
 
-    @event("Updated")
+    @event(Updated)
     def _updated(
         self,
         description: str | None,
         instructions: str | None,
+        version: int | None,
         command_id: str,
         correlation_id: str,
         actor: str | None,
@@ -225,7 +335,7 @@ class Program(Aggregate):
             self.instructions = instructions
             self.versions.append(
                 _version(
-                    self.latest_version + 1,
+                    version or self.latest_version + 1,
                     "updated",
                     instructions,
                     state=latest["state"],
@@ -233,7 +343,7 @@ class Program(Aggregate):
                 )
             )
 
-    @event("Optimized")
+    @event(Optimized)
     def _optimized(
         self,
         optimization_id: str,
@@ -244,13 +354,15 @@ class Program(Aggregate):
         dataset_id: str,
         baseline_score: float,
         optimized_score: float,
+        version: int | None,
+        status: str,
         command_id: str,
         correlation_id: str,
         actor: str | None,
     ) -> None:
         self.versions.append(
             _version(
-                self.latest_version + 1,
+                version or self.latest_version + 1,
                 "optimized",
                 self.instructions,
                 state=state,
@@ -264,14 +376,14 @@ class Program(Aggregate):
                 optimized_score=optimized_score,
             )
         )
-        self.status = OPTIMIZED
+        self.status = status
 
-    @event("Deployed")
+    @event(Deployed)
     def _deployed(
-        self, version: int, command_id: str, correlation_id: str, actor: str | None
+        self, version: int, status: str, command_id: str, correlation_id: str, actor: str | None
     ) -> None:
         self.deployed_version = version
-        self.status = DEPLOYED
+        self.status = status
 
     @event("RolledBack")
     def _rolled_back(
@@ -284,6 +396,8 @@ class Program(Aggregate):
     ) -> None:
         self.deployed_version = version
 
-    @event("Deprecated")
-    def _deprecated(self, command_id: str, correlation_id: str, actor: str | None) -> None:
-        self.status = DEPRECATED
+    @event(Deprecated)
+    def _deprecated(
+        self, status: str, command_id: str, correlation_id: str, actor: str | None
+    ) -> None:
+        self.status = status

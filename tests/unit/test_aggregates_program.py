@@ -167,3 +167,33 @@ def test_update_of_description_keeps_versions_instructions_make_a_new_one() -> N
     # The learned demos carry over to the new instructions.
     assert v3["state"] == program.get_version(2)["state"]
     assert program.get_version(2)["instructions"] == "Answer."
+
+
+def test_events_carry_the_status_and_version_they_result_in() -> None:
+    program = new_program()
+    program.update("d", "Answer in one word.", **META)
+    program.train(**META)
+    optimize(program)
+    program.deploy(3, **META)
+    program.deprecate(**META)
+    facts = [
+        (type(e).__name__, getattr(e, "status", None), getattr(e, "version", None))
+        for e in program.collect_events()
+    ]
+    assert facts == [
+        ("Registered", "draft", 1),
+        ("Updated", None, 2),
+        ("TrainingStarted", "training", None),
+        ("Optimized", "optimized", 3),
+        ("Deployed", "deployed", 3),
+        ("Deprecated", "deprecated", None),
+    ]
+
+
+def test_an_update_without_instructions_records_no_version() -> None:
+    program = new_program()
+    program.update("only the description", None, **META)
+    updated = program.collect_events()[-1]
+    assert isinstance(updated, Program.Updated)
+    assert updated.version is None
+    assert program.latest_version == 1
