@@ -1,29 +1,7 @@
-"""Event-sourced aggregates and the application service that records their events."""
+"""Event-sourced aggregates: Program, Dataset, Execution, Optimization, Evaluation.
 
-from dspyops.aggregates.application import ConflictsExhausted, DspyOps
-from dspyops.aggregates.context import CommandContext, Outcome
-from dspyops.aggregates.errors import (
-    AlreadyExists,
-    DomainError,
-    IllegalTransition,
-    InvalidInput,
-    NotFound,
-)
-from dspyops.aggregates.handlers import COMMAND_HANDLERS
-from dspyops.aggregates.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan
-
-__all__ = [
-    "COMMAND_HANDLERS",
-    "AlreadyExists",
-    "CommandContext",
-    "ConflictsExhausted",
-    "DomainError",
-    "DspyOps",
-    "EvaluationPlan",
-    "ExecutionPlan",
-    "IllegalTransition",
-    "InvalidInput",
-    "NotFound",
-    "OptimizationPlan",
-    "Outcome",
-]
+Domain only: no Kafka, HTTP or SQL, and nothing imported here (importing an aggregate
+module must not load the application service). Each aggregate guards, then records one
+event. The application service that applies commands to them is `aggregates.app`;
+`legacy_topics` keeps events stored by earlier layouts loadable. See README.md here.
+"""

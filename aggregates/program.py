@@ -11,6 +11,10 @@ Two actions outside the seed keep the status unchanged:
 
 Versions are immutable and numbered from 1 (v1 is the unoptimized program). The deployed
 version is an alias pointing at one of them, as MLflow's registry aliases do.
+
+This module is long because the event classes are declared here, next to the methods
+that record them: they carry class versions and upcasts for events stored long ago, and
+their topics (`dspyops.aggregates.program:Program.<Event>`) are stored with every event.
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ class Run(Aggregate):
         self.error_code: str | None = None
         self.error_message: str | None = None
         self.cancel_reason: str | None = None
+        # How often a worker started the run: each start is recorded as progress step 0
+        # (a worker that died mid-run makes the next one start it again).
+        self.starts = 0
 
     def origin(self) -> dict[str, Any]:
         """Event metadata for events the worker records on behalf of the asking command."""
@@ -96,6 +99,8 @@ class Run(Aggregate):
         self.step = step
         self.total = total
         self.best_score = best_score
+        if step == 0:
+            self.starts += 1
 
     @event("Failed")
     def _failed(

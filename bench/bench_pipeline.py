@@ -36,13 +36,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.stub_worker import REPLY, StubProfiles
-from dspyops.aggregates.application import CommandContext, DspyOps
-from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.aggregates.app import CommandContext, ExecutionPlan, handle
+from dspyops.bootstrap import open_store
+from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
 from dspyops.consumers.topic_admin import ensure_topics
-from dspyops.consumers.worker import ensure_event_store_schema
 from dspyops.events.codec import encode
 from dspyops.events.commands import RegisterProgram
 from dspyops.events.envelope import command_envelope
@@ -223,16 +223,16 @@ class Pipeline:
 
 async def profile_processing(settings: Settings, count: int) -> str:
     """cProfile of Processor.process for `count` execution records: no Kafka, real PostgreSQL."""
-    store = DspyOps(
-        env=eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
-    )
+    store = open_store(settings.effective_database_url, settings.event_store_schema)
     program_id = f"prof-{uuid.uuid4().hex[:8]}"
-    store.handle(
+    handle(
+        store,
         RegisterProgram(program_id=program_id, name="p", signature=SIGNATURE),
         CommandContext(command_id=f"reg-{program_id}", correlation_id="p"),
     )
     topics = Topics(settings.topic_prefix)
-    processor = Processor(store, topics, StubProfiles(ScriptedLM(REPLY)), ModuleCache())
+    jobs = ExecutionJobs(store, StubProfiles(ScriptedLM(REPLY)), ModuleCache())
+    processor = Processor(store, topics, {ExecutionPlan: jobs.run})
     records = [
         Incoming(
             topics.executions,
@@ -300,7 +300,6 @@ async def main() -> None:
         Topics(settings.topic_prefix).all,
         partitions=settings.topic_partitions,
     )
-    ensure_event_store_schema(settings)
 
     direct = await direct_rate(args.executions)
     print(f"(a) direct DSPy acall, stub LM 0 ms:        {direct:8.0f} executions/s")

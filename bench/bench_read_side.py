@@ -24,12 +24,12 @@ import httpx
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from dspyops.bootstrap import open_store
 from dspyops.projections.event_store import EventStore
 from dspyops.projections.projector import Projector
 from dspyops.settings import get_settings
 from tests.integration.test_projections_data import (
     bulk_executions,
-    open_store,
     schemas,
     seed_story,
 )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from dspyops.aggregates.context import Outcome
-from dspyops.aggregates.execution_service import Completion
+from dspyops.aggregates.app.context import Outcome
+from dspyops.aggregates.app.executions import Completion
 
 RecordMany = Callable[[Sequence[Completion]], Awaitable[list[Outcome]]]
 

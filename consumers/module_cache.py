@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import dspy
 
-from dspyops.aggregates.application import ExecutionPlan
+from dspyops.aggregates.app import ExecutionPlan
 from dspyops.runtime.modules import build_module
 
 

@@ -7,46 +7,37 @@ without a broker and exercised with one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from dspyops.aggregates.application import CommandContext, DspyOps, ExecutionPlan, Outcome
-from dspyops.aggregates.execution_service import Completion
-from dspyops.consumers.completion_batcher import CompletionBatcher
-from dspyops.consumers.module_cache import ModuleCache
-from dspyops.consumers.optimizations import RunJobs
+from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, Plan, handle
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.store_calls import in_store
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
-from dspyops.events.commands import EvaluateProgram, ExecuteProgram, OptimizeProgram
 from dspyops.events.deadletter import deadletter_envelope
 from dspyops.events.envelope import Envelope, result_envelope
-from dspyops.events.results import CommandRejected, ErrorInfo, ErrorItem, Usage
+from dspyops.events.results import CommandRejected, ErrorItem
 from dspyops.events.topics import Topics, command_topic
-from dspyops.runtime.executor import run_program
-from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+# Runs the work a plan describes (an execution, an optimization, an evaluation) to the
+# command's one terminal outcome.
+Job = Callable[[Envelope, Any, CommandContext], Awaitable[Outcome]]
 
 
 @dataclass
 class Processor:
-    """Everything a command needs: the event store, LM profiles and built modules."""
+    """Decodes a command record, applies it through the command table, runs its plan."""
 
     app: DspyOps
     topics: Topics
-    profiles: ProfileRegistry
-    modules: ModuleCache
+    # Plan type -> the job that carries it out; a plan without a job is an internal error.
+    jobs: Mapping[type[Plan], Job] = field(default_factory=dict)
     store_executor: Executor | None = None
-    execution_timeout_s: float = 60.0
-    _batcher: CompletionBatcher | None = field(default=None, init=False, repr=False)
-    # Optimizations and evaluations; without it they are rejected as internal errors.
-    runs: RunJobs | None = None
 
     async def process(self, record: Incoming) -> list[Outgoing]:
         """The messages to publish for `record`. Raises only for transient outages."""
@@ -87,13 +78,10 @@ class Processor:
             actor=envelope.actor,
             command_type=envelope.short_type,
         )
-        if isinstance(command, ExecuteProgram):
-            outcome = await self._execute(command, ctx)
-        elif isinstance(command, OptimizeProgram | EvaluateProgram) and self.runs is not None:
-            outcome = await self.runs.run(envelope, command, ctx)
-        else:
-            outcome = await self._in_store(self.app.handle, command, ctx)
-        return [self._outcome(envelope, outcome)]
+        decided = await in_store(self.store_executor, handle, self.app, command, ctx)
+        if isinstance(decided, Plan):
+            decided = await self.jobs[type(decided)](envelope, decided, ctx)
+        return [self._outcome(envelope, decided)]
 
     def _wrong_topic(self, record: Incoming, envelope: Envelope) -> CommandRejected | None:
         try:
@@ -108,52 +96,6 @@ class Processor:
             type="wrong_topic",
         )
         return CommandRejected(command_type=envelope.short_type, errors=[error])
-
-    async def _execute(self, command: ExecuteProgram, ctx: CommandContext) -> Outcome:
-        planned = await self._in_store(self.app.plan_execution, command, ctx)
-        if isinstance(planned, Outcome):
-            return planned
-        return await self._run_and_record(planned, ctx)
-
-    async def _run_and_record(self, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
-        try:
-            profile = self.profiles.get(plan.lm)
-            lm = self.profiles.build_lm(plan.lm)
-        except UnknownProfile as exc:
-            error = ErrorInfo(code="unknown_lm_profile", message=str(exc))
-            return await self._record(Completion(plan, ctx, None, error, 0.0, Usage(), "", False))
-        module = self.modules.get(plan)
-        # The profile's timeout is per attempt and the LM retries: the deadline covers all.
-        deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
-        outcome = await run_program(module, dict(plan.inputs), lm, timeout_s=deadline)
-        failure = None
-        if not outcome.ok:
-            failure = ErrorInfo(
-                code=outcome.error_code or "internal_error", message=outcome.error_message or ""
-            )
-        completion = Completion(
-            plan=plan,
-            ctx=ctx,
-            outputs=outcome.outputs if outcome.ok else None,
-            error=failure,
-            latency_ms=outcome.latency_ms,
-            usage=Usage(**outcome.usage.model_dump()),
-            model=outcome.model,
-            offline=profile.offline,
-        )
-        return await self._record(completion)
-
-    async def _record(self, completion: Completion) -> Outcome:
-        if self._batcher is None:
-            self._batcher = CompletionBatcher(self._record_many)
-        return await self._batcher.submit(completion)
-
-    async def _record_many(self, completions: Sequence[Completion]) -> list[Outcome]:
-        outcomes: list[Outcome] = await self._in_store(self.app.complete_executions, completions)
-        return outcomes
-
-    async def _in_store(self, fn: Any, *args: Any) -> Any:
-        return await in_store(self.store_executor, fn, *args)
 
     def _outcome(self, command: Envelope, outcome: Outcome) -> Outgoing:
         envelope = result_envelope(

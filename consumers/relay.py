@@ -21,6 +21,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from pydantic_core import to_jsonable_python
 
+from dspyops.bootstrap import create_schema
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.transient import is_transient
 from dspyops.events.envelope import EVENT_TYPE_PREFIX, Envelope
@@ -48,7 +49,7 @@ class PositionStore:
 
     def ensure_table(self) -> None:
         with self._connect() as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            create_schema(conn, self._schema)
             conn.execute(
                 f'CREATE TABLE IF NOT EXISTS "{self._schema}".relay_positions '
                 "(name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz NOT NULL)"

@@ -6,7 +6,7 @@ import psycopg
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from dspyops.aggregates.service import ConflictsExhausted
+from dspyops.aggregates.app.application import ConflictsExhausted
 
 
 def is_transient(exc: BaseException) -> bool:

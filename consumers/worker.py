@@ -7,49 +7,26 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
-import psycopg
 
-from dspyops.aggregates.application import DspyOps
-from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops import bootstrap
+from dspyops.aggregates.app import EvaluationPlan, ExecutionPlan, OptimizationPlan
+from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.faust_app import Publisher, add_command_agent, create_app
 from dspyops.consumers.module_cache import ModuleCache
-from dspyops.consumers.optimizations import RunJobs
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.relay import OutboxRelay, PositionStore
+from dspyops.consumers.runs import RunJobs
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from dspyops.runtime.executor import configure_dspy_for_workers
-from dspyops.runtime.metrics import validate_metric
-from dspyops.runtime.optimizers import validate_optimization
 from dspyops.runtime.profiles import ProfileRegistry
 from dspyops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Matches eventsourcing's PostgreSQL pool (POSTGRES_POOL_SIZE + max overflow): more
-# threads than connections would only queue inside the pool.
-_STORE_THREADS = 10
 # Optimizations and evaluations running at once per worker, each in its own thread; the
 # agent holds a command's offset until its run ends, so this also bounds redeliveries.
 OPTIMIZATION_CONCURRENCY = 4
-
-
-def ensure_event_store_schema(settings: Settings) -> None:
-    with psycopg.connect(settings.effective_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.event_store_schema}"')
-
-
-def open_store(settings: Settings) -> DspyOps:
-    ensure_event_store_schema(settings)
-    env = eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
-    env["POSTGRES_POOL_SIZE"] = str(_STORE_THREADS)
-    # Optimizer configs and metric names are checked when planned: bad ones are rejected
-    # (evaluations have no config, only a metric name).
-    return DspyOps(
-        env=env,
-        validate_config=validate_optimization,
-        validate_metric=lambda metric: validate_metric(metric, {}),
-    )
 
 
 async def prepare_topics(settings: Settings) -> None:
@@ -66,11 +43,18 @@ def build_worker_app(
     """The faust app with its agents; `profiles` replaces the configured LM profiles (tests)."""
     topics = Topics(settings.topic_prefix)
     configure_dspy_for_workers()
-    store = open_store(settings)
+    lm_profiles = profiles or bootstrap.lm_profiles(settings)
+    store = bootstrap.open_worker_store(settings)
     app = create_app(settings)
-    lm_profiles = profiles or ProfileRegistry.from_settings(settings.lm_profiles)
     publisher = Publisher(app)
-    store_executor = ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="store")
+    store_executor = ThreadPoolExecutor(bootstrap.STORE_THREADS, thread_name_prefix="store")
+    executions = ExecutionJobs(
+        app=store,
+        profiles=lm_profiles,
+        modules=ModuleCache(),
+        store_executor=store_executor,
+        execution_timeout_s=settings.execution_timeout_s,
+    )
     runs = RunJobs(
         app=store,
         profiles=lm_profiles,
@@ -82,11 +66,12 @@ def build_worker_app(
     processor = Processor(
         app=store,
         topics=topics,
-        profiles=lm_profiles,
-        modules=ModuleCache(),
+        jobs={
+            ExecutionPlan: executions.run,
+            OptimizationPlan: runs.optimize,
+            EvaluationPlan: runs.evaluate,
+        },
         store_executor=store_executor,
-        execution_timeout_s=settings.execution_timeout_s,
-        runs=runs,
     )
     add_command_agent(app, topics.programs, processor.process, publisher, concurrency=1)
     add_command_agent(

@@ -10,9 +10,9 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
-from dspyops.aggregates.application import DspyOps
+from dspyops.aggregates.app import DspyOps
+from dspyops.aggregates.app.persistence import eventsourcing_env
 from dspyops.aggregates.handled import HandledCommand
-from dspyops.aggregates.persistence import eventsourcing_env
 
 # Command bookkeeping, not domain state: skipped without being decoded.
 SKIPPED_TOPICS = frozenset({get_topic(getattr(HandledCommand, "Handled"))})  # noqa: B009

@@ -13,9 +13,16 @@ from typing import Any
 
 import pytest
 
-from dspyops.aggregates import CommandContext, DspyOps, OptimizationPlan, Outcome
+from dspyops.aggregates.app import (
+    CommandContext,
+    DspyOps,
+    OptimizationPlan,
+    Outcome,
+    handle,
+    optimizations,
+)
+from dspyops.aggregates.app.persistence import eventsourcing_env
 from dspyops.aggregates.ids import command_uuid, execution_uuid, program_uuid
-from dspyops.aggregates.persistence import eventsourcing_env
 from dspyops.events.commands import (
     Command,
     DeployProgram,
@@ -26,6 +33,7 @@ from dspyops.events.commands import (
     RegisterProgram,
     UpdateProgram,
 )
+from tests.support.executions import complete
 
 SIGNATURE = "question: str -> answer: str"
 ROUNDS = 15
@@ -58,29 +66,34 @@ def race(*jobs: Job) -> list[Outcome]:
     def run(job: Job) -> Outcome:
         app, command, context = job
         barrier.wait()
-        return app.handle(command, context)
+        outcome = handle(app, command, context)
+        assert isinstance(outcome, Outcome), outcome
+        return outcome
 
     with ThreadPoolExecutor(len(jobs)) as pool:
         return list(pool.map(run, jobs))
 
 
 def optimized_program(app: DspyOps, program_id: str) -> None:
-    app.handle(
+    handle(
+        app,
         RegisterProgram(program_id=program_id, name="QA", signature=SIGNATURE),
         ctx(f"reg-{program_id}"),
     )
     examples = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(10)]
-    app.handle(
+    handle(
+        app,
         RegisterDataset(dataset_id=f"d-{program_id}", name="D", examples=examples),
         ctx(f"ds-{program_id}"),
     )
-    plan = app.plan_optimization(
+    plan = handle(
+        app,
         OptimizeProgram(program_id=program_id, dataset_id=f"d-{program_id}"),
         ctx(f"opt-{program_id}"),
     )
     assert isinstance(plan, OptimizationPlan)
-    done = app.complete_optimization(
-        plan.optimization_id, state={"demos": []}, baseline_score=0.1, optimized_score=0.2
+    done = optimizations.complete_optimization(
+        app, plan.optimization_id, state={"demos": []}, baseline_score=0.1, optimized_score=0.2
     )
     assert done.result_type == "OptimizationCompleted"
 
@@ -138,7 +151,7 @@ def test_concurrent_updates_are_all_applied(
 ) -> None:
     first, second = writers
     optimized_program(first, "p")
-    first.handle(DeployProgram(program_id="p", version=2), ctx("deploy"))
+    handle(first, DeployProgram(program_id="p", version=2), ctx("deploy"))
     for n in range(ROUNDS * 2):
         described, instructed = race(
             (first, UpdateProgram(program_id="p", description=f"d{n}"), ctx(f"describe-{n}")),
@@ -165,7 +178,7 @@ def test_one_command_id_raced_by_two_writers_is_recorded_once(
     writers: tuple[DspyOps, DspyOps],
 ) -> None:
     first, second = writers
-    first.handle(RegisterProgram(program_id="p", name="QA", signature=SIGNATURE), ctx("reg"))
+    handle(first, RegisterProgram(program_id="p", name="QA", signature=SIGNATURE), ctx("reg"))
     for n in range(ROUNDS):
         command = UpdateProgram(program_id="p", instructions=f"i{n}")
         one, two = race((first, command, ctx(f"same-{n}")), (second, command, ctx(f"same-{n}")))
@@ -183,21 +196,21 @@ def test_one_app_shared_by_threads_records_each_execution_once(
 ) -> None:
     """As in the worker: one DspyOps, a pool of store threads, a program changing meanwhile."""
     app, other = writers
-    app.handle(RegisterProgram(program_id="p", name="QA", signature=SIGNATURE), ctx("reg"))
+    handle(app, RegisterProgram(program_id="p", name="QA", signature=SIGNATURE), ctx("reg"))
 
     def run_one(n: int) -> Outcome:
         command, context = (
             ExecuteProgram(program_id="p", inputs={"question": f"q{n}"}),
             ctx(f"x{n}"),
         )
-        plan = app.plan_execution(command, context)
+        plan = handle(app, command, context)
         if isinstance(plan, Outcome):  # redelivered: the stored outcome
             return plan
-        return app.complete_execution(plan, context, outputs={"answer": f"a{n}"}, latency_ms=1)
+        return complete(app, plan, context, outputs={"answer": f"a{n}"}, latency_ms=1)
 
     def keep_updating() -> None:
         for n in range(10):
-            other.handle(UpdateProgram(program_id="p", instructions=f"i{n}"), ctx(f"u{n}"))
+            handle(other, UpdateProgram(program_id="p", instructions=f"i{n}"), ctx(f"u{n}"))
 
     with ThreadPoolExecutor(8) as pool:
         updates = pool.submit(keep_updating)

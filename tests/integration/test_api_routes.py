@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dspyops.api.main import create_app
+from dspyops.bootstrap import open_store
 from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
 from tests.integration.test_projections_data import (
     bulk_executions,
-    open_store,
     schemas,
     seed_story,
 )

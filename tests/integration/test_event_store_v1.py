@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from dspyops.aggregates import CommandContext, DspyOps
+from dspyops.aggregates.app import CommandContext, DspyOps, handle
 from dspyops.aggregates.dataset import Dataset
 from dspyops.aggregates.ids import dataset_uuid, program_uuid
-from dspyops.aggregates.persistence import eventsourcing_env
 from dspyops.aggregates.program import Program
+from dspyops.bootstrap import open_store
 from dspyops.consumers.relay import event_envelope
 from dspyops.events.commands import ExecuteProgram, UpdateProgram
 from dspyops.projections.projector import Projector
@@ -28,7 +28,7 @@ from tests.support.event_store_fixture import (
 
 @pytest.fixture
 def v1_store(database_url: str, pg_schema: str) -> Iterator[DspyOps]:
-    app = DspyOps(eventsourcing_env(database_url, schema=pg_schema))  # creates the tables
+    app = open_store(database_url, pg_schema)  # creates the tables
     assert load_event_store_v1(database_url, pg_schema) == 161
     yield app
     app.close()
@@ -82,9 +82,9 @@ def test_v1_commands_replay_their_stored_outcome(v1_store: DspyOps) -> None:
 
 
 def test_new_commands_apply_on_top_of_v1_events(v1_store: DspyOps) -> None:
-    outcome = v1_store.handle(UpdateProgram(program_id="p2", description="after"), ctx("new-1"))
+    outcome = handle(v1_store, UpdateProgram(program_id="p2", description="after"), ctx("new-1"))
     assert outcome.result_type == "ProgramUpdated"
-    plan = v1_store.plan_execution(ExecuteProgram(program_id="p2", inputs={"text": "t"}), ctx("x"))
+    plan = handle(v1_store, ExecuteProgram(program_id="p2", inputs={"text": "t"}), ctx("x"))
     assert not hasattr(plan, "result_type"), plan
     p2: Program = v1_store.repository.get(program_uuid("p2"))
     assert p2.version == 53

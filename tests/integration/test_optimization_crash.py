@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from dspyops.aggregates.application import DspyOps
 from dspyops.aggregates.ids import optimization_uuid
-from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.bootstrap import open_store
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from tests.integration.kafka_support import TopicReader, command, send_commands
@@ -136,5 +135,5 @@ async def test_kill_9_during_an_optimization_then_restart_completes_it(
     counts = Counter(run_events)
     assert counts["Requested"] == 1
     assert counts["Completed"] == 1
-    store = DspyOps(env=eventsourcing_env(database_url, schema=schema))
+    store = open_store(database_url, schema)
     assert store.program(f"add-{unique}").latest_version == 2

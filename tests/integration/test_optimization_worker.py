@@ -15,9 +15,8 @@ from collections.abc import Callable
 
 import dspy
 
-from dspyops.aggregates.application import DspyOps
 from dspyops.aggregates.dataset import DEV
-from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.bootstrap import open_store
 from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.evaluate import to_examples
@@ -98,9 +97,7 @@ async def test_optimized_version_carries_demos_into_executions_and_scores_match_
     # The deployed version's demos are in the prompt the LM received for the execution.
     assert executed[execute.id]["data"]["outputs"]["answer"] == "9"
     assert executed[execute.id]["data"]["version"] == 2
-    store = DspyOps(
-        env=eventsourcing_env(settings.effective_database_url, schema=settings.event_store_schema)
-    )
+    store = open_store(settings.effective_database_url, settings.event_store_schema)
     state = store.program(program_id).get_version(2)["state"]
     assert state is not None
     demos = state["demos"]

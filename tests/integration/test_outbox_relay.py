@@ -11,10 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from dspyops.aggregates.application import CommandContext, DspyOps
-from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.aggregates.app import CommandContext, DspyOps, handle
+from dspyops.bootstrap import open_store
 from dspyops.consumers.topic_admin import ensure_topics
-from dspyops.consumers.worker import ensure_event_store_schema
 from dspyops.events.commands import RegisterProgram, UpdateProgram
 from dspyops.events.topics import Topics
 from tests.integration.kafka_support import TopicReader
@@ -38,7 +37,7 @@ def _write_events(store: DspyOps, unique: str, start: int, count: int) -> None:
             cmd = RegisterProgram(program_id=f"p{n}", name=f"p{n}", signature="q: str -> a: str")
         else:
             cmd = UpdateProgram(program_id=f"p{n - 1}", description=f"description {n}")
-        outcome = store.handle(cmd, ctx)
+        outcome = handle(store, cmd, ctx)
         assert not outcome.rejected, outcome
 
 
@@ -52,8 +51,7 @@ async def test_relay_publishes_every_stored_event_in_order_and_resumes_after_kil
     settings = settings_for(env)
     topics = Topics(settings.topic_prefix)
     await ensure_topics(settings.bootstrap_servers, topics.all, partitions=4)
-    ensure_event_store_schema(settings)
-    store = DspyOps(env=eventsourcing_env(database_url, schema=settings.event_store_schema))
+    store = open_store(database_url, settings.event_store_schema)
     _write_events(store, unique, 0, 40)
     log = tmp_path / "worker.log"
     async with TopicReader(settings.bootstrap_servers, topics.events) as events:

@@ -9,7 +9,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from psycopg.types.json import Jsonb
 
-from dspyops.aggregates.persistence import eventsourcing_env
+from dspyops.aggregates.app.persistence import eventsourcing_env
 
 
 def test_psycopg_round_trip(database_url: str, pg_schema: str) -> None:

@@ -17,11 +17,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from dspyops.bootstrap import open_store
 from dspyops.projections.projector import Projector, application_name
 from dspyops.projections.schema import PRIMARY_KEYS
 from tests.integration.test_projections_data import (
     bulk_executions,
-    open_store,
     schemas,
     seed_story,
 )

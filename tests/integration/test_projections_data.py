@@ -16,11 +16,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dspyops.aggregates.application import DspyOps
-from dspyops.aggregates.context import CommandContext
+from dspyops.aggregates.app import DspyOps, evaluations, handle, optimizations
+from dspyops.aggregates.app.context import CommandContext
+from dspyops.aggregates.app.plans import ExecutionPlan
 from dspyops.aggregates.execution import Execution
-from dspyops.aggregates.persistence import eventsourcing_env
-from dspyops.aggregates.plans import ExecutionPlan
 from dspyops.events.commands import (
     DeployProgram,
     EvaluateProgram,
@@ -32,6 +31,8 @@ from dspyops.events.commands import (
     TrainProgram,
     UpdateProgram,
 )
+from dspyops.events.results import ErrorInfo
+from tests.support.executions import complete
 
 QA_SIGNATURE = "question: str, context: str -> answer: str, confidence: float"
 
@@ -39,10 +40,6 @@ QA_SIGNATURE = "question: str, context: str -> answer: str, confidence: float"
 def ctx(actor: str | None = "alice") -> CommandContext:
     command_id = uuid.uuid4().hex
     return CommandContext(command_id=command_id, correlation_id=f"corr-{command_id}", actor=actor)
-
-
-def open_store(database_url: str, schema: str) -> DspyOps:
-    return DspyOps(env=eventsourcing_env(database_url, schema=schema))
 
 
 @contextmanager
@@ -66,12 +63,15 @@ def execute(app: DspyOps, program_id: str, *, fail: bool = False, latency_ms: fl
     command = ExecuteProgram(
         program_id=program_id, inputs={"question": "q?", "context": "c"}, execution_id=c.command_id
     )
-    plan = app.plan_execution(command, c)
+    plan = handle(app, command, c)
     assert isinstance(plan, ExecutionPlan), plan
     if fail:
-        app.complete_execution(plan, c, error=("lm_error", "boom"), latency_ms=latency_ms)
+        complete(
+            app, plan, c, error=ErrorInfo(code="lm_error", message="boom"), latency_ms=latency_ms
+        )
     else:
-        app.complete_execution(
+        complete(
+            app,
             plan,
             c,
             outputs={"answer": "a", "confidence": 0.5},
@@ -86,7 +86,8 @@ def execute(app: DspyOps, program_id: str, *, fail: bool = False, latency_ms: fl
 def seed_story(app: DspyOps) -> dict[str, Any]:
     """Two programs through their lifecycle, a dataset, executions, an optimization, an
     evaluation; returns the ids the tests look for."""
-    app.handle(
+    handle(
+        app,
         RegisterProgram(
             program_id="qa",
             name="Question answering",
@@ -96,7 +97,8 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
         ),
         ctx(),
     )
-    app.handle(
+    handle(
+        app,
         RegisterProgram(program_id="sum", name="Summarize", signature="text: str -> summary: str"),
         ctx("bob"),
     )
@@ -104,24 +106,24 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
         {"question": f"q{i}", "context": "c", "answer": f"a{i}", "confidence": 0.9}
         for i in range(20)
     ]
-    app.handle(RegisterDataset(dataset_id="ds", name="QA set", examples=examples), ctx())
+    handle(app, RegisterDataset(dataset_id="ds", name="QA set", examples=examples), ctx())
     ok = [execute(app, "qa", latency_ms=10.0 * (i + 1)) for i in range(6)]
     bad = [execute(app, "qa", fail=True) for _ in range(2)]
-    app.handle(TrainProgram(program_id="qa"), ctx())
+    handle(app, TrainProgram(program_id="qa"), ctx())
     c = ctx()
-    planned = app.plan_optimization(
-        OptimizeProgram(program_id="qa", dataset_id="ds", optimization_id="opt1"), c
+    planned = handle(
+        app, OptimizeProgram(program_id="qa", dataset_id="ds", optimization_id="opt1"), c
     )
     assert not hasattr(planned, "result_type"), planned
-    app.record_progress("opt1", 1, 2, 0.5)
-    app.complete_optimization("opt1", state={"demos": []}, baseline_score=0.4, optimized_score=0.8)
-    app.handle(DeployProgram(program_id="qa", version=2), ctx("carol"))
-    app.handle(UpdateProgram(program_id="qa", instructions="Answer in one word."), ctx())
-    app.handle(RollbackProgram(program_id="qa", version=1), ctx())
-    app.plan_evaluation(
-        EvaluateProgram(program_id="qa", dataset_id="ds", evaluation_id="ev1"), ctx()
+    optimizations.record_progress(app, "opt1", 1, 2, 0.5)
+    optimizations.complete_optimization(
+        app, "opt1", state={"demos": []}, baseline_score=0.4, optimized_score=0.8
     )
-    app.complete_evaluation("ev1", 0.75, [{"index": 0, "score": 1.0}])
+    handle(app, DeployProgram(program_id="qa", version=2), ctx("carol"))
+    handle(app, UpdateProgram(program_id="qa", instructions="Answer in one word."), ctx())
+    handle(app, RollbackProgram(program_id="qa", version=1), ctx())
+    handle(app, EvaluateProgram(program_id="qa", dataset_id="ds", evaluation_id="ev1"), ctx())
+    evaluations.complete_evaluation(app, "ev1", 0.75, [{"index": 0, "score": 1.0}])
     later = [execute(app, "qa", latency_ms=5.0) for _ in range(2)]
     return {"succeeded": ok + later, "failed": bad}
 

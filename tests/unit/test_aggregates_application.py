@@ -7,12 +7,22 @@ from typing import Any
 
 import pytest
 
-from dspyops.aggregates import CommandContext, DspyOps, ExecutionPlan, OptimizationPlan, Outcome
+from dspyops.aggregates.app import (
+    Checks,
+    CommandContext,
+    DspyOps,
+    ExecutionPlan,
+    OptimizationPlan,
+    Outcome,
+    evaluations,
+    handle,
+    optimizations,
+)
+from dspyops.aggregates.app.executions import Completion, complete_executions
+from dspyops.aggregates.app.outcomes import handled_record
+from dspyops.aggregates.app.persistence import in_memory_env
 from dspyops.aggregates.errors import NotFound
 from dspyops.aggregates.execution import Execution
-from dspyops.aggregates.execution_service import Completion
-from dspyops.aggregates.outcomes import handled_record
-from dspyops.aggregates.persistence import in_memory_env
 from dspyops.events.commands import (
     AppendExamples,
     CancelOptimization,
@@ -29,6 +39,7 @@ from dspyops.events.commands import (
     UpdateProgram,
 )
 from dspyops.events.results import ErrorInfo, Usage
+from tests.support.executions import complete
 from tests.unit.test_aggregates_program import ALLOWED
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
@@ -65,7 +76,9 @@ def topics_since(app: DspyOps, start: int) -> list[str]:
 
 
 def register(app: DspyOps, ctx: Ids, program_id: str = "p") -> Outcome:
-    return app.handle(RegisterProgram(program_id=program_id, name="QA", signature=SIGNATURE), ctx())
+    return handle(
+        app, RegisterProgram(program_id=program_id, name="QA", signature=SIGNATURE), ctx()
+    )
 
 
 def add_dataset(app: DspyOps, ctx: Ids, dataset_id: str = "d", n: int = 20) -> None:
@@ -73,31 +86,29 @@ def add_dataset(app: DspyOps, ctx: Ids, dataset_id: str = "d", n: int = 20) -> N
         {"question": f"q{i}", "context": "c", "answer": f"a{i}", "confidence": 1.0}
         for i in range(n)
     ]
-    outcome = app.handle(RegisterDataset(dataset_id=dataset_id, name="D", examples=items), ctx())
+    outcome = handle(app, RegisterDataset(dataset_id=dataset_id, name="D", examples=items), ctx())
     assert outcome.result_type == "DatasetRegistered"
 
 
 def optimized(app: DspyOps, ctx: Ids, program_id: str = "p") -> Outcome:
     add_dataset(app, ctx, dataset_id=f"d-{program_id}")
-    plan = app.plan_optimization(
-        OptimizeProgram(program_id=program_id, dataset_id=f"d-{program_id}"), ctx()
-    )
+    plan = handle(app, OptimizeProgram(program_id=program_id, dataset_id=f"d-{program_id}"), ctx())
     assert isinstance(plan, OptimizationPlan)
-    return app.complete_optimization(
-        plan.optimization_id, state=STATE, baseline_score=0.4, optimized_score=0.8
+    return optimizations.complete_optimization(
+        app, plan.optimization_id, state=STATE, baseline_score=0.4, optimized_score=0.8
     )
 
 
 def program_in(app: DspyOps, ctx: Ids, status: str) -> None:
     register(app, ctx)
     if status == "training":
-        app.handle(TrainProgram(program_id="p"), ctx())
+        handle(app, TrainProgram(program_id="p"), ctx())
     if status in {"optimized", "deployed", "deprecated"}:
         assert optimized(app, ctx).result_type == "OptimizationCompleted"
     if status == "deployed":
-        app.handle(DeployProgram(program_id="p", version=2), ctx())
+        handle(app, DeployProgram(program_id="p", version=2), ctx())
     if status == "deprecated":
-        app.handle(DeprecateProgram(program_id="p"), ctx())
+        handle(app, DeprecateProgram(program_id="p"), ctx())
     assert app.program("p").status == status
 
 
@@ -108,29 +119,30 @@ def test_same_command_id_twice_gives_the_same_outcome_and_records_nothing(
     app: DspyOps, ctx: Ids
 ) -> None:
     command = RegisterProgram(program_id="p", name="QA", signature=SIGNATURE)
-    first = app.handle(command, ctx("c1"))
+    first = handle(app, command, ctx("c1"))
     length = log_length(app)
     assert topics_since(app, 0) == ["Registered", "Handled"]
-    second = app.handle(command, ctx("c1"))
+    second = handle(app, command, ctx("c1"))
     assert second == first
     assert log_length(app) == length
 
 
 def test_signature_is_stored_canonical(app: DspyOps, ctx: Ids) -> None:
-    outcome = app.handle(
-        RegisterProgram(program_id="p", name="QA", signature="question:str->answer:str"), ctx()
+    outcome = handle(
+        app, RegisterProgram(program_id="p", name="QA", signature="question:str->answer:str"), ctx()
     )
     assert outcome.data["signature"] == "question: str -> answer: str"
 
 
 def test_register_program_id_defaults_to_the_command_id(app: DspyOps, ctx: Ids) -> None:
-    outcome = app.handle(RegisterProgram(name="QA", signature=SIGNATURE), ctx("env-1"))
+    outcome = handle(app, RegisterProgram(name="QA", signature=SIGNATURE), ctx("env-1"))
     assert outcome.subject == "env-1"
     assert app.program("env-1").name == "QA"
 
 
 def test_a_bad_signature_is_rejected_with_its_position(app: DspyOps, ctx: Ids) -> None:
-    outcome = app.handle(
+    outcome = handle(
+        app,
         RegisterProgram(program_id="p", name="QA", signature="question: strr -> answer: str"),
         ctx(),
     )
@@ -156,7 +168,8 @@ def test_program_commands_from_every_status(
 ) -> None:
     program_in(app, ctx, status)
     length = log_length(app)
-    outcome = app.handle(STATUS_COMMANDS[action](), ctx())
+    outcome = handle(app, STATUS_COMMANDS[action](), ctx())
+    assert isinstance(outcome, Outcome)
     if (status, action) in ALLOWED:
         assert outcome.result_type != "CommandRejected", outcome
         assert outcome.data["status"] == ALLOWED[(status, action)]
@@ -172,26 +185,26 @@ def test_program_commands_from_every_status(
 
 def test_rejected_command_redelivered_records_nothing(app: DspyOps, ctx: Ids) -> None:
     register(app, ctx)
-    first = app.handle(DeployProgram(program_id="p", version=1), ctx("deploy-1"))
+    first = handle(app, DeployProgram(program_id="p", version=1), ctx("deploy-1"))
     length = log_length(app)
-    assert app.handle(DeployProgram(program_id="p", version=1), ctx("deploy-1")) == first
+    assert handle(app, DeployProgram(program_id="p", version=1), ctx("deploy-1")) == first
     assert log_length(app) == length
 
 
 def test_unknown_program_is_not_found(app: DspyOps, ctx: Ids) -> None:
-    outcome = app.handle(TrainProgram(program_id="nope"), ctx())
+    outcome = handle(app, TrainProgram(program_id="nope"), ctx())
     assert outcome.data["errors"][0]["type"] == "not_found"
     assert outcome.subject == "nope"
 
 
 def test_dataset_register_and_append(app: DspyOps, ctx: Ids) -> None:
     add_dataset(app, ctx, n=10)
-    outcome = app.handle(
-        AppendExamples(dataset_id="d", examples=[{"question": "x", "context": "c"}]), ctx()
+    outcome = handle(
+        app, AppendExamples(dataset_id="d", examples=[{"question": "x", "context": "c"}]), ctx()
     )
     assert outcome.result_type == "ExamplesAppended"
     assert (outcome.data["size"], outcome.data["appended"]) == (11, 1)
-    again = app.handle(RegisterDataset(dataset_id="d", name="D", examples=[]), ctx())
+    again = handle(app, RegisterDataset(dataset_id="d", name="D", examples=[]), ctx())
     assert again.data["errors"][0]["type"] == "already_exists"
 
 
@@ -209,12 +222,12 @@ def test_a_conflicting_concurrent_write_is_retried_not_lost(app: DspyOps, ctx: I
             interfered = True
             # Another writer changes the program between our read and our write.
             app.save = original_save  # type: ignore[method-assign]
-            app.handle(UpdateProgram(program_id="p", description="theirs"), ctx("other"))
+            handle(app, UpdateProgram(program_id="p", description="theirs"), ctx("other"))
             app.save = save_after_another_writer  # type: ignore[method-assign]
         return original_save(*objs, **kwargs)
 
     app.save = save_after_another_writer  # type: ignore[method-assign]
-    outcome = app.handle(UpdateProgram(program_id="p", instructions="ours"), ctx("mine"))
+    outcome = handle(app, UpdateProgram(program_id="p", instructions="ours"), ctx("mine"))
     assert outcome.result_type == "ProgramUpdated"
     program = app.program("p")
     assert (program.description, program.instructions) == ("theirs", "ours")
@@ -234,7 +247,7 @@ def test_a_command_handled_meanwhile_by_another_worker_returns_its_outcome(
         return original_save(*objs, **kwargs)
 
     app.save = save_after_other_worker  # type: ignore[method-assign]
-    assert app.handle(TrainProgram(program_id="p"), ctx("train-1")) == theirs
+    assert handle(app, TrainProgram(program_id="p"), ctx("train-1")) == theirs
     assert app.program("p").status == "draft"
 
 
@@ -245,7 +258,7 @@ def execute(
     app: DspyOps, ctx: CommandContext, inputs: dict[str, Any] | None = None, **kw: Any
 ) -> ExecutionPlan | Outcome:
     inputs = {"question": "q", "context": "c"} if inputs is None else inputs
-    return app.plan_execution(ExecuteProgram(program_id="p", inputs=inputs, **kw), ctx)
+    return handle(app, ExecuteProgram(program_id="p", inputs=inputs, **kw), ctx)
 
 
 def test_execution_plan_and_success(app: DspyOps, ctx: Ids) -> None:
@@ -256,12 +269,13 @@ def test_execution_plan_and_success(app: DspyOps, ctx: Ids) -> None:
     assert (plan.execution_id, plan.version, plan.state, plan.lm) == ("exec-1", 1, None, "default")
     assert plan.signature == SIGNATURE
     length = log_length(app)
-    outcome = app.complete_execution(
+    outcome = complete(
+        app,
         plan,
         c,
         outputs={"answer": "a", "confidence": "0.9"},
         latency_ms=12.5,
-        usage=Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5),
+        usage={"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
         model="openai/gpt-4o-mini",
     )
     assert outcome.result_type == "ExecutionSucceeded"
@@ -274,7 +288,7 @@ def test_execution_plan_and_success(app: DspyOps, ctx: Ids) -> None:
     # Redelivery: both steps answer with the stored outcome and record nothing.
     length = log_length(app)
     assert execute(app, c) == outcome
-    assert app.complete_execution(plan, c, outputs={"answer": "b"}, latency_ms=1) == outcome
+    assert complete(app, plan, c, outputs={"answer": "b"}, latency_ms=1) == outcome
     assert log_length(app) == length
 
 
@@ -283,9 +297,7 @@ def test_outputs_that_violate_the_signature_fail_the_execution(app: DspyOps, ctx
     c = ctx()
     plan = execute(app, c)
     assert isinstance(plan, ExecutionPlan)
-    outcome = app.complete_execution(
-        plan, c, outputs={"answer": "a", "confidence": 7}, latency_ms=3
-    )
+    outcome = complete(app, plan, c, outputs={"answer": "a", "confidence": 7}, latency_ms=3)
     assert outcome.result_type == "ExecutionFailed"
     assert outcome.data["error"]["code"] == "output_invalid"
     assert outcome.data["error"]["details"][0]["loc"] == ["outputs", "confidence"]
@@ -295,7 +307,8 @@ def test_outputs_that_violate_the_signature_fail_the_execution(app: DspyOps, ctx
 
 
 def test_chain_of_thought_reasoning_is_kept_beside_the_outputs(app: DspyOps, ctx: Ids) -> None:
-    app.handle(
+    handle(
+        app,
         RegisterProgram(program_id="p", name="QA", signature=SIGNATURE, module="ChainOfThought"),
         ctx(),
     )
@@ -303,9 +316,7 @@ def test_chain_of_thought_reasoning_is_kept_beside_the_outputs(app: DspyOps, ctx
     plan = execute(app, c)
     assert isinstance(plan, ExecutionPlan)
     outputs = {"reasoning": "because", "answer": "a", "confidence": 1}
-    outcome = app.complete_execution(
-        plan, c, outputs=outputs, latency_ms=1, usage={"total_tokens": 4}
-    )
+    outcome = complete(app, plan, c, outputs=outputs, latency_ms=1, usage={"total_tokens": 4})
     assert outcome.data["outputs"] == {"answer": "a", "confidence": 1.0, "reasoning": "because"}
     assert outcome.data["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 4}
 
@@ -316,12 +327,14 @@ def test_runtime_errors_are_recorded_as_failures(app: DspyOps, ctx: Ids) -> None
     plan = execute(app, c)
     assert isinstance(plan, ExecutionPlan)
     error = ErrorInfo(code="lm_timeout", message="no answer in 30 s")
-    outcome = app.complete_execution(plan, c, error=error, latency_ms=30_000)
+    outcome = complete(app, plan, c, error=error, latency_ms=30_000)
     assert outcome.data["error"] == error.model_dump()
     c = ctx()
     plan = execute(app, c)
     assert isinstance(plan, ExecutionPlan)
-    outcome = app.complete_execution(plan, c, error=("lm_error", "bad gateway"), latency_ms=5)
+    outcome = complete(
+        app, plan, c, error=ErrorInfo(code="lm_error", message="bad gateway"), latency_ms=5
+    )
     assert outcome.data["error"]["code"] == "lm_error"
 
 
@@ -360,7 +373,7 @@ def test_an_execution_id_is_not_reused_by_another_command(app: DspyOps, ctx: Ids
     c = ctx()
     plan = execute(app, c, execution_id="run-1")
     assert isinstance(plan, ExecutionPlan)
-    app.complete_execution(plan, c, outputs={"answer": "a", "confidence": 1}, latency_ms=1)
+    complete(app, plan, c, outputs={"answer": "a", "confidence": 1}, latency_ms=1)
     outcome = execute(app, ctx(), execution_id="run-1")
     assert isinstance(outcome, Outcome)
     assert outcome.data["errors"][0]["type"] == "already_exists"
@@ -374,8 +387,8 @@ def test_two_commands_planned_with_one_execution_id_complete_once(app: DspyOps, 
     assert isinstance(plan1, ExecutionPlan)
     assert isinstance(plan2, ExecutionPlan)
     outputs = {"answer": "a", "confidence": 1}
-    first = app.complete_execution(plan1, c1, outputs=outputs, latency_ms=1)
-    second = app.complete_execution(plan2, c2, outputs=outputs, latency_ms=1)
+    first = complete(app, plan1, c1, outputs=outputs, latency_ms=1)
+    second = complete(app, plan2, c2, outputs=outputs, latency_ms=1)
     assert first.result_type == "ExecutionSucceeded"
     assert second.data["errors"][0]["type"] == "already_exists"
     execution = app.execution("shared")
@@ -389,9 +402,9 @@ def test_executions_use_deployed_else_latest_unless_named(app: DspyOps, ctx: Ids
     plan = execute(app, ctx())
     assert isinstance(plan, ExecutionPlan)
     assert (plan.version, plan.state) == (2, STATE)
-    app.handle(DeployProgram(program_id="p", version=2), ctx())
-    app.handle(RollbackProgram(program_id="p", version=1), ctx())
-    app.handle(UpdateProgram(program_id="p", instructions="Newest."), ctx())
+    handle(app, DeployProgram(program_id="p", version=2), ctx())
+    handle(app, RollbackProgram(program_id="p", version=1), ctx())
+    handle(app, UpdateProgram(program_id="p", instructions="Newest."), ctx())
     plan = execute(app, ctx())
     assert isinstance(plan, ExecutionPlan)
     assert plan.version == 1
@@ -409,9 +422,7 @@ def test_a_stored_request_alone_is_completed_later(app: DspyOps, ctx: Ids) -> No
     assert isinstance(plan, ExecutionPlan)
     assert plan.execution_id == "exec-2"
     length = log_length(app)
-    outcome = app.complete_execution(
-        plan, c, outputs={"answer": "a", "confidence": 0}, latency_ms=1
-    )
+    outcome = complete(app, plan, c, outputs={"answer": "a", "confidence": 0}, latency_ms=1)
     assert outcome.result_type == "ExecutionSucceeded"
     assert topics_since(app, length) == ["Succeeded", "Handled"]
 
@@ -423,7 +434,7 @@ def test_optimization_completion_creates_a_version(app: DspyOps, ctx: Ids) -> No
     register(app, ctx)
     add_dataset(app, ctx)
     c = ctx("opt-cmd")
-    plan = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d"), c)
+    plan = handle(app, OptimizeProgram(program_id="p", dataset_id="d"), c)
     assert isinstance(plan, OptimizationPlan)
     assert (plan.optimization_id, plan.version, plan.optimizer) == (
         "opt-cmd",
@@ -431,12 +442,12 @@ def test_optimization_completion_creates_a_version(app: DspyOps, ctx: Ids) -> No
         "BootstrapFewShot",
     )
     assert len(plan.trainset) + len(plan.devset) == 20
-    progress = app.record_progress("opt-cmd", 1, 4, 0.6)
+    progress = optimizations.record_progress(app, "opt-cmd", 1, 4, 0.6)
     assert progress is not None
     assert progress.data["step"] == 1
     assert app.stored_outcome("opt-cmd") is None
-    outcome = app.complete_optimization(
-        "opt-cmd", state=STATE, baseline_score=0.5, optimized_score=0.75
+    outcome = optimizations.complete_optimization(
+        app, "opt-cmd", state=STATE, baseline_score=0.5, optimized_score=0.75
     )
     assert outcome.result_type == "OptimizationCompleted"
     assert (outcome.data["version"], outcome.data["optimized_score"]) == (2, 0.75)
@@ -445,9 +456,11 @@ def test_optimization_completion_creates_a_version(app: DspyOps, ctx: Ids) -> No
     assert program.get_version(2)["state"] == STATE
     assert app.stored_outcome("opt-cmd") == outcome
     length = log_length(app)
-    again = app.complete_optimization("opt-cmd", state={}, baseline_score=0, optimized_score=0)
+    again = optimizations.complete_optimization(
+        app, "opt-cmd", state={}, baseline_score=0, optimized_score=0
+    )
     assert again == outcome
-    assert app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d"), c) == outcome
+    assert handle(app, OptimizeProgram(program_id="p", dataset_id="d"), c) == outcome
     assert log_length(app) == length
 
 
@@ -455,11 +468,13 @@ def test_optimization_requests_are_checked(app: DspyOps, ctx: Ids) -> None:
     def config_errors(optimizer: str, metric: str, config: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"loc": ["config", k], "msg": "unknown key", "type": "extra"} for k in config]
 
-    app.validate_config = config_errors
+    app.checks = Checks(optimization=config_errors)
     register(app, ctx)
-    app.handle(RegisterDataset(dataset_id="bad", name="B", examples=[{"question": "q"}]), ctx())
-    outcome = app.plan_optimization(
-        OptimizeProgram(program_id="p", dataset_id="bad", optimizer=" ", config={"k": 1}), ctx()
+    handle(app, RegisterDataset(dataset_id="bad", name="B", examples=[{"question": "q"}]), ctx())
+    outcome = handle(
+        app,
+        OptimizeProgram(program_id="p", dataset_id="bad", optimizer=" ", config={"k": 1}),
+        ctx(),
     )
     assert isinstance(outcome, Outcome)
     assert outcome.result_type == "CommandRejected"
@@ -467,14 +482,14 @@ def test_optimization_requests_are_checked(app: DspyOps, ctx: Ids) -> None:
     assert ("optimizer",) in locs
     assert ("config", "k") in locs
     assert ("dataset", "examples", 0, "context") in locs
-    outcome = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="none"), ctx())
+    outcome = handle(app, OptimizeProgram(program_id="p", dataset_id="none"), ctx())
     assert isinstance(outcome, Outcome)
     assert outcome.data["errors"][0]["loc"] == ["dataset_id"]
 
 
 def test_optimize_follows_the_seed_state_machine(app: DspyOps, ctx: Ids) -> None:
     program_in(app, ctx, "deployed")
-    outcome = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d-p"), ctx())
+    outcome = handle(app, OptimizeProgram(program_id="p", dataset_id="d-p"), ctx())
     assert isinstance(outcome, Outcome)
     assert outcome.data["errors"][0]["type"] == "illegal_transition"
 
@@ -483,8 +498,8 @@ def test_a_redelivered_optimize_command_resumes_the_same_run(app: DspyOps, ctx: 
     register(app, ctx)
     add_dataset(app, ctx)
     command = OptimizeProgram(program_id="p", dataset_id="d")
-    first = app.plan_optimization(command, ctx("o1"))
-    second = app.plan_optimization(command, ctx("o1"))
+    first = handle(app, command, ctx("o1"))
+    second = handle(app, command, ctx("o1"))
     assert isinstance(first, OptimizationPlan)
     assert isinstance(second, OptimizationPlan)
     assert (first.resumed, second.resumed) == (False, True)
@@ -494,18 +509,20 @@ def test_a_redelivered_optimize_command_resumes_the_same_run(app: DspyOps, ctx: 
 def test_cancel_ends_the_run_and_its_command(app: DspyOps, ctx: Ids) -> None:
     register(app, ctx)
     add_dataset(app, ctx)
-    plan = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d"), ctx("o1"))
+    plan = handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx("o1"))
     assert isinstance(plan, OptimizationPlan)
-    assert not app.is_cancelled("o1")
-    cancelled = app.handle(CancelOptimization(program_id="p", optimization_id="o1"), ctx())
+    assert not optimizations.is_cancelled(app, "o1")
+    cancelled = handle(app, CancelOptimization(program_id="p", optimization_id="o1"), ctx())
     assert cancelled.result_type == "OptimizationCancelled"
-    assert app.is_cancelled("o1")
+    assert optimizations.is_cancelled(app, "o1")
     assert app.stored_outcome("o1") == cancelled
-    assert app.record_progress("o1", 2, 4, 0.5) is None
-    late = app.complete_optimization("o1", state=STATE, baseline_score=0.1, optimized_score=0.9)
+    assert optimizations.record_progress(app, "o1", 2, 4, 0.5) is None
+    late = optimizations.complete_optimization(
+        app, "o1", state=STATE, baseline_score=0.1, optimized_score=0.9
+    )
     assert late == cancelled
     assert app.program("p").latest_version == 1
-    again = app.handle(CancelOptimization(program_id="p", optimization_id="o1"), ctx())
+    again = handle(app, CancelOptimization(program_id="p", optimization_id="o1"), ctx())
     assert again.data["errors"][0]["type"] == "illegal_transition"
 
 
@@ -513,15 +530,17 @@ def test_failed_optimization_and_out_of_range_scores(app: DspyOps, ctx: Ids) -> 
     register(app, ctx)
     add_dataset(app, ctx)
     for run_id in ("o1", "o2"):
-        plan = app.plan_optimization(OptimizeProgram(program_id="p", dataset_id="d"), ctx(run_id))
+        plan = handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx(run_id))
         assert isinstance(plan, OptimizationPlan)
-    failed = app.fail_optimization("o1", "worker_lost", "the worker died")
+    failed = optimizations.fail_optimization(app, "o1", "worker_lost", "the worker died")
     assert failed.data["error"] == {
         "code": "worker_lost",
         "message": "the worker died",
         "details": [],
     }
-    bad = app.complete_optimization("o2", state=STATE, baseline_score=0.1, optimized_score=90)
+    bad = optimizations.complete_optimization(
+        app, "o2", state=STATE, baseline_score=0.1, optimized_score=90
+    )
     assert bad.result_type == "OptimizationFailed"
     assert bad.data["error"]["code"] == "invalid_result"
     assert app.program("p").latest_version == 1
@@ -530,21 +549,22 @@ def test_failed_optimization_and_out_of_range_scores(app: DspyOps, ctx: Ids) -> 
 def test_evaluation_records_score_and_per_example_results(app: DspyOps, ctx: Ids) -> None:
     program_in(app, ctx, "optimized")
     add_dataset(app, ctx)
-    plan = app.plan_evaluation(
-        EvaluateProgram(program_id="p", dataset_id="d", version=1), ctx("e1")
-    )
+    plan = handle(app, EvaluateProgram(program_id="p", dataset_id="d", version=1), ctx("e1"))
     assert not isinstance(plan, Outcome)
     assert (plan.version, plan.state) == (1, None)
     assert plan.devset
     per_example = [{"index": i, "score": 1.0} for i in range(len(plan.devset))]
-    outcome = app.complete_evaluation("e1", 1.0, per_example)
+    outcome = evaluations.complete_evaluation(app, "e1", 1.0, per_example)
     assert outcome.result_type == "EvaluationCompleted"
     assert (outcome.data["score"], outcome.data["examples"]) == (1.0, len(per_example))
     assert app.evaluation("e1").per_example == per_example
-    plan = app.plan_evaluation(EvaluateProgram(program_id="p", dataset_id="d"), ctx("e2"))
+    plan = handle(app, EvaluateProgram(program_id="p", dataset_id="d"), ctx("e2"))
     assert not isinstance(plan, Outcome)
     assert plan.version == 2
-    assert app.fail_evaluation("e2", "metric_error", "boom").result_type == "EvaluationFailed"
+    assert (
+        evaluations.fail_evaluation(app, "e2", "metric_error", "boom").result_type
+        == "EvaluationFailed"
+    )
 
 
 def test_an_evaluation_with_an_unknown_metric_is_rejected_and_records_no_run(ctx: Ids) -> None:
@@ -553,11 +573,11 @@ def test_an_evaluation_with_an_unknown_metric_is_rejected_and_records_no_run(ctx
             return [{"loc": ["metric"], "msg": "unknown metric 'bleu'", "type": "unknown_metric"}]
         return []
 
-    app = DspyOps(in_memory_env(), validate_metric=metric_errors)
+    app = DspyOps(in_memory_env(), checks=Checks(metric=metric_errors))
     program_in(app, ctx, "optimized")
     add_dataset(app, ctx)
-    outcome = app.plan_evaluation(
-        EvaluateProgram(program_id="p", dataset_id="d", metric="bleu"), ctx("e-bad")
+    outcome = handle(
+        app, EvaluateProgram(program_id="p", dataset_id="d", metric="bleu"), ctx("e-bad")
     )
     assert isinstance(outcome, Outcome)
     assert outcome.result_type == "CommandRejected"
@@ -592,8 +612,9 @@ def test_a_batch_of_completions_is_recorded_in_one_save(app: DspyOps, ctx: Ids) 
         return original(*objs, **kw)
 
     app.save = counting_save  # type: ignore[method-assign]
-    outcomes = app.complete_executions(
-        [_completion(p, c, f"a{n}") for n, (p, c) in enumerate(zip(plans, contexts, strict=True))]  # type: ignore[arg-type]
+    outcomes = complete_executions(
+        app,
+        [_completion(p, c, f"a{n}") for n, (p, c) in enumerate(zip(plans, contexts, strict=True))],  # type: ignore[arg-type]
     )
     assert saves == [6]  # three executions and three handled records, one transaction
     assert [o.data["outputs"]["answer"] for o in outcomes] == ["a0", "a1", "a2"]
@@ -608,11 +629,11 @@ def test_a_batch_meeting_a_recorded_execution_falls_back_and_records_nothing_twi
     plan1, plan2 = execute(app, first), execute(app, second)
     assert isinstance(plan1, ExecutionPlan)
     assert isinstance(plan2, ExecutionPlan)
-    done = app.complete_executions([_completion(plan1, first, "original")])[0]
+    done = complete_executions(app, [_completion(plan1, first, "original")])[0]
     length = log_length(app)
     # A redelivered command, planned before its first run was recorded, in a new batch.
-    outcomes = app.complete_executions(
-        [_completion(plan1, first, "again"), _completion(plan2, second, "new")]
+    outcomes = complete_executions(
+        app, [_completion(plan1, first, "again"), _completion(plan2, second, "new")]
     )
     assert outcomes[0] == done
     assert outcomes[1].data["outputs"]["answer"] == "new"

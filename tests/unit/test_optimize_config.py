@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dspyops.aggregates.application import CommandContext, DspyOps, Outcome
-from dspyops.aggregates.persistence import in_memory_env
+from dspyops.aggregates.app import Checks, CommandContext, DspyOps, Outcome, handle
+from dspyops.aggregates.app.persistence import in_memory_env
 from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
 from dspyops.runtime.optimizers import CONFIGS, GEPAConfig, parse_config, validate_optimization
 
@@ -54,15 +54,17 @@ def test_metric_problems_are_reported_with_config_problems() -> None:
 
 
 def test_the_application_rejects_a_bad_config_and_records_no_run() -> None:
-    app = DspyOps(env=in_memory_env(), validate_config=validate_optimization)
+    app = DspyOps(env=in_memory_env(), checks=Checks(optimization=validate_optimization))
 
     def ctx(n: str) -> CommandContext:
         return CommandContext(command_id=n, correlation_id=n)
 
-    app.handle(RegisterProgram(program_id="p", name="p", signature="q: str -> a: str"), ctx("1"))
-    app.handle(RegisterDataset(dataset_id="d", name="d", examples=[{"q": "x", "a": "y"}]), ctx("2"))
+    handle(app, RegisterProgram(program_id="p", name="p", signature="q: str -> a: str"), ctx("1"))
+    handle(
+        app, RegisterDataset(dataset_id="d", name="d", examples=[{"q": "x", "a": "y"}]), ctx("2")
+    )
     cmd = OptimizeProgram(program_id="p", dataset_id="d", config={"k": 3})
-    outcome = app.plan_optimization(cmd, ctx("3"))
+    outcome = handle(app, cmd, ctx("3"))
     assert isinstance(outcome, Outcome)
     assert outcome.rejected
     assert outcome.data["errors"][0]["loc"] == ["config", "k"]

@@ -8,12 +8,20 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from dspyops.aggregates.application import CommandContext, DspyOps
-from dspyops.aggregates.persistence import in_memory_env
-from dspyops.consumers.optimizations import MAX_STARTS, RunJobs
+from dspyops.aggregates.app import (
+    Checks,
+    CommandContext,
+    DspyOps,
+    OptimizationPlan,
+    Outcome,
+    handle,
+    optimizations,
+)
+from dspyops.aggregates.app.persistence import in_memory_env
 from dspyops.consumers.records import Outgoing
+from dspyops.consumers.runs import MAX_STARTS, RunJobs
 from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
-from dspyops.events.envelope import command_envelope
+from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.optimizers import validate_optimization
 from tests.integration.optimization_support import (
@@ -29,9 +37,9 @@ def _ctx(command_id: str) -> CommandContext:
 
 
 def _jobs(delay_s: float = 0.0, heartbeat_s: float = 5.0) -> tuple[RunJobs, list[Outgoing]]:
-    app = DspyOps(env=in_memory_env(), validate_config=validate_optimization)
-    app.handle(RegisterProgram(program_id="p", name="p", signature=SIGNATURE), _ctx("r1"))
-    app.handle(RegisterDataset(dataset_id="d", name="d", examples=EXAMPLES), _ctx("r2"))
+    app = DspyOps(env=in_memory_env(), checks=Checks(optimization=validate_optimization))
+    handle(app, RegisterProgram(program_id="p", name="p", signature=SIGNATURE), _ctx("r1"))
+    handle(app, RegisterDataset(dataset_id="d", name="d", examples=EXAMPLES), _ctx("r2"))
     published: list[Outgoing] = []
 
     async def publish(messages: Sequence[Outgoing]) -> None:
@@ -49,11 +57,22 @@ def _jobs(delay_s: float = 0.0, heartbeat_s: float = 5.0) -> tuple[RunJobs, list
     return jobs, published
 
 
+async def run(
+    jobs: RunJobs, envelope: Envelope, command: OptimizeProgram, ctx: CommandContext
+) -> Outcome:
+    """What the worker does with an OptimizeProgram: plan it, then run the plan."""
+    plan = handle(jobs.app, command, ctx)
+    if isinstance(plan, Outcome):
+        return plan
+    assert isinstance(plan, OptimizationPlan)
+    return await jobs.optimize(envelope, plan, ctx)
+
+
 async def test_a_run_publishes_its_steps_and_ends_with_a_new_version() -> None:
     jobs, published = _jobs()
     data: dict[str, Any] = {"program_id": "p", "dataset_id": "d", "optimizer": "LabeledFewShot"}
     envelope = command_envelope("OptimizeProgram", data, subject="p")
-    outcome = await jobs.run(envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
+    outcome = await run(jobs, envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
     assert outcome.result_type == "OptimizationCompleted"
     assert outcome.data["version"] == 2
     steps = [(m.envelope.data or {})["step"] for m in published]
@@ -67,10 +86,10 @@ async def test_a_run_interrupted_too_often_fails_with_the_reason() -> None:
     data: dict[str, Any] = {"program_id": "p", "dataset_id": "d", "optimization_id": "o"}
     envelope = command_envelope("OptimizeProgram", data, subject="p")
     command = OptimizeProgram.model_validate(data)
-    jobs.app.plan_optimization(command, _ctx(envelope.id))
+    handle(jobs.app, command, _ctx(envelope.id))
     for _ in range(MAX_STARTS):
-        jobs.app.record_progress("o", 0, 3, None)
-    outcome = await jobs.run(envelope, command, _ctx(envelope.id))
+        optimizations.record_progress(jobs.app, "o", 0, 3, None)
+    outcome = await run(jobs, envelope, command, _ctx(envelope.id))
     assert outcome.result_type == "OptimizationFailed"
     assert outcome.data["error"]["code"] == "interrupted"
     assert published == []
@@ -87,7 +106,7 @@ async def test_a_worker_stopping_mid_run_ends_the_run_thread_and_records_no_outc
     }
     envelope = command_envelope("OptimizeProgram", data, subject="p")
     task = asyncio.create_task(
-        jobs.run(envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
+        run(jobs, envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
     )
     await asyncio.sleep(0.5)
     task.cancel()
@@ -109,7 +128,7 @@ async def test_a_long_compile_sends_heartbeats_with_the_metric_calls_so_far() ->
         "config": {"num_candidate_programs": 3},
     }
     envelope = command_envelope("OptimizeProgram", data, subject="p")
-    outcome = await jobs.run(envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
+    outcome = await run(jobs, envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
     assert outcome.result_type == "OptimizationCompleted"
     beats = [
         m.envelope.data or {}

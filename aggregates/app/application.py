@@ -1,15 +1,24 @@
-"""The core every DspyOps service stands on: retry on conflict, store outcomes, load aggregates.
+"""DspyOps: the eventsourcing Application every use case reads and writes through.
+
+It holds what all of them share and nothing command-specific: retry on an
+optimistic-concurrency conflict (`attempt`), the stored terminal outcome of each command
+(`record`, `stored_outcome`), loading aggregates (`find`, `replay` and one loader per
+kind) and the checks the runtime injects (`checks`). The use cases are plain functions in
+this package (`programs`, `datasets`, `executions`, `optimizations`, `evaluations`),
+reached through the one command table in `handlers`.
 
 Every command ends in exactly one stored `HandledCommand` holding its terminal outcome,
 saved in the same transaction as the aggregates it changed. A redelivered command finds
 that record and gets the same outcome back; nothing new is recorded.
+
+The class keeps its name: eventsourcing names the tables after it (`dspyops_events`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
@@ -17,9 +26,11 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import EnvType
 
-from dspyops.aggregates.context import CommandContext, Outcome
+from dspyops.aggregates.app.checks import Checks
+from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.outcomes import handled_record, rejected
 from dspyops.aggregates.dataset import Dataset
-from dspyops.aggregates.errors import DomainError, ErrorDict, NotFound
+from dspyops.aggregates.errors import DomainError, NotFound
 from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.execution import Execution
 from dspyops.aggregates.handled import HandledCommand
@@ -33,7 +44,6 @@ from dspyops.aggregates.ids import (
 )
 from dspyops.aggregates.legacy_topics import register_legacy_topics
 from dspyops.aggregates.optimization import Optimization
-from dspyops.aggregates.outcomes import handled_record, rejected
 from dspyops.aggregates.program import Program, ProgramVersion
 from dspyops.signatures import (
     CompiledSignature,
@@ -44,9 +54,6 @@ from dspyops.signatures import (
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
-ConfigValidator = Callable[[str, str, dict[str, Any]], list[ErrorDict]]
-# Checks a metric name (with its `:field` suffix) for an evaluation, which has no config.
-MetricValidator = Callable[[str], list[ErrorDict]]
 
 # What a command can get wrong: each becomes a CommandRejected outcome.
 REJECTIONS = (DomainError, SignatureError, ValidationFailed)
@@ -56,36 +63,22 @@ class ConflictsExhausted(RuntimeError):
     """Concurrent writers kept winning; the command was not applied and may be retried."""
 
 
-def no_metric_errors(metric: str) -> list[ErrorDict]:
-    return []
-
-
-def no_config_errors(optimizer: str, metric: str, config: dict[str, Any]) -> list[ErrorDict]:
-    return []
-
-
-class Service(Application):
+class DspyOps(Application):
+    # Programs live long and collect many events; executions and runs stay short.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Program: 50}
     # Retries after an optimistic-concurrency conflict before giving up.
     max_attempts = 8
     # Programs are read on every execution: keep them cached and fast-forward on read.
     default_cache_maxsize = "1000"
 
-    def __init__(
-        self,
-        env: EnvType | None = None,
-        *,
-        validate_config: ConfigValidator | None = None,
-        validate_metric: MetricValidator | None = None,
-    ) -> None:
+    def __init__(self, env: EnvType | None = None, *, checks: Checks | None = None) -> None:
         # Events stored by earlier layouts must load: their old topics resolve first.
         register_legacy_topics()
         env = dict(env or {})
         if self.AGGREGATE_CACHE_MAXSIZE not in os.environ:
             env.setdefault(self.AGGREGATE_CACHE_MAXSIZE, self.default_cache_maxsize)
         super().__init__(env)
-        # Optimizer configs are checked by runtime/, which the domain does not import.
-        self.validate_config = validate_config or no_config_errors
-        self.validate_metric = validate_metric or no_metric_errors
+        self.checks = checks or Checks()
         # Optimistic-concurrency conflicts met and retried: a health signal for workers.
         self.conflicts = 0
 

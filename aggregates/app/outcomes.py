@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from dspyops.aggregates.context import CommandContext, Outcome
+from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.errors import AlreadyExists, DomainError, ErrorDict
 from dspyops.aggregates.handled import HandledCommand
 from dspyops.aggregates.run import Run
@@ -58,8 +58,20 @@ def error_items(errors: list[ErrorDict]) -> list[ErrorItem]:
     ]
 
 
+# Commands that start something with an id of its own (the command id if not given):
+# their outcomes are about that execution or run.
+_STARTS = {
+    "ExecuteProgram": "execution_id",
+    "OptimizeProgram": "optimization_id",
+    "EvaluateProgram": "evaluation_id",
+}
+
+
 def subject_of(command: Command, ctx: CommandContext) -> str:
     """The user-facing id a command is about: its subject on the results topic."""
+    started = _STARTS.get(type(command).__name__)
+    if started is not None:
+        return str(getattr(command, started, None) or ctx.command_id)
     for name in ("program_id", "dataset_id", "execution_id", "optimization_id", "evaluation_id"):
         value = getattr(command, name, None)
         if value:

@@ -1,4 +1,4 @@
-"""Optimizations and evaluations: DSPy work in a thread pool, watched from the event loop.
+"""Optimization and evaluation runs: DSPy work in a thread pool, watched from the event loop.
 
 The faust loop only plans, watches and records; the optimizer runs in ``pool`` (one
 thread per run), so executions on the same worker never wait for it. While a run works
@@ -13,9 +13,9 @@ the loop polls, every ``poll_interval_s``:
 The command's offset is held by its agent until the terminal result is on Kafka: a
 worker that dies mid-run gets the command again, ``plan_optimization`` says
 ``resumed=True``, and the run starts over from the recorded request. Each start is
-recorded as progress step 0; a run interrupted ``MAX_STARTS`` times (a run that itself
-kills its worker would otherwise be redelivered forever) fails with code
-``interrupted``.
+recorded as progress step 0 (``Run.starts`` counts them); a run interrupted
+``MAX_STARTS`` times (a run that itself kills its worker would otherwise be redelivered
+forever) fails with code ``interrupted``.
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from dspyops.aggregates.application import (
+from dspyops.aggregates.app import (
     CommandContext,
     DspyOps,
     EvaluationPlan,
     OptimizationPlan,
     Outcome,
+    evaluations,
+    optimizations,
 )
-from dspyops.aggregates.ids import optimization_uuid
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.store_calls import in_store
-from dspyops.events.commands import EvaluateProgram, OptimizeProgram
 from dspyops.events.envelope import Envelope, result_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.evaluate import Scored
@@ -78,23 +78,14 @@ class RunJobs:
     poll_interval_s: float = 0.5
     heartbeat_s: float = 5.0
 
-    async def run(
-        self, envelope: Envelope, command: OptimizeProgram | EvaluateProgram, ctx: CommandContext
-    ) -> Outcome:
-        if isinstance(command, OptimizeProgram):
-            return await self.optimize(envelope, command, ctx)
-        return await self.evaluate(command, ctx)
-
     # --- optimizations -------------------------------------------------------------
 
     async def optimize(
-        self, envelope: Envelope, command: OptimizeProgram, ctx: CommandContext
+        self, envelope: Envelope, planned: OptimizationPlan, ctx: CommandContext
     ) -> Outcome:
-        planned = await self._in_store(self.app.plan_optimization, command, ctx)
-        if isinstance(planned, Outcome):
-            return planned
+        """Run a planned optimization to its one terminal outcome."""
         run_id = planned.optimization_id
-        starts = await self._in_store(self._starts, run_id) + 1
+        starts = planned.starts + 1
         if planned.resumed:
             log.warning("optimization %s was interrupted; running it again", run_id)
             if starts > MAX_STARTS:
@@ -135,7 +126,8 @@ class RunJobs:
             return await self._fail(run_id, "internal_error", f"{type(exc).__name__}: {exc}")
         return await self._in_store(
             partial(
-                self.app.complete_optimization,
+                optimizations.complete_optimization,
+                self.app,
                 run_id,
                 state=optimized.state,
                 baseline_score=optimized.baseline_score,
@@ -153,7 +145,7 @@ class RunJobs:
             await asyncio.wait({future}, timeout=self.poll_interval_s)
             if time.monotonic() > state.deadline:
                 state.stop(TIME_LIMIT_EXCEEDED)
-            elif await self._in_store(self.app.is_cancelled, run_id):
+            elif await self._in_store(optimizations.is_cancelled, self.app, run_id):
                 state.stop(CANCELLED)
             if state.reason is not None:
                 continue
@@ -182,7 +174,9 @@ class RunJobs:
         message: str,
     ) -> None:
         try:
-            outcome = await self._in_store(self.app.record_progress, run_id, step, total, best)
+            outcome = await self._in_store(
+                optimizations.record_progress, self.app, run_id, step, total, best
+            )
             if outcome is None:
                 return
             data = {**outcome.data, "message": message}
@@ -200,13 +194,6 @@ class RunJobs:
             # Progress is informative: a failure to report it must not fail the run.
             log.warning("could not report progress of %s", run_id, exc_info=True)
 
-    def _starts(self, run_id: str) -> int:
-        """How often this run was started: the progress events of step 0 it recorded."""
-        events = self.app.events.get(optimization_uuid(run_id))
-        return sum(
-            type(e).__name__ == "Progressed" and getattr(e, "step", None) == 0 for e in events
-        )
-
     async def _stopped(self, run_id: str, reason: str, state: RunState) -> Outcome:
         if reason == TIME_LIMIT_EXCEEDED:
             message = f"the run exceeded its time limit of {state.time_limit_s:g} s"
@@ -215,15 +202,17 @@ class RunJobs:
         return await self._fail(run_id, CANCELLED, "cancelled on request")
 
     async def _fail(self, run_id: str, code: str, message: str) -> Outcome:
-        outcome: Outcome = await self._in_store(self.app.fail_optimization, run_id, code, message)
+        outcome: Outcome = await self._in_store(
+            optimizations.fail_optimization, self.app, run_id, code, message
+        )
         return outcome
 
     # --- evaluations ---------------------------------------------------------------
 
-    async def evaluate(self, command: EvaluateProgram, ctx: CommandContext) -> Outcome:
-        planned = await self._in_store(self.app.plan_evaluation, command, ctx)
-        if isinstance(planned, Outcome):
-            return planned
+    async def evaluate(
+        self, envelope: Envelope, planned: EvaluationPlan, ctx: CommandContext
+    ) -> Outcome:
+        """Score a planned evaluation to its one terminal outcome."""
         run_id = planned.evaluation_id
         try:
             lm = self.profiles.build_lm(planned.lm)
@@ -260,12 +249,14 @@ class RunJobs:
                 run_id, "internal_error", f"{type(exc).__name__}: {exc}"
             )
         outcome: Outcome = await self._in_store(
-            self.app.complete_evaluation, run_id, scored.score, scored.per_example
+            evaluations.complete_evaluation, self.app, run_id, scored.score, scored.per_example
         )
         return outcome
 
     async def _fail_evaluation(self, run_id: str, code: str, message: str) -> Outcome:
-        outcome: Outcome = await self._in_store(self.app.fail_evaluation, run_id, code, message)
+        outcome: Outcome = await self._in_store(
+            evaluations.fail_evaluation, self.app, run_id, code, message
+        )
         return outcome
 
     async def _in_store(self, fn: Any, *args: Any) -> Any:

@@ -1,38 +1,29 @@
-"""Command handlers: plain functions `(app, command, ctx) -> Outcome`, one table.
+"""Program commands: register, update, train, deploy, roll back, deprecate.
 
 Each handler loads what it changes, calls guarded aggregate methods (which raise a
 DomainError before recording anything) and ends with `app.record(...)`, which saves the
 changed aggregates and the command's outcome in one transaction. Retries after a
-conflict and rejections are `DspyOps.handle`'s business, not the handlers'.
+conflict and rejections are `handlers.handle`'s business, not the handlers'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dspyops.aggregates.context import CommandContext, Outcome
-from dspyops.aggregates.dataset import Dataset
-from dspyops.aggregates.errors import AlreadyExists, NotFound
-from dspyops.aggregates.ids import dataset_uuid, program_uuid
-from dspyops.aggregates.outcomes import handled_record, run_context
+from dspyops.aggregates.app.application import DspyOps
+from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.errors import AlreadyExists
+from dspyops.aggregates.ids import program_uuid
 from dspyops.aggregates.program import Program
 from dspyops.events.commands import (
-    AppendExamples,
-    CancelOptimization,
-    Command,
     DeployProgram,
     DeprecateProgram,
-    RegisterDataset,
     RegisterProgram,
     RollbackProgram,
     TrainProgram,
     UpdateProgram,
 )
 from dspyops.events.results import (
-    DatasetRegistered,
-    DatasetResult,
-    ExamplesAppended,
     ProgramDeployed,
     ProgramDeprecated,
     ProgramRegistered,
@@ -42,11 +33,6 @@ from dspyops.events.results import (
     ProgramUpdated,
 )
 from dspyops.signatures import compile_signature
-
-if TYPE_CHECKING:
-    from dspyops.aggregates.application import DspyOps
-
-Handler = Callable[["DspyOps", Any, CommandContext], Outcome]
 
 
 def register_program(app: DspyOps, cmd: RegisterProgram, ctx: CommandContext) -> Outcome:
@@ -123,58 +109,6 @@ def deprecate_program(app: DspyOps, cmd: DeprecateProgram, ctx: CommandContext) 
     return app.record(ctx, _program_result(ProgramDeprecated, program), program)
 
 
-def register_dataset(app: DspyOps, cmd: RegisterDataset, ctx: CommandContext) -> Outcome:
-    dataset_id = cmd.dataset_id or ctx.command_id
-    if app.find(Dataset, dataset_uuid(dataset_id), copy=False) is not None:
-        raise AlreadyExists(f"dataset {dataset_id!r} exists", loc=["dataset_id"])
-    dataset = Dataset.register(
-        dataset_id=dataset_id,
-        name=cmd.name,
-        examples=list(cmd.examples),
-        dev_fraction=cmd.dev_fraction,
-        **ctx.meta(),
-    )
-    return app.record(ctx, _dataset_result(DatasetRegistered, dataset), dataset)
-
-
-def append_examples(app: DspyOps, cmd: AppendExamples, ctx: CommandContext) -> Outcome:
-    dataset = app.dataset(cmd.dataset_id)
-    dataset.append(list(cmd.examples), **ctx.meta())
-    result = _dataset_result(ExamplesAppended, dataset, appended=len(cmd.examples))
-    return app.record(ctx, result, dataset)
-
-
-def cancel_optimization(app: DspyOps, cmd: CancelOptimization, ctx: CommandContext) -> Outcome:
-    """Cancel a run; the asking OptimizeProgram command ends with the same outcome.
-
-    Both outcomes are stored in this one save, so the running job only has to notice
-    (`DspyOps.is_cancelled`) and stop; completing it afterwards returns the stored outcome.
-    """
-    run = app.optimization(cmd.optimization_id)
-    if run.program_id != cmd.program_id:
-        raise NotFound(
-            f"optimization {cmd.optimization_id!r} is not of program {cmd.program_id!r}",
-            loc=["optimization_id"],
-        )
-    run.cancel("cancelled on request", **ctx.meta())
-    outcome = app.cancel_outcome(run, "cancelled on request")
-    original = handled_record(run_context(run, "OptimizeProgram"), outcome)
-    return app.record(ctx, outcome, run, original)
-
-
-COMMAND_HANDLERS: dict[type[Command], Handler] = {
-    RegisterProgram: register_program,
-    UpdateProgram: update_program,
-    TrainProgram: train_program,
-    DeployProgram: deploy_program,
-    RollbackProgram: rollback_program,
-    DeprecateProgram: deprecate_program,
-    RegisterDataset: register_dataset,
-    AppendExamples: append_examples,
-    CancelOptimization: cancel_optimization,
-}
-
-
 def _program_result(cls: type[ProgramResult], program: Program, **extra: Any) -> Outcome:
     result = cls(
         program_id=program.program_id,
@@ -184,15 +118,3 @@ def _program_result(cls: type[ProgramResult], program: Program, **extra: Any) ->
         **extra,
     )
     return Outcome.of(result, program.program_id)
-
-
-def _dataset_result(cls: type[DatasetResult], dataset: Dataset, **extra: Any) -> Outcome:
-    result = cls(
-        dataset_id=dataset.dataset_id,
-        name=dataset.name,
-        size=dataset.size,
-        train_size=dataset.train_size,
-        dev_size=dataset.dev_size,
-        **extra,
-    )
-    return Outcome.of(result, dataset.dataset_id)

@@ -10,10 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from dspyops.aggregates.program import Program, ProgramVersion
 from dspyops.signatures import CompiledSignature, compile_signature
 
 
-class _Plan(BaseModel):
+class Plan(BaseModel):
+    """What a long-running command's handler decides: the work the worker then does."""
+
     model_config = ConfigDict(frozen=True)
 
     program_id: str
@@ -35,14 +38,14 @@ class _Plan(BaseModel):
         )
 
 
-class ExecutionPlan(_Plan):
+class ExecutionPlan(Plan):
     execution_id: str
     inputs: dict[str, Any]
     # True when the request was already stored (on its own) when planned.
     requested: bool = False
 
 
-class OptimizationPlan(_Plan):
+class OptimizationPlan(Plan):
     """`version` is the version the optimizer starts from."""
 
     optimization_id: str
@@ -54,11 +57,27 @@ class OptimizationPlan(_Plan):
     config: dict[str, Any]
     # True when the run was already recorded (a redelivered command after a crash).
     resumed: bool = False
+    # Times a worker started this run before (progress step 0 recorded).
+    starts: int = 0
 
 
-class EvaluationPlan(_Plan):
+class EvaluationPlan(Plan):
     evaluation_id: str
     dataset_id: str
     devset: list[dict[str, Any]]
     metric: str
     resumed: bool = False
+
+
+def plan_fields(program: Program, version: ProgramVersion) -> dict[str, Any]:
+    """What every plan copies from the program and the version it runs."""
+    return {
+        "program_id": program.program_id,
+        "version": version["number"],
+        "signature": program.signature,
+        "module": program.module,
+        "instructions": version["instructions"],
+        "field_descriptions": dict(program.field_descriptions),
+        "state": version["state"],
+        "lm": program.lm,
+    }

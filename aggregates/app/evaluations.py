@@ -1,0 +1,103 @@
+"""Evaluation runs: one program version scored on a dataset's dev split.
+
+`plan_evaluation` is EvaluateProgram's handler; the worker ends the run with
+`complete_evaluation` or `fail_evaluation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dspyops.aggregates.app.application import DspyOps
+from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.outcomes import check_same_command
+from dspyops.aggregates.app.plans import EvaluationPlan, plan_fields
+from dspyops.aggregates.app.runs import (
+    dataset_problems,
+    fail_run,
+    finish_run,
+    named,
+    score_errors,
+)
+from dspyops.aggregates.dataset import DEV
+from dspyops.aggregates.errors import IllegalTransition, InvalidInput
+from dspyops.aggregates.evaluation import Evaluation
+from dspyops.aggregates.ids import evaluation_uuid
+from dspyops.aggregates.program import DEPRECATED
+from dspyops.aggregates.run import Run
+from dspyops.events.commands import EvaluateProgram
+from dspyops.events.results import EvaluationCompleted
+
+COMMAND = "EvaluateProgram"
+
+
+def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> EvaluationPlan:
+    run_id = cmd.evaluation_id or ctx.command_id
+    existing = app.replay(Evaluation, evaluation_uuid(run_id))
+    if existing is not None:
+        check_same_command(existing.command_id, ctx, "evaluation_id", run_id)
+        return _plan(app, existing, resumed=True)
+    program = app.program(cmd.program_id)
+    if program.status == DEPRECATED:
+        raise IllegalTransition(f"program {cmd.program_id!r} is deprecated", loc=["program_id"])
+    version = program.serving_version(cmd.version)
+    errors = named("metric", cmd.metric) or app.checks.metric(cmd.metric)
+    errors += dataset_problems(app, program, version, cmd.dataset_id)
+    if errors:
+        raise InvalidInput(errors=errors)
+    run = Evaluation(
+        evaluation_id=run_id,
+        program_id=cmd.program_id,
+        version=version["number"],
+        dataset_id=cmd.dataset_id,
+        metric=cmd.metric,
+        **ctx.meta(),
+    )
+    run.start(**ctx.meta())
+    app.save(run)
+    return _plan(app, run, resumed=False)
+
+
+def _plan(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
+    program = app.program(run.program_id, copy=False)
+    dataset = app.dataset(run.dataset_id, copy=False)
+    # The dev split is held out for scoring; a dataset without one is scored whole.
+    devset = dataset.split(DEV) or list(dataset.examples)
+    return EvaluationPlan(
+        evaluation_id=run.evaluation_id,
+        dataset_id=run.dataset_id,
+        devset=devset,
+        metric=run.metric,
+        resumed=resumed,
+        **plan_fields(program, program.get_version(run.version_used)),
+    )
+
+
+def complete_evaluation(
+    app: DspyOps, evaluation_id: str, score: float, per_example: list[dict[str, Any]]
+) -> Outcome:
+    def finish(run: Run, ctx: CommandContext) -> Outcome:
+        assert isinstance(run, Evaluation)
+        bad = score_errors(score=score)
+        if bad:
+            return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"])
+        run.complete(score, per_example, **ctx.meta())
+        result = EvaluationCompleted(
+            evaluation_id=run.evaluation_id,
+            program_id=run.program_id,
+            version=run.version_used,
+            dataset_id=run.dataset_id,
+            metric=run.metric,
+            score=score,
+            examples=len(per_example),
+        )
+        return app.record(ctx, Outcome.of(result, run.run_id), run)
+
+    return finish_run(app, app.evaluation, evaluation_id, COMMAND, finish)
+
+
+def fail_evaluation(app: DspyOps, evaluation_id: str, code: str, message: str) -> Outcome:
+    def finish(run: Run, ctx: CommandContext) -> Outcome:
+        return fail_run(app, run, ctx, code, message)
+
+    return finish_run(app, app.evaluation, evaluation_id, COMMAND, finish)

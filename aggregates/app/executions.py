@@ -1,0 +1,205 @@
+"""Executions: plan (checks, no writes) before the LM call, record once after it.
+
+`plan_execution` is ExecuteProgram's handler: it reads the program and validates the
+inputs, and writes nothing. The worker then runs the LM and hands back a `Completion`;
+`complete_executions` records the request, its ending and the command's outcome in one
+transaction, for many executions at once (group commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
+
+from dspyops.aggregates.app.application import DspyOps
+from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.outcomes import check_same_command, error_items, handled_record
+from dspyops.aggregates.app.plans import ExecutionPlan, plan_fields
+from dspyops.aggregates.errors import IllegalTransition, InvalidInput, prefixed
+from dspyops.aggregates.execution import Execution
+from dspyops.aggregates.ids import execution_uuid
+from dspyops.aggregates.program import DEPRECATED
+from dspyops.events.commands import ExecuteProgram
+from dspyops.events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
+from dspyops.signatures import ValidationFailed
+
+REASONING = "reasoning"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished LM run, ready to be recorded."""
+
+    plan: ExecutionPlan
+    ctx: CommandContext
+    outputs: dict[str, Any] | None
+    error: ErrorInfo | None
+    latency_ms: float
+    usage: Usage
+    model: str
+    offline: bool
+
+
+def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> ExecutionPlan:
+    """What to run for `cmd`; raises a DomainError when it cannot run."""
+    execution_id = cmd.execution_id or ctx.command_id
+    existing = app.execution(execution_id)
+    requested_version = cmd.version
+    if existing is not None:
+        check_same_command(existing.command_id, ctx, "execution_id", execution_id)
+        requested_version = existing.version_used
+    program = app.program(cmd.program_id, copy=False)
+    if program.status == DEPRECATED:
+        raise IllegalTransition(
+            f"program {cmd.program_id!r} is deprecated and runs no executions",
+            loc=["program_id"],
+        )
+    version = program.serving_version(requested_version)
+    compiled = app.compiled(program, version)
+    try:
+        inputs = compiled.validate_inputs(cmd.inputs)
+    except ValidationFailed as exc:
+        raise InvalidInput(errors=prefixed(exc.errors, "inputs")) from exc
+    return ExecutionPlan(
+        execution_id=execution_id,
+        inputs=inputs,
+        requested=existing is not None,
+        **plan_fields(program, version),
+    )
+
+
+def complete_executions(app: DspyOps, completions: Sequence[Completion]) -> list[Outcome]:
+    """Many executions recorded in ONE transaction (group commit), outcomes in order.
+
+    The event store serialises writers, so one save per execution caps a worker at
+    about one execution per insert; a batch pays that once. Executions whose request
+    was stored earlier, and a batch that meets any conflict, go one by one through
+    the careful path, which reads what is stored and never records twice.
+    """
+    batch = [c for c in completions if not c.plan.requested]
+    outcomes: dict[int, Outcome] = {}
+    if len(batch) > 1:
+        changed: list[Aggregate] = []
+        built: dict[int, Outcome] = {}
+        for index, completion in enumerate(completions):
+            if completion.plan.requested:
+                continue
+            execution = _new_execution(completion.plan, completion.ctx)
+            outcome = _finish(execution, completion)
+            changed += [execution, handled_record(completion.ctx, outcome)]
+            built[index] = outcome
+        try:
+            app.save(*changed)
+            outcomes = built
+        except RecordConflictError:
+            app.conflicts += 1
+    return [
+        outcomes[i] if i in outcomes else _complete_one(app, c) for i, c in enumerate(completions)
+    ]
+
+
+def _complete_one(app: DspyOps, completion: Completion) -> Outcome:
+    plan, ctx = completion.plan, completion.ctx
+
+    def work(first: bool) -> Outcome:
+        # Right after planning, a fresh execution needs no reads; a race is a conflict.
+        fresh = first and not plan.requested
+        execution = _new_execution(plan, ctx) if fresh else _open_execution(app, plan, ctx)
+        return app.record(ctx, _finish(execution, completion), execution)
+
+    return app.attempt(ctx, work, plan.execution_id, trust_first=True)
+
+
+def _open_execution(app: DspyOps, plan: ExecutionPlan, ctx: CommandContext) -> Execution:
+    """The stored request of this command, or a new one (recorded with its ending)."""
+    execution = app.replay(Execution, execution_uuid(plan.execution_id))
+    if execution is None:
+        return _new_execution(plan, ctx)
+    check_same_command(execution.command_id, ctx, "execution_id", plan.execution_id)
+    return execution
+
+
+def _new_execution(plan: ExecutionPlan, ctx: CommandContext) -> Execution:
+    return Execution(
+        execution_id=plan.execution_id,
+        program_id=plan.program_id,
+        version=plan.version,
+        inputs=plan.inputs,
+        **ctx.meta(),
+    )
+
+
+def _finish(execution: Execution, completion: Completion) -> Outcome:
+    """Records the ending on `execution` (unsaved) and returns the command's outcome.
+
+    Outputs are validated against the signature first: invalid outputs make the
+    execution fail with code `output_invalid`, never succeed.
+    """
+    plan, ctx = completion.plan, completion.ctx
+    outputs, failure = _checked_outputs(plan, completion.outputs, completion.error)
+    result: ExecutionSucceeded | ExecutionFailed
+    if failure is None:
+        execution.succeed(
+            outputs=outputs,
+            latency_ms=completion.latency_ms,
+            usage=completion.usage.model_dump(),
+            model=completion.model,
+            offline=completion.offline,
+            **ctx.meta(),
+        )
+        result = ExecutionSucceeded(
+            execution_id=plan.execution_id,
+            program_id=plan.program_id,
+            version=plan.version,
+            outputs=outputs,
+            latency_ms=completion.latency_ms,
+            usage=completion.usage,
+            model=completion.model,
+            offline=completion.offline,
+        )
+    else:
+        execution.fail(
+            code=failure.code,
+            message=failure.message,
+            details=[item.model_dump() for item in failure.details],
+            latency_ms=completion.latency_ms,
+            model=completion.model or None,
+            **ctx.meta(),
+        )
+        result = ExecutionFailed(
+            execution_id=plan.execution_id,
+            program_id=plan.program_id,
+            version=plan.version,
+            error=failure,
+            latency_ms=completion.latency_ms,
+        )
+    return Outcome.of(result, plan.execution_id)
+
+
+def _checked_outputs(
+    plan: ExecutionPlan, outputs: dict[str, Any] | None, error: ErrorInfo | None
+) -> tuple[dict[str, Any], ErrorInfo | None]:
+    if error is not None:
+        return {}, error
+    if outputs is None:
+        return {}, ErrorInfo(code="no_outputs", message="the program returned no outputs")
+    compiled = plan.compiled()
+    outputs = dict(outputs)
+    # ChainOfThought adds its reasoning to the prediction: kept, but not a signature field.
+    adds_reasoning = plan.module == "ChainOfThought" and REASONING not in compiled.output_names
+    reasoning = outputs.pop(REASONING, None) if adds_reasoning else None
+    try:
+        validated = compiled.validate_outputs(outputs)
+    except ValidationFailed as exc:
+        return {}, ErrorInfo(
+            code="output_invalid",
+            message=f"outputs do not match the signature: {exc}",
+            details=error_items(prefixed(exc.errors, "outputs")),
+        )
+    if reasoning is not None:
+        validated[REASONING] = str(reasoning)
+    return validated, None

@@ -1,0 +1,97 @@
+"""The one command table: every command type -> the function that handles it.
+
+`handle(app, command, ctx)` is how anything (the worker, tests, benches) applies a
+command. A handler returns the command's terminal `Outcome`, or, for the long-running
+commands (ExecuteProgram, OptimizeProgram, EvaluateProgram), the `Plan` of the work the
+worker then does and records through `executions`, `optimizations` and `evaluations`.
+
+Around every handler, `DspyOps.attempt` gives the same guarantees: a command handled
+before returns its stored outcome and records nothing; a domain error becomes a stored
+`CommandRejected`; an optimistic-concurrency conflict re-runs the handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, overload
+
+from dspyops.aggregates.app import datasets, evaluations, executions, optimizations, programs
+from dspyops.aggregates.app.application import DspyOps
+from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.outcomes import subject_of, typed
+from dspyops.aggregates.app.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan, Plan
+from dspyops.events.commands import (
+    COMMAND_TYPES,
+    AppendExamples,
+    CancelOptimization,
+    Command,
+    DeployProgram,
+    DeprecateProgram,
+    EvaluateProgram,
+    ExecuteProgram,
+    OptimizeProgram,
+    RegisterDataset,
+    RegisterProgram,
+    RollbackProgram,
+    TrainProgram,
+    UpdateProgram,
+)
+
+Handler = Callable[[DspyOps, Any, CommandContext], Outcome | Plan]
+
+COMMAND_HANDLERS: dict[type[Command], Handler] = {
+    RegisterProgram: programs.register_program,
+    UpdateProgram: programs.update_program,
+    TrainProgram: programs.train_program,
+    DeployProgram: programs.deploy_program,
+    RollbackProgram: programs.rollback_program,
+    DeprecateProgram: programs.deprecate_program,
+    RegisterDataset: datasets.register_dataset,
+    AppendExamples: datasets.append_examples,
+    ExecuteProgram: executions.plan_execution,
+    OptimizeProgram: optimizations.plan_optimization,
+    EvaluateProgram: evaluations.plan_evaluation,
+    CancelOptimization: optimizations.cancel_optimization,
+}
+
+# A command type without a handler would be accepted on the wire and never answered.
+assert set(COMMAND_HANDLERS) == set(COMMAND_TYPES.values()), "every command needs a handler"
+
+
+# Commands whose handler always ends them: an outcome, never a plan.
+ImmediateCommand = (
+    RegisterProgram
+    | UpdateProgram
+    | TrainProgram
+    | DeployProgram
+    | RollbackProgram
+    | DeprecateProgram
+    | RegisterDataset
+    | AppendExamples
+    | CancelOptimization
+)
+
+
+# What each command can return, for callers' type checks: a plan only for the three
+# long-running commands (or their outcome, when handled before or rejected).
+@overload
+def handle(app: DspyOps, command: ImmediateCommand, ctx: CommandContext) -> Outcome: ...
+@overload
+def handle(
+    app: DspyOps, command: ExecuteProgram, ctx: CommandContext
+) -> Outcome | ExecutionPlan: ...
+@overload
+def handle(
+    app: DspyOps, command: OptimizeProgram, ctx: CommandContext
+) -> Outcome | OptimizationPlan: ...
+@overload
+def handle(
+    app: DspyOps, command: EvaluateProgram, ctx: CommandContext
+) -> Outcome | EvaluationPlan: ...
+@overload
+def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Plan: ...
+def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Plan:
+    """Apply `command` once: its outcome (stored), or the plan of the work it asks for."""
+    handler = COMMAND_HANDLERS[type(command)]
+    ctx = typed(ctx, type(command).__name__)
+    return app.attempt(ctx, lambda _: handler(app, command, ctx), subject_of(command, ctx))

@@ -1,0 +1,190 @@
+"""Optimization runs: plan and record the request, progress, cancel, then one ending.
+
+`plan_optimization` is OptimizeProgram's handler and `cancel_optimization`
+CancelOptimization's; the worker reports progress and the ending with the other
+functions here while the optimizer runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.persistence import RecordConflictError
+
+from dspyops.aggregates.app.application import ConflictsExhausted, DspyOps
+from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.outcomes import check_same_command, handled_record, run_context
+from dspyops.aggregates.app.plans import OptimizationPlan, plan_fields
+from dspyops.aggregates.app.runs import (
+    dataset_problems,
+    fail_run,
+    finish_run,
+    named,
+    score_errors,
+)
+from dspyops.aggregates.dataset import DEV, TRAIN
+from dspyops.aggregates.errors import DomainError, InvalidInput, NotFound
+from dspyops.aggregates.ids import optimization_uuid
+from dspyops.aggregates.optimization import Optimization
+from dspyops.aggregates.run import CANCELLED, RUNNING, Run
+from dspyops.events.commands import CancelOptimization, OptimizeProgram
+from dspyops.events.results import (
+    OptimizationCancelled,
+    OptimizationCompleted,
+    OptimizationProgress,
+)
+
+COMMAND = "OptimizeProgram"
+CANCEL_REASON = "cancelled on request"
+
+
+def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -> OptimizationPlan:
+    """Check the request, record the run as requested and running, and say what to run.
+
+    A redelivered command finds its run recorded and gets the same plan, `resumed`.
+    """
+    run_id = cmd.optimization_id or ctx.command_id
+    existing = app.replay(Optimization, optimization_uuid(run_id))
+    if existing is not None:
+        check_same_command(existing.command_id, ctx, "optimization_id", run_id)
+        return _plan(app, existing, resumed=True)
+    program = app.program(cmd.program_id)
+    program.check("optimize")
+    errors = named("optimizer", cmd.optimizer) + named("metric", cmd.metric)
+    errors += app.checks.optimization(cmd.optimizer, cmd.metric, cmd.config)
+    errors += dataset_problems(app, program, program.versions[-1], cmd.dataset_id)
+    if errors:
+        raise InvalidInput(errors=errors)
+    run = Optimization(
+        optimization_id=run_id,
+        program_id=cmd.program_id,
+        dataset_id=cmd.dataset_id,
+        base_version=program.latest_version,
+        optimizer=cmd.optimizer,
+        metric=cmd.metric,
+        config=cmd.config,
+        **ctx.meta(),
+    )
+    run.start(**ctx.meta())
+    # No HandledCommand yet: the command's terminal outcome comes when the run ends.
+    app.save(run)
+    return _plan(app, run, resumed=False)
+
+
+def _plan(app: DspyOps, run: Optimization, *, resumed: bool) -> OptimizationPlan:
+    program = app.program(run.program_id, copy=False)
+    dataset = app.dataset(run.dataset_id, copy=False)
+    return OptimizationPlan(
+        optimization_id=run.optimization_id,
+        dataset_id=run.dataset_id,
+        trainset=dataset.split(TRAIN),
+        devset=dataset.split(DEV),
+        optimizer=run.optimizer,
+        metric=run.metric,
+        config=run.config,
+        resumed=resumed,
+        starts=run.starts,
+        **plan_fields(program, program.get_version(run.base_version)),
+    )
+
+
+def record_progress(
+    app: DspyOps, optimization_id: str, step: int, total: int, best_score: float | None = None
+) -> Outcome | None:
+    """Record progress of a running optimization; None when it is no longer running."""
+    for _ in range(app.max_attempts):
+        run = app.optimization(optimization_id)
+        if run.status != RUNNING:
+            return None
+        run.progress(step, total, best_score, **run.origin())
+        try:
+            app.save(run)
+        except RecordConflictError:
+            continue
+        result = OptimizationProgress(
+            optimization_id=optimization_id,
+            program_id=run.program_id,
+            step=step,
+            total=total,
+            best_score=best_score,
+        )
+        return Outcome.of(result, optimization_id)
+    raise ConflictsExhausted(f"optimization {optimization_id!r}: progress kept conflicting")
+
+
+def is_cancelled(app: DspyOps, optimization_id: str) -> bool:
+    return app.optimization(optimization_id).status == CANCELLED
+
+
+def complete_optimization(
+    app: DspyOps,
+    optimization_id: str,
+    *,
+    state: dict[str, Any],
+    baseline_score: float,
+    optimized_score: float,
+) -> Outcome:
+    """Add the optimized program version, status -> optimized; one save with the outcome."""
+
+    def finish(run: Run, ctx: CommandContext) -> Outcome:
+        assert isinstance(run, Optimization)
+        bad = score_errors(baseline_score=baseline_score, optimized_score=optimized_score)
+        program = app.program(run.program_id)
+        if bad:
+            return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"])
+        try:
+            version = program.add_optimized_version(
+                optimization_id=run.optimization_id,
+                state=state,
+                optimizer=run.optimizer,
+                metric=run.metric,
+                config=run.config,
+                dataset_id=run.dataset_id,
+                baseline_score=baseline_score,
+                optimized_score=optimized_score,
+                **ctx.meta(),
+            )
+        except DomainError as exc:
+            return fail_run(app, run, ctx, "illegal_transition", str(exc))
+        run.complete(version, baseline_score, optimized_score, **ctx.meta())
+        result = OptimizationCompleted(
+            optimization_id=run.optimization_id,
+            program_id=run.program_id,
+            version=version,
+            optimizer=run.optimizer,
+            metric=run.metric,
+            dataset_id=run.dataset_id,
+            baseline_score=baseline_score,
+            optimized_score=optimized_score,
+        )
+        return app.record(ctx, Outcome.of(result, run.run_id), run, program)
+
+    return finish_run(app, app.optimization, optimization_id, COMMAND, finish)
+
+
+def fail_optimization(app: DspyOps, optimization_id: str, code: str, message: str) -> Outcome:
+    def finish(run: Run, ctx: CommandContext) -> Outcome:
+        return fail_run(app, run, ctx, code, message)
+
+    return finish_run(app, app.optimization, optimization_id, COMMAND, finish)
+
+
+def cancel_optimization(app: DspyOps, cmd: CancelOptimization, ctx: CommandContext) -> Outcome:
+    """Cancel a run; the asking OptimizeProgram command ends with the same outcome.
+
+    Both outcomes are stored in this one save, so the running job only has to notice
+    (`is_cancelled`) and stop; completing it afterwards returns the stored outcome.
+    """
+    run = app.optimization(cmd.optimization_id)
+    if run.program_id != cmd.program_id:
+        raise NotFound(
+            f"optimization {cmd.optimization_id!r} is not of program {cmd.program_id!r}",
+            loc=["optimization_id"],
+        )
+    run.cancel(CANCEL_REASON, **ctx.meta())
+    result = OptimizationCancelled(
+        optimization_id=run.run_id, program_id=run.program_id, reason=CANCEL_REASON
+    )
+    outcome = Outcome.of(result, run.run_id)
+    original = handled_record(run_context(run, COMMAND), outcome)
+    return app.record(ctx, outcome, run, original)

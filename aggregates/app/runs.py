@@ -1,0 +1,79 @@
+"""What optimization and evaluation runs share: ending a run exactly once, and its checks.
+
+A run's asking command (OptimizeProgram, EvaluateProgram) gets its terminal outcome when
+the run ends, stored in the same save as the run's last event; until then the command
+has no HandledCommand, so a redelivered command finds the run and resumes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dspyops.aggregates.app.application import DspyOps
+from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.outcomes import run_context
+from dspyops.aggregates.errors import ErrorDict, IllegalTransition, NotFound, prefixed
+from dspyops.aggregates.optimization import Optimization
+from dspyops.aggregates.program import Program, ProgramVersion
+from dspyops.aggregates.run import Run
+from dspyops.events.results import ErrorInfo, EvaluationFailed, OptimizationFailed
+
+Finish = Callable[[Run, CommandContext], Outcome]
+
+
+def finish_run(
+    app: DspyOps,
+    load: Callable[[str], Run],
+    run_id: str,
+    command_type: str,
+    finish: Finish,
+) -> Outcome:
+    """End a run on behalf of the command that asked for it, exactly once."""
+    ctx = run_context(load(run_id), command_type)
+
+    def work(_: bool) -> Outcome:
+        run = load(run_id)
+        if not run.is_open:
+            raise IllegalTransition(f"run {run_id!r} already {run.status}", loc=["status"])
+        return finish(run, ctx)
+
+    return app.attempt(ctx, work, run_id)
+
+
+def fail_run(app: DspyOps, run: Run, ctx: CommandContext, code: str, message: str) -> Outcome:
+    """Record the run's failure and the asking command's outcome in one save."""
+    run.fail(code, message, **ctx.meta())
+    error = ErrorInfo(code=code, message=message)
+    result: OptimizationFailed | EvaluationFailed
+    if isinstance(run, Optimization):
+        result = OptimizationFailed(
+            optimization_id=run.run_id, program_id=run.program_id, error=error
+        )
+    else:
+        result = EvaluationFailed(evaluation_id=run.run_id, program_id=run.program_id, error=error)
+    return app.record(ctx, Outcome.of(result, run.run_id), run)
+
+
+def dataset_problems(
+    app: DspyOps, program: Program, version: ProgramVersion, dataset_id: str
+) -> list[ErrorDict]:
+    """Why the dataset cannot be used with this version (missing, or examples that misfit)."""
+    try:
+        dataset = app.dataset(dataset_id, copy=False)
+    except NotFound as exc:
+        return exc.errors
+    return prefixed(dataset.validate_against(app.compiled(program, version)), "dataset")
+
+
+def named(field: str, value: str) -> list[ErrorDict]:
+    if isinstance(value, str) and value.strip():
+        return []
+    return [{"loc": [field], "msg": f"{field} must be a non-empty name", "type": "missing"}]
+
+
+def score_errors(**scores: float) -> list[ErrorDict]:
+    return [
+        {"loc": [name], "msg": f"{name} {value!r} is not in [0, 1]", "type": "out_of_range"}
+        for name, value in scores.items()
+        if not (isinstance(value, int | float) and 0.0 <= value <= 1.0)
+    ]

@@ -1,0 +1,84 @@
+"""The composition root: settings, the event store and the LM profiles, each opened one way.
+
+The worker, the projector, the API, the benches and the tests get them here, so the
+store is configured the same everywhere and a PostgreSQL schema is created in one place
+(`create_schema`). The runtime (dspy) is imported only by what needs it: the worker's
+checks and LM profiles; the projector and the API never load it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import sql
+
+from dspyops.aggregates.app import Checks, DspyOps, eventsourcing_env
+from dspyops.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from dspyops.runtime.profiles import ProfileRegistry
+
+# Matches eventsourcing's PostgreSQL pool (POSTGRES_POOL_SIZE + max overflow): more
+# threads than connections would only queue inside the pool.
+STORE_THREADS = 10
+
+__all__ = [
+    "STORE_THREADS",
+    "create_schema",
+    "get_settings",
+    "lm_profiles",
+    "open_store",
+    "open_worker_store",
+    "worker_checks",
+]
+
+
+def create_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Create `schema` if missing: the one place dspyops issues CREATE SCHEMA."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def open_store(
+    database_url: str,
+    schema: str,
+    *,
+    checks: Checks | None = None,
+    pool_size: int | None = None,
+) -> DspyOps:
+    """The event store in `schema` (created with its tables if missing)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        create_schema(conn, schema)
+    env = eventsourcing_env(database_url, schema=schema)
+    if pool_size is not None:
+        env["POSTGRES_POOL_SIZE"] = str(pool_size)
+    return DspyOps(env, checks=checks)
+
+
+def open_worker_store(settings: Settings) -> DspyOps:
+    """The event store as a worker opens it: its pool sized for its threads, runtime checks."""
+    return open_store(
+        settings.effective_database_url,
+        settings.event_store_schema,
+        checks=worker_checks(),
+        pool_size=STORE_THREADS,
+    )
+
+
+def worker_checks() -> Checks:
+    """Optimizer configs and metric names checked when a run is planned, before any LM call."""
+    from dspyops.runtime.metrics import validate_metric
+    from dspyops.runtime.optimizers import validate_optimization
+
+    return Checks(
+        optimization=validate_optimization,
+        # Evaluations carry no config, only a metric name (with its `:field` suffix).
+        metric=lambda metric: validate_metric(metric, {}),
+    )
+
+
+def lm_profiles(settings: Settings) -> ProfileRegistry:
+    """The worker's LM profiles (DSPYOPS_LM_PROFILES); `offline` and `default` always exist."""
+    from dspyops.runtime.profiles import ProfileRegistry
+
+    return ProfileRegistry.from_settings(settings.lm_profiles)
