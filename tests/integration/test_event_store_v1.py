@@ -7,9 +7,11 @@ tests/fixtures/README.md); every event class of that layout and a Program snapsh
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import psycopg
 import pytest
+from eventsourcing.domain import Snapshot
 
 from dspyops.aggregates import CommandContext, DspyOps
 from dspyops.aggregates.dataset import Dataset
@@ -44,7 +46,7 @@ def test_every_v1_event_loads_and_replays_to_the_same_state(v1_store: DspyOps) -
     assert {n.topic.split(".", 1)[0] for n in notifications} == {"aggregates"}
     for notification in notifications:
         v1_store.mapper.to_domain_event(notification)
-    qa = v1_store.repository.get(program_uuid("qa"))
+    qa: Program = v1_store.repository.get(program_uuid("qa"))
     assert isinstance(qa, Program)
     assert (qa.status, qa.latest_version, qa.deployed_version) == ("deprecated", 3, 2)
     assert [v["source"] for v in qa.versions] == ["registered", "updated", "optimized"]
@@ -54,11 +56,11 @@ def test_every_v1_event_loads_and_replays_to_the_same_state(v1_store: DspyOps) -
     assert v1_store.snapshots is not None
     (snapshot,) = v1_store.snapshots.get(program_uuid("p2"))
     assert snapshot.originator_version == 50
-    assert type(snapshot.mutate(None)) is Program
-    p2 = v1_store.repository.get(program_uuid("p2"))
+    assert type(cast(Snapshot, snapshot).mutate(None)) is Program
+    p2: Program = v1_store.repository.get(program_uuid("p2"))
     assert p2.version == 52
     assert (p2.status, p2.description) == ("training", "d49")
-    golden = v1_store.repository.get(dataset_uuid("golden"))
+    golden: Dataset = v1_store.repository.get(dataset_uuid("golden"))
     assert isinstance(golden, Dataset)
     assert golden.size == 12
 
@@ -75,7 +77,7 @@ def test_new_commands_apply_on_top_of_v1_events(v1_store: DspyOps) -> None:
     assert outcome.result_type == "ProgramUpdated"
     plan = v1_store.plan_execution(ExecuteProgram(program_id="p2", inputs={"text": "t"}), ctx("x"))
     assert not hasattr(plan, "result_type"), plan
-    p2 = v1_store.repository.get(program_uuid("p2"))
+    p2: Program = v1_store.repository.get(program_uuid("p2"))
     assert p2.version == 53
 
 
