@@ -25,6 +25,7 @@ from dspyops.runtime.metrics import build_metric
 from dspyops.runtime.modules import build_module
 from dspyops.settings import Settings
 from dspyops.signatures import compile_signature
+from dspyops.signatures.dspy_signature import dspy_signature
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.optimization_support import (
     SIGNATURE,
@@ -116,7 +117,7 @@ async def test_optimized_version_carries_demos_into_executions_and_scores_match_
     direct = {}
     with dspy.context(lm=lm):
         for version, recorded in ((None, "baseline_score"), (state, "optimized_score")):
-            program = build_module("Predict", compiled.dspy_signature, version)
+            program = build_module("Predict", dspy_signature(compiled), version)
             evaluate_directly = dspy.Evaluate(devset=devset, metric=metric, display_progress=False)
             direct[recorded] = evaluate_directly(program).score
             assert direct[recorded] / 100 == data[recorded], (recorded, direct)
