@@ -344,7 +344,7 @@ def summarize_py_spy(path: str, top: int = 15) -> str:
     stage: dict[str, int] = {}
     total = 0
     stages = (
-        "run_program",
+        "execute_program",
         "plan_execution",
         "complete_executions",
         "publish",

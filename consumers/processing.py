@@ -26,7 +26,7 @@ from dspyops.events.deadletter import deadletter_envelope
 from dspyops.events.envelope import Envelope, result_envelope
 from dspyops.events.results import CommandRejected, ErrorInfo, ErrorItem, Usage
 from dspyops.events.topics import Topics, command_topic
-from dspyops.runtime.executor import run_program
+from dspyops.runtime.executor import execute_program
 from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class Processor:
         module = self.modules.get(plan)
         # The profile's timeout is per attempt and the LM retries: the deadline covers all.
         deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
-        outcome = await run_program(module, dict(plan.inputs), lm, timeout_s=deadline)
+        outcome = await execute_program(module, dict(plan.inputs), lm, timeout_s=deadline)
         failure = None
         if not outcome.ok:
             failure = ErrorInfo(

@@ -19,9 +19,9 @@ from dspyops.consumers.relay import OutboxRelay, PositionStore
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from dspyops.runtime.executor import configure_dspy_for_workers
-from dspyops.runtime.metrics import validate_metric
 from dspyops.runtime.optimizers import validate_optimization
 from dspyops.runtime.profiles import ProfileRegistry
+from dspyops.runtime.scoring import validate_metric
 from dspyops.settings import Settings
 
 log = logging.getLogger(__name__)

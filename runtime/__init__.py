@@ -2,7 +2,7 @@
 
 Nothing is re-exported here: import from the defining module
 (``dspyops.runtime.executor``, ``.modules``, ``.profiles``, ``.offline``, ``.evaluate``,
-``.metrics``, ``.optimizers``, ``.optimize``, ``.progress_bars``), so importing one of
+``.scoring``, ``.optimizers``, ``.optimize``, ``.progress_bars``), so importing one of
 them does not import every other.
 
 Imports only dspy, pydantic, the standard library and ``settings``; signatures are

@@ -30,10 +30,10 @@ from pydantic_core import to_jsonable_python
 
 from dspyops.runtime.evaluate import Scored, score_program, to_examples
 from dspyops.runtime.executor import INTERNAL_ERROR, classify
-from dspyops.runtime.metrics import Metric, MetricOptionsError, UnknownMetric, build_metric
 from dspyops.runtime.modules import build_module, state_problems
 from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
 from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
+from dspyops.runtime.scoring import Metric, MetricOptionsError, UnknownMetric, build_metric
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -7,7 +7,7 @@ optimizer takes:
 - ``time_limit_s`` (default 900, at most 6 h): the run fails with ``time_limit_exceeded``
   past it;
 - ``num_threads`` (default 1, at most 16): DSPy's own parallelism inside one run;
-- ``metric_options``: validated by the metric (see ``runtime.metrics``).
+- ``metric_options``: validated by the metric (see ``runtime.scoring``).
 
 Optimizers (all for a single-signature program):
 
@@ -36,7 +36,7 @@ from typing import Any, Generic, Literal, TypeVar
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dspyops.runtime.metrics import validate_metric
+from dspyops.runtime.scoring import validate_metric
 
 ErrorDict = dict[str, Any]
 

@@ -21,8 +21,8 @@ from dspyops.aggregates.persistence import eventsourcing_env
 from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.evaluate import to_examples
-from dspyops.runtime.metrics import build_metric
 from dspyops.runtime.modules import build_module
+from dspyops.runtime.scoring import build_metric
 from dspyops.settings import Settings
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
