@@ -2,8 +2,8 @@
 
 Nothing is re-exported here: import from the defining module
 (``dspyops.runtime.executor``, ``.modules``, ``.profiles``, ``.offline``, ``.evaluate``,
-``.scoring``, ``.optimizers``, ``.optimize``, ``.progress_bars``), so importing one of
-them does not import every other.
+``.scoring``, ``.field_scores``, ``.optimizers``, ``.optimize``, ``.progress_bars``),
+so importing one of them does not import every other.
 
 Imports only dspy, pydantic, the standard library and ``settings``; signatures are
 passed in as ``type[dspy.Signature]``.

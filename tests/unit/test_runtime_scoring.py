@@ -9,14 +9,11 @@ import pytest
 from pydantic import BaseModel
 
 from dspyops.runtime import scoring
+from dspyops.runtime.field_scores import contains, exact_match, f1, numeric_close
 from dspyops.runtime.scoring import (
     MetricOptionsError,
     UnknownMetric,
     build_metric,
-    contains,
-    exact_match,
-    f1,
-    numeric_close,
     validate_metric,
 )
 
