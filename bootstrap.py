@@ -67,8 +67,8 @@ def open_worker_store(settings: Settings) -> DspyOps:
 
 def worker_checks() -> Checks:
     """Optimizer configs and metric names checked when a run is planned, before any LM call."""
-    from dspyops.runtime.metrics import validate_metric
     from dspyops.runtime.optimizers import validate_optimization
+    from dspyops.runtime.scoring import validate_metric
 
     return Checks(
         optimization=validate_optimization,

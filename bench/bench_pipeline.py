@@ -51,6 +51,7 @@ from dspyops.runtime.executor import configure_dspy_for_workers
 from dspyops.runtime.modules import build_module
 from dspyops.settings import Settings, get_settings
 from dspyops.signatures import compile_signature
+from dspyops.signatures.dspy_signature import dspy_signature
 from tests.support.scripted_lm import ScriptedLM
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
@@ -63,7 +64,7 @@ def _inputs(n: int) -> dict[str, str]:
 
 async def direct_rate(count: int, concurrency: int = 200) -> float:
     """(a): the same program and stub LM called in this process, `concurrency` at a time."""
-    module = build_module("Predict", compile_signature(SIGNATURE).dspy_signature)
+    module = build_module("Predict", dspy_signature(compile_signature(SIGNATURE)))
     lm = ScriptedLM(REPLY)
     import dspy
 
@@ -342,7 +343,7 @@ def summarize_py_spy(path: str, top: int = 15) -> str:
     stage: dict[str, int] = {}
     total = 0
     stages = (
-        "run_program",
+        "execute_program",
         "plan_execution",
         "complete_executions",
         "publish",

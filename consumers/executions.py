@@ -13,7 +13,7 @@ from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.store_calls import in_store
 from dspyops.events.envelope import Envelope
 from dspyops.events.results import ErrorInfo, Usage
-from dspyops.runtime.executor import run_program
+from dspyops.runtime.executor import execute_program
 from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
 
 
@@ -37,7 +37,7 @@ class ExecutionJobs:
         module = self.modules.get(plan)
         # The profile's timeout is per attempt and the LM retries: the deadline covers all.
         deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
-        outcome = await run_program(module, dict(plan.inputs), lm, timeout_s=deadline)
+        outcome = await execute_program(module, dict(plan.inputs), lm, timeout_s=deadline)
         failure = None
         if not outcome.ok:
             failure = ErrorInfo(

@@ -8,6 +8,7 @@ import dspy
 
 from dspyops.aggregates.app import ExecutionPlan
 from dspyops.runtime.modules import build_module
+from dspyops.signatures.dspy_signature import dspy_signature
 
 
 class ModuleCache:
@@ -19,7 +20,7 @@ class ModuleCache:
         key = (plan.program_id, plan.version)
         module = self._modules.get(key)
         if module is None:
-            module = build_module(plan.module, plan.compiled().dspy_signature, plan.state)
+            module = build_module(plan.module, dspy_signature(plan.compiled()), plan.state)
             self._modules[key] = module
             if len(self._modules) > self._maxsize:
                 self._modules.popitem(last=False)

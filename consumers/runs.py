@@ -58,6 +58,7 @@ from dspyops.runtime.optimize import (
 )
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
 from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
+from dspyops.signatures.dspy_signature import dspy_signature
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,7 @@ def _abandon(future: asyncio.Future[Any], state: RunState) -> None:
 def _spec(plan: OptimizationPlan | EvaluationPlan) -> ProgramSpec:
     compiled = plan.compiled()
     return ProgramSpec(
-        signature=compiled.dspy_signature,
+        signature=dspy_signature(compiled),
         module=plan.module,
         state=plan.state,
         input_names=list(compiled.input_names),

@@ -1,6 +1,6 @@
 """Run a DSPy module once, asynchronously, and describe what happened.
 
-``run_program`` never raises for LM or adapter failures: every outcome, good or bad,
+``execute_program`` never raises for LM or adapter failures: every outcome, good or bad,
 is an ``ExecutionOutcome`` a consumer can turn into exactly one result event.
 Cancellation (``asyncio.CancelledError``) still propagates, so a worker can shut down.
 
@@ -89,7 +89,7 @@ class ExecutionOutcome(BaseModel):
     lm_calls: int = 0
 
 
-async def run_program(
+async def execute_program(
     module: dspy.Module, inputs: dict[str, Any], lm: dspy.BaseLM, *, timeout_s: float
 ) -> ExecutionOutcome:
     """Call ``module`` with ``inputs`` on ``lm``, within ``timeout_s`` seconds."""

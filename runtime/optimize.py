@@ -12,6 +12,9 @@ stopped, never the half-optimized program.
 
 Steps (``RunState.step`` of ``total``): 1 baseline scored on dev, 2 optimizer compiled,
 3 optimized program scored on dev. ``metric_calls`` grows while the optimizer works.
+
+Slightly over 300 lines on purpose: the phases and the stop they honour (``RunState``,
+``GuardedAdapter``, ``_guarded``) are one mechanism and are read together.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ from pydantic_core import to_jsonable_python
 
 from dspyops.runtime.evaluate import Scored, score_program, to_examples
 from dspyops.runtime.executor import INTERNAL_ERROR, classify
-from dspyops.runtime.metrics import Metric, MetricOptionsError, UnknownMetric, build_metric
 from dspyops.runtime.modules import build_module, state_problems
 from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
 from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
+from dspyops.runtime.scoring import Metric, MetricOptionsError, UnknownMetric, build_metric
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -7,7 +7,7 @@ optimizer takes:
 - ``time_limit_s`` (default 900, at most 6 h): the run fails with ``time_limit_exceeded``
   past it;
 - ``num_threads`` (default 1, at most 16): DSPy's own parallelism inside one run;
-- ``metric_options``: validated by the metric (see ``runtime.metrics``).
+- ``metric_options``: validated by the metric (see ``runtime.scoring``).
 
 Optimizers (all for a single-signature program):
 
@@ -19,18 +19,24 @@ Optimizers (all for a single-signature program):
   ``optuna`` package (``dspy[optuna]``); without it MIPROv2 is rejected as unavailable.
 - ``GEPA``: reflective instruction evolution; exactly one budget of ``auto``,
   ``max_full_evals``, ``max_metric_calls``; the profile's LM reflects.
+
+``OPTIMIZERS`` is the one table, by name: config model, one compile function, and the
+optional package it needs. ``parse_config`` and ``compile_program`` both look names up
+there, so the name alone decides (``RandomSearchConfig`` subclassing
+``BootstrapFewShotConfig`` does not matter).
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dspyops.runtime.metrics import validate_metric
+from dspyops.runtime.scoring import validate_metric
 
 ErrorDict = dict[str, Any]
 
@@ -87,16 +93,105 @@ class GEPAConfig(OptimizerConfig):
         return self
 
 
-# Optional packages an optimizer imports only when it runs: without them the command is
-# rejected up front instead of failing after it was accepted.
-REQUIRES: dict[str, str] = {"MIPROv2": "optuna", "GEPA": "gepa"}
+@dataclass(frozen=True)
+class Job:
+    """What every optimizer compiles with, besides its config."""
 
-CONFIGS: dict[str, type[OptimizerConfig]] = {
-    "LabeledFewShot": LabeledFewShotConfig,
-    "BootstrapFewShot": BootstrapFewShotConfig,
-    "BootstrapFewShotWithRandomSearch": RandomSearchConfig,
-    "MIPROv2": MIPROv2Config,
-    "GEPA": GEPAConfig,
+    student: dspy.Module
+    metric: Callable[..., Any]
+    trainset: list[dspy.Example]
+    devset: list[dspy.Example]
+    lm: dspy.BaseLM
+
+
+def _labeled_few_shot(config: LabeledFewShotConfig, job: Job) -> dspy.Module:
+    return dspy.LabeledFewShot(k=config.k).compile(
+        job.student, trainset=job.trainset, sample=config.sample
+    )
+
+
+def _bootstrap_few_shot(config: BootstrapFewShotConfig, job: Job) -> dspy.Module:
+    return dspy.BootstrapFewShot(
+        metric=job.metric,
+        max_bootstrapped_demos=config.max_bootstrapped_demos,
+        max_labeled_demos=config.max_labeled_demos,
+        max_rounds=config.max_rounds,
+        max_errors=config.max_errors,
+    ).compile(job.student, trainset=job.trainset)
+
+
+def _random_search(config: RandomSearchConfig, job: Job) -> dspy.Module:
+    return dspy.BootstrapFewShotWithRandomSearch(
+        metric=job.metric,
+        max_bootstrapped_demos=config.max_bootstrapped_demos,
+        max_labeled_demos=config.max_labeled_demos,
+        max_rounds=config.max_rounds,
+        num_candidate_programs=config.num_candidate_programs,
+        num_threads=config.num_threads,
+        max_errors=config.max_errors,
+        # Our scores are 0..1, DSPy's random search compares percentages.
+        stop_at_score=None if config.stop_at_score is None else config.stop_at_score * 100,
+    ).compile(job.student, trainset=job.trainset, valset=job.devset or None)
+
+
+def _miprov2(config: MIPROv2Config, job: Job) -> dspy.Module:
+    valset = job.devset or job.trainset
+    # MIPROv2 reads dspy.settings.lm at init; pass the profile's LM explicitly.
+    return dspy.MIPROv2(
+        metric=job.metric,
+        prompt_model=job.lm,
+        task_model=job.lm,
+        auto=config.auto,
+        max_bootstrapped_demos=config.max_bootstrapped_demos,
+        max_labeled_demos=config.max_labeled_demos,
+        num_threads=config.num_threads,
+        seed=config.seed,
+        verbose=False,
+    ).compile(
+        job.student,
+        trainset=job.trainset,
+        valset=valset,
+        minibatch=config.minibatch and len(valset) > config.minibatch_size,
+        minibatch_size=min(config.minibatch_size, len(valset)),
+        requires_permission_to_run=False,
+    )
+
+
+def _gepa(config: GEPAConfig, job: Job) -> dspy.Module:
+    return dspy.GEPA(
+        metric=job.metric,
+        auto=config.auto,
+        max_full_evals=config.max_full_evals,
+        max_metric_calls=config.max_metric_calls,
+        reflection_minibatch_size=config.reflection_minibatch_size,
+        reflection_lm=job.lm,
+        num_threads=config.num_threads,
+        seed=config.seed,
+        track_stats=False,
+    ).compile(job.student, trainset=job.trainset, valset=job.devset or None)
+
+
+C = TypeVar("C", bound=OptimizerConfig)
+
+
+@dataclass(frozen=True)
+class Optimizer(Generic[C]):
+    """One optimizer a command may name: its config model and how it compiles."""
+
+    config: type[C]
+    compile: Callable[[C, Job], dspy.Module]
+    # An optional package the optimizer imports only when it runs: without it the command
+    # is rejected up front instead of failing after it was accepted.
+    requires: str | None = None
+
+
+# The one table: parse_config and compile_program both look the name up here.
+OPTIMIZERS: dict[str, Optimizer[Any]] = {
+    "LabeledFewShot": Optimizer(LabeledFewShotConfig, _labeled_few_shot),
+    "BootstrapFewShot": Optimizer(BootstrapFewShotConfig, _bootstrap_few_shot),
+    "BootstrapFewShotWithRandomSearch": Optimizer(RandomSearchConfig, _random_search),
+    "MIPROv2": Optimizer(MIPROv2Config, _miprov2, requires="optuna"),
+    "GEPA": Optimizer(GEPAConfig, _gepa, requires="gepa"),
 }
 
 
@@ -107,18 +202,18 @@ class InvalidConfig(ValueError):
 
 
 def parse_config(optimizer: str, config: dict[str, Any]) -> OptimizerConfig:
-    model = CONFIGS.get(optimizer)
-    if model is None:
+    entry = OPTIMIZERS.get(optimizer)
+    if entry is None:
         raise InvalidConfig(
             [
                 {
                     "loc": ["optimizer"],
-                    "msg": f"unknown optimizer {optimizer!r}; known: {', '.join(CONFIGS)}",
+                    "msg": f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}",
                     "type": "unknown_optimizer",
                 }
             ]
         )
-    missing = REQUIRES.get(optimizer)
+    missing = entry.requires
     if missing and importlib.util.find_spec(missing) is None:
         raise InvalidConfig(
             [
@@ -130,7 +225,7 @@ def parse_config(optimizer: str, config: dict[str, Any]) -> OptimizerConfig:
             ]
         )
     try:
-        return model.model_validate(config)
+        return entry.config.model_validate(config)
     except ValidationError as exc:
         raise InvalidConfig(
             [
@@ -164,61 +259,11 @@ def compile_program(
     lm: dspy.BaseLM,
 ) -> dspy.Module:
     """Run the optimizer; call inside ``dspy.context(lm=lm)``."""
-    threads = config.num_threads
-    if isinstance(config, LabeledFewShotConfig):
-        return dspy.LabeledFewShot(k=config.k).compile(
-            student, trainset=trainset, sample=config.sample
+    entry = OPTIMIZERS.get(optimizer)
+    if entry is None:
+        raise InvalidConfig(
+            [{"loc": ["optimizer"], "msg": "no compiler", "type": "unknown_optimizer"}]
         )
-    if isinstance(config, RandomSearchConfig):
-        return dspy.BootstrapFewShotWithRandomSearch(
-            metric=metric,
-            max_bootstrapped_demos=config.max_bootstrapped_demos,
-            max_labeled_demos=config.max_labeled_demos,
-            max_rounds=config.max_rounds,
-            num_candidate_programs=config.num_candidate_programs,
-            num_threads=threads,
-            max_errors=config.max_errors,
-            stop_at_score=None if config.stop_at_score is None else config.stop_at_score * 100,
-        ).compile(student, trainset=trainset, valset=devset or None)
-    if isinstance(config, BootstrapFewShotConfig):
-        return dspy.BootstrapFewShot(
-            metric=metric,
-            max_bootstrapped_demos=config.max_bootstrapped_demos,
-            max_labeled_demos=config.max_labeled_demos,
-            max_rounds=config.max_rounds,
-            max_errors=config.max_errors,
-        ).compile(student, trainset=trainset)
-    if isinstance(config, MIPROv2Config):
-        valset = devset or trainset
-        # MIPROv2 reads dspy.settings.lm at init; pass the profile's LM explicitly.
-        return dspy.MIPROv2(
-            metric=metric,
-            prompt_model=lm,
-            task_model=lm,
-            auto=config.auto,
-            max_bootstrapped_demos=config.max_bootstrapped_demos,
-            max_labeled_demos=config.max_labeled_demos,
-            num_threads=threads,
-            seed=config.seed,
-            verbose=False,
-        ).compile(
-            student,
-            trainset=trainset,
-            valset=valset,
-            minibatch=config.minibatch and len(valset) > config.minibatch_size,
-            minibatch_size=min(config.minibatch_size, len(valset)),
-            requires_permission_to_run=False,
-        )
-    if isinstance(config, GEPAConfig):
-        return dspy.GEPA(
-            metric=metric,
-            auto=config.auto,
-            max_full_evals=config.max_full_evals,
-            max_metric_calls=config.max_metric_calls,
-            reflection_minibatch_size=config.reflection_minibatch_size,
-            reflection_lm=lm,
-            num_threads=threads,
-            seed=config.seed,
-            track_stats=False,
-        ).compile(student, trainset=trainset, valset=devset or None)
-    raise InvalidConfig([{"loc": ["optimizer"], "msg": "no compiler", "type": "unknown_optimizer"}])
+    if type(config) is not entry.config:
+        raise TypeError(f"{optimizer} takes {entry.config.__name__}, not {type(config).__name__}")
+    return entry.compile(config, Job(student, metric, trainset, devset, lm))

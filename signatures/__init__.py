@@ -1,6 +1,8 @@
 """Native signatures: parse, render and compile `question: str -> answer: str` text.
 
-Grammar and error format: docs/signatures.md.
+Pydantic only: the DSPy signature class is in `signatures.dspy_signature`, which is
+deliberately not imported here (runtime code imports it; the API and projector must not
+load dspy). Grammar and error format: docs/signatures.md.
 """
 
 from dspyops.signatures.compile import CompiledSignature, compile_signature

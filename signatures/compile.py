@@ -1,8 +1,9 @@
-"""Compile signature text into the artefacts the runtime needs.
+"""Compile signature text into what validation needs: canonical text and pydantic models.
 
-The DSPy signature gets plain types (DSPy's adapters parse LM text into them and know
-nothing of bounds); the bounds go into the field descriptions, for the LM to read, and
-into the pydantic models, which enforce them before anything is recorded.
+The pydantic input and output models enforce the bounds before anything is recorded.
+Pydantic only: the DSPy signature class is built from a compiled signature by
+`signatures.dspy_signature`, which only runtime code imports, so the API and the
+projector never load dspy.
 """
 
 from __future__ import annotations
@@ -13,31 +14,34 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-import dspy
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from dspyops.signatures.errors import SignatureError, SignatureIssue, ValidationFailed
 from dspyops.signatures.grammar import parse
-from dspyops.signatures.pytypes import bounded_type, describe_constraint, python_type
+from dspyops.signatures.pytypes import bounded_type
 from dspyops.signatures.render import render
 from dspyops.signatures.spec import FieldSpec, OptionalType, ParsedSignature
 
 # Lax mode gives the "3" -> 3 coercion; non-finite floats are refused because the
 # validated values go into JSON events and `NaN` is not JSON.
 _MODEL_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
-_CACHE_SIZE = 512
+# Compiled signatures kept per process (here and in `dspy_signature`).
+CACHE_SIZE = 512
 
 
 @dataclass(frozen=True, eq=False)
 class CompiledSignature:
-    """Everything derived from one (text, instructions, descriptions); never mutated."""
+    """Everything derived from one (text, instructions, descriptions); never mutated.
+
+    Equal only to itself (``eq=False``): `compile_signature` returns the same object for
+    the same arguments, and `dspy_signature` caches the DSPy class per object.
+    """
 
     text: str
     parsed: ParsedSignature
     instructions: str | None
     descriptions: Mapping[str, str]
-    dspy_signature: type[dspy.Signature]
     input_model: type[BaseModel]
     output_model: type[BaseModel]
 
@@ -80,7 +84,7 @@ def compile_signature(
     return _compile(text, instructions, items)
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+@lru_cache(maxsize=CACHE_SIZE)
 def _compile(
     text: str, instructions: str | None, descriptions: tuple[tuple[str, str], ...]
 ) -> CompiledSignature:
@@ -104,30 +108,9 @@ def _compile(
         parsed=parsed,
         instructions=instructions,
         descriptions=MappingProxyType(descs),
-        dspy_signature=_dspy_signature(parsed, instructions, descs),
         input_model=_model("SignatureInputs", parsed.inputs, descs),
         output_model=_model("SignatureOutputs", parsed.outputs, descs),
     )
-
-
-def _field_description(field: FieldSpec, descriptions: Mapping[str, str]) -> str | None:
-    desc = descriptions.get(field.name)
-    if field.constraint is None:
-        return desc
-    bound = describe_constraint(field.constraint)
-    return f"{desc} ({bound})" if desc else bound
-
-
-def _dspy_signature(
-    parsed: ParsedSignature, instructions: str | None, descriptions: Mapping[str, str]
-) -> type[dspy.Signature]:
-    fields: dict[str, Any] = {}
-    for field in parsed.fields:
-        desc = _field_description(field, descriptions)
-        kwargs = {"desc": desc} if desc is not None else {}
-        make = dspy.InputField if field.side == "input" else dspy.OutputField
-        fields[field.name] = (python_type(field.type), make(**kwargs))
-    return dspy.make_signature(fields, instructions, signature_name="NativeSignature")
 
 
 def _model(

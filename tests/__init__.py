@@ -1,0 +1,1 @@
+"""The test suite: unit (no I/O), integration (real Kafka and PostgreSQL), e2e (processes)."""

@@ -1,0 +1,1 @@
+"""End-to-end tests: `dspyops` commands run as real processes over their real interfaces."""

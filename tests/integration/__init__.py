@@ -1,0 +1,1 @@
+"""Integration tests against the real Kafka broker and PostgreSQL (`dspyops infra up`)."""

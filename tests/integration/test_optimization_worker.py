@@ -20,10 +20,11 @@ from dspyops.bootstrap import open_store
 from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.evaluate import to_examples
-from dspyops.runtime.metrics import build_metric
 from dspyops.runtime.modules import build_module
+from dspyops.runtime.scoring import build_metric
 from dspyops.settings import Settings
 from dspyops.signatures import compile_signature
+from dspyops.signatures.dspy_signature import dspy_signature
 from tests.integration.kafka_support import TopicReader, command, send_commands
 from tests.integration.optimization_support import (
     SIGNATURE,
@@ -113,7 +114,7 @@ async def test_optimized_version_carries_demos_into_executions_and_scores_match_
     direct = {}
     with dspy.context(lm=lm):
         for version, recorded in ((None, "baseline_score"), (state, "optimized_score")):
-            program = build_module("Predict", compiled.dspy_signature, version)
+            program = build_module("Predict", dspy_signature(compiled), version)
             evaluate_directly = dspy.Evaluate(devset=devset, metric=metric, display_progress=False)
             direct[recorded] = evaluate_directly(program).score
             assert direct[recorded] / 100 == data[recorded], (recorded, direct)

@@ -1,4 +1,4 @@
-"""run_program over real HTTP: dspy.LM -> lm15/LiteLLM -> a local OpenAI-compatible server.
+"""execute_program over real HTTP: dspy.LM -> lm15/LiteLLM -> a local OpenAI-compatible server.
 
 Retries, timeouts and usage accounting here are DSPy's real ones. DSPy owns retries
 (``num_retries`` on the LM); it waits the server's ``Retry-After`` when given (the test
@@ -17,7 +17,7 @@ from typing import Any
 import dspy
 import pytest
 
-from dspyops.runtime.executor import ExecutionOutcome, run_program
+from dspyops.runtime.executor import ExecutionOutcome, execute_program
 from dspyops.runtime.modules import build_module
 from dspyops.runtime.profiles import ProfileRegistry, load_profiles
 from tests.support.openai_server import OpenAIServer, chat_reply
@@ -72,7 +72,7 @@ def server() -> Iterator[OpenAIServer]:
 
 async def ask(lm: dspy.BaseLM, *, kind: str = "Predict", timeout_s: float = 10) -> ExecutionOutcome:
     module = build_module(kind, qa_signature())
-    return await run_program(module, {"question": QUESTION}, lm, timeout_s=timeout_s)
+    return await execute_program(module, {"question": QUESTION}, lm, timeout_s=timeout_s)
 
 
 async def test_outputs_usage_and_prompt_over_http(server: OpenAIServer) -> None:

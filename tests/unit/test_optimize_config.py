@@ -7,11 +7,11 @@ import pytest
 from dspyops.aggregates.app import Checks, CommandContext, DspyOps, Outcome, handle
 from dspyops.aggregates.app.persistence import in_memory_env
 from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
-from dspyops.runtime.optimizers import CONFIGS, GEPAConfig, parse_config, validate_optimization
+from dspyops.runtime.optimizers import OPTIMIZERS, GEPAConfig, parse_config, validate_optimization
 
 
 def test_every_optimizer_accepts_an_empty_config_but_gepa_needs_a_budget() -> None:
-    for name in CONFIGS:
+    for name in OPTIMIZERS:
         if name == "GEPA":
             assert validate_optimization(name, "f1", {})[0]["loc"] == ["config"]
             assert isinstance(parse_config(name, {"auto": "light"}), GEPAConfig)

@@ -22,12 +22,13 @@ from dspyops.runtime.optimize import (
     run_optimization,
 )
 from dspyops.signatures import compile_signature
+from dspyops.signatures.dspy_signature import dspy_signature
 from tests.integration.optimization_support import EXAMPLES, few_shot_lm, few_shot_reply
 from tests.support.scripted_lm import ScriptedLM
 
 COMPILED = compile_signature("question: str -> answer: str")
 SPEC = ProgramSpec(
-    COMPILED.dspy_signature, "Predict", None, COMPILED.input_names, COMPILED.output_names
+    dspy_signature(COMPILED), "Predict", None, COMPILED.input_names, COMPILED.output_names
 )
 TRAIN, DEV = EXAMPLES[:12], EXAMPLES[12:]
 
@@ -64,7 +65,7 @@ def test_few_shot_optimizers_add_demos_that_lift_the_score(
         result = pool.submit(_optimize, optimizer, config, few_shot_lm(), state=state).result()
     assert (result.baseline_score, result.optimized_score) == (0.0, 1.0)
     assert result.state["demos"]
-    module = build_module("Predict", COMPILED.dspy_signature, result.state)
+    module = build_module("Predict", dspy_signature(COMPILED), result.state)
     assert len(module.demos) == len(result.state["demos"])
     assert [s[0] for s in state.finished] == [1, 2, 3]
     assert state.finished[-1][2] == 1.0
@@ -79,7 +80,7 @@ def test_mipro_v2_light_and_gepa_run_and_give_a_loadable_state() -> None:
     ]
     for optimizer, config in runs:
         result = _optimize(optimizer, config, lm, metric="f1")
-        build_module("Predict", COMPILED.dspy_signature, result.state)
+        build_module("Predict", dspy_signature(COMPILED), result.state)
         assert 0.0 <= result.optimized_score <= 1.0
 
 

@@ -1,4 +1,4 @@
-"""run_program: outputs, usage, latency and one error code per failure kind."""
+"""execute_program: outputs, usage, latency and one error code per failure kind."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dspyops.runtime.executor import (
     ExecutionOutcome,
     classify,
     configure_dspy_for_workers,
-    run_program,
+    execute_program,
 )
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
@@ -38,7 +38,7 @@ def qa_signature() -> type[dspy.Signature]:
 
 
 async def run(module: dspy.Module, lm: dspy.BaseLM, timeout_s: float = 5) -> ExecutionOutcome:
-    return await run_program(module, dict(QUESTION), lm, timeout_s=timeout_s)
+    return await execute_program(module, dict(QUESTION), lm, timeout_s=timeout_s)
 
 
 async def test_predict_success_has_typed_outputs_and_measures() -> None:

@@ -10,7 +10,7 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from dspyops.runtime.executor import run_program
+from dspyops.runtime.executor import execute_program
 from dspyops.runtime.modules import (
     MODULE_KINDS,
     StateMismatch,
@@ -83,7 +83,7 @@ async def test_loaded_demos_reach_the_prompt() -> None:
     module = build_module("Predict", qa_signature(), optimized_state("Predict"))
     lm = DummyLM([{"answer": "Paris", "confidence": 0.9}])
 
-    outcome = await run_program(module, {"question": "Capital of France?"}, lm, timeout_s=5)
+    outcome = await execute_program(module, {"question": "Capital of France?"}, lm, timeout_s=5)
 
     assert outcome.ok, outcome.error_message
     prompt = json.dumps(lm.history[-1]["messages"])

@@ -11,7 +11,7 @@ import pydantic
 import pytest
 from dspy import lm15
 
-from dspyops.runtime.executor import run_program
+from dspyops.runtime.executor import execute_program
 from dspyops.runtime.offline import OFFLINE_LABEL, OfflineLM, placeholder
 
 
@@ -50,7 +50,9 @@ def assert_labelled(outputs: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("kind", [dspy.Predict, dspy.ChainOfThought])
 async def test_outputs_parse_for_every_field_type(kind: type[dspy.Module]) -> None:
-    outcome = await run_program(kind(rich_signature()), {"question": "q"}, OfflineLM(), timeout_s=5)
+    outcome = await execute_program(
+        kind(rich_signature()), {"question": "q"}, OfflineLM(), timeout_s=5
+    )
 
     assert outcome.ok, outcome.error_message
     outputs = outcome.outputs or {}
@@ -70,7 +72,7 @@ async def test_outputs_parse_for_every_field_type(kind: type[dspy.Module]) -> No
 async def test_json_adapter_gets_a_json_reply() -> None:
     lm = OfflineLM()
     with dspy.context(adapter=dspy.JSONAdapter()):
-        outcome = await run_program(
+        outcome = await execute_program(
             dspy.Predict(rich_signature()), {"question": "q"}, lm, timeout_s=5
         )
 
@@ -81,8 +83,8 @@ async def test_json_adapter_gets_a_json_reply() -> None:
 
 async def test_replies_are_deterministic() -> None:
     module = dspy.Predict(rich_signature())
-    first = await run_program(module, {"question": "a"}, OfflineLM(), timeout_s=5)
-    second = await run_program(module, {"question": "b"}, OfflineLM(), timeout_s=5)
+    first = await execute_program(module, {"question": "a"}, OfflineLM(), timeout_s=5)
+    second = await execute_program(module, {"question": "b"}, OfflineLM(), timeout_s=5)
     assert first.outputs == second.outputs
 
 

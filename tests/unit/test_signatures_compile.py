@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from typing import Any, Literal, Optional
 
 import dspy
@@ -15,6 +18,7 @@ from dspyops.signatures import (
     ValidationFailed,
     compile_signature,
 )
+from dspyops.signatures.dspy_signature import dspy_signature
 
 QA = "question: str, context: str -> answer: str[1, 500], confidence: float[0, 1]"
 
@@ -35,10 +39,11 @@ def test_compiled_parts(qa: CompiledSignature) -> None:
     assert qa.text == QA
     assert qa.input_names == ("question", "context")
     assert qa.output_names == ("answer", "confidence")
-    assert issubclass(qa.dspy_signature, dspy.Signature)
-    assert list(qa.dspy_signature.input_fields) == ["question", "context"]
-    assert list(qa.dspy_signature.output_fields) == ["answer", "confidence"]
-    assert qa.dspy_signature.instructions == "Answer from the context."
+    sig = dspy_signature(qa)
+    assert issubclass(sig, dspy.Signature)
+    assert list(sig.input_fields) == ["question", "context"]
+    assert list(sig.output_fields) == ["answer", "confidence"]
+    assert sig.instructions == "Answer from the context."
 
 
 def test_text_is_canonical() -> None:
@@ -48,7 +53,7 @@ def test_text_is_canonical() -> None:
 def test_predict_with_dummy_lm_gives_typed_outputs(qa: CompiledSignature) -> None:
     lm = DummyLM([{"answer": "Paris", "confidence": "0.5"}])
     with dspy.context(lm=lm):
-        pred = dspy.Predict(qa.dspy_signature)(question="Capital?", context="France")
+        pred = dspy.Predict(dspy_signature(qa))(question="Capital?", context="France")
     assert pred.answer == "Paris"
     assert pred.confidence == 0.5
     assert isinstance(pred.confidence, float)
@@ -58,15 +63,17 @@ def test_predict_with_dummy_lm_gives_typed_outputs(qa: CompiledSignature) -> Non
 def test_chain_of_thought_accepts_the_signature(qa: CompiledSignature) -> None:
     lm = DummyLM([{"reasoning": "it is", "answer": "Paris", "confidence": "1"}])
     with dspy.context(lm=lm):
-        pred = dspy.ChainOfThought(qa.dspy_signature)(question="Capital?", context="France")
+        pred = dspy.ChainOfThought(dspy_signature(qa))(question="Capital?", context="France")
     assert pred.confidence == 1.0
 
 
 def test_dspy_gets_plain_types_and_bounds_in_descriptions() -> None:
-    sig = compile_signature(
-        'a: list[dict[str, int]], b: Literal["x", 1] -> c: Optional[float[0, 1]], d: bool',
-        descriptions={"c": "how sure"},
-    ).dspy_signature
+    sig = dspy_signature(
+        compile_signature(
+            'a: list[dict[str, int]], b: Literal["x", 1] -> c: Optional[float[0, 1]], d: bool',
+            descriptions={"c": "how sure"},
+        )
+    )
     fields = sig.model_fields
     assert fields["a"].annotation == list[dict[str, int]]
     assert fields["b"].annotation == Literal["x", 1]
@@ -80,7 +87,7 @@ def test_dspy_gets_plain_types_and_bounds_in_descriptions() -> None:
 def test_default_instructions_come_from_dspy() -> None:
     compiled = compile_signature("q: str -> a: str")
     assert compiled.instructions is None
-    assert "`q`" in compiled.dspy_signature.instructions
+    assert "`q`" in dspy_signature(compiled).instructions
 
 
 def test_inputs_are_coerced_in_lax_mode() -> None:
@@ -216,3 +223,37 @@ def test_compilation_is_cached_and_immutable() -> None:
         first.text = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
         first.descriptions["q"] = "changed"  # type: ignore[index]
+
+
+def test_the_dspy_class_is_built_once_per_compiled_signature() -> None:
+    compiled = compile_signature("q: str -> a: str", descriptions={"q": "x"})
+    assert dspy_signature(compiled) is dspy_signature(compiled)
+    other = compile_signature("q: str -> a: str", descriptions={"q": "y"})
+    assert dspy_signature(other) is not dspy_signature(compiled)
+
+
+def test_signatures_compile_and_validate_without_loading_dspy() -> None:
+    # A fresh interpreter: this one has dspy loaded already.
+    code = textwrap.dedent(
+        """
+        import sys
+        from dspyops.signatures import ValidationFailed, compile_signature
+
+        sig = compile_signature("q: str -> a: float[0, 1]", descriptions={"a": "how sure"})
+        assert sig.validate_inputs({"q": "x"}) == {"q": "x"}
+        assert sig.validate_outputs({"a": "0.5"}) == {"a": 0.5}
+        try:
+            sig.validate_outputs({"a": 2})
+        except ValidationFailed:
+            pass
+        else:
+            raise AssertionError("a = 2 passed the bound")
+        assert sig.output_json_schema()["properties"]["a"]["maximum"] == 1
+        loaded = [m for m in sys.modules if m == "dspy" or m.startswith("dspy.")]
+        assert not loaded, loaded
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr

@@ -9,7 +9,8 @@ A command names a metric, never sends code. Built in:
 ``numeric_close``  both parse as numbers and differ by at most ``tolerance``
 =================  ==========================================================
 
-Each scores every selected output field and averages them. The selection is
+(the field scores themselves are in ``runtime.field_scores``). Each scores every
+selected output field and averages them. The selection is
 ``fields`` in the options, else the ``name:field,field`` suffix of the metric name
 (EvaluateProgram carries no options), else every output field the example labels.
 
@@ -27,9 +28,6 @@ none are accepted. Built-in names cannot be shadowed.
 from __future__ import annotations
 
 import math
-import re
-import string
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +35,8 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dspyops.runtime.field_scores import contains, exact_match, f1, numeric_close
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,66 +72,6 @@ class NumericOptions(MetricOptions):
     tolerance: float = Field(default=1e-6, ge=0.0)
     # When true, tolerance is a fraction of the label's magnitude.
     relative: bool = False
-
-
-# --- normalisation and field scores -----------------------------------------------------
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def _text(value: Any, case_sensitive: bool = False) -> str:
-    text = " ".join(str(value).split())
-    return text if case_sensitive else text.casefold()
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def exact_match(gold: Any, pred: Any, *, case_sensitive: bool = False) -> float:
-    a, b = _number(gold), _number(pred)
-    if a is not None and b is not None and not isinstance(gold, str):
-        return float(a == b)
-    return float(_text(gold, case_sensitive) == _text(pred, case_sensitive))
-
-
-def contains(gold: Any, pred: Any, *, case_sensitive: bool = False) -> float:
-    return float(_text(gold, case_sensitive) in _text(pred, case_sensitive))
-
-
-def _tokens(value: Any) -> list[str]:
-    text = _ARTICLES.sub(" ", str(value).casefold().translate(_PUNCT))
-    return text.split()
-
-
-def f1(gold: Any, pred: Any) -> float:
-    gold_tokens, pred_tokens = _tokens(gold), _tokens(pred)
-    if not gold_tokens or not pred_tokens:
-        return float(gold_tokens == pred_tokens)
-    common = sum((Counter(gold_tokens) & Counter(pred_tokens)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred_tokens), common / len(gold_tokens)
-    return 2 * precision * recall / (precision + recall)
-
-
-def numeric_close(
-    gold: Any, pred: Any, *, tolerance: float = 1e-6, relative: bool = False
-) -> float:
-    a, b = _number(gold), _number(pred)
-    if a is None or b is None:
-        return 0.0
-    limit = tolerance * abs(a) if relative else tolerance
-    return float(abs(a - b) <= limit)
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,12 @@ import dspy
 import pytest
 from pydantic import BaseModel
 
-from dspyops.runtime import metrics
-from dspyops.runtime.metrics import (
+from dspyops.runtime import scoring
+from dspyops.runtime.field_scores import contains, exact_match, f1, numeric_close
+from dspyops.runtime.scoring import (
     MetricOptionsError,
     UnknownMetric,
     build_metric,
-    contains,
-    exact_match,
-    f1,
-    numeric_close,
     validate_metric,
 )
 
@@ -105,10 +102,10 @@ def test_entry_point_metrics_get_the_selected_fields_and_their_own_options(
 
     length_ratio.Options = Options  # type: ignore[attr-defined]
     plugins = {"length_ratio": _EntryPoint("length_ratio", length_ratio)}
-    monkeypatch.setattr(metrics, "_plugins", lambda: plugins)
+    monkeypatch.setattr(scoring, "_plugins", lambda: plugins)
     metric = build_metric("length_ratio", {"bonus": 0.25, "fields": ["answer"]}, OUTPUTS)
     assert metric.score({"answer": "abcd"}, {"answer": "ab", "confidence": 1}) == 0.75
     # Scores are clamped to 0..1 whatever a plugin returns.
     assert metric.score({"answer": "a"}, {"answer": "abcdef"}) == 1.0
     assert validate_metric("length_ratio", {"nope": 1})[0]["type"] == "extra_forbidden"
-    assert "length_ratio" in metrics.metric_names()
+    assert "length_ratio" in scoring.metric_names()
