@@ -1,4 +1,8 @@
-"""The demo's walk through the seed's scenarios: real commands on Kafka, then the read API."""
+"""The demo's walk through the seed's scenarios: real commands on Kafka, then the read API.
+
+This module is long because it is the demo's script, one step after another, meant to
+be read top to bottom next to what the demo prints.
+"""
 
 from __future__ import annotations
 

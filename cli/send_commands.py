@@ -29,7 +29,7 @@ from dspyops.client import (
     Reply,
     TopicsMissingError,
 )
-from dspyops.client.client import raise_for
+from dspyops.client.errors import raise_for
 from dspyops.events.commands import COMMAND_TYPES
 from dspyops.events.envelope import COMMAND_TYPE_PREFIX
 from dspyops.settings import Settings, get_settings

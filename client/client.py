@@ -13,16 +13,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from dspyops.client.errors import (
-    CommandFailedError,
-    CommandRejectedError,
     CommandTimeoutError,
     TopicsMissingError,
+    raise_for,
 )
+from dspyops.client.keys import record_key, subject_of
 from dspyops.client.replies import Reply, parse_reply
 from dspyops.events.codec import Undecodable, decode_envelope, encode
 from dspyops.events.commands import Command
 from dspyops.events.envelope import Envelope, command_envelope
-from dspyops.events.results import CommandRejected
 from dspyops.events.topics import DEFAULT_PREFIX, Topics, command_topic
 
 log = logging.getLogger(__name__)
@@ -30,23 +29,6 @@ log = logging.getLogger(__name__)
 ProgressHandler = Callable[[Reply], None]
 DEFAULT_TIMEOUT_S = 60.0
 CLIENT_SOURCE = "urn:dspyops:client"
-
-
-def record_key(envelope: Envelope) -> bytes:
-    """The key the contract asks for: program (or dataset) id, else execution or command id."""
-    data = envelope.data or {}
-    if envelope.short_type == "ExecuteProgram":
-        key = data.get("execution_id") or envelope.id
-    else:
-        key = data.get("program_id") or data.get("dataset_id") or envelope.id
-    return str(key).encode()
-
-
-def subject_of(data: dict[str, Any]) -> str | None:
-    for field in ("program_id", "dataset_id", "execution_id"):
-        if isinstance(data.get(field), str):
-            return str(data[field])
-    return None
 
 
 class _Pending:
@@ -291,12 +273,3 @@ class DspyopsClient:
         for wanted, queue in self._subscribers:
             if wanted(reply):
                 queue.put_nowait(reply)
-
-
-def raise_for(reply: Reply) -> None:
-    """Raise the exception a rejected or failed terminal result stands for."""
-    if isinstance(reply.result, CommandRejected):
-        raise CommandRejectedError(reply, list(reply.result.errors))
-    error = reply.error
-    if error is not None:
-        raise CommandFailedError(reply, error)

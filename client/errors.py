@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dspyops.events.results import ErrorInfo, ErrorItem
+from dspyops.events.results import CommandRejected, ErrorInfo, ErrorItem
 
 if TYPE_CHECKING:
     from dspyops.client.replies import Reply
@@ -51,3 +51,12 @@ class TopicsMissingError(CommandError):
 def _describe(error: ErrorItem) -> str:
     where = ".".join(str(part) for part in error.loc)
     return f"{where}: {error.msg}" if where else error.msg
+
+
+def raise_for(reply: Reply) -> None:
+    """Raise the exception a rejected or failed terminal result stands for."""
+    if isinstance(reply.result, CommandRejected):
+        raise CommandRejectedError(reply, list(reply.result.errors))
+    error = reply.error
+    if error is not None:
+        raise CommandFailedError(reply, error)

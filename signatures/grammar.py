@@ -3,6 +3,10 @@
 The parser only ever compares tokens against a fixed vocabulary: no `eval`, no
 `importlib`, and the text is never handed to `dspy.Signature(str)`, which imports
 unknown type names.
+
+This module is long because it is the whole grammar in one recursive-descent parser,
+each rule a method next to the error messages it gives: split, the grammar would be
+read across files.
 """
 
 from __future__ import annotations

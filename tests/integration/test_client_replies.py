@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dspyops.client.client import raise_for, record_key
-from dspyops.client.errors import CommandFailedError, CommandRejectedError
+from dspyops.client.errors import CommandFailedError, CommandRejectedError, raise_for
+from dspyops.client.keys import record_key
 from dspyops.client.replies import parse_reply
 from dspyops.events.envelope import Envelope, command_envelope
 
