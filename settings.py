@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     api_pool_size: int = Field(default=10, ge=1, le=200)
 
     @property
+    def api_url(self) -> str:
+        """Where the read API answers (what the CLI's read commands call by default)."""
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
     def bootstrap_servers(self) -> str:
         return self.kafka_bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
 

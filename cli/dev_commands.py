@@ -10,7 +10,6 @@ import typer
 
 from dspyops.cli.console import EXIT_ERROR, EXIT_UNAVAILABLE, fail, out
 from dspyops.cli.infra_commands import _redact
-from dspyops.cli.readiness import api_url
 from dspyops.cli.services import LocalServices
 from dspyops.cli.startup import StartupError, bring_up, interrupt_on_signals, uninterrupted
 from dspyops.events.topics import Topics
@@ -61,7 +60,7 @@ def dev(
 
 def _show_where(services: LocalServices) -> None:
     s = services.settings
-    url = api_url(s)
+    url = s.api_url
     topics = Topics(s.topic_prefix)
     facts = {
         "API": f"{url}  (OpenAPI docs {url}/docs, health {url}/health)",

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from dspyops.cli import (
-    api_commands,
-    demo_commands,
-    dev_commands,
-    infra_commands,
-    projection_commands,
-    read_commands,
-    schema_commands,
-    send_commands,
-    watch_commands,
-    worker_commands,
+from dspyops.cli import read_commands, schema_commands, send_commands, watch_commands
+from dspyops.cli.console import fail
+from dspyops.cli.extras import (
+    INSTALL_HINT,
+    SERVER_COMMANDS,
+    missing_server_modules,
+    needs_server_message,
 )
 
 app = typer.Typer(
@@ -23,18 +19,53 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(infra_commands.app, name="infra")
+# Client commands: the light install has everything they need.
 app.add_typer(schema_commands.app, name="schema")
-app.command(name="worker")(worker_commands.worker)
-app.add_typer(projection_commands.app, name="projections")
-app.command(name="projector")(projection_commands.projector)
-app.command(name="api")(api_commands.api)
-app.command(name="dev")(dev_commands.dev)
-app.command(name="demo")(demo_commands.demo)
 app.command(name="send")(send_commands.send)
 app.command(name="watch")(watch_commands.watch)
 app.command(name="programs")(read_commands.programs)
 app.command(name="executions")(read_commands.executions)
+
+
+def _add_server_commands() -> None:
+    """The commands that run the service, or a stand-in saying which extra to install."""
+    missing = missing_server_modules()
+    if missing:
+        for name in SERVER_COMMANDS:
+            _add_stand_in(name, missing)
+        return
+    from dspyops.cli import (
+        api_commands,
+        demo_commands,
+        dev_commands,
+        infra_commands,
+        projection_commands,
+        worker_commands,
+    )
+
+    app.add_typer(infra_commands.app, name="infra")
+    app.command(name="worker")(worker_commands.worker)
+    app.add_typer(projection_commands.app, name="projections")
+    app.command(name="projector")(projection_commands.projector)
+    app.command(name="api")(api_commands.api)
+    app.command(name="dev")(dev_commands.dev)
+    app.command(name="demo")(demo_commands.demo)
+
+
+def _add_stand_in(name: str, missing: list[str]) -> None:
+    message = needs_server_message(name, missing)
+
+    @app.command(
+        name=name,
+        help=f"(needs the server extra) {message}",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )
+    def stand_in() -> None:
+        fail(message, f"install it with: {INSTALL_HINT}")
+
+
+_add_server_commands()
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ from typing import Any
 import httpx
 
 from dspyops.cli.console import EXIT_ERROR, EXIT_UNAVAILABLE
-from dspyops.cli.readiness import api_url
 from dspyops.settings import Settings
 
 
@@ -20,7 +19,7 @@ class ReadApiError(Exception):
 
 class ReadApi:
     def __init__(self, settings: Settings, base_url: str | None = None) -> None:
-        self.base_url = (base_url or api_url(settings)).rstrip("/")
+        self.base_url = (base_url or settings.api_url).rstrip("/")
         self._headers = (
             {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
         )

@@ -20,14 +20,10 @@ from dspyops.settings import Settings
 PROBE_SOURCE = "urn:dspyops:probe"
 
 
-def api_url(settings: Settings) -> str:
-    return f"http://{settings.api_host}:{settings.api_port}"
-
-
 def api_health(settings: Settings, *, timeout_s: float = 2.0) -> dict[str, Any] | None:
     """The API's /health document when it answers 200, else None."""
     try:
-        response = httpx.get(f"{api_url(settings)}/health", timeout=timeout_s)
+        response = httpx.get(f"{settings.api_url}/health", timeout=timeout_s)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:
