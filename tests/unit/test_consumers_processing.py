@@ -1,0 +1,113 @@
+"""Processor: one command record in, the messages it causes out (no Kafka: the records)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+from dspyops.aggregates.app import (
+    CommandContext,
+    DspyOps,
+    ExecutionPlan,
+    Outcome,
+    in_memory_env,
+)
+from dspyops.consumers.processing import Processor
+from dspyops.consumers.records import Incoming
+from dspyops.events.codec import encode
+from dspyops.events.envelope import Envelope, command_envelope
+from dspyops.events.topics import Topics
+
+TOPICS = Topics("t.")
+REGISTER = {"program_id": "p", "name": "P", "signature": "question: str -> answer: str"}
+
+
+def record(envelope: Envelope | bytes, topic: str = TOPICS.programs, key: bytes = b"k") -> Incoming:
+    value = envelope if isinstance(envelope, bytes) else encode(envelope)
+    return Incoming(topic=topic, partition=0, offset=7, key=key, value=value)
+
+
+class Jobs:
+    """Stands in for the worker's jobs: records what it was asked to run."""
+
+    def __init__(self, fail_with: Exception | None = None) -> None:
+        self.plans: list[Any] = []
+        self.fail_with = fail_with
+
+    async def run(self, envelope: Envelope, plan: Any, ctx: CommandContext) -> Outcome:
+        self.plans.append(plan)
+        if self.fail_with is not None:
+            raise self.fail_with
+        return Outcome(result_type="ExecutionSucceeded", subject=plan.execution_id, data={"x": 1})
+
+
+@pytest.fixture
+def app() -> DspyOps:
+    return DspyOps(in_memory_env())
+
+
+async def test_a_program_command_ends_in_its_result_keyed_by_correlation(app: DspyOps) -> None:
+    processor = Processor(app, TOPICS)
+    command = command_envelope("RegisterProgram", REGISTER, correlationid="corr")
+    (out,) = await processor.process(record(command))
+    assert (out.topic, out.key) == (TOPICS.results, "corr")
+    assert out.envelope.type == "dspyops.result.ProgramRegistered"
+    assert (out.envelope.causationid, out.envelope.subject) == (command.id, "p")
+    (again,) = await processor.process(record(command))
+    assert again.envelope == out.envelope.model_copy(update={"time": again.envelope.time})
+
+
+async def test_bytes_that_are_no_envelope_go_to_the_dead_letter_topic(app: DspyOps) -> None:
+    (out,) = await Processor(app, TOPICS).process(record(b"{not json", key=b"key-1"))
+    assert (out.topic, out.key) == (TOPICS.deadletter, "key-1")
+    data = out.envelope.data or {}
+    assert data["error"]["code"] == "not_json"
+    assert (data["topic"], data["offset"]) == (TOPICS.programs, 7)
+
+
+async def test_a_command_on_the_wrong_topic_is_rejected(app: DspyOps) -> None:
+    command = command_envelope("RegisterProgram", REGISTER)
+    (out,) = await Processor(app, TOPICS).process(record(command, topic=TOPICS.executions))
+    assert out.envelope.type == "dspyops.result.CommandRejected"
+    assert (out.envelope.data or {})["errors"][0]["type"] == "wrong_topic"
+
+
+async def test_invalid_data_is_rejected_with_the_field(app: DspyOps) -> None:
+    command = command_envelope("RegisterProgram", {**REGISTER, "progam_id": "typo"})
+    (out,) = await Processor(app, TOPICS).process(record(command))
+    errors = (out.envelope.data or {})["errors"]
+    assert errors[0]["loc"] == ["data", "progam_id"]
+
+
+async def test_a_long_running_command_hands_its_plan_to_the_job_of_that_plan(
+    app: DspyOps,
+) -> None:
+    jobs = Jobs()
+    processor = Processor(app, TOPICS, jobs={ExecutionPlan: jobs.run})
+    await processor.process(record(command_envelope("RegisterProgram", REGISTER)))
+    execute = command_envelope("ExecuteProgram", {"program_id": "p", "inputs": {"question": "q"}})
+    (out,) = await processor.process(record(execute, topic=TOPICS.executions))
+    (plan,) = jobs.plans
+    assert isinstance(plan, ExecutionPlan)
+    assert (plan.execution_id, plan.inputs) == (execute.id, {"question": "q"})
+    assert out.envelope.type == "dspyops.result.ExecutionSucceeded"
+    assert out.envelope.causationid == execute.id
+
+
+async def test_a_bug_in_a_job_still_ends_the_command_and_an_outage_is_retried(
+    app: DspyOps,
+) -> None:
+    processor = Processor(app, TOPICS, jobs={ExecutionPlan: Jobs(KeyError("bug")).run})
+    await processor.process(record(command_envelope("RegisterProgram", REGISTER)))
+    execute = command_envelope("ExecuteProgram", {"program_id": "p", "inputs": {"question": "q"}})
+    (out,) = await processor.process(record(execute, topic=TOPICS.executions))
+    assert out.envelope.type == "dspyops.result.CommandRejected"
+    assert json.dumps(out.envelope.data).count("internal_error") == 1
+    outage = Processor(
+        app, TOPICS, jobs={ExecutionPlan: Jobs(psycopg.OperationalError("gone")).run}
+    )
+    with pytest.raises(psycopg.OperationalError):
+        await outage.process(record(execute, topic=TOPICS.executions))
