@@ -55,18 +55,19 @@ def open_store(
     return DspyOps(env, checks=checks)
 
 
-def open_worker_store(settings: Settings) -> DspyOps:
+def open_worker_store(settings: Settings, profiles: ProfileRegistry) -> DspyOps:
     """The event store as a worker opens it: its pool sized for its threads, runtime checks."""
     return open_store(
         settings.effective_database_url,
         settings.event_store_schema,
-        checks=worker_checks(),
+        checks=worker_checks(profiles),
         pool_size=STORE_THREADS,
     )
 
 
-def worker_checks() -> Checks:
-    """Optimizer configs and metric names checked when a run is planned, before any LM call."""
+def worker_checks(profiles: ProfileRegistry) -> Checks:
+    """What the worker checks for the domain before any LM call: optimizer configs and
+    metric names when a run is planned, LM profile names when a program registers."""
     from dspyops.runtime.optimizers import validate_optimization
     from dspyops.runtime.scoring import validate_metric
 
@@ -74,6 +75,7 @@ def worker_checks() -> Checks:
         optimization=validate_optimization,
         # Evaluations carry no config, only a metric name (with its `:field` suffix).
         metric=lambda metric: validate_metric(metric, {}),
+        lm_profiles=frozenset(profiles.names()),
     )
 
 

@@ -48,6 +48,15 @@ class AlreadyExists(DomainError):
     error_type = "already_exists"
 
 
+class IdReused(DomainError):
+    """A command id already used by a command of another type or payload.
+
+    Answered, never stored: the id's stored outcome belongs to the first command.
+    """
+
+    error_type = "id_reused"
+
+
 def prefixed(errors: list[ErrorDict], *prefix: str | int) -> list[ErrorDict]:
     """The same errors with `prefix` put in front of each `loc`."""
     return [{**error, "loc": [*prefix, *error.get("loc", [])]} for error in errors]

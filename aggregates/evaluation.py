@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from dspyops.aggregates.ids import evaluation_uuid
 from dspyops.aggregates.run import COMPLETED, RUNNING, Run
@@ -15,7 +15,24 @@ class Evaluation(Run):
     def create_id(evaluation_id: str) -> Any:
         return evaluation_uuid(evaluation_id)
 
-    @event("Requested")
+    class Requested(Aggregate.Created):
+        evaluation_id: str
+        program_id: str
+        version: int
+        dataset_id: str
+        metric: str
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        # Digest of the asking command (None in version 1 events: unknown).
+        payload_digest: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["payload_digest"] = None
+
+    @event(Requested)
     def __init__(
         self,
         evaluation_id: str,
@@ -26,8 +43,9 @@ class Evaluation(Run):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        payload_digest: str | None = None,
     ) -> None:
-        self._init_run(evaluation_id, program_id, command_id, correlation_id, actor)
+        self._init_run(evaluation_id, program_id, command_id, correlation_id, actor, payload_digest)
         self.evaluation_id = evaluation_id
         self.version_used = version
         self.dataset_id = dataset_id

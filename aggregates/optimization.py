@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventsourcing.domain import event
+from eventsourcing.domain import Aggregate, event
 
 from dspyops.aggregates.ids import optimization_uuid
 from dspyops.aggregates.run import COMPLETED, RUNNING, Run
@@ -15,7 +15,26 @@ class Optimization(Run):
     def create_id(optimization_id: str) -> Any:
         return optimization_uuid(optimization_id)
 
-    @event("Requested")
+    class Requested(Aggregate.Created):
+        optimization_id: str
+        program_id: str
+        dataset_id: str
+        base_version: int
+        optimizer: str
+        metric: str
+        config: dict[str, Any]
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        # Digest of the asking command (None in version 1 events: unknown).
+        payload_digest: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["payload_digest"] = None
+
+    @event(Requested)
     def __init__(
         self,
         optimization_id: str,
@@ -28,8 +47,11 @@ class Optimization(Run):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        payload_digest: str | None = None,
     ) -> None:
-        self._init_run(optimization_id, program_id, command_id, correlation_id, actor)
+        self._init_run(
+            optimization_id, program_id, command_id, correlation_id, actor, payload_digest
+        )
         self.optimization_id = optimization_id
         self.dataset_id = dataset_id
         self.base_version = base_version

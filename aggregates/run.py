@@ -30,11 +30,19 @@ class Run(Aggregate):
     """
 
     def _init_run(
-        self, run_id: str, program_id: str, command_id: str, correlation_id: str, actor: str | None
+        self,
+        run_id: str,
+        program_id: str,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+        payload_digest: str | None,
     ) -> None:
         self.run_id = run_id
         self.program_id = program_id
         self.command_id = command_id
+        # The asking command's payload digest: the same id with another payload is refused.
+        self.payload_digest = payload_digest
         self.correlation_id = correlation_id
         self.actor = actor
         self.status = REQUESTED

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, Plan, handle
+from dspyops.aggregates.app.handlers import for_command
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.store_calls import in_store
 from dspyops.consumers.transient import is_transient
@@ -72,11 +73,14 @@ class Processor:
         except InvalidCommand as exc:
             rejected = CommandRejected(command_type=envelope.short_type, errors=exc.errors)
             return [self._reply(envelope, rejected, envelope.subject)]
-        ctx = CommandContext(
-            command_id=envelope.id,
-            correlation_id=envelope.correlation_id,
-            actor=envelope.actor,
-            command_type=envelope.short_type,
+        ctx = for_command(
+            command,
+            CommandContext(
+                command_id=envelope.id,
+                correlation_id=envelope.correlation_id,
+                actor=envelope.actor,
+                command_type=envelope.short_type,
+            ),
         )
         decided = await in_store(self.store_executor, handle, self.app, command, ctx)
         if isinstance(decided, Plan):

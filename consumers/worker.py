@@ -44,7 +44,7 @@ def build_worker_app(
     topics = Topics(settings.topic_prefix)
     configure_dspy_for_workers()
     lm_profiles = profiles or bootstrap.lm_profiles(settings)
-    store = bootstrap.open_worker_store(settings)
+    store = bootstrap.open_worker_store(settings, lm_profiles)
     app = create_app(settings)
     publisher = Publisher(app)
     store_executor = ThreadPoolExecutor(bootstrap.STORE_THREADS, thread_name_prefix="store")

@@ -17,6 +17,7 @@ import pydantic
 from dspyops.events.commands import COMMAND_TYPES, Command
 from dspyops.events.envelope import COMMAND_TYPE_PREFIX, Envelope
 from dspyops.events.results import ErrorItem
+from dspyops.events.text import printable, refused_text
 
 MAX_MESSAGE_BYTES = 1_048_576
 # Deep enough for any real payload, shallow enough that nothing downstream recurses far.
@@ -56,6 +57,11 @@ def decode_envelope(raw: bytes | None, *, commands_only: bool = True) -> Envelop
     `dspyops.command.<a known command>`.
     """
     obj = _parse_json_object(raw)
+    # Text the envelope itself holds (id, actor, ...) must be storable: a reply would
+    # repeat it, so an envelope that holds refused text cannot be answered.
+    attributes = {k: v for k, v in obj.items() if k != "data"}
+    for path, problem in refused_text(attributes):
+        raise Undecodable("not_envelope", _describe(path, problem))
     try:
         envelope = Envelope.model_validate(obj)
     except pydantic.ValidationError as exc:
@@ -81,6 +87,12 @@ def decode_command(envelope: Envelope) -> Command:
         raise InvalidCommand(
             [ErrorItem(loc=["data"], msg=f"{name} needs a data object", type="missing")]
         )
+    refused = [
+        ErrorItem(loc=["data", *path], msg=problem, type="invalid_text")
+        for path, problem in refused_text(envelope.data)
+    ]
+    if refused:
+        raise InvalidCommand(sorted(refused, key=lambda e: [str(p) for p in e.loc]))
     try:
         return cls.model_validate(envelope.data)
     except pydantic.ValidationError as exc:
@@ -126,7 +138,7 @@ def _parse_json_object(raw: bytes | None) -> dict[str, Any]:
         raise Undecodable("not_json", _value_error_text(exc)) from None
     if not isinstance(obj, dict):
         raise Undecodable("not_json", f"expected a JSON object, got {_json_kind(obj)}")
-    _check_tree(obj)
+    _check_depth(obj)
     return obj
 
 
@@ -154,34 +166,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-def _check_tree(root: dict[str, Any]) -> None:
-    """Depth limit and text that can be written back out (no lone surrogates), iteratively."""
+def _check_depth(root: dict[str, Any]) -> None:
+    """The depth limit, checked iteratively (what is deeper never reaches a recursion)."""
     stack: list[tuple[Any, int]] = [(root, 1)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict):
-            children: Any = [*node.keys(), *node.values()]
+            children: Any = node.values()
         elif isinstance(node, list):
             children = node
-        elif isinstance(node, str):
-            _check_text(node)
-            continue
         else:
             continue
         if depth > MAX_JSON_DEPTH:
             raise Undecodable("not_json", f"nested deeper than {MAX_JSON_DEPTH} levels")
         stack.extend((child, depth + 1) for child in children)
-
-
-def _check_text(text: str) -> None:
-    if text.isascii():
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Undecodable(
-            "not_json", "a string holds an unpaired surrogate (\\ud800-\\udfff)"
-        ) from None
 
 
 def _check_command_type(type_: str) -> None:
@@ -202,7 +200,7 @@ def _summarise(exc: pydantic.ValidationError) -> str:
 
 
 def _describe(loc: Sequence[str | int], msg: str) -> str:
-    where = ".".join(str(part)[:100] for part in loc)
+    where = ".".join(printable(str(part)) for part in loc)
     return f"{where}: {msg}" if where else msg
 
 

@@ -1,7 +1,9 @@
 """Command payloads: the ``data`` of every command envelope, one frozen model each.
 
 These are the fields a producer in any language sends. Unknown fields are rejected so a
-typo (``progam_id``) is a clear ``CommandRejected`` instead of a silent default.
+typo (``progam_id``) is a clear ``CommandRejected`` instead of a silent default, and
+every field is validated strictly, as its JSON Schema says: no ``true`` for a number,
+no ``"1"`` for an integer, no ``"0.5"`` for a float (an integer is a valid float).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ MAX_EXAMPLES_PER_MESSAGE = 10_000
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class RegisterProgram(Command):

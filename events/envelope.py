@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 
 COMMAND_TYPE_PREFIX = "dspyops.command."
 RESULT_TYPE_PREFIX = "dspyops.result."
@@ -14,6 +15,26 @@ EVENT_TYPE_PREFIX = "dspyops.event."
 DEFAULT_SOURCE = "urn:dspyops"
 
 EnvelopeId = Annotated[str, Field(min_length=1, max_length=256)]
+
+# RFC 3339 date-time, as CloudEvents requires: full date, time and offset ("Z" or ±hh:mm).
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z")
+
+
+def _rfc3339(value: Any) -> Any:
+    """A time given as text must be RFC 3339; a number or a bare date is refused."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("time must be an RFC 3339 date-time string, e.g. 2026-01-31T12:00:00Z")
+    # Python's parser takes at most microseconds: nanoseconds are cut to six digits.
+    head, dot, tail = value.partition(".")
+    if dot:
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        tail = tail[: min(digits, 6)] + tail[digits:]
+    return datetime.fromisoformat(head + dot + tail if dot else value)
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class Envelope(BaseModel):
@@ -29,7 +50,7 @@ class Envelope(BaseModel):
     id: EnvelopeId
     source: Annotated[str, Field(min_length=1, max_length=1024)] = DEFAULT_SOURCE
     type: Annotated[str, Field(min_length=1, max_length=256)]
-    time: datetime | None = None
+    time: Rfc3339 | None = None
     subject: Annotated[str, Field(max_length=256)] | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any] | None = None
@@ -37,9 +58,9 @@ class Envelope(BaseModel):
     causationid: EnvelopeId | None = None
     actor: Annotated[str, Field(max_length=256)] | None = None
     # On `dspyops.event.*` only: the event's store position and its aggregate.
-    position: int | None = None
+    position: StrictInt | None = None
     aggregateid: str | None = None
-    aggregateversion: int | None = None
+    aggregateversion: StrictInt | None = None
 
     @model_validator(mode="after")
     def _correlation_defaults_to_id(self) -> Envelope:

@@ -18,7 +18,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from dspyops.signatures.errors import SignatureError, SignatureIssue, ValidationFailed
-from dspyops.signatures.grammar import parse
+from dspyops.signatures.grammar import MAX_SIGNATURE_CHARS, parse
 from dspyops.signatures.pytypes import bounded_type
 from dspyops.signatures.render import render
 from dspyops.signatures.spec import FieldSpec, OptionalType, ParsedSignature
@@ -102,9 +102,19 @@ def _compile(
                 for name in unknown
             ]
         )
+    canonical = render(parsed)
+    # What is stored is the canonical form, and it is parsed again on every use: it must
+    # fit the same limit, or a program would register and then never run.
+    if len(canonical) > MAX_SIGNATURE_CHARS:
+        raise SignatureError.single(
+            0,
+            f"the signature's canonical form is {len(canonical)} characters long; the limit "
+            f"is {MAX_SIGNATURE_CHARS} (write it shorter, e.g. fewer Literal values)",
+            "too_long",
+        )
     descs = dict(descriptions)
     return CompiledSignature(
-        text=render(parsed),
+        text=canonical,
         parsed=parsed,
         instructions=instructions,
         descriptions=MappingProxyType(descs),

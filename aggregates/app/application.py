@@ -28,9 +28,9 @@ from eventsourcing.utils import EnvType
 
 from dspyops.aggregates.app.checks import Checks
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.app.outcomes import handled_record, rejected
+from dspyops.aggregates.app.outcomes import handled_record, id_reused, rejected
 from dspyops.aggregates.dataset import Dataset
-from dspyops.aggregates.errors import DomainError, NotFound
+from dspyops.aggregates.errors import DomainError, IdReused, NotFound
 from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.execution import Execution
 from dspyops.aggregates.handled import HandledCommand
@@ -101,7 +101,7 @@ class DspyOps(Application):
         """
         for number in range(self.max_attempts):
             first = trust_first and number == 0
-            stored = None if first else self.stored_outcome(ctx.command_id)
+            stored = None if first else self._stored_for(ctx, subject)
             if stored is not None:
                 return stored
             try:
@@ -109,6 +109,9 @@ class DspyOps(Application):
             except RecordConflictError:
                 self.conflicts += 1
                 continue
+            except IdReused as exc:
+                # The id's stored outcome (to come) is the first command's: record nothing.
+                return rejected(ctx, exc, subject)
             except REJECTIONS as exc:
                 try:
                     return self.record(ctx, rejected(ctx, exc, subject))
@@ -121,6 +124,15 @@ class DspyOps(Application):
         """Save the changed aggregates and the command's outcome in one transaction."""
         self.save(*changed, handled_record(ctx, outcome))
         return outcome
+
+    def _stored_for(self, ctx: CommandContext, subject: str) -> Outcome | None:
+        """The stored outcome of this command; a rejection if its id was used by another."""
+        handled = self.replay(HandledCommand, command_uuid(ctx.command_id))
+        if handled is None:
+            return None
+        if not handled.same_command(ctx.command_type, ctx.payload_digest):
+            return rejected(ctx, id_reused(ctx), subject)
+        return Outcome(result_type=handled.result_type, subject=handled.subject, data=handled.data)
 
     def stored_outcome(self, command_id: str) -> Outcome | None:
         handled = self.replay(HandledCommand, command_uuid(command_id))

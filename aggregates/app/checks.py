@@ -2,8 +2,9 @@
 
 The optimizers, scoring functions and LM profiles live in the runtime, which the domain
 does not import; the worker hands their checks in (`dspyops.bootstrap`), so a bad
-optimizer config or an unknown metric is rejected when the command is planned, before
-any LM call. Unit tests run with the defaults: every name is accepted.
+optimizer config, an unknown metric or an LM profile the workers do not have is
+rejected when the command is handled, before any LM call. Unit tests run with the
+defaults: every name is accepted.
 """
 
 from __future__ import annotations
@@ -32,3 +33,17 @@ def no_metric_errors(metric: str) -> list[ErrorDict]:
 class Checks:
     optimization: OptimizerCheck = field(default=no_optimizer_errors)
     metric: MetricCheck = field(default=no_metric_errors)
+    # The LM profile names the workers have; None accepts any (no worker to ask).
+    lm_profiles: frozenset[str] | None = None
+
+    def lm_profile_errors(self, name: str) -> list[ErrorDict]:
+        if self.lm_profiles is None or name in self.lm_profiles:
+            return []
+        known = ", ".join(sorted(self.lm_profiles))
+        return [
+            {
+                "loc": ["lm"],
+                "msg": f"unknown LM profile {name!r}; the workers have: {known}",
+                "type": "unknown_lm_profile",
+            }
+        ]

@@ -18,6 +18,9 @@ class CommandContext(BaseModel):
     correlation_id: str
     actor: str | None = None
     command_type: str = ""
+    # A digest of the command's type and payload: the same id sent again with another
+    # type or payload is a reused id, answered `id_reused` (never applied, never stored).
+    payload_digest: str | None = None
 
     def meta(self) -> dict[str, Any]:
         """The keyword arguments every decorated event method takes."""

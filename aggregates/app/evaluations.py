@@ -27,6 +27,7 @@ from dspyops.aggregates.program import DEPRECATED
 from dspyops.aggregates.run import Run
 from dspyops.events.commands import EvaluateProgram
 from dspyops.events.results import EvaluationCompleted
+from dspyops.events.text import clean_json
 
 COMMAND = "EvaluateProgram"
 
@@ -35,7 +36,9 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
     run_id = cmd.evaluation_id or ctx.command_id
     existing = app.replay(Evaluation, evaluation_uuid(run_id))
     if existing is not None:
-        check_same_command(existing.command_id, ctx, "evaluation_id", run_id)
+        check_same_command(
+            existing.command_id, ctx, "evaluation_id", run_id, existing.payload_digest
+        )
         return _plan(app, existing, resumed=True)
     program = app.program(cmd.program_id)
     if program.status == DEPRECATED:
@@ -51,6 +54,7 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
         version=version["number"],
         dataset_id=cmd.dataset_id,
         metric=cmd.metric,
+        payload_digest=ctx.payload_digest,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -81,7 +85,8 @@ def complete_evaluation(
         bad = score_errors(score=score)
         if bad:
             return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"])
-        run.complete(score, per_example, **ctx.meta())
+        # Per-example outputs are what the LM said: made storable (NUL replaced).
+        run.complete(score, clean_json(per_example), **ctx.meta())
         result = EvaluationCompleted(
             evaluation_id=run.evaluation_id,
             program_id=run.program_id,

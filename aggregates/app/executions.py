@@ -25,6 +25,7 @@ from dspyops.aggregates.ids import execution_uuid
 from dspyops.aggregates.program import DEPRECATED
 from dspyops.events.commands import ExecuteProgram
 from dspyops.events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
+from dspyops.events.text import clean, refused_text
 from dspyops.signatures import ValidationFailed
 
 REASONING = "reasoning"
@@ -184,7 +185,8 @@ def _checked_outputs(
     plan: ExecutionPlan, outputs: dict[str, Any] | None, error: ErrorInfo | None
 ) -> tuple[dict[str, Any], ErrorInfo | None]:
     if error is not None:
-        return {}, error
+        # Error text comes from elsewhere (an LM, a library): made storable, never refused.
+        return {}, error.model_copy(update={"message": clean(error.message)})
     if outputs is None:
         return {}, ErrorInfo(code="no_outputs", message="the program returned no outputs")
     compiled = plan.compiled()
@@ -194,12 +196,19 @@ def _checked_outputs(
     reasoning = outputs.pop(REASONING, None) if adds_reasoning else None
     try:
         validated = compiled.validate_outputs(outputs)
+        # An LM can answer text PostgreSQL cannot store (NUL): not a valid output either.
+        refused = [
+            {"loc": list(path), "msg": problem, "type": "invalid_text"}
+            for path, problem in refused_text(validated)
+        ]
+        if refused:
+            raise ValidationFailed(refused)
     except ValidationFailed as exc:
         return {}, ErrorInfo(
             code="output_invalid",
-            message=f"outputs do not match the signature: {exc}",
+            message=clean(f"outputs do not match the signature: {exc}"),
             details=error_items(prefixed(exc.errors, "outputs")),
         )
     if reasoning is not None:
-        validated[REASONING] = str(reasoning)
+        validated[REASONING] = clean(str(reasoning))
     return validated, None

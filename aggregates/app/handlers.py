@@ -18,7 +18,7 @@ from typing import Any, overload
 from dspyops.aggregates.app import datasets, evaluations, executions, optimizations, programs
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.app.outcomes import subject_of, typed
+from dspyops.aggregates.app.outcomes import payload_digest, subject_of
 from dspyops.aggregates.app.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan, Plan
 from dspyops.events.commands import (
     COMMAND_TYPES,
@@ -58,6 +58,18 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
 assert set(COMMAND_HANDLERS) == set(COMMAND_TYPES.values()), "every command needs a handler"
 
 
+def for_command(command: Command, ctx: CommandContext) -> CommandContext:
+    """`ctx` completed with the command's type and payload digest.
+
+    The worker hands this context on to the job that runs a plan, so what the job records
+    at the end (the command's HandledCommand) carries the same digest.
+    """
+    if ctx.command_type and ctx.payload_digest:
+        return ctx
+    update = {"command_type": ctx.command_type or type(command).__name__}
+    return ctx.model_copy(update={**update, "payload_digest": payload_digest(command)})
+
+
 # Commands whose handler always ends them: an outcome, never a plan.
 ImmediateCommand = (
     RegisterProgram
@@ -93,5 +105,5 @@ def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Pla
 def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Plan:
     """Apply `command` once: its outcome (stored), or the plan of the work it asks for."""
     handler = COMMAND_HANDLERS[type(command)]
-    ctx = typed(ctx, type(command).__name__)
+    ctx = for_command(command, ctx)
     return app.attempt(ctx, lambda _: handler(app, command, ctx), subject_of(command, ctx))

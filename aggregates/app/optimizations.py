@@ -33,6 +33,7 @@ from dspyops.events.results import (
     OptimizationCompleted,
     OptimizationProgress,
 )
+from dspyops.events.text import clean_json
 
 COMMAND = "OptimizeProgram"
 CANCEL_REASON = "cancelled on request"
@@ -46,7 +47,9 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
     run_id = cmd.optimization_id or ctx.command_id
     existing = app.replay(Optimization, optimization_uuid(run_id))
     if existing is not None:
-        check_same_command(existing.command_id, ctx, "optimization_id", run_id)
+        check_same_command(
+            existing.command_id, ctx, "optimization_id", run_id, existing.payload_digest
+        )
         return _plan(app, existing, resumed=True)
     program = app.program(cmd.program_id)
     program.check("optimize")
@@ -63,6 +66,7 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
         optimizer=cmd.optimizer,
         metric=cmd.metric,
         config=cmd.config,
+        payload_digest=ctx.payload_digest,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -135,7 +139,8 @@ def complete_optimization(
         try:
             version = program.add_optimized_version(
                 optimization_id=run.optimization_id,
-                state=state,
+                # Bootstrapped demos hold LM text: made storable (NUL replaced).
+                state=clean_json(state),
                 optimizer=run.optimizer,
                 metric=run.metric,
                 config=run.config,

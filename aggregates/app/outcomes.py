@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from pydantic import ValidationError
 
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.errors import AlreadyExists, DomainError, ErrorDict
+from dspyops.aggregates.errors import AlreadyExists, DomainError, ErrorDict, IdReused
 from dspyops.aggregates.handled import HandledCommand
 from dspyops.aggregates.run import Run
 from dspyops.events.commands import Command
@@ -22,12 +25,15 @@ def handled_record(ctx: CommandContext, outcome: Outcome) -> HandledCommand:
         data=outcome.data,
         correlation_id=ctx.correlation_id,
         actor=ctx.actor,
+        payload_digest=ctx.payload_digest,
     )
 
 
 def run_context(run: Run, command_type: str) -> CommandContext:
     """The context of the command that asked for `run`, for events recorded later."""
-    return CommandContext(command_type=command_type, **run.origin())
+    return CommandContext(
+        command_type=command_type, payload_digest=run.payload_digest, **run.origin()
+    )
 
 
 def rejected(ctx: CommandContext, exc: Exception, subject: str) -> Outcome:
@@ -79,10 +85,30 @@ def subject_of(command: Command, ctx: CommandContext) -> str:
     return ctx.command_id
 
 
-def typed(ctx: CommandContext, command_type: str) -> CommandContext:
-    return ctx if ctx.command_type else ctx.model_copy(update={"command_type": command_type})
-
-
-def check_same_command(owner: str, ctx: CommandContext, field: str, value: str) -> None:
+def check_same_command(
+    owner: str, ctx: CommandContext, field: str, value: str, digest: str | None = None
+) -> None:
+    """`value` (an execution or run id) belongs to this command: same id, same payload."""
     if owner != ctx.command_id:
         raise AlreadyExists(f"{field} {value!r} is used by another command", loc=[field])
+    if digest is not None and ctx.payload_digest is not None and digest != ctx.payload_digest:
+        raise id_reused(ctx)
+
+
+def id_reused(ctx: CommandContext) -> IdReused:
+    return IdReused(
+        f"command id {ctx.command_id!r} was used before by a command with another type or "
+        "payload; send a new id for a new command",
+        loc=["id"],
+    )
+
+
+def payload_digest(command: Command) -> str:
+    """Digest of a command's type and validated payload (defaults filled in)."""
+    canonical = json.dumps(
+        [type(command).__name__, command.model_dump(mode="json")],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

@@ -12,7 +12,7 @@ from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.errors import AlreadyExists
+from dspyops.aggregates.errors import AlreadyExists, InvalidInput
 from dspyops.aggregates.ids import program_uuid
 from dspyops.aggregates.program import Program
 from dspyops.events.commands import (
@@ -43,6 +43,9 @@ def register_program(app: DspyOps, cmd: RegisterProgram, ctx: CommandContext) ->
     compiled = compile_signature(
         cmd.signature, instructions=cmd.instructions, descriptions=cmd.field_descriptions
     )
+    unknown_lm = app.checks.lm_profile_errors(cmd.lm)
+    if unknown_lm:
+        raise InvalidInput(errors=unknown_lm)
     program = Program(
         program_id=program_id,
         name=cmd.name,

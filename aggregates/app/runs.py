@@ -17,6 +17,7 @@ from dspyops.aggregates.optimization import Optimization
 from dspyops.aggregates.program import Program, ProgramVersion
 from dspyops.aggregates.run import Run
 from dspyops.events.results import ErrorInfo, EvaluationFailed, OptimizationFailed
+from dspyops.events.text import clean
 
 Finish = Callable[[Run, CommandContext], Outcome]
 
@@ -42,6 +43,7 @@ def finish_run(
 
 def fail_run(app: DspyOps, run: Run, ctx: CommandContext, code: str, message: str) -> Outcome:
     """Record the run's failure and the asking command's outcome in one save."""
+    message = clean(message)  # error text from an optimizer or an LM: made storable
     run.fail(code, message, **ctx.meta())
     error = ErrorInfo(code=code, message=message)
     result: OptimizationFailed | EvaluationFailed

@@ -42,3 +42,14 @@ def test_compose_points_services_at_its_own_kafka_and_postgres() -> None:
     assert settings.postgres_is_external
     assert settings.bootstrap_servers == "kafka:29092"
     assert settings.effective_database_url.endswith("@postgres:5432/dspyops")
+
+
+def test_every_published_port_listens_on_loopback_only() -> None:
+    published = [
+        (name, port)
+        for name, service in _compose()["services"].items()
+        for port in service.get("ports", [])
+    ]
+    assert {name for name, _ in published} == {"kafka", "postgres", "api"}
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), (name, port)

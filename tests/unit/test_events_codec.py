@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pydantic
 import pytest
@@ -117,12 +118,51 @@ def test_exactly_the_limit_is_accepted():
         b'{"id": 1e400}',
         b'{"id": ' + b"9" * 5000 + b"}",
         b'{"id": "a", "id": "b"}',
-        b'{"id": "\\ud800"}',
         b'{"a": 1',
     ],
 )
 def test_not_json(raw):
     assert _code(raw) == "not_json"
+
+
+ENVELOPE_TEXT = ("id", "source", "type", "subject", "correlationid", "causationid", "actor")
+
+
+@pytest.mark.parametrize("attribute", [*ENVELOPE_TEXT, "someextension"])
+@pytest.mark.parametrize("bad", ["a\u0000b", "a\ud800b", "\udfff"])
+def test_refused_text_in_an_envelope_attribute_dead_letters_it_by_name(attribute, bad):
+    # Spelled as JSON escapes, as a producer in any language would send them.
+    raw = json.dumps({**_command(), attribute: bad}).encode()
+    with pytest.raises(Undecodable) as info:
+        decode_envelope(raw)
+    assert info.value.code == "not_envelope"
+    assert info.value.message.startswith(f"{attribute}: text holds")
+    # The reason can be published: it quotes nothing that cannot be encoded.
+    info.value.message.encode("utf-8")
+
+
+@pytest.mark.parametrize("bad", ["a\u0000b", "a\ud800b"])
+def test_refused_text_anywhere_in_data_is_rejected_with_its_path(bad):
+    data: dict[str, Any] = {
+        "program_id": "qa",
+        "inputs": {"question": "ok", "ctx": {"deep": ["x", bad]}},
+    }
+    envelope = decode_envelope(_raw(_command(**data)))
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(envelope)
+    (error,) = info.value.errors
+    assert error.loc == ["data", "inputs", "ctx", "deep", 1]
+    assert error.type == "invalid_text"
+
+
+def test_a_refused_key_is_escaped_in_the_error_it_causes():
+    data: dict[str, Any] = {"program_id": "qa", "inputs": {"bad\ud800key": 1}}
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(decode_envelope(_raw(_command(**data))))
+    locs = [e.loc for e in info.value.errors]
+    assert ["data", "inputs", "bad\\ud800key"] in locs
+    for error in info.value.errors:
+        json.dumps(error.model_dump(), ensure_ascii=False).encode("utf-8")
 
 
 @pytest.mark.parametrize("depth", [65, 1_000, 10_000, 100_000])
@@ -294,3 +334,43 @@ def test_fuzz_bytes(raw):
 )
 def test_fuzz_envelopes(obj):
     _decodes_or_refuses(json.dumps(obj).encode())
+
+
+@pytest.mark.parametrize(
+    "time", [5, 1.5, True, "5", "2026-01-31", "2026-01-31T12:00:00", "31/01/2026 12:00"]
+)
+def test_a_time_that_is_not_rfc3339_dead_letters_the_envelope(time):
+    assert _code(_raw({**_command(), "time": time})) == "not_envelope"
+
+
+@pytest.mark.parametrize(
+    "time",
+    ["2026-01-31T12:00:00Z", "2026-01-31t12:00:00.123456789+02:00", "2026-01-31T12:00:00.5-05:30"],
+)
+def test_rfc3339_times_are_read(time):
+    assert decode_envelope(_raw({**_command(), "time": time})).time is not None
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "loc"),
+    [
+        ("ExecuteProgram", {"program_id": "p", "inputs": {}, "version": True}, "version"),
+        ("ExecuteProgram", {"program_id": "p", "inputs": {}, "version": "1"}, "version"),
+        ("ExecuteProgram", {"program_id": "p", "inputs": {}, "version": 1.0}, "version"),
+        ("RegisterDataset", {"name": "d", "dev_fraction": "0.5"}, "dev_fraction"),
+        ("RegisterDataset", {"name": "d", "dev_fraction": False}, "dev_fraction"),
+        ("DeployProgram", {"program_id": "p", "version": "2"}, "version"),
+        ("RegisterProgram", {"name": 5, "signature": "a: str -> b: str"}, "name"),
+    ],
+)
+def test_wire_models_take_no_lax_values(type_, data, loc):
+    with pytest.raises(InvalidCommand) as info:
+        decode_command(decode_envelope(_raw(_command(type_, **data))))
+    assert [e.loc for e in info.value.errors] == [["data", loc]]
+
+
+def test_an_integer_is_a_valid_float():
+    command = decode_command(
+        decode_envelope(_raw(_command("RegisterDataset", name="d", dev_fraction=0)))
+    )
+    assert command.dev_fraction == 0.0  # type: ignore[attr-defined]
