@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
+
+
+def columns(names: Iterable[str]) -> sql.Composed:
+    """A select list of these columns (named in `projections.read_schema`)."""
+    return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
 def table(schema: str, name: str) -> sql.Composed:

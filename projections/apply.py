@@ -26,34 +26,17 @@ from dspyops.aggregates.run import CANCELLED, COMPLETED, RUNNING, Run
 from dspyops.aggregates.run import FAILED as RUN_FAILED
 from dspyops.aggregates.run import REQUESTED as RUN_REQUESTED
 from dspyops.projections.audit import changes
+from dspyops.projections.read_schema import EXECUTIONS, READ_MODELS
 
 Row = dict[str, Any]
+# Values of json(b) columns are sent as JSON, whatever table they are in.
 JSON_COLUMNS = frozenset(
-    {"field_descriptions", "state", "config", "inputs", "outputs", "error_details", "per_example"}
+    name
+    for table in READ_MODELS
+    for name in table.names
+    if table.sql_type(name) in {"json", "jsonb"}
 )
-EXECUTION_COLUMNS = (
-    "id",
-    "execution_id",
-    "program_id",
-    "version",
-    "status",
-    "inputs",
-    "outputs",
-    "latency_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "offline",
-    "error_code",
-    "error_message",
-    "error_details",
-    "command_id",
-    "correlation_id",
-    "actor",
-    "requested_at",
-    "completed_at",
-    "position",
-)
+EXECUTION_COLUMNS = EXECUTIONS.names
 # Program fields an audit entry shows; `lm` names a server-side profile and stays out.
 PROGRAM_AUDITED = (
     "name",
@@ -221,7 +204,7 @@ class Applier:
                 "event_type": type(event).__name__,
                 "occurred_at": event.timestamp,
                 **_meta(event),
-                "changes": Jsonb(changed),
+                "changes": changed,
             },
         )
 

@@ -15,8 +15,8 @@ import psycopg
 
 from dspyops.projections import tracking
 from dspyops.projections.apply import Applier
+from dspyops.projections.ddl import create_tables
 from dspyops.projections.event_store import EventStore
-from dspyops.projections.schema import create_tables
 
 
 @dataclass(frozen=True)

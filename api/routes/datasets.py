@@ -13,13 +13,12 @@ from dspyops.api import pagination
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.api.queries import fetch_all, fetch_one, table
+from dspyops.api.queries import columns, fetch_all, fetch_one, table
+from dspyops.projections.read_schema import DATASETS
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=COMMON_RESPONSES)
 
-COLUMNS = sql.SQL(
-    "dataset_id, name, dev_fraction, size, train_size, dev_size, created_at, updated_at, position"
-)
+COLUMNS = columns(DATASETS.without("id"))
 
 
 class Dataset(BaseModel):

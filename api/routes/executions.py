@@ -13,17 +13,14 @@ from dspyops.api import pagination
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.api.queries import fetch_all, fetch_one, table
+from dspyops.api.queries import columns, fetch_all, fetch_one, table
 from dspyops.api.routes.programs import ProgramId, load_program
+from dspyops.projections.read_schema import EXECUTIONS
 
 router = APIRouter(tags=["executions"], responses=COMMON_RESPONSES)
 
 ExecutionStatus = Literal["requested", "succeeded", "failed"]
-COLUMNS = sql.SQL(
-    "execution_id, program_id, version, status, inputs, outputs, latency_ms, prompt_tokens, "
-    "completion_tokens, total_tokens, offline, error_code, error_message, error_details, "
-    "command_id, correlation_id, actor, requested_at, completed_at, position"
-)
+COLUMNS = columns(EXECUTIONS.without("id"))
 
 
 class Usage(BaseModel):

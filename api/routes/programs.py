@@ -13,7 +13,8 @@ from dspyops.api import pagination
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.api.queries import fetch_all, fetch_one, table
+from dspyops.api.queries import columns, fetch_all, fetch_one, table
+from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS
 from dspyops.signatures import SignatureError, compile_signature
 
 router = APIRouter(prefix="/programs", tags=["programs"], responses=COMMON_RESPONSES)
@@ -70,14 +71,8 @@ class ProgramSchema(BaseModel):
 
 # A version's list entry: everything but its saved DSPy state, which only one version's
 # route returns (it holds the demos and can be large).
-VERSION_COLUMNS = sql.SQL(
-    "program_id, number, source, instructions, based_on, optimization_id, optimizer, metric, "
-    "config, dataset_id, baseline_score, optimized_score, created_at"
-)
-PROGRAM_COLUMNS = sql.SQL(
-    "program_id, name, signature, module, instructions, description, field_descriptions, "
-    "status, latest_version, deployed_version, created_at, updated_at, position"
-)
+VERSION_COLUMNS = columns(PROGRAM_VERSIONS.without("state"))
+PROGRAM_COLUMNS = columns(PROGRAMS.without("id"))
 
 
 async def load_program(conn: AsyncConnection, schema: str, program_id: str) -> dict[str, Any]:
