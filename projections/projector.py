@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg
 
 from dspyops.projections import tracking
-from dspyops.projections.apply import Applier
+from dspyops.projections.appliers import BatchApplier
 from dspyops.projections.ddl import create_tables
 from dspyops.projections.event_store import EventStore
 
@@ -69,7 +69,7 @@ class Projector:
             notifications = self.store.after(position, self.batch_size)
             if not notifications:
                 return 0
-            applier = Applier(self.conn, self.read_schema)
+            applier = BatchApplier(self.conn, self.read_schema)
             for notification in notifications:
                 event = self.store.decode(notification)
                 if event is not None:

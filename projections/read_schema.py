@@ -11,6 +11,7 @@ created the row: unique, stable across rebuilds, and the cursor the API pages on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 Column = tuple[str, str]
 
@@ -35,9 +36,13 @@ class Table:
             raise KeyError(f"{self.name} has no columns {sorted(unknown)}")
         return tuple(name for name in self.names if name not in excluded)
 
+    @cached_property
+    def types(self) -> dict[str, str]:
+        """Each column's bare type (`jsonb`, `text`, ...), without its constraints."""
+        return {name: sql_type.split()[0] for name, sql_type in self.columns}
+
     def sql_type(self, column: str) -> str:
-        """The bare type (`jsonb`, `text`, ...) without constraints."""
-        return dict(self.columns)[column].split()[0]
+        return self.types[column]
 
 
 PROGRAMS = Table(

@@ -1,0 +1,166 @@
+"""The programs and program_versions read models, from Program's events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from dspyops.aggregates.program import DEPLOYED, DEPRECATED, DRAFT, OPTIMIZED, TRAINING, Program
+from dspyops.projections.appliers.audit import AuditTrail, changes
+from dspyops.projections.appliers.events import (
+    Handlers,
+    ProgramRolledBack,
+    Recorded,
+    event_class,
+)
+from dspyops.projections.appliers.rows import Row, Rows
+from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS
+
+# Program fields an audit entry shows; `lm` names a server-side profile and stays out.
+AUDITED = (
+    "name",
+    "signature",
+    "module",
+    "instructions",
+    "description",
+    "field_descriptions",
+    "status",
+    "latest_version",
+    "deployed_version",
+)
+
+
+class ProgramsApplier:
+    def __init__(self, rows: Rows, audit: AuditTrail) -> None:
+        self.rows = rows
+        self.audit = audit
+
+    def handlers(self) -> Handlers:
+        return {
+            Program.Registered: self.registered,
+            Program.TrainingStarted: self.training_started,
+            Program.Updated: self.updated,
+            Program.Optimized: self.optimized,
+            Program.Deployed: self.deployed,
+            event_class(Program, "RolledBack"): self.rolled_back,
+            Program.Deprecated: self.deprecated,
+        }
+
+    def registered(self, e: Program.Registered, position: int) -> None:
+        row = {
+            "id": e.originator_id,
+            "program_id": e.program_id,
+            "name": e.name,
+            "signature": e.signature,
+            "module": e.module,
+            "instructions": e.instructions,
+            "description": e.description,
+            "field_descriptions": dict(e.field_descriptions),
+            "status": DRAFT,
+            "latest_version": 1,
+            "deployed_version": None,
+            "created_at": e.timestamp,
+            "updated_at": e.timestamp,
+            "position": position,
+        }
+        self.rows.insert(PROGRAMS, row)
+        self._add_version(
+            e.program_id, e.timestamp, number=1, source="registered", instructions=e.instructions
+        )
+        after = {name: row[name] for name in AUDITED}
+        self.audit.record(
+            e,
+            position,
+            kind="program",
+            aggregate_id=e.program_id,
+            program_id=e.program_id,
+            changed=changes(None, after),
+        )
+
+    def training_started(self, e: Program.TrainingStarted, position: int) -> None:
+        self._change(e, position, status=TRAINING)
+
+    def updated(self, e: Program.Updated, position: int) -> None:
+        after: Row = {}
+        if e.description is not None:
+            after["description"] = e.description
+        if e.instructions is None:
+            self._change(e, position, **after)
+            return
+        before = self._program(e)
+        latest = before["latest_version"]
+        previous = self.rows.select(
+            PROGRAM_VERSIONS, {"program_id": before["program_id"], "number": latest}
+        )
+        self._add_version(
+            before["program_id"],
+            e.timestamp,
+            number=latest + 1,
+            source="updated",
+            instructions=e.instructions,
+            state=previous["state"],
+            based_on=latest,
+        )
+        self._change(
+            e,
+            position,
+            before=before,
+            **after,
+            instructions=e.instructions,
+            latest_version=latest + 1,
+        )
+
+    def optimized(self, e: Program.Optimized, position: int) -> None:
+        before = self._program(e)
+        latest = before["latest_version"]
+        self._add_version(
+            before["program_id"],
+            e.timestamp,
+            number=latest + 1,
+            source="optimized",
+            instructions=before["instructions"],
+            state=e.state,
+            based_on=latest,
+            optimization_id=e.optimization_id,
+            optimizer=e.optimizer,
+            metric=e.metric,
+            config=e.config,
+            dataset_id=e.dataset_id,
+            baseline_score=e.baseline_score,
+            optimized_score=e.optimized_score,
+        )
+        self._change(e, position, before=before, status=OPTIMIZED, latest_version=latest + 1)
+
+    def deployed(self, e: Program.Deployed, position: int) -> None:
+        self._change(e, position, status=DEPLOYED, deployed_version=e.version)
+
+    def rolled_back(self, e: ProgramRolledBack, position: int) -> None:
+        self._change(e, position, deployed_version=e.version)
+
+    def deprecated(self, e: Program.Deprecated, position: int) -> None:
+        self._change(e, position, status=DEPRECATED)
+
+    def _program(self, e: Recorded) -> Row:
+        return self.rows.select(PROGRAMS, {"id": e.originator_id})
+
+    def _change(self, e: Recorded, position: int, before: Row | None = None, **after: Any) -> None:
+        """Update the program's row with `after` and audit what changed."""
+        if before is None:
+            before = self._program(e)
+        self.rows.update(PROGRAMS, {"id": e.originator_id}, {**after, "updated_at": e.timestamp})
+        program_id = before["program_id"]
+        self.audit.record(
+            e,
+            position,
+            kind="program",
+            aggregate_id=program_id,
+            program_id=program_id,
+            changed=changes(before, after),
+        )
+
+    def _add_version(
+        self, program_id: str, at: datetime, *, number: int, source: str, **fields: Any
+    ) -> None:
+        row: Row = dict.fromkeys(PROGRAM_VERSIONS.names)
+        row.update(program_id=program_id, number=number, source=source, created_at=at, **fields)
+        self.rows.insert(PROGRAM_VERSIONS, row)
