@@ -1,11 +1,16 @@
-"""The programs and program_versions read models, from Program's events."""
+"""The programs and program_versions read models, from Program's events.
+
+Events carry the facts they result in (the program's `status`, the `version` created), and
+the rows copy them: the lifecycle rules live in the aggregate alone. The one exception is a
+v1 event that did not record its version (see `_created_version`).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from dspyops.aggregates.program import DEPLOYED, DEPRECATED, DRAFT, OPTIMIZED, TRAINING, Program
+from dspyops.aggregates.program import Program
 from dspyops.projections.appliers.audit import AuditTrail, changes
 from dspyops.projections.appliers.events import (
     Handlers,
@@ -56,8 +61,8 @@ class ProgramsApplier:
             "instructions": e.instructions,
             "description": e.description,
             "field_descriptions": dict(e.field_descriptions),
-            "status": DRAFT,
-            "latest_version": 1,
+            "status": e.status,
+            "latest_version": e.version,
             "deployed_version": None,
             "created_at": e.timestamp,
             "updated_at": e.timestamp,
@@ -65,7 +70,11 @@ class ProgramsApplier:
         }
         self.rows.insert(PROGRAMS, row)
         self._add_version(
-            e.program_id, e.timestamp, number=1, source="registered", instructions=e.instructions
+            e.program_id,
+            e.timestamp,
+            number=e.version,
+            source="registered",
+            instructions=e.instructions,
         )
         after = {name: row[name] for name in AUDITED}
         self.audit.record(
@@ -78,7 +87,7 @@ class ProgramsApplier:
         )
 
     def training_started(self, e: Program.TrainingStarted, position: int) -> None:
-        self._change(e, position, status=TRAINING)
+        self._change(e, position, status=e.status)
 
     def updated(self, e: Program.Updated, position: int) -> None:
         after: Row = {}
@@ -89,13 +98,15 @@ class ProgramsApplier:
             return
         before = self._program(e)
         latest = before["latest_version"]
+        # v1 events did not record the version: see _created_version.
+        number = _created_version(e.version, before)
         previous = self.rows.select(
             PROGRAM_VERSIONS, {"program_id": before["program_id"], "number": latest}
         )
         self._add_version(
             before["program_id"],
             e.timestamp,
-            number=latest + 1,
+            number=number,
             source="updated",
             instructions=e.instructions,
             state=previous["state"],
@@ -107,16 +118,18 @@ class ProgramsApplier:
             before=before,
             **after,
             instructions=e.instructions,
-            latest_version=latest + 1,
+            latest_version=number,
         )
 
     def optimized(self, e: Program.Optimized, position: int) -> None:
         before = self._program(e)
         latest = before["latest_version"]
+        # v1 events did not record the version: see _created_version.
+        number = _created_version(e.version, before)
         self._add_version(
             before["program_id"],
             e.timestamp,
-            number=latest + 1,
+            number=number,
             source="optimized",
             instructions=before["instructions"],
             state=e.state,
@@ -129,16 +142,16 @@ class ProgramsApplier:
             baseline_score=e.baseline_score,
             optimized_score=e.optimized_score,
         )
-        self._change(e, position, before=before, status=OPTIMIZED, latest_version=latest + 1)
+        self._change(e, position, before=before, status=e.status, latest_version=number)
 
     def deployed(self, e: Program.Deployed, position: int) -> None:
-        self._change(e, position, status=DEPLOYED, deployed_version=e.version)
+        self._change(e, position, status=e.status, deployed_version=e.version)
 
     def rolled_back(self, e: ProgramRolledBack, position: int) -> None:
         self._change(e, position, deployed_version=e.version)
 
     def deprecated(self, e: Program.Deprecated, position: int) -> None:
-        self._change(e, position, status=DEPRECATED)
+        self._change(e, position, status=e.status)
 
     def _program(self, e: Recorded) -> Row:
         return self.rows.select(PROGRAMS, {"id": e.originator_id})
@@ -164,3 +177,15 @@ class ProgramsApplier:
         row: Row = dict.fromkeys(PROGRAM_VERSIONS.names)
         row.update(program_id=program_id, number=number, source=source, created_at=at, **fields)
         self.rows.insert(PROGRAM_VERSIONS, row)
+
+
+def _created_version(recorded: int | None, program: Row) -> int:
+    """The version an Updated (with instructions) or Optimized event created.
+
+    v2 events record it. v1 events did not (their upcast leaves None): then, and only
+    then, it was the program's latest version + 1, as the aggregate numbered it.
+    """
+    if recorded is not None:
+        return recorded
+    latest: int = program["latest_version"]
+    return latest + 1
