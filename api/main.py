@@ -21,10 +21,10 @@ from dspyops.api.routes import (
     datasets,
     executions,
     health,
-    metrics,
     programs,
     prometheus,
     runs,
+    stats,
 )
 from dspyops.api.telemetry import RequestStats, RequestStatsMiddleware
 from dspyops.settings import Settings, get_settings
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # Declared only when a token is configured, so the OpenAPI document tells the truth.
     guarded = [Depends(require_token)] if settings.api_token else []
-    for module in (programs, executions, metrics, datasets, runs, audit, prometheus):
+    for module in (programs, executions, stats, datasets, runs, audit, prometheus):
         app.include_router(module.router, dependencies=guarded)
     if guarded_docs:
         _add_guarded_docs(app)

@@ -1,4 +1,7 @@
-"""A program's execution metrics: overall, by version and by time bucket."""
+"""A program's execution statistics: overall, by version and by time bucket.
+
+Served at `/programs/{id}/metrics` (the URL predates the name); `/metrics` is Prometheus's.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES
 from dspyops.api.routes.programs import ProgramId, load_program
 
-router = APIRouter(tags=["metrics"], responses=COMMON_RESPONSES)
+router = APIRouter(tags=["stats"], responses=COMMON_RESPONSES)
 
 Bucket = Literal["minute", "hour", "day", "week"]
 
@@ -37,6 +40,7 @@ class BucketStats(Stats):
     bucket_start: datetime
 
 
+# Named in the OpenAPI document as it always was; the route keeps its URL too.
 class ProgramMetrics(BaseModel):
     program_id: str
     bucket: Bucket
@@ -50,7 +54,7 @@ class ProgramMetrics(BaseModel):
     response_model=ProgramMetrics,
     summary="Count, success rate, p50/p95 latency and tokens per execution",
 )
-async def program_metrics(
+async def program_stats(
     program_id: ProgramId,
     db: DbDep,
     settings: SettingsDep,
