@@ -33,9 +33,11 @@ Condition = tuple[sql.Composable, Any]
 
 # `id` is the aggregate's uuid, internal to the read side; the ids clients use are columns.
 PROGRAM_COLUMNS = PROGRAMS.without("id")
-# A version's list entry: everything but its saved DSPy state, which only one version's
-# view returns (it holds the demos and can be large).
-VERSION_LIST_COLUMNS = PROGRAM_VERSIONS.without("state")
+# A version without its input/output JSON Schemas, which the schema view alone returns;
+# a version's list entry leaves out its saved DSPy state too (demos; it can be large).
+SCHEMAS = ("input_schema", "output_schema")
+VERSION_COLUMNS = PROGRAM_VERSIONS.without(*SCHEMAS)
+VERSION_LIST_COLUMNS = PROGRAM_VERSIONS.without("state", *SCHEMAS)
 DATASET_COLUMNS = DATASETS.without("id")
 EXECUTION_COLUMNS = EXECUTIONS.without("id")
 
@@ -95,8 +97,15 @@ async def versions(conn: AsyncConnection, schema: str, program_id: str) -> list[
 
 async def version(conn: AsyncConnection, schema: str, program_id: str, number: int) -> Row | None:
     return await _one(
-        conn, schema, PROGRAM_VERSIONS, PROGRAM_VERSIONS.names, program_id=program_id, number=number
+        conn, schema, PROGRAM_VERSIONS, VERSION_COLUMNS, program_id=program_id, number=number
     )
+
+
+async def version_schemas(
+    conn: AsyncConnection, schema: str, program_id: str, number: int
+) -> Row | None:
+    """The version's stored `input_schema` and `output_schema` (None if not compilable)."""
+    return await _one(conn, schema, PROGRAM_VERSIONS, SCHEMAS, program_id=program_id, number=number)
 
 
 # --- executions ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dspyops.cli.console import err, fail, out, print_json
 from dspyops.projections.lag import read_lag
 from dspyops.projections.projector import Projector
 from dspyops.projections.rebuild import rebuild as rebuild_read_models
+from dspyops.projections.upgrade import OutdatedReadSchema
 from dspyops.settings import Settings, get_settings
 
 app = typer.Typer(help="Rebuild and inspect the read models (PostgreSQL projections).")
@@ -37,9 +38,14 @@ def _new_projector(settings: Settings) -> Projector:
 
 def _projector(settings: Settings) -> Projector:
     try:
-        return _new_projector(settings)
+        runner = _new_projector(settings)
     except psycopg.Error as exc:
         fail(f"PostgreSQL does not answer: {exc}", "run `dspyops infra up` or set DATABASE_URL")
+    except OutdatedReadSchema as exc:
+        fail(str(exc))
+    for line in runner.upgrades:
+        err.print(f"projector: {line}")
+    return runner
 
 
 def projector() -> None:

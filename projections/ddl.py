@@ -1,14 +1,19 @@
-"""Creating the read tables in a read schema, from their declarations in `read_schema`."""
+"""Creating the read tables in a read schema, from their declarations in `read_schema`,
+and bringing tables an earlier layout made up to them (`projections/upgrade.py`)."""
 
 from __future__ import annotations
 
 from psycopg import Connection, sql
 
 from dspyops.projections.read_schema import INDEXES, READ_MODELS, TRACKING, Table
+from dspyops.projections.upgrade import upgrade
 
 
-def create_tables(conn: Connection, schema: str) -> None:
-    """Create the read schema, its tables and the tracking table if they are missing."""
+def create_tables(conn: Connection, schema: str) -> list[str]:
+    """Create the read schema, its tables and the tracking table if they are missing, and
+    add the columns an earlier layout's tables lack; return a line per upgrade applied.
+
+    Raises `upgrade.OutdatedReadSchema` when a missing column needs a rebuild."""
     ident = sql.Identifier(schema)
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
     for table in READ_MODELS:
@@ -23,6 +28,7 @@ def create_tables(conn: Connection, schema: str) -> None:
             )
         )
     conn.execute(table_ddl(schema, TRACKING))
+    return upgrade(conn, schema)
 
 
 def table_ddl(schema: str, table: Table) -> sql.Composed:

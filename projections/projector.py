@@ -50,9 +50,14 @@ class Projector:
         self.store = EventStore(database_url, event_store_schema)
         # Named per read schema so an operator can tell projectors apart in pg_stat_activity.
         self.conn = psycopg.connect(database_url, application_name=application_name(read_schema))
-        with self.conn.transaction():
-            tracking.lock(self.conn, read_schema)
-            create_tables(self.conn, read_schema)
+        try:
+            with self.conn.transaction():
+                tracking.lock(self.conn, read_schema)
+                # What was done to a read schema an earlier layout made, for the log.
+                self.upgrades = create_tables(self.conn, read_schema)
+        except BaseException:
+            self.close_quietly()
+            raise
 
     def position(self) -> int:
         with self.conn.transaction():

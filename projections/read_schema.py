@@ -83,6 +83,12 @@ PROGRAM_VERSIONS = Table(
         ("baseline_score", "double precision"),
         ("optimized_score", "double precision"),
         ("created_at", "timestamptz NOT NULL"),
+        # JSON Schemas of the version's inputs and outputs, compiled once when the row is
+        # written; NULL if the signature does not compile. `json`, not `jsonb`: it keeps
+        # the key order compile_signature gives, so answers equal a fresh compile's.
+        # Added after the first layout: `projections/upgrade.py` fills them in older schemas.
+        ("input_schema", "json"),
+        ("output_schema", "json"),
     ),
     key=("program_id", "number"),
 )

@@ -13,7 +13,6 @@ from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.signatures import SignatureError, compile_signature
 
 router = APIRouter(prefix="/programs", tags=["programs"], responses=COMMON_RESPONSES)
 
@@ -134,23 +133,21 @@ async def get_schema(
         int | None, Query(ge=1, le=2_147_483_647, description="Default: the serving version.")
     ] = None,
 ) -> dict[str, Any]:
-    program = await load_program(db, settings.read_model_schema, program_id)
+    schema = settings.read_model_schema
+    program = await load_program(db, schema, program_id)
     number = version or program["deployed_version"] or program["latest_version"]
-    row = await _load_version(db, settings.read_model_schema, program_id, number)
-    try:
-        compiled = compile_signature(
-            program["signature"],
-            instructions=row["instructions"],
-            descriptions=program["field_descriptions"],
-        )
-    except SignatureError as exc:  # stored signatures compiled once; kept for safety
-        raise not_found("compilable signature of program", program_id) from exc
+    # Compiled once by the projector when it wrote the version's row.
+    row = await views.version_schemas(db, schema, program_id, number)
+    if row is None:
+        raise not_found(f"version {number} of program", program_id)
+    if row["input_schema"] is None:  # stored signatures compiled once; kept for safety
+        raise not_found("compilable signature of program", program_id)
     return {
         "program_id": program_id,
         "version": number,
         "signature": program["signature"],
-        "input_schema": compiled.input_json_schema(),
-        "output_schema": compiled.output_json_schema(),
+        "input_schema": row["input_schema"],
+        "output_schema": row["output_schema"],
     }
 
 

@@ -3,10 +3,14 @@
 Events carry the facts they result in (the program's `status`, the `version` created), and
 the rows copy them: the lifecycle rules live in the aggregate alone. The one exception is a
 v1 event that did not record its version (see `_created_version`).
+
+Each version row also holds the JSON Schemas of its inputs and outputs, compiled once
+here so that `GET /programs/{id}/schema` reads them instead of compiling per request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +24,7 @@ from dspyops.projections.appliers.events import (
 )
 from dspyops.projections.appliers.rows import Row, Rows
 from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS
+from dspyops.signatures import SignatureError, compile_signature
 
 # Program fields an audit entry shows; `lm` names a server-side profile and stays out.
 AUDITED = (
@@ -70,7 +75,7 @@ class ProgramsApplier:
         }
         self.rows.insert(PROGRAMS, row)
         self._add_version(
-            e.program_id,
+            row,
             e.timestamp,
             number=e.version,
             source="registered",
@@ -104,7 +109,7 @@ class ProgramsApplier:
             PROGRAM_VERSIONS, {"program_id": before["program_id"], "number": latest}
         )
         self._add_version(
-            before["program_id"],
+            before,
             e.timestamp,
             number=number,
             source="updated",
@@ -127,7 +132,7 @@ class ProgramsApplier:
         # v1 events did not record the version: see _created_version.
         number = _created_version(e.version, before)
         self._add_version(
-            before["program_id"],
+            before,
             e.timestamp,
             number=number,
             source="optimized",
@@ -172,10 +177,18 @@ class ProgramsApplier:
         )
 
     def _add_version(
-        self, program_id: str, at: datetime, *, number: int, source: str, **fields: Any
+        self, program: Row, at: datetime, *, number: int, source: str, **fields: Any
     ) -> None:
         row: Row = dict.fromkeys(PROGRAM_VERSIONS.names)
-        row.update(program_id=program_id, number=number, source=source, created_at=at, **fields)
+        row.update(
+            program_id=program["program_id"], number=number, source=source, created_at=at, **fields
+        )
+        # A program's signature and field descriptions never change after registration.
+        row.update(
+            signature_schemas(
+                program["signature"], row["instructions"], program["field_descriptions"]
+            )
+        )
         self.rows.insert(PROGRAM_VERSIONS, row)
 
 
@@ -189,3 +202,20 @@ def _created_version(recorded: int | None, program: Row) -> int:
         return recorded
     latest: int = program["latest_version"]
     return latest + 1
+
+
+def signature_schemas(
+    signature: str, instructions: str | None, descriptions: Mapping[str, str]
+) -> Row:
+    """A version's `input_schema` and `output_schema` columns: the JSON Schemas
+    `compile_signature` gives, or None for both if the signature does not compile."""
+    try:
+        compiled = compile_signature(
+            signature, instructions=instructions, descriptions=descriptions
+        )
+    except SignatureError:
+        return {"input_schema": None, "output_schema": None}
+    return {
+        "input_schema": compiled.input_json_schema(),
+        "output_schema": compiled.output_json_schema(),
+    }
