@@ -4,6 +4,9 @@ Each takes a connection, the read schema and its parameters, and returns rows (d
 None when there is no such row; the routes validate parameters, call these and shape the
 answers. Column lists come from `projections.read_schema`. Every list view goes through
 `_page`: its filters, the keyset after the cursor, `limit + 1` rows newest first.
+
+One module on purpose, so the API's SQL is in one place; it is about 300 lines, and
+would split by resource (programs, executions, runs) before growing much further.
 """
 
 from __future__ import annotations
