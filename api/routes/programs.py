@@ -140,7 +140,8 @@ async def get_schema(
     row = await views.version_schemas(db, schema, program_id, number)
     if row is None:
         raise not_found(f"version {number} of program", program_id)
-    if row["input_schema"] is None:  # stored signatures compiled once; kept for safety
+    # NULL: the signature did not compile (registration checks it, so never in practice).
+    if row["input_schema"] is None:
         raise not_found("compilable signature of program", program_id)
     return {
         "program_id": program_id,
