@@ -21,10 +21,10 @@ from dspyops.api.routes import (
     datasets,
     executions,
     health,
-    metrics,
     programs,
     prometheus,
     runs,
+    stats,
 )
 from dspyops.api.telemetry import RequestStats, RequestStatsMiddleware
 from dspyops.settings import Settings, get_settings
@@ -69,12 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestStatsMiddleware, stats=app.state.request_stats)
     app.add_exception_handler(psycopg.DataError, _bad_value)
     app.add_exception_handler(psycopg.errors.UndefinedTable, _not_built)
+    app.add_exception_handler(psycopg.errors.UndefinedColumn, _outdated)
     app.add_exception_handler(psycopg.OperationalError, _unavailable)
     app.add_exception_handler(PoolTimeout, _unavailable)
     app.include_router(health.router)
     # Declared only when a token is configured, so the OpenAPI document tells the truth.
     guarded = [Depends(require_token)] if settings.api_token else []
-    for module in (programs, executions, metrics, datasets, runs, audit, prometheus):
+    for module in (programs, executions, stats, datasets, runs, audit, prometheus):
         app.include_router(module.router, dependencies=guarded)
     if guarded_docs:
         _add_guarded_docs(app)
@@ -103,6 +104,17 @@ async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
 async def _not_built(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": "the read models are not built yet: start `dspyops projector`"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+async def _outdated(request: Request, exc: Exception) -> JSONResponse:
+    # Read tables an earlier layout made, not yet upgraded by a projector of this one.
+    return JSONResponse(
+        {
+            "detail": "the read models were made by an earlier version: start `dspyops "
+            "projector` (it upgrades them) or run `dspyops projections rebuild`"
+        },
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
     )
 

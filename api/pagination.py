@@ -2,7 +2,7 @@
 
 A cursor is opaque to clients (today: the last position seen, in decimal, so that every
 value the documented pattern admits is a valid cursor). Keyset paging never skips or
-repeats a row when new rows arrive between pages.
+repeats a row when new rows arrive between pages; the query is `views._page`'s.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import HTTPException, Query, status
-from psycopg import sql
 from pydantic import BaseModel
 
 T = TypeVar("T")
@@ -39,22 +38,9 @@ def decode(cursor: str) -> int:
     return position
 
 
-def keyset(cursor: str | None, conditions: list[sql.Composable], params: list[Any]) -> None:
-    """Add the 'after this cursor' condition (rows are ordered by position descending)."""
-    if cursor is not None:
-        conditions.append(sql.SQL("position < %s"))
-        params.append(decode(cursor))
-
-
 def page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
     """Rows of one page and the next cursor; the query fetched `limit + 1` rows."""
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, encode(rows[-1]["position"])
     return rows, None
-
-
-def where(conditions: list[sql.Composable]) -> sql.Composable:
-    if not conditions:
-        return sql.SQL("")
-    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions)

@@ -6,7 +6,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from dspyops.projections.schema import TRACKING_TABLE
+from dspyops.projections.read_schema import TRACKING_TABLE
 from dspyops.projections.tracking import NAME
 
 # eventsourcing names the events table after the application class, lower-cased.

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import psycopg
 
 from dspyops.projections import tracking
-from dspyops.projections.apply import Applier
+from dspyops.projections.appliers import BatchApplier
+from dspyops.projections.ddl import create_tables
 from dspyops.projections.event_store import EventStore
-from dspyops.projections.schema import create_tables
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,14 @@ class Projector:
         self.store = EventStore(database_url, event_store_schema)
         # Named per read schema so an operator can tell projectors apart in pg_stat_activity.
         self.conn = psycopg.connect(database_url, application_name=application_name(read_schema))
-        with self.conn.transaction():
-            tracking.lock(self.conn, read_schema)
-            create_tables(self.conn, read_schema)
+        try:
+            with self.conn.transaction():
+                tracking.lock(self.conn, read_schema)
+                # What was done to a read schema an earlier layout made, for the log.
+                self.upgrades = create_tables(self.conn, read_schema)
+        except BaseException:
+            self.close_quietly()
+            raise
 
     def position(self) -> int:
         with self.conn.transaction():
@@ -69,7 +74,7 @@ class Projector:
             notifications = self.store.after(position, self.batch_size)
             if not notifications:
                 return 0
-            applier = Applier(self.conn, self.read_schema)
+            applier = BatchApplier(self.conn, self.read_schema)
             for notification in notifications:
                 event = self.store.decode(notification)
                 if event is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import Connection, sql
 
-from dspyops.projections.schema import TRACKING_TABLE
+from dspyops.projections.read_schema import TRACKING_TABLE
 
 NAME = "dspyops"
 

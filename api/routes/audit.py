@@ -6,14 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from psycopg import sql
 from pydantic import BaseModel
 
-from dspyops.api import pagination
+from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.api.queries import fetch_all, table
 from dspyops.api.routes.programs import ProgramId, load_program
 
 router = APIRouter(tags=["audit"], responses=COMMON_RESPONSES)
@@ -51,15 +49,5 @@ async def program_audit(
 ) -> dict[str, Any]:
     schema = settings.read_model_schema
     await load_program(db, schema, program_id)
-    conditions: list[sql.Composable] = [sql.SQL("program_id = %s")]
-    params: list[Any] = [program_id]
-    pagination.keyset(cursor, conditions, params)
-    rows = await fetch_all(
-        db,
-        sql.SQL("SELECT * FROM {} {} ORDER BY position DESC LIMIT %s").format(
-            table(schema, "audit_log"), pagination.where(conditions)
-        ),
-        [*params, limit + 1],
-    )
-    items, next_cursor = pagination.page(rows, limit)
-    return {"items": items, "next_cursor": next_cursor}
+    found = await views.audit_trail(db, schema, program_id, limit=limit, cursor=cursor)
+    return found.as_page()

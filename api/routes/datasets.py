@@ -6,20 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from psycopg import sql
 from pydantic import BaseModel
 
-from dspyops.api import pagination
+from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.api.queries import fetch_all, fetch_one, table
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=COMMON_RESPONSES)
-
-COLUMNS = sql.SQL(
-    "dataset_id, name, dev_fraction, size, train_size, dev_size, created_at, updated_at, position"
-)
 
 
 class Dataset(BaseModel):
@@ -37,18 +31,8 @@ class Dataset(BaseModel):
 async def list_datasets(
     db: DbDep, settings: SettingsDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> dict[str, Any]:
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    pagination.keyset(cursor, conditions, params)
-    rows = await fetch_all(
-        db,
-        sql.SQL("SELECT {} FROM {} {} ORDER BY position DESC LIMIT %s").format(
-            COLUMNS, table(settings.read_model_schema, "datasets"), pagination.where(conditions)
-        ),
-        [*params, limit + 1],
-    )
-    items, next_cursor = pagination.page(rows, limit)
-    return {"items": items, "next_cursor": next_cursor}
+    found = await views.datasets(db, settings.read_model_schema, limit=limit, cursor=cursor)
+    return found.as_page()
 
 
 @router.get("/{dataset_id}", response_model=Dataset, summary="One dataset")
@@ -57,13 +41,7 @@ async def get_dataset(
     db: DbDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
-    row = await fetch_one(
-        db,
-        sql.SQL("SELECT {} FROM {} WHERE dataset_id = %s").format(
-            COLUMNS, table(settings.read_model_schema, "datasets")
-        ),
-        [dataset_id],
-    )
+    row = await views.dataset(db, settings.read_model_schema, dataset_id)
     if row is None:
         raise not_found("dataset", dataset_id)
     return row

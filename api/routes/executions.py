@@ -6,24 +6,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from psycopg import sql
 from pydantic import BaseModel
 
-from dspyops.api import pagination
+from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.api.queries import fetch_all, fetch_one, table
 from dspyops.api.routes.programs import ProgramId, load_program
 
 router = APIRouter(tags=["executions"], responses=COMMON_RESPONSES)
 
 ExecutionStatus = Literal["requested", "succeeded", "failed"]
-COLUMNS = sql.SQL(
-    "execution_id, program_id, version, status, inputs, outputs, latency_ms, prompt_tokens, "
-    "completion_tokens, total_tokens, offline, error_code, error_message, error_details, "
-    "command_id, correlation_id, actor, requested_at, completed_at, position"
-)
 
 
 class Usage(BaseModel):
@@ -89,27 +82,18 @@ async def list_executions(
 ) -> dict[str, Any]:
     schema = settings.read_model_schema
     await load_program(db, schema, program_id)
-    conditions: list[sql.Composable] = [sql.SQL("program_id = %s")]
-    params: list[Any] = [program_id]
-    for column, op, value in (
-        ("status", "=", status),
-        ("version", "=", version),
-        ("requested_at", ">=", since),
-        ("requested_at", "<", until),
-    ):
-        if value is not None:
-            conditions.append(sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(op)))
-            params.append(value)
-    pagination.keyset(cursor, conditions, params)
-    rows = await fetch_all(
+    found = await views.executions(
         db,
-        sql.SQL("SELECT {} FROM {} {} ORDER BY position DESC LIMIT %s").format(
-            COLUMNS, table(schema, "executions"), pagination.where(conditions)
-        ),
-        [*params, limit + 1],
+        schema,
+        program_id,
+        status=status,
+        version=version,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
     )
-    items, next_cursor = pagination.page(rows, limit)
-    return {"items": [shape(row) for row in items], "next_cursor": next_cursor}
+    return found.as_page(shape)
 
 
 @router.get("/executions/{execution_id}", response_model=Execution, summary="One execution")
@@ -118,13 +102,7 @@ async def get_execution(
     db: DbDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
-    row = await fetch_one(
-        db,
-        sql.SQL("SELECT {} FROM {} WHERE execution_id = %s").format(
-            COLUMNS, table(settings.read_model_schema, "executions")
-        ),
-        [execution_id],
-    )
+    row = await views.execution(db, settings.read_model_schema, execution_id)
     if row is None:
         raise not_found("execution", execution_id)
     return shape(row)

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
+from dspyops.api import views
 from dspyops.api.deps import SettingsDep
 from dspyops.api.kafka_check import kafka_answers
-from dspyops.projections.lag import read_lag
 
 router = APIRouter(tags=["health"])
 
@@ -40,7 +40,7 @@ async def health(request: Request, response: Response, settings: SettingsDep) ->
     postgres = True
     try:
         async with request.app.state.pool.connection(timeout=2.0) as conn:
-            projection = await read_lag(
+            projection = await views.projection_lag(
                 conn, settings.event_store_schema, settings.read_model_schema
             )
     except Exception:

@@ -6,15 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from pydantic import BaseModel
 
-from dspyops.api import pagination
+from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.api.queries import fetch_all, fetch_one, table
-from dspyops.signatures import SignatureError, compile_signature
 
 router = APIRouter(prefix="/programs", tags=["programs"], responses=COMMON_RESPONSES)
 
@@ -68,26 +66,9 @@ class ProgramSchema(BaseModel):
     output_schema: dict[str, Any]
 
 
-# A version's list entry: everything but its saved DSPy state, which only one version's
-# route returns (it holds the demos and can be large).
-VERSION_COLUMNS = sql.SQL(
-    "program_id, number, source, instructions, based_on, optimization_id, optimizer, metric, "
-    "config, dataset_id, baseline_score, optimized_score, created_at"
-)
-PROGRAM_COLUMNS = sql.SQL(
-    "program_id, name, signature, module, instructions, description, field_descriptions, "
-    "status, latest_version, deployed_version, created_at, updated_at, position"
-)
-
-
 async def load_program(conn: AsyncConnection, schema: str, program_id: str) -> dict[str, Any]:
-    row = await fetch_one(
-        conn,
-        sql.SQL("SELECT {} FROM {} WHERE program_id = %s").format(
-            PROGRAM_COLUMNS, table(schema, "programs")
-        ),
-        [program_id],
-    )
+    """The program's row, or a 404 for an unknown id."""
+    row = await views.program(conn, schema, program_id)
     if row is None:
         raise not_found("program", program_id)
     return row
@@ -105,26 +86,10 @@ async def list_programs(
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    if status is not None:
-        conditions.append(sql.SQL("status = %s"))
-        params.append(status)
-    if name:
-        conditions.append(sql.SQL("name ILIKE %s ESCAPE '\\'"))
-        params.append("%" + _like_escape(name) + "%")
-    pagination.keyset(cursor, conditions, params)
-    rows = await fetch_all(
-        db,
-        sql.SQL("SELECT {} FROM {} {} ORDER BY position DESC LIMIT %s").format(
-            PROGRAM_COLUMNS,
-            table(settings.read_model_schema, "programs"),
-            pagination.where(conditions),
-        ),
-        [*params, limit + 1],
+    found = await views.programs(
+        db, settings.read_model_schema, status=status, name=name, limit=limit, cursor=cursor
     )
-    items, next_cursor = pagination.page(rows, limit)
-    return {"items": items, "next_cursor": next_cursor}
+    return found.as_page()
 
 
 @router.get("/{program_id}", response_model=Program, summary="One program")
@@ -137,13 +102,7 @@ async def list_versions(
     program_id: ProgramId, db: DbDep, settings: SettingsDep
 ) -> list[dict[str, Any]]:
     program = await load_program(db, settings.read_model_schema, program_id)
-    rows = await fetch_all(
-        db,
-        sql.SQL("SELECT {} FROM {} WHERE program_id = %s ORDER BY number").format(
-            VERSION_COLUMNS, table(settings.read_model_schema, "program_versions")
-        ),
-        [program_id],
-    )
+    rows = await views.versions(db, settings.read_model_schema, program_id)
     return [_version(row, program) for row in rows]
 
 
@@ -174,36 +133,29 @@ async def get_schema(
         int | None, Query(ge=1, le=2_147_483_647, description="Default: the serving version.")
     ] = None,
 ) -> dict[str, Any]:
-    program = await load_program(db, settings.read_model_schema, program_id)
+    schema = settings.read_model_schema
+    program = await load_program(db, schema, program_id)
     number = version or program["deployed_version"] or program["latest_version"]
-    row = await _load_version(db, settings.read_model_schema, program_id, number)
-    try:
-        compiled = compile_signature(
-            program["signature"],
-            instructions=row["instructions"],
-            descriptions=program["field_descriptions"],
-        )
-    except SignatureError as exc:  # stored signatures compiled once; kept for safety
-        raise not_found("compilable signature of program", program_id) from exc
+    # Compiled once by the projector when it wrote the version's row.
+    row = await views.version_schemas(db, schema, program_id, number)
+    if row is None:
+        raise not_found(f"version {number} of program", program_id)
+    # NULL: the signature did not compile (registration checks it, so never in practice).
+    if row["input_schema"] is None:
+        raise not_found("compilable signature of program", program_id)
     return {
         "program_id": program_id,
         "version": number,
         "signature": program["signature"],
-        "input_schema": compiled.input_json_schema(),
-        "output_schema": compiled.output_json_schema(),
+        "input_schema": row["input_schema"],
+        "output_schema": row["output_schema"],
     }
 
 
 async def _load_version(
     conn: AsyncConnection, schema: str, program_id: str, number: int
 ) -> dict[str, Any]:
-    row = await fetch_one(
-        conn,
-        sql.SQL("SELECT * FROM {} WHERE program_id = %s AND number = %s").format(
-            table(schema, "program_versions")
-        ),
-        [program_id, number],
-    )
+    row = await views.version(conn, schema, program_id, number)
     if row is None:
         raise not_found(f"version {number} of program", program_id)
     return row
@@ -211,7 +163,3 @@ async def _load_version(
 
 def _version(row: dict[str, Any], program: dict[str, Any]) -> dict[str, Any]:
     return {**row, "deployed": program["deployed_version"] == row["number"]}
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

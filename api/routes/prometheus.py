@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from psycopg import sql
 
+from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES
-from dspyops.api.queries import fetch_all, table
 from dspyops.api.telemetry import RequestStats
-from dspyops.projections.lag import read_lag
+from dspyops.projections.read_schema import EXECUTIONS, PROGRAMS
 
 router = APIRouter(tags=["health"])
 
@@ -27,7 +26,7 @@ router = APIRouter(tags=["health"])
 )
 async def metrics(request: Request, db: DbDep, settings: SettingsDep) -> Response:
     schema = settings.read_model_schema
-    lag = await read_lag(db, settings.event_store_schema, schema)
+    lag = await views.projection_lag(db, settings.event_store_schema, schema)
     lines = [
         "# HELP dspyops_projection_position Last event position applied to the read models.",
         "# TYPE dspyops_projection_position gauge",
@@ -47,23 +46,13 @@ async def _row_counts(db: Any, schema: str) -> list[str]:
         "# HELP dspyops_executions Executions in the read model by status.",
         "# TYPE dspyops_executions gauge",
     ]
-    rows = await fetch_all(
-        db,
-        sql.SQL("SELECT status, count(*) AS n FROM {} GROUP BY status ORDER BY status").format(
-            table(schema, "executions")
-        ),
-    )
+    rows = await views.count_by_status(db, schema, EXECUTIONS)
     lines += [f'dspyops_executions{{status="{r["status"]}"}} {r["n"]}' for r in rows]
     lines += [
         "# HELP dspyops_programs Programs in the read model by status.",
         "# TYPE dspyops_programs gauge",
     ]
-    rows = await fetch_all(
-        db,
-        sql.SQL("SELECT status, count(*) AS n FROM {} GROUP BY status ORDER BY status").format(
-            table(schema, "programs")
-        ),
-    )
+    rows = await views.count_by_status(db, schema, PROGRAMS)
     lines += [f'dspyops_programs{{status="{r["status"]}"}} {r["n"]}' for r in rows]
     return lines
 

@@ -6,14 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from pydantic import BaseModel
 
-from dspyops.api import pagination
+from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
-from dspyops.api.queries import fetch_all, table
 
 router = APIRouter(tags=["runs"], responses=COMMON_RESPONSES)
 
@@ -80,35 +79,17 @@ async def _list(
     limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
-    conditions: list[sql.Composable] = [sql.SQL("kind = %s")]
-    params: list[Any] = [kind]
-    if program_id is not None:
-        conditions.append(sql.SQL("program_id = %s"))
-        params.append(program_id)
-    if status is not None:
-        conditions.append(sql.SQL("status = %s"))
-        params.append(status)
-    pagination.keyset(cursor, conditions, params)
-    rows = await fetch_all(
-        conn,
-        sql.SQL("SELECT * FROM {} {} ORDER BY position DESC LIMIT %s").format(
-            table(schema, "runs"), pagination.where(conditions)
-        ),
-        [*params, limit + 1],
+    found = await views.runs(
+        conn, schema, kind, program_id=program_id, status=status, limit=limit, cursor=cursor
     )
-    items, next_cursor = pagination.page(rows, limit)
-    return {"items": [_shape(row) for row in items], "next_cursor": next_cursor}
+    return found.as_page(_shape)
 
 
 async def _one(conn: AsyncConnection, schema: str, kind: str, run_id: str) -> dict[str, Any]:
-    rows = await fetch_all(
-        conn,
-        sql.SQL("SELECT * FROM {} WHERE kind = %s AND run_id = %s").format(table(schema, "runs")),
-        [kind, run_id],
-    )
-    if not rows:
+    row = await views.run(conn, schema, kind, run_id)
+    if row is None:
         raise not_found(kind, run_id)
-    return _shape(rows[0])
+    return _shape(row)
 
 
 @router.get("/optimizations", response_model=Page[Optimization], summary="List optimizations")

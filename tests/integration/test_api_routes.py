@@ -154,7 +154,7 @@ def test_executions_pagination_has_no_duplicates_or_gaps(client: TestClient) -> 
     assert {e["execution_id"] for e in failed} == {f"sum-x{n}" for n in range(BULK) if n % 7 == 6}
 
 
-def test_metrics(client: TestClient) -> None:
+def test_execution_stats(client: TestClient) -> None:
     body = client.get("/programs/qa/metrics?bucket=day").json()
     overall = body["overall"]
     assert (overall["count"], overall["succeeded"], overall["failed"]) == (10, 8, 2)

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from dspyops.bootstrap import open_store
 from dspyops.projections.projector import Projector, application_name
-from dspyops.projections.schema import PRIMARY_KEYS
+from dspyops.projections.read_schema import READ_MODELS
 from tests.integration.test_projections_data import (
     bulk_executions,
     schemas,
@@ -74,13 +74,13 @@ def wait_until(condition: Any, timeout_s: float, what: str) -> None:
 def table_rows(database_url: str, schema: str) -> dict[str, list[Any]]:
     rows: dict[str, list[Any]] = {}
     with psycopg.connect(database_url, autocommit=True) as conn:
-        for table, key in PRIMARY_KEYS.items():
+        for table in READ_MODELS:
             query = sql.SQL("SELECT to_jsonb(t) FROM {}.{} t ORDER BY {}").format(
                 sql.Identifier(schema),
-                sql.Identifier(table),
-                sql.SQL(", ").join(map(sql.Identifier, key)),
+                sql.Identifier(table.name),
+                sql.SQL(", ").join(map(sql.Identifier, table.key)),
             )
-            rows[table] = [r[0] for r in conn.execute(query).fetchall()]
+            rows[table.name] = [r[0] for r in conn.execute(query).fetchall()]
     return rows
 
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dspyops.api import pagination
-from dspyops.projections.audit import changes
+from dspyops.projections.appliers.audit import changes
 
 
 @given(st.integers(min_value=0, max_value=2**62))

@@ -1,0 +1,305 @@
+"""Every query the API runs: plain async functions over the read tables.
+
+Each takes a connection, the read schema and its parameters, and returns rows (dicts) or
+None when there is no such row; the routes validate parameters, call these and shape the
+answers. Column lists come from `projections.read_schema`. Every list view goes through
+`_page`: its filters, the keyset after the cursor, `limit + 1` rows newest first.
+
+One module on purpose, so the API's SQL is in one place; it is about 300 lines, and
+would split by resource (programs, executions, runs) before growing much further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from dspyops.api import pagination
+from dspyops.projections.lag import read_lag
+from dspyops.projections.read_schema import (
+    AUDIT_LOG,
+    DATASETS,
+    EXECUTIONS,
+    PROGRAM_VERSIONS,
+    PROGRAMS,
+    RUNS,
+    Table,
+)
+
+Row = dict[str, Any]
+# A WHERE condition with its one parameter.
+Condition = tuple[sql.Composable, Any]
+
+# `id` is the aggregate's uuid, internal to the read side; the ids clients use are columns.
+PROGRAM_COLUMNS = PROGRAMS.without("id")
+# A version without its input/output JSON Schemas, which the schema view alone returns;
+# a version's list entry leaves out its saved DSPy state too (demos; it can be large).
+SCHEMAS = ("input_schema", "output_schema")
+VERSION_COLUMNS = PROGRAM_VERSIONS.without(*SCHEMAS)
+VERSION_LIST_COLUMNS = PROGRAM_VERSIONS.without("state", *SCHEMAS)
+DATASET_COLUMNS = DATASETS.without("id")
+EXECUTION_COLUMNS = EXECUTIONS.without("id")
+
+STATS = sql.SQL(
+    "count(*) AS count, "
+    "count(*) FILTER (WHERE status = 'succeeded') AS succeeded, "
+    "count(*) FILTER (WHERE status = 'failed') AS failed, "
+    "count(*) FILTER (WHERE status = 'succeeded')::float8 "
+    "  / nullif(count(*) FILTER (WHERE status <> 'requested'), 0) AS success_rate, "
+    "percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS latency_p50_ms, "
+    "percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS latency_p95_ms, "
+    "coalesce(sum(total_tokens), 0)::float8 "
+    "  / nullif(count(*) FILTER (WHERE status <> 'requested'), 0) AS tokens_per_execution"
+)
+
+
+class PageRows(NamedTuple):
+    items: list[Row]
+    next_cursor: str | None
+
+    def as_page(self, shape: Callable[[Row], Row] | None = None) -> dict[str, Any]:
+        items = self.items if shape is None else [shape(row) for row in self.items]
+        return {"items": items, "next_cursor": self.next_cursor}
+
+
+# --- programs and versions -------------------------------------------------------------
+
+
+async def programs(
+    conn: AsyncConnection,
+    schema: str,
+    *,
+    status: str | None,
+    name: str | None,
+    limit: int,
+    cursor: str | None,
+) -> PageRows:
+    conditions = _given(("status", "=", status))
+    if name:
+        conditions.append((sql.SQL("name ILIKE %s ESCAPE '\\'"), f"%{_like_escape(name)}%"))
+    return await _page(conn, schema, PROGRAMS, PROGRAM_COLUMNS, conditions, limit, cursor)
+
+
+async def program(conn: AsyncConnection, schema: str, program_id: str) -> Row | None:
+    return await _one(conn, schema, PROGRAMS, PROGRAM_COLUMNS, program_id=program_id)
+
+
+async def versions(conn: AsyncConnection, schema: str, program_id: str) -> list[Row]:
+    return await _fetch_all(
+        conn,
+        sql.SQL("SELECT {} FROM {} WHERE program_id = %s ORDER BY number").format(
+            _columns(VERSION_LIST_COLUMNS), _table(schema, PROGRAM_VERSIONS)
+        ),
+        [program_id],
+    )
+
+
+async def version(conn: AsyncConnection, schema: str, program_id: str, number: int) -> Row | None:
+    return await _one(
+        conn, schema, PROGRAM_VERSIONS, VERSION_COLUMNS, program_id=program_id, number=number
+    )
+
+
+async def version_schemas(
+    conn: AsyncConnection, schema: str, program_id: str, number: int
+) -> Row | None:
+    """The version's stored `input_schema` and `output_schema` (None if not compilable)."""
+    return await _one(conn, schema, PROGRAM_VERSIONS, SCHEMAS, program_id=program_id, number=number)
+
+
+# --- executions ------------------------------------------------------------------------
+
+
+async def executions(
+    conn: AsyncConnection,
+    schema: str,
+    program_id: str,
+    *,
+    status: str | None,
+    version: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> PageRows:
+    conditions = _given(
+        ("program_id", "=", program_id),
+        ("status", "=", status),
+        ("version", "=", version),
+        ("requested_at", ">=", since),
+        ("requested_at", "<", until),
+    )
+    return await _page(conn, schema, EXECUTIONS, EXECUTION_COLUMNS, conditions, limit, cursor)
+
+
+async def execution(conn: AsyncConnection, schema: str, execution_id: str) -> Row | None:
+    return await _one(conn, schema, EXECUTIONS, EXECUTION_COLUMNS, execution_id=execution_id)
+
+
+async def execution_stats(
+    conn: AsyncConnection,
+    schema: str,
+    program_id: str,
+    *,
+    bucket: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, list[Row]]:
+    """STATS over a program's executions: `overall` (no row when there are none),
+    `by_version` and `by_time` (per `bucket`); each row's group is in `k`."""
+    conditions = _given(
+        ("program_id", "=", program_id), ("requested_at", ">=", since), ("requested_at", "<", until)
+    )
+    where = sql.SQL(" AND ").join(condition for condition, _ in conditions)
+    params = [param for _, param in conditions]
+
+    async def grouped(key: sql.Composable, key_params: list[Any]) -> list[Row]:
+        return await _fetch_all(
+            conn,
+            sql.SQL("SELECT {key} AS k, {stats} FROM {t} WHERE {w} GROUP BY 1 ORDER BY 1").format(
+                key=key, stats=STATS, t=_table(schema, EXECUTIONS), w=where
+            ),
+            [*key_params, *params],
+        )
+
+    return {
+        "overall": await grouped(sql.SQL("1"), []),
+        "by_version": await grouped(sql.SQL("version"), []),
+        "by_time": await grouped(sql.SQL("date_trunc(%s, requested_at)"), [bucket]),
+    }
+
+
+# --- datasets, runs, audit trail -------------------------------------------------------
+
+
+async def datasets(
+    conn: AsyncConnection, schema: str, *, limit: int, cursor: str | None
+) -> PageRows:
+    return await _page(conn, schema, DATASETS, DATASET_COLUMNS, [], limit, cursor)
+
+
+async def dataset(conn: AsyncConnection, schema: str, dataset_id: str) -> Row | None:
+    return await _one(conn, schema, DATASETS, DATASET_COLUMNS, dataset_id=dataset_id)
+
+
+async def runs(
+    conn: AsyncConnection,
+    schema: str,
+    kind: str,
+    *,
+    program_id: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> PageRows:
+    conditions = _given(
+        ("kind", "=", kind), ("program_id", "=", program_id), ("status", "=", status)
+    )
+    return await _page(conn, schema, RUNS, RUNS.names, conditions, limit, cursor)
+
+
+async def run(conn: AsyncConnection, schema: str, kind: str, run_id: str) -> Row | None:
+    return await _one(conn, schema, RUNS, RUNS.names, kind=kind, run_id=run_id)
+
+
+async def audit_trail(
+    conn: AsyncConnection, schema: str, program_id: str, *, limit: int, cursor: str | None
+) -> PageRows:
+    conditions = _given(("program_id", "=", program_id))
+    return await _page(conn, schema, AUDIT_LOG, AUDIT_LOG.names, conditions, limit, cursor)
+
+
+# --- operations ------------------------------------------------------------------------
+
+
+async def count_by_status(conn: AsyncConnection, schema: str, table: Table) -> list[Row]:
+    """`status` and `n` (rows in that status), by status."""
+    return await _fetch_all(
+        conn,
+        sql.SQL("SELECT status, count(*) AS n FROM {} GROUP BY status ORDER BY status").format(
+            _table(schema, table)
+        ),
+    )
+
+
+async def projection_lag(
+    conn: AsyncConnection, event_store_schema: str, read_schema: str
+) -> dict[str, Any]:
+    # The same query `dspyops projections status` runs: it lives with the projections.
+    return await read_lag(conn, event_store_schema, read_schema)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+async def _page(
+    conn: AsyncConnection,
+    schema: str,
+    table: Table,
+    columns: Sequence[str],
+    conditions: list[Condition],
+    limit: int,
+    cursor: str | None,
+) -> PageRows:
+    """One page of `table` newest first: rows before the cursor's position, `limit + 1`
+    fetched to know whether another page follows."""
+    if cursor is not None:
+        conditions = [*conditions, (sql.SQL("position < %s"), pagination.decode(cursor))]
+    where: sql.Composable = sql.SQL("")
+    if conditions:
+        where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(c for c, _ in conditions)
+    rows = await _fetch_all(
+        conn,
+        sql.SQL("SELECT {} FROM {} {} ORDER BY position DESC LIMIT %s").format(
+            _columns(columns), _table(schema, table), where
+        ),
+        [*(param for _, param in conditions), limit + 1],
+    )
+    return PageRows(*pagination.page(rows, limit))
+
+
+async def _one(
+    conn: AsyncConnection, schema: str, table: Table, columns: Sequence[str], **key: Any
+) -> Row | None:
+    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in key)
+    rows = await _fetch_all(
+        conn,
+        sql.SQL("SELECT {} FROM {} WHERE {}").format(
+            _columns(columns), _table(schema, table), where
+        ),
+        list(key.values()),
+    )
+    return rows[0] if rows else None
+
+
+def _given(*tests: tuple[str, str, Any]) -> list[Condition]:
+    """`column op %s` for each (column, op, value) whose value is given (None: no filter)."""
+    return [
+        (sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(op)), value)
+        for column, op, value in tests
+        if value is not None
+    ]
+
+
+async def _fetch_all(
+    conn: AsyncConnection, query: sql.Composed, params: list[Any] | None = None
+) -> list[Row]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params or [])
+        return await cur.fetchall()
+
+
+def _table(schema: str, table: Table) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table.name))
+
+
+def _columns(names: Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

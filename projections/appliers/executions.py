@@ -1,0 +1,95 @@
+"""The executions read model, the bulk of the events: rows are built in memory and
+inserted together when the batch is flushed."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from dspyops.aggregates.execution import FAILED, REQUESTED, SUCCEEDED, Execution
+from dspyops.projections.appliers.audit import meta
+from dspyops.projections.appliers.events import (
+    ExecutionFailed,
+    ExecutionRequested,
+    ExecutionSucceeded,
+    Handlers,
+    Recorded,
+    event_class,
+)
+from dspyops.projections.appliers.rows import Row, Rows
+from dspyops.projections.read_schema import EXECUTIONS
+
+
+class ExecutionsApplier:
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+        # Requested in this batch, not inserted yet; their end usually follows in the batch.
+        self.pending: dict[UUID, Row] = {}
+
+    def handlers(self) -> Handlers:
+        return {
+            event_class(Execution, "Requested"): self.requested,
+            event_class(Execution, "Succeeded"): self.succeeded,
+            event_class(Execution, "Failed"): self.failed,
+        }
+
+    def requested(self, e: ExecutionRequested, position: int) -> None:
+        self.pending[e.originator_id] = {
+            "id": e.originator_id,
+            "execution_id": e.execution_id,
+            "program_id": e.program_id,
+            "version": e.version,
+            "status": REQUESTED,
+            "inputs": dict(e.inputs),
+            "outputs": None,
+            "latency_ms": None,
+            "prompt_tokens": None,
+            "completion_tokens": None,
+            "total_tokens": None,
+            "offline": False,
+            "error_code": None,
+            "error_message": None,
+            "error_details": None,
+            **meta(e),
+            "requested_at": e.timestamp,
+            "completed_at": None,
+            "position": position,
+        }
+
+    def succeeded(self, e: ExecutionSucceeded, position: int) -> None:
+        usage = dict(e.usage or {})
+        self._ended(
+            e,
+            status=SUCCEEDED,
+            outputs=dict(e.outputs),
+            latency_ms=e.latency_ms,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            total_tokens=usage.get("total_tokens"),
+            offline=bool(e.offline),
+            completed_at=e.timestamp,
+        )
+
+    def failed(self, e: ExecutionFailed, position: int) -> None:
+        self._ended(
+            e,
+            status=FAILED,
+            latency_ms=e.latency_ms,
+            error_code=e.code,
+            error_message=e.message,
+            error_details=list(e.details),
+            completed_at=e.timestamp,
+        )
+
+    def flush(self) -> None:
+        """Insert the rows requested in this batch, in one statement."""
+        rows = list(self.pending.values())
+        self.pending.clear()
+        self.rows.insert_many(EXECUTIONS, rows)
+
+    def _ended(self, e: Recorded, **values: Any) -> None:
+        pending = self.pending.get(e.originator_id)
+        if pending is not None:
+            pending.update(values)
+        else:
+            self.rows.update(EXECUTIONS, {"id": e.originator_id}, values)

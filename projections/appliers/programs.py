@@ -1,0 +1,221 @@
+"""The programs and program_versions read models, from Program's events.
+
+Events carry the facts they result in (the program's `status`, the `version` created), and
+the rows copy them: the lifecycle rules live in the aggregate alone. The one exception is a
+v1 event that did not record its version (see `_created_version`).
+
+Each version row also holds the JSON Schemas of its inputs and outputs, compiled once
+here so that `GET /programs/{id}/schema` reads them instead of compiling per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from dspyops.aggregates.program import Program
+from dspyops.projections.appliers.audit import AuditTrail, changes
+from dspyops.projections.appliers.events import (
+    Handlers,
+    ProgramRolledBack,
+    Recorded,
+    event_class,
+)
+from dspyops.projections.appliers.rows import Row, Rows
+from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS
+from dspyops.signatures import SignatureError, compile_signature
+
+# Program fields an audit entry shows; `lm` names a server-side profile and stays out.
+AUDITED = (
+    "name",
+    "signature",
+    "module",
+    "instructions",
+    "description",
+    "field_descriptions",
+    "status",
+    "latest_version",
+    "deployed_version",
+)
+
+
+class ProgramsApplier:
+    def __init__(self, rows: Rows, audit: AuditTrail) -> None:
+        self.rows = rows
+        self.audit = audit
+
+    def handlers(self) -> Handlers:
+        return {
+            Program.Registered: self.registered,
+            Program.TrainingStarted: self.training_started,
+            Program.Updated: self.updated,
+            Program.Optimized: self.optimized,
+            Program.Deployed: self.deployed,
+            event_class(Program, "RolledBack"): self.rolled_back,
+            Program.Deprecated: self.deprecated,
+        }
+
+    def registered(self, e: Program.Registered, position: int) -> None:
+        row = {
+            "id": e.originator_id,
+            "program_id": e.program_id,
+            "name": e.name,
+            "signature": e.signature,
+            "module": e.module,
+            "instructions": e.instructions,
+            "description": e.description,
+            "field_descriptions": dict(e.field_descriptions),
+            "status": e.status,
+            "latest_version": e.version,
+            "deployed_version": None,
+            "created_at": e.timestamp,
+            "updated_at": e.timestamp,
+            "position": position,
+        }
+        self.rows.insert(PROGRAMS, row)
+        self._add_version(
+            row,
+            e.timestamp,
+            number=e.version,
+            source="registered",
+            instructions=e.instructions,
+        )
+        after = {name: row[name] for name in AUDITED}
+        self.audit.record(
+            e,
+            position,
+            kind="program",
+            aggregate_id=e.program_id,
+            program_id=e.program_id,
+            changed=changes(None, after),
+        )
+
+    def training_started(self, e: Program.TrainingStarted, position: int) -> None:
+        self._change(e, position, status=e.status)
+
+    def updated(self, e: Program.Updated, position: int) -> None:
+        after: Row = {}
+        if e.description is not None:
+            after["description"] = e.description
+        if e.instructions is None:
+            self._change(e, position, **after)
+            return
+        before = self._program(e)
+        latest = before["latest_version"]
+        # v1 events did not record the version: see _created_version.
+        number = _created_version(e.version, before)
+        previous = self.rows.select(
+            PROGRAM_VERSIONS, {"program_id": before["program_id"], "number": latest}
+        )
+        self._add_version(
+            before,
+            e.timestamp,
+            number=number,
+            source="updated",
+            instructions=e.instructions,
+            state=previous["state"],
+            based_on=latest,
+        )
+        self._change(
+            e,
+            position,
+            before=before,
+            **after,
+            instructions=e.instructions,
+            latest_version=number,
+        )
+
+    def optimized(self, e: Program.Optimized, position: int) -> None:
+        before = self._program(e)
+        latest = before["latest_version"]
+        # v1 events did not record the version: see _created_version.
+        number = _created_version(e.version, before)
+        self._add_version(
+            before,
+            e.timestamp,
+            number=number,
+            source="optimized",
+            instructions=before["instructions"],
+            state=e.state,
+            based_on=latest,
+            optimization_id=e.optimization_id,
+            optimizer=e.optimizer,
+            metric=e.metric,
+            config=e.config,
+            dataset_id=e.dataset_id,
+            baseline_score=e.baseline_score,
+            optimized_score=e.optimized_score,
+        )
+        self._change(e, position, before=before, status=e.status, latest_version=number)
+
+    def deployed(self, e: Program.Deployed, position: int) -> None:
+        self._change(e, position, status=e.status, deployed_version=e.version)
+
+    def rolled_back(self, e: ProgramRolledBack, position: int) -> None:
+        self._change(e, position, deployed_version=e.version)
+
+    def deprecated(self, e: Program.Deprecated, position: int) -> None:
+        self._change(e, position, status=e.status)
+
+    def _program(self, e: Recorded) -> Row:
+        return self.rows.select(PROGRAMS, {"id": e.originator_id})
+
+    def _change(self, e: Recorded, position: int, before: Row | None = None, **after: Any) -> None:
+        """Update the program's row with `after` and audit what changed."""
+        if before is None:
+            before = self._program(e)
+        self.rows.update(PROGRAMS, {"id": e.originator_id}, {**after, "updated_at": e.timestamp})
+        program_id = before["program_id"]
+        self.audit.record(
+            e,
+            position,
+            kind="program",
+            aggregate_id=program_id,
+            program_id=program_id,
+            changed=changes(before, after),
+        )
+
+    def _add_version(
+        self, program: Row, at: datetime, *, number: int, source: str, **fields: Any
+    ) -> None:
+        row: Row = dict.fromkeys(PROGRAM_VERSIONS.names)
+        row.update(
+            program_id=program["program_id"], number=number, source=source, created_at=at, **fields
+        )
+        # A program's signature and field descriptions never change after registration.
+        row.update(
+            signature_schemas(
+                program["signature"], row["instructions"], program["field_descriptions"]
+            )
+        )
+        self.rows.insert(PROGRAM_VERSIONS, row)
+
+
+def _created_version(recorded: int | None, program: Row) -> int:
+    """The version an Updated (with instructions) or Optimized event created.
+
+    v2 events record it. v1 events did not (their upcast leaves None): then, and only
+    then, it was the program's latest version + 1, as the aggregate numbered it.
+    """
+    if recorded is not None:
+        return recorded
+    latest: int = program["latest_version"]
+    return latest + 1
+
+
+def signature_schemas(
+    signature: str, instructions: str | None, descriptions: Mapping[str, str]
+) -> Row:
+    """A version's `input_schema` and `output_schema` columns: the JSON Schemas
+    `compile_signature` gives, or None for both if the signature does not compile."""
+    try:
+        compiled = compile_signature(
+            signature, instructions=instructions, descriptions=descriptions
+        )
+    except SignatureError:
+        return {"input_schema": None, "output_schema": None}
+    return {
+        "input_schema": compiled.input_json_schema(),
+        "output_schema": compiled.output_json_schema(),
+    }

@@ -1,0 +1,87 @@
+"""Row writes and reads on one connection, for the appliers, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from psycopg import Connection, sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Json, Jsonb
+
+from dspyops.projections.read_schema import Table
+
+Row = dict[str, Any]
+
+
+class Rows:
+    def __init__(self, conn: Connection, schema: str) -> None:
+        self.conn = conn
+        self.schema = sql.Identifier(schema)
+
+    def insert(self, table: Table, row: Mapping[str, Any]) -> None:
+        columns = list(row)
+        self.conn.execute(
+            self._insert_sql(table, columns), [_param(table, c, row[c]) for c in columns]
+        )
+
+    def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert full rows (every column of `table`) with one statement."""
+        if not rows:
+            return
+        columns = table.names
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                self._insert_sql(table, columns),
+                [tuple(_param(table, c, row[c]) for c in columns) for row in rows],
+            )
+
+    def update(self, table: Table, key: Row, values: Row) -> None:
+        self.conn.execute(
+            sql.SQL("UPDATE {} SET {} WHERE {}").format(
+                self._table(table), _assignments(values, ", "), _assignments(key, " AND ")
+            ),
+            [_param(table, c, v) for c, v in values.items()] + list(key.values()),
+        )
+
+    def select(self, table: Table, key: Row) -> Row:
+        """The one row with this key; a missing row means events arrived out of order."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                sql.SQL("SELECT * FROM {} WHERE {}").format(
+                    self._table(table), _assignments(key, " AND ")
+                ),
+                list(key.values()),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise LookupError(f"read model {table.name} has no row {key}: events out of order?")
+        return row
+
+    def _table(self, table: Table) -> sql.Composed:
+        return sql.SQL("{}.{}").format(self.schema, sql.Identifier(table.name))
+
+    def _insert_sql(self, table: Table, columns: Sequence[str]) -> sql.Composed:
+        return sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            self._table(table),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        )
+
+
+def _assignments(values: Row, separator: str) -> sql.Composed:
+    return sql.SQL(separator).join(
+        sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder()) for c in values
+    )
+
+
+def _param(table: Table, column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    sql_type = table.sql_type(column)
+    if sql_type == "jsonb":
+        return Jsonb(value)
+    # json keeps the document's text as written (key order included); jsonb normalizes it.
+    if sql_type == "json":
+        return Json(value)
+    return value

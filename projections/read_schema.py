@@ -1,0 +1,219 @@
+"""The read tables, declared once: each column with its SQL type, each table's key.
+
+The DDL (`projections/ddl.py`), the appliers that write rows and the API's views that read
+them all take their column lists from here, so a column is added in one place.
+
+Every row is derived from events only (timestamps are the events' own), so a rebuild from
+the same events yields the same rows. `position` is the notification id of the event that
+created the row: unique, stable across rebuilds, and the cursor the API pages on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+Column = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    # (name, SQL type with its column constraints), in table order.
+    columns: tuple[Column, ...]
+    # The primary key: rows are compared and ordered on it.
+    key: tuple[str, ...]
+    # Table constraints besides the primary key.
+    constraints: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def without(self, *excluded: str) -> tuple[str, ...]:
+        unknown = set(excluded) - set(self.names)
+        if unknown:
+            raise KeyError(f"{self.name} has no columns {sorted(unknown)}")
+        return tuple(name for name in self.names if name not in excluded)
+
+    @cached_property
+    def types(self) -> dict[str, str]:
+        """Each column's bare type (`jsonb`, `text`, ...), without its constraints."""
+        return {name: sql_type.split()[0] for name, sql_type in self.columns}
+
+    def sql_type(self, column: str) -> str:
+        return self.types[column]
+
+
+PROGRAMS = Table(
+    "programs",
+    (
+        ("id", "uuid"),
+        ("program_id", "text NOT NULL UNIQUE"),
+        ("name", "text NOT NULL"),
+        ("signature", "text NOT NULL"),
+        ("module", "text NOT NULL"),
+        ("instructions", "text"),
+        ("description", "text"),
+        ("field_descriptions", "jsonb NOT NULL"),
+        ("status", "text NOT NULL"),
+        ("latest_version", "integer NOT NULL"),
+        ("deployed_version", "integer"),
+        ("created_at", "timestamptz NOT NULL"),
+        ("updated_at", "timestamptz NOT NULL"),
+        ("position", "bigint NOT NULL UNIQUE"),
+    ),
+    key=("id",),
+)
+
+PROGRAM_VERSIONS = Table(
+    "program_versions",
+    (
+        ("program_id", "text NOT NULL"),
+        ("number", "integer NOT NULL"),
+        ("source", "text NOT NULL"),
+        ("instructions", "text"),
+        ("state", "jsonb"),
+        ("based_on", "integer"),
+        ("optimization_id", "text"),
+        ("optimizer", "text"),
+        ("metric", "text"),
+        ("config", "jsonb"),
+        ("dataset_id", "text"),
+        ("baseline_score", "double precision"),
+        ("optimized_score", "double precision"),
+        ("created_at", "timestamptz NOT NULL"),
+        # JSON Schemas of the version's inputs and outputs, compiled once when the row is
+        # written; NULL if the signature does not compile. `json`, not `jsonb`: it keeps
+        # the key order compile_signature gives, so answers equal a fresh compile's.
+        # Added after the first layout: `projections/upgrade.py` fills them in older schemas.
+        ("input_schema", "json"),
+        ("output_schema", "json"),
+    ),
+    key=("program_id", "number"),
+)
+
+DATASETS = Table(
+    "datasets",
+    (
+        ("id", "uuid"),
+        ("dataset_id", "text NOT NULL UNIQUE"),
+        ("name", "text NOT NULL"),
+        ("dev_fraction", "double precision NOT NULL"),
+        ("size", "integer NOT NULL"),
+        ("train_size", "integer NOT NULL"),
+        ("dev_size", "integer NOT NULL"),
+        ("created_at", "timestamptz NOT NULL"),
+        ("updated_at", "timestamptz NOT NULL"),
+        ("position", "bigint NOT NULL UNIQUE"),
+    ),
+    key=("id",),
+)
+
+EXECUTIONS = Table(
+    "executions",
+    (
+        ("id", "uuid"),
+        ("execution_id", "text NOT NULL UNIQUE"),
+        ("program_id", "text NOT NULL"),
+        ("version", "integer NOT NULL"),
+        ("status", "text NOT NULL"),
+        ("inputs", "jsonb NOT NULL"),
+        ("outputs", "jsonb"),
+        ("latency_ms", "double precision"),
+        ("prompt_tokens", "integer"),
+        ("completion_tokens", "integer"),
+        ("total_tokens", "integer"),
+        ("offline", "boolean NOT NULL"),
+        ("error_code", "text"),
+        ("error_message", "text"),
+        ("error_details", "jsonb"),
+        ("command_id", "text NOT NULL"),
+        ("correlation_id", "text NOT NULL"),
+        ("actor", "text"),
+        ("requested_at", "timestamptz NOT NULL"),
+        ("completed_at", "timestamptz"),
+        ("position", "bigint NOT NULL UNIQUE"),
+    ),
+    key=("id",),
+)
+
+RUNS = Table(
+    "runs",
+    (
+        ("id", "uuid"),
+        ("kind", "text NOT NULL"),
+        ("run_id", "text NOT NULL"),
+        ("program_id", "text NOT NULL"),
+        ("dataset_id", "text NOT NULL"),
+        ("status", "text NOT NULL"),
+        ("metric", "text NOT NULL"),
+        ("optimizer", "text"),
+        ("config", "jsonb"),
+        ("base_version", "integer"),
+        ("version", "integer"),
+        ("version_created", "integer"),
+        ("baseline_score", "double precision"),
+        ("optimized_score", "double precision"),
+        ("score", "double precision"),
+        ("per_example", "jsonb"),
+        ("step", "integer NOT NULL"),
+        ("total", "integer NOT NULL"),
+        ("best_score", "double precision"),
+        ("error_code", "text"),
+        ("error_message", "text"),
+        ("cancel_reason", "text"),
+        ("command_id", "text NOT NULL"),
+        ("correlation_id", "text NOT NULL"),
+        ("actor", "text"),
+        ("requested_at", "timestamptz NOT NULL"),
+        ("updated_at", "timestamptz NOT NULL"),
+        ("position", "bigint NOT NULL UNIQUE"),
+    ),
+    key=("id",),
+    constraints=("UNIQUE (kind, run_id)",),
+)
+
+AUDIT_LOG = Table(
+    "audit_log",
+    (
+        ("position", "bigint"),
+        ("aggregate_kind", "text NOT NULL"),
+        ("aggregate_id", "text NOT NULL"),
+        ("aggregate_version", "integer NOT NULL"),
+        ("program_id", "text"),
+        ("event_type", "text NOT NULL"),
+        ("occurred_at", "timestamptz NOT NULL"),
+        ("actor", "text"),
+        ("command_id", "text NOT NULL"),
+        ("correlation_id", "text NOT NULL"),
+        ("changes", "jsonb NOT NULL"),
+    ),
+    key=("position",),
+)
+
+# The read models, in creation order.
+READ_MODELS: tuple[Table, ...] = (PROGRAMS, PROGRAM_VERSIONS, DATASETS, EXECUTIONS, RUNS, AUDIT_LOG)
+
+# The read side's position in the event store (one row per projection name).
+TRACKING = Table(
+    "projection_tracking",
+    (
+        ("name", "text"),
+        ("position", "bigint NOT NULL"),
+        ("updated_at", "timestamptz NOT NULL"),
+    ),
+    key=("name",),
+)
+TRACKING_TABLE = TRACKING.name
+
+# Named `<table>_idx<n>` by their place in this tuple: append, never reorder, or read
+# schemas made earlier would get their indexes twice under new names.
+INDEXES: tuple[tuple[Table, str], ...] = (
+    (PROGRAMS, "status, position"),
+    (EXECUTIONS, "program_id, position"),
+    (EXECUTIONS, "program_id, status, position"),
+    (EXECUTIONS, "program_id, requested_at"),
+    (RUNS, "kind, program_id, position"),
+    (AUDIT_LOG, "program_id, position"),
+)

@@ -1,0 +1,101 @@
+"""Read schemas made by an earlier layout, brought up to the tables `read_schema` declares.
+
+`create_tables` only creates what is missing, so a read schema built before a column was
+added lacks it. A column that can be computed from what the rows already hold is declared
+here with its backfill: the projector adds and fills it when it opens the read schema, in
+the same transaction (and under the same lock) as it creates tables, so readers see the
+old table or the filled one, never half. Any other missing column cannot be derived
+without the events: the projector then refuses to start with `OutdatedReadSchema`, which
+says to run `dspyops projections rebuild` (a rebuild projects every event into fresh
+tables and swaps them in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from psycopg import Connection, sql
+
+from dspyops.projections.appliers.programs import signature_schemas
+from dspyops.projections.appliers.rows import Rows
+from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS, READ_MODELS, Table
+
+
+class OutdatedReadSchema(Exception):
+    """The read schema lacks columns no backfill can fill: it needs a rebuild."""
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    table: Table
+    columns: tuple[str, ...]
+    # Fills the added columns of every existing row; returns how many rows it filled.
+    backfill: Callable[[Connection, str], int]
+
+
+def _fill_version_schemas(conn: Connection, schema: str) -> int:
+    ident = sql.Identifier(schema)
+    versions = conn.execute(
+        sql.SQL(
+            "SELECT v.program_id, v.number, v.instructions, p.signature, p.field_descriptions "
+            "FROM {}.{} v JOIN {}.{} p USING (program_id)"
+        ).format(ident, sql.Identifier(PROGRAM_VERSIONS.name), ident, sql.Identifier(PROGRAMS.name))
+    ).fetchall()
+    rows = Rows(conn, schema)
+    for program_id, number, instructions, signature, descriptions in versions:
+        rows.update(
+            PROGRAM_VERSIONS,
+            {"program_id": program_id, "number": number},
+            signature_schemas(signature, instructions, descriptions),
+        )
+    return len(versions)
+
+
+# In the order the columns were added.
+UPGRADES: tuple[Upgrade, ...] = (
+    Upgrade(PROGRAM_VERSIONS, ("input_schema", "output_schema"), _fill_version_schemas),
+)
+
+
+def upgrade(conn: Connection, schema: str) -> list[str]:
+    """Add and fill the columns the read tables lack; one line per upgrade applied."""
+    missing = _missing_columns(conn, schema)
+    done: list[str] = []
+    for step in UPGRADES:
+        added = [c for c in step.columns if c in missing.get(step.table.name, set())]
+        if not added:
+            continue
+        for column in step.columns:
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    sql.Identifier(schema),
+                    sql.Identifier(step.table.name),
+                    sql.Identifier(column),
+                    sql.SQL(dict(step.table.columns)[column]),
+                )
+            )
+        filled = step.backfill(conn, schema)
+        missing[step.table.name] -= set(step.columns)
+        done.append(
+            f"read schema {schema}: added {step.table.name}.{'/'.join(step.columns)} "
+            f"(made by an earlier layout), filled {filled} rows"
+        )
+    left = {table: sorted(columns) for table, columns in missing.items() if columns}
+    if left:
+        raise OutdatedReadSchema(
+            f"read schema {schema!r} was made by an earlier layout and lacks columns "
+            f"{left} that only the events can fill: run `dspyops projections rebuild`"
+        )
+    return done
+
+
+def _missing_columns(conn: Connection, schema: str) -> dict[str, set[str]]:
+    rows = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
+        [schema],
+    ).fetchall()
+    present: dict[str, set[str]] = {}
+    for table, column in rows:
+        present.setdefault(table, set()).add(column)
+    return {table.name: set(table.names) - present.get(table.name, set()) for table in READ_MODELS}

@@ -1,0 +1,183 @@
+"""Each version's input/output JSON Schemas are compiled once by the projector and read by
+`GET /programs/{id}/schema`; a read schema an earlier layout made gets the columns filled
+when a projector opens it, and one that cannot be filled asks for a rebuild."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import sql
+
+from dspyops.api.main import create_app
+from dspyops.events.commands import UpdateProgram
+from dspyops.projections.projector import Projector
+from dspyops.projections.rebuild import rebuild
+from dspyops.projections.upgrade import OutdatedReadSchema
+from dspyops.settings import Settings
+from dspyops.signatures import compile_signature
+from tests.integration.test_projections_crash import ROOT, projector_env, table_rows
+from tests.integration.test_projections_data import ctx, open_store, schemas, seed_story
+
+
+def project(database_url: str, es: str, rs: str) -> list[str]:
+    projector = Projector(database_url, event_store_schema=es, read_schema=rs)
+    try:
+        projector.catch_up()
+    finally:
+        projector.close()
+    return projector.upgrades
+
+
+def execute(database_url: str, query: str, rs: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL(query).format(sql.Identifier(rs)))
+
+
+@pytest.fixture
+def stores(database_url: str, unique: str) -> Iterator[tuple[str, str, str]]:
+    es, live, fresh = f"test_es_{unique}", f"test_live_{unique}", f"test_fresh_{unique}"
+    with schemas(database_url, es, live, fresh):
+        store = open_store(database_url, es)
+        try:
+            seed_story(store)
+        finally:
+            store.close()
+        yield es, live, fresh
+
+
+def client_for(settings: Settings, database_url: str, es: str, rs: str) -> TestClient:
+    return TestClient(
+        create_app(
+            settings.model_copy(
+                update={
+                    "database_url": database_url,
+                    "event_store_schema": es,
+                    "read_model_schema": rs,
+                    "api_token": None,
+                }
+            )
+        )
+    )
+
+
+def compiled_schemas(client: TestClient, program_id: str, number: int) -> dict[str, Any]:
+    program = client.get(f"/programs/{program_id}").json()
+    version = client.get(f"/programs/{program_id}/versions/{number}").json()
+    compiled = compile_signature(
+        program["signature"],
+        instructions=version["instructions"],
+        descriptions=program["field_descriptions"],
+    )
+    return {
+        "program_id": program_id,
+        "version": number,
+        "signature": program["signature"],
+        "input_schema": compiled.input_json_schema(),
+        "output_schema": compiled.output_json_schema(),
+    }
+
+
+def assert_schemas_equal_compiled(client: TestClient) -> None:
+    for program_id, numbers in (("qa", [1, 2, 3]), ("sum", [1])):
+        for number in numbers:
+            answer = client.get(f"/programs/{program_id}/schema?version={number}")
+            assert answer.status_code == 200, answer.text
+            # Key order included: the answer is what compiling per request gave.
+            assert json.dumps(answer.json()) == json.dumps(
+                compiled_schemas(client, program_id, number)
+            )
+
+
+def test_schema_route_answers_the_stored_schemas(
+    stores: tuple[str, str, str], database_url: str, settings: Settings
+) -> None:
+    es, live, _ = stores
+    assert project(database_url, es, live) == []
+    with client_for(settings, database_url, es, live) as client:
+        assert_schemas_equal_compiled(client)
+        # The route reads the column: a stored value (here a marker) is what it answers.
+        execute(
+            database_url,
+            "UPDATE {}.program_versions SET input_schema = '{{\"marker\": true}}' "
+            "WHERE program_id = 'qa' AND number = 2",
+            live,
+        )
+        assert client.get("/programs/qa/schema?version=2").json()["input_schema"] == {
+            "marker": True
+        }
+        execute(
+            database_url,
+            "UPDATE {}.program_versions SET input_schema = NULL, output_schema = NULL "
+            "WHERE program_id = 'qa' AND number = 2",
+            live,
+        )
+        missing = client.get("/programs/qa/schema?version=2")
+        assert missing.status_code == 404
+        assert missing.json() == {"detail": "compilable signature of program 'qa' not found"}
+
+
+def test_projector_fills_the_columns_of_an_earlier_layouts_read_schema(
+    stores: tuple[str, str, str], database_url: str, settings: Settings
+) -> None:
+    es, live, fresh = stores
+    project(database_url, es, live)
+    # The read schema exactly as the previous layout made it: without the two columns.
+    execute(
+        database_url,
+        "ALTER TABLE {}.program_versions DROP COLUMN input_schema, DROP COLUMN output_schema",
+        live,
+    )
+    with client_for(settings, database_url, es, live) as client:
+        outdated = client.get("/programs/qa/schema")
+        assert outdated.status_code == 503
+        assert "projections rebuild" in outdated.json()["detail"]
+        assert client.get("/programs/qa/versions").status_code == 200
+
+        # New events after the upgrade land on the upgraded tables.
+        store = open_store(database_url, es)
+        try:
+            store.handle(UpdateProgram(program_id="sum", instructions="One line."), ctx())
+        finally:
+            store.close()
+        upgrades = project(database_url, es, live)
+        assert len(upgrades) == 1
+        assert "program_versions.input_schema/output_schema" in upgrades[0]
+        assert "filled 4 rows" in upgrades[0]
+        assert project(database_url, es, live) == []  # once only
+
+        project(database_url, es, fresh)
+        assert table_rows(database_url, live) == table_rows(database_url, fresh)
+        assert_schemas_equal_compiled(client)
+        assert client.get("/programs/sum/schema?version=2").status_code == 200
+
+
+def test_a_column_only_events_can_fill_asks_for_a_rebuild(
+    stores: tuple[str, str, str], database_url: str
+) -> None:
+    es, live, fresh = stores
+    project(database_url, es, live)
+    project(database_url, es, fresh)
+    execute(database_url, "ALTER TABLE {}.runs DROP COLUMN cancel_reason", live)
+    with pytest.raises(OutdatedReadSchema, match="projections rebuild"):
+        Projector(database_url, event_store_schema=es, read_schema=live)
+    refused = subprocess.run(
+        [sys.executable, "-m", "dspyops.cli.main", "projector"],
+        cwd=ROOT,
+        env=projector_env(database_url, es, live),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "cancel_reason" in refused.stderr
+    assert "dspyops projections rebuild" in refused.stderr
+    rebuild(database_url, event_store_schema=es, read_schema=live)
+    assert project(database_url, es, live) == []
+    assert table_rows(database_url, live) == table_rows(database_url, fresh)

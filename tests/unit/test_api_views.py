@@ -1,0 +1,129 @@
+"""The API's queries live in `api.views`: routes hold no SQL, every list view pages the same
+way, and every field a response shows is a column of the read table it comes from."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import pytest
+from psycopg import AsyncConnection, sql
+
+from dspyops.api import views
+from dspyops.api.routes import audit, datasets, executions, programs, runs
+from dspyops.projections.read_schema import (
+    AUDIT_LOG,
+    DATASETS,
+    EXECUTIONS,
+    PROGRAM_VERSIONS,
+    PROGRAMS,
+    RUNS,
+    Table,
+)
+
+ROUTES = Path(views.__file__).parent / "routes"
+
+
+@pytest.mark.parametrize("path", sorted(ROUTES.glob("*.py")), ids=lambda p: p.name)
+def test_routes_hold_no_sql(path: Path) -> None:
+    source = path.read_text()
+    assert "psycopg import sql" not in source
+    assert "SELECT " not in source
+
+
+class RecordingConnection:
+    """Records the one query a view runs and answers with no rows."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, list[Any]]] = []
+
+    def cursor(self, row_factory: Any = None) -> RecordingConnection:
+        return self
+
+    async def __aenter__(self) -> RecordingConnection:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    async def execute(self, query: sql.Composed, params: list[Any]) -> None:
+        self.queries.append((query.as_string(None), list(params)))
+
+    async def fetchall(self) -> list[dict[str, Any]]:
+        return []
+
+
+ListView = Callable[..., Awaitable[views.PageRows]]
+LIST_VIEWS: dict[str, tuple[ListView, tuple[Any, ...], dict[str, Any]]] = {
+    "programs": (views.programs, (), {"status": "draft", "name": "q"}),
+    "executions": (
+        views.executions,
+        ("p",),
+        {"status": None, "version": 2, "since": None, "until": None},
+    ),
+    "datasets": (views.datasets, (), {}),
+    "runs": (views.runs, ("optimization",), {"program_id": "p", "status": None}),
+    "audit_trail": (views.audit_trail, ("p",), {}),
+}
+
+
+def test_every_list_view_is_checked() -> None:
+    listed = {
+        name
+        for name, value in vars(views).items()
+        if callable(value)
+        and not name.startswith("_")
+        and getattr(value, "__annotations__", {}).get("return") == "PageRows"
+    }
+    assert listed == set(LIST_VIEWS)
+
+
+@pytest.mark.parametrize("name", sorted(LIST_VIEWS))
+@pytest.mark.parametrize("cursor", [None, "41"])
+async def test_list_views_page_by_position_newest_first(name: str, cursor: str | None) -> None:
+    view, args, filters = LIST_VIEWS[name]
+    conn = RecordingConnection()
+    found = await view(cast(AsyncConnection, conn), "s", *args, **filters, limit=7, cursor=cursor)
+    assert found == views.PageRows([], None)
+    ((query, params),) = conn.queries
+    assert query.endswith("ORDER BY position DESC LIMIT %s")
+    assert params[-1] == 8  # one more than the limit: is there another page?
+    if cursor is None:
+        assert "position <" not in query
+    else:
+        assert "position < %s ORDER BY" in query
+        assert params[-2] == 41
+    assert query.count("%s") == len(params)
+
+
+# Response fields that are not columns: computed by the route from a row.
+DERIVED: dict[str, set[str]] = {
+    "Version": {"deployed"},
+    "CompiledVersion": {"deployed"},
+    "Execution": {"usage", "error"},
+    "Optimization": {"error", "optimization_id"},
+    "Evaluation": {"error", "evaluation_id"},
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "table"),
+    [
+        (programs.Program, PROGRAMS),
+        (programs.Version, PROGRAM_VERSIONS),
+        (programs.CompiledVersion, PROGRAM_VERSIONS),
+        (datasets.Dataset, DATASETS),
+        (executions.Execution, EXECUTIONS),
+        (runs.Optimization, RUNS),
+        (runs.Evaluation, RUNS),
+        (audit.AuditEntry, AUDIT_LOG),
+    ],
+    ids=lambda v: getattr(v, "__name__", getattr(v, "name", "")),
+)
+def test_response_fields_are_columns_of_their_table(model: Any, table: Table) -> None:
+    fields = set(model.model_fields) - DERIVED.get(model.__name__, set())
+    assert fields <= set(table.names), fields - set(table.names)

@@ -1,0 +1,140 @@
+"""The programs applier copies the facts Program's events carry (status, version created)
+instead of re-deriving them; only v1 events that did not record a version fall back."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import pytest
+
+from dspyops.aggregates.program import Program
+from dspyops.projections.appliers import programs as programs_module
+from dspyops.projections.appliers.audit import AuditTrail
+from dspyops.projections.appliers.programs import ProgramsApplier
+from dspyops.projections.appliers.rows import Row, Rows
+from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS, Table
+
+META: dict[str, Any] = {"command_id": "c", "correlation_id": "c", "actor": None}
+
+
+class MemoryRows:
+    """The appliers' row interface over dicts: enough to run handlers without a database."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[Row]] = defaultdict(list)
+
+    def insert(self, table: Table, row: Mapping[str, Any]) -> None:
+        assert set(row) <= set(table.names), set(row) - set(table.names)
+        self.tables[table.name].append(dict(row))
+
+    def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.insert(table, row)
+
+    def update(self, table: Table, key: Row, values: Row) -> None:
+        self._row(table, key).update(values)
+
+    def select(self, table: Table, key: Row) -> Row:
+        # A copy, as a query returns: the applier compares it with the row after the update.
+        return dict(self._row(table, key))
+
+    def _row(self, table: Table, key: Row) -> Row:
+        (row,) = [r for r in self.tables[table.name] if all(r[k] == v for k, v in key.items())]
+        return row
+
+
+def project(program: Program) -> MemoryRows:
+    rows = MemoryRows()
+    applier = ProgramsApplier(cast(Rows, rows), AuditTrail(cast(Rows, rows)))
+    handlers = applier.handlers()
+    for position, event in enumerate(program.collect_events(), start=1):
+        handlers[type(event)](event, position)
+    return rows
+
+
+def new_program(**facts: Any) -> Program:
+    return Program(
+        program_id="p",
+        name="P",
+        signature="text: str -> label: str",
+        module="Predict",
+        instructions=None,
+        description=None,
+        field_descriptions={},
+        lm="default",
+        **META,
+        **facts,
+    )
+
+
+def state(rows: MemoryRows) -> tuple[str, int, int | None, list[int]]:
+    (program,) = rows.tables[PROGRAMS.name]
+    numbers = [v["number"] for v in rows.tables[PROGRAM_VERSIONS.name]]
+    return program["status"], program["latest_version"], program["deployed_version"], numbers
+
+
+def test_status_and_versions_are_copied_from_the_events() -> None:
+    # Facts no lifecycle rule would derive: only copying them gives these rows.
+    program = new_program(status="imported", version=4)
+    program._training_started(status="warming", **META)
+    program._updated(description=None, instructions="Be brief.", version=7, **META)
+    program._optimized(
+        optimization_id="o",
+        state={},
+        optimizer="X",
+        metric="m",
+        config={},
+        dataset_id="d",
+        baseline_score=0.0,
+        optimized_score=1.0,
+        version=9,
+        status="tuned",
+        **META,
+    )
+    program._deployed(version=7, status="live", **META)
+    rows = project(program)
+    assert state(rows) == ("live", 9, 7, [4, 7, 9])
+    audit = [e["changes"] for e in rows.tables["audit_log"]]
+    assert audit[1] == {"status": {"before": "imported", "after": "warming"}}
+    assert audit[-1]["status"] == {"before": "tuned", "after": "live"}
+
+
+def test_deprecated_copies_its_status() -> None:
+    program = new_program()
+    program._deprecated(status="retired", **META)
+    assert state(project(program))[0] == "retired"
+
+
+def test_v1_events_without_a_recorded_version_fall_back_to_latest_plus_one() -> None:
+    program = new_program()
+    # What a v1 Updated (with instructions) and a v1 Optimized upcast to: version None.
+    program._updated(description="d", instructions="Be brief.", version=None, **META)
+    program._optimized(
+        optimization_id="o",
+        state={"demos": []},
+        optimizer="X",
+        metric="m",
+        config={},
+        dataset_id="d",
+        baseline_score=0.0,
+        optimized_score=1.0,
+        version=None,
+        status="optimized",
+        **META,
+    )
+    program._updated(description="only text", instructions=None, version=None, **META)
+    rows = project(program)
+    assert state(rows) == ("optimized", 3, None, [1, 2, 3])
+    versions = rows.tables[PROGRAM_VERSIONS.name]
+    assert [(v["source"], v["based_on"]) for v in versions] == [
+        ("registered", None),
+        ("updated", 1),
+        ("optimized", 2),
+    ]
+
+
+@pytest.mark.parametrize("name", ["DRAFT", "TRAINING", "OPTIMIZED", "DEPLOYED", "DEPRECATED"])
+def test_the_applier_holds_no_status_constants(name: str) -> None:
+    assert not hasattr(programs_module, name)
