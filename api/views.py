@@ -5,7 +5,7 @@ None when there is no such row; the routes validate parameters, call these and s
 answers. Column lists come from `projections.read_schema`. Every list view goes through
 `_page`: its filters, the keyset after the cursor, `limit + 1` rows newest first.
 
-One module on purpose, so the API's SQL is in one place; it is about 300 lines, and
+This module is long because it is every query of the API in one place, on purpose; it
 would split by resource (programs, executions, runs) before growing much further.
 """
 

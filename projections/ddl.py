@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from psycopg import Connection, sql
 
+from dspyops.bootstrap import create_schema
 from dspyops.projections.read_schema import INDEXES, READ_MODELS, TRACKING, Table
 from dspyops.projections.upgrade import upgrade
 
@@ -15,7 +16,7 @@ def create_tables(conn: Connection, schema: str) -> list[str]:
 
     Raises `upgrade.OutdatedReadSchema` when a missing column needs a rebuild."""
     ident = sql.Identifier(schema)
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+    create_schema(conn, schema)
     for table in READ_MODELS:
         conn.execute(table_ddl(schema, table))
     for number, (table, columns) in enumerate(INDEXES):

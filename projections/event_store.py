@@ -5,26 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
-from psycopg import sql
 
-from dspyops.aggregates.app import DspyOps
-from dspyops.aggregates.app.persistence import eventsourcing_env
 from dspyops.aggregates.handled import HandledCommand
+from dspyops.aggregates.legacy_topics import LEGACY_TOPICS
+from dspyops.bootstrap import open_store
 
-# Command bookkeeping, not domain state: skipped without being decoded.
-SKIPPED_TOPICS = frozenset({get_topic(getattr(HandledCommand, "Handled"))})  # noqa: B009
+# Command bookkeeping, not domain state: skipped without being decoded, under its
+# topic today and under the topics earlier layouts stored it with.
+SKIPPED_TOPICS = frozenset(
+    {get_topic(HandledCommand.Handled)}
+    | {f"{old}.Handled" for old, cls in LEGACY_TOPICS.items() if cls is HandledCommand}
+)
 
 
 class EventStore:
     def __init__(self, database_url: str, schema: str) -> None:
         # The projector may start before any worker: it creates the (empty) event store
         # itself rather than crash, and then simply finds nothing to project yet.
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        self.app = DspyOps(env=eventsourcing_env(database_url, schema=schema))
+        self.app = open_store(database_url, schema)
 
     def after(self, position: int, limit: int) -> Sequence[Notification]:
         return self.app.recorder.select_notifications(

@@ -13,7 +13,7 @@ stopped, never the half-optimized program.
 Steps (``RunState.step`` of ``total``): 1 baseline scored on dev, 2 optimizer compiled,
 3 optimized program scored on dev. ``metric_calls`` grows while the optimizer works.
 
-Slightly over 300 lines on purpose: the phases and the stop they honour (``RunState``,
+This module is long because the phases and the stop they honour (``RunState``,
 ``GuardedAdapter``, ``_guarded``) are one mechanism and are read together.
 """
 

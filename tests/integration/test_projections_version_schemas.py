@@ -15,7 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
 
+from dspyops.aggregates.app import handle
 from dspyops.api.main import create_app
+from dspyops.bootstrap import open_store
 from dspyops.events.commands import UpdateProgram
 from dspyops.projections.projector import Projector
 from dspyops.projections.rebuild import rebuild
@@ -23,7 +25,7 @@ from dspyops.projections.upgrade import OutdatedReadSchema
 from dspyops.settings import Settings
 from dspyops.signatures import compile_signature
 from tests.integration.test_projections_crash import ROOT, projector_env, table_rows
-from tests.integration.test_projections_data import ctx, open_store, schemas, seed_story
+from tests.integration.test_projections_data import ctx, schemas, seed_story
 
 
 def project(database_url: str, es: str, rs: str) -> list[str]:
@@ -143,7 +145,7 @@ def test_projector_fills_the_columns_of_an_earlier_layouts_read_schema(
         # New events after the upgrade land on the upgraded tables.
         store = open_store(database_url, es)
         try:
-            store.handle(UpdateProgram(program_id="sum", instructions="One line."), ctx())
+            handle(store, UpdateProgram(program_id="sum", instructions="One line."), ctx())
         finally:
             store.close()
         upgrades = project(database_url, es, live)

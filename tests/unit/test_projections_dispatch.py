@@ -73,7 +73,7 @@ def test_run_events_reach_the_handler_defined_once_on_run(applier: BatchApplier,
 
 
 def test_command_bookkeeping_has_no_read_model(applier: BatchApplier) -> None:
-    assert applier.handler(HandledCommand.Handled) is None  # type: ignore[attr-defined]
+    assert applier.handler(HandledCommand.Handled) is None
 
 
 def _members(protocol: type) -> set[str]:
