@@ -13,6 +13,13 @@ stopped, never the half-optimized program.
 Steps (``RunState.step`` of ``total``): 1 baseline scored on dev, 2 optimizer compiled,
 3 optimized program scored on dev. ``metric_calls`` grows while the optimizer works.
 
+Failed calls: a version is never made from a run whose calls failed. An errored
+example (see ``runtime.evaluate``) in either score fails the run, and so does a failed
+LM call while compiling: the optimizer carries on without it (a bootstrapped demo
+missing, a candidate scored 0) and the result would encode the outage. The code is the
+calls' own (``lm_error`` ...) when every call failed, else ``examples_errored`` or
+``lm_calls_failed``. An evaluation fails only when no example could be scored.
+
 Slightly over 300 lines on purpose: the phases and the stop they honour (``RunState``,
 ``GuardedAdapter``, ``_guarded``) are one mechanism and are read together.
 """
@@ -33,6 +40,7 @@ from pydantic_core import to_jsonable_python
 
 from dspyops.runtime.evaluate import Scored, score_program, to_examples
 from dspyops.runtime.executor import INTERNAL_ERROR, classify
+from dspyops.runtime.failures import Failed, Tally
 from dspyops.runtime.modules import build_module, state_problems
 from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
 from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
@@ -43,6 +51,8 @@ T = TypeVar("T")
 
 CANCELLED = "cancelled"
 TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
+EXAMPLES_ERRORED = "examples_errored"
+LM_CALLS_FAILED = "lm_calls_failed"
 OPTIMIZATION_STEPS = 3
 
 
@@ -159,6 +169,18 @@ class _DevScores(BaseCallback):
             self._state.saw_score(round(float(score) / 100, 4))
 
 
+class _LMCalls(BaseCallback):
+    """Every LM call made while installed, and why each failed one failed."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+
+    def on_lm_end(
+        self, call_id: str, outputs: Any | None, exception: BaseException | None = None
+    ) -> None:
+        self.tally.add(None if exception is None else Failed.of(exception))
+
+
 class _CountedMetric:
     """The metric as DSPy calls it, counting calls for progress and honouring a stop."""
 
@@ -219,24 +241,33 @@ def run_optimization(
     dev = to_examples(devset, spec.input_names) or train
     counted = _CountedMetric(metric, state)
     callbacks = [_DevScores(state, len(dev))]
+    compiling = _LMCalls()
     with dspy.context(lm=lm, adapter=GuardedAdapter(state), callbacks=callbacks):
         student = build_module(spec.module, spec.signature, spec.state)
         baseline = _guarded(state, lambda: score_program(student, dev, metric, num_threads=1))
+        _no_failed_calls("scoring the baseline", baseline.errors, "examples", EXAMPLES_ERRORED)
         state.advance(1, "baseline scored on the dev split", baseline.score)
-        compiled = _guarded(
-            state,
-            lambda: compile_program(
-                optimizer,
-                parsed,
-                student.deepcopy(),
-                metric=counted,
-                trainset=train,
-                devset=dev,
-                lm=lm,
-            ),
+        with dspy.context(callbacks=[*callbacks, compiling]):
+            compiled = _guarded(
+                state,
+                lambda: compile_program(
+                    optimizer,
+                    parsed,
+                    student.deepcopy(),
+                    metric=counted,
+                    trainset=train,
+                    devset=dev,
+                    lm=lm,
+                ),
+            )
+        _no_failed_calls(
+            f"compiling with {optimizer}", compiling.tally, "LM calls", LM_CALLS_FAILED
         )
         state.advance(2, f"{optimizer} compiled")
         optimized = _guarded(state, lambda: score_program(compiled, dev, metric, num_threads=1))
+        _no_failed_calls(
+            "scoring the optimized program", optimized.errors, "examples", EXAMPLES_ERRORED
+        )
         state.advance(3, "optimized program scored on the dev split", optimized.score)
     return Optimized(_saved_state(spec, compiled), baseline.score, optimized.score)
 
@@ -258,6 +289,10 @@ def run_evaluation(
     with dspy.context(lm=lm, adapter=GuardedAdapter(state)):
         program = build_module(spec.module, spec.signature, spec.state)
         scored = _guarded(state, lambda: score_program(program, dev, metric, num_threads=1))
+    if scored.errors.all_failed:
+        # Nothing was measured; some errored examples are counted in the completed result.
+        message = f"{scored.errors.summary('examples')}; none could be scored"
+        raise RunFailed(scored.errors.most_common(), message)
     state.advance(1, "scored", scored.score)
     return scored
 
@@ -295,6 +330,13 @@ def _guarded(state: RunState, work: Callable[[], T]) -> T:
         raise RunFailed(code, f"{type(exc).__name__}: {exc}"[:2000]) from exc
     state.check()
     return result
+
+
+def _no_failed_calls(phase: str, tally: Tally, unit: str, code: str) -> None:
+    """Fail the run if calls failed in this phase: with their code when all did, else ``code``."""
+    if tally.failed:
+        message = f"{phase}: {tally.summary(unit)}; no version is made from a run with failed calls"
+        raise RunFailed(tally.most_common() if tally.all_failed else code, message)
 
 
 def _saved_state(spec: ProgramSpec, program: dspy.Module) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Failed LM calls are told apart from wrong answers.
+"""Failed LM calls are told apart from wrong answers, and no version comes from a run with them.
 
 The LM is scripted per question: ``_failing`` raises an lm15 error (DSPy turns it into its
 own ``LM*Error``, as it does for an HTTP provider) for the questions it is given.
@@ -18,6 +18,15 @@ from dspy.lm15 import Request
 from dspyops.runtime.evaluate import score_program, to_examples
 from dspyops.runtime.failures import Failed, Tally
 from dspyops.runtime.modules import build_module
+from dspyops.runtime.optimize import (
+    EXAMPLES_ERRORED,
+    LM_CALLS_FAILED,
+    ProgramSpec,
+    RunFailed,
+    RunState,
+    run_evaluation,
+    run_optimization,
+)
 from dspyops.runtime.scoring import build_metric
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
@@ -27,6 +36,7 @@ from tests.support.scripted_lm import ScriptedLM
 
 COMPILED = compile_signature("question: str -> answer: str")
 SIGNATURE = dspy_signature(COMPILED)
+SPEC = ProgramSpec(SIGNATURE, "Predict", None, COMPILED.input_names, COMPILED.output_names)
 TRAIN, DEV = EXAMPLES[:12], EXAMPLES[12:]
 METRIC = build_metric("exact_match", {}, ["answer"])
 _QUESTION = re.compile(r"\[\[ ## question ## \]\]\n(.*?)\n")
@@ -143,3 +153,103 @@ def test_tally_names_the_most_frequent_code_and_the_first_exception_of_each() ->
     assert tally.most_common() == "lm_error"
     expected = "3 of 4 examples failed: 2 lm_error (LMServerError), 1 lm_timeout (LMTimeoutError)"
     assert tally.summary("examples") == expected
+
+
+# --- evaluations -----------------------------------------------------------------------
+
+
+def _evaluate(lm: dspy.BaseLM) -> Any:
+    return run_evaluation(SPEC, metric_name="exact_match", devset=DEV, lm=lm, state=RunState(60))
+
+
+def test_an_evaluation_whose_every_call_failed_fails_with_the_most_frequent_code() -> None:
+    errors: dict[str, Exception] = {q["question"]: lm15.RateLimitError("slow") for q in DEV}
+    errors[DEV[0]["question"]] = lm15.ServerError("bad gateway")
+
+    with pytest.raises(RunFailed) as failed:
+        _evaluate(_failing(errors))
+
+    assert failed.value.code == "lm_rate_limited"
+    assert failed.value.message == (
+        "6 of 6 examples failed: 5 lm_rate_limited (LMRateLimitError), 1 lm_error"
+        " (LMServerError); none could be scored"
+    )
+
+
+def test_an_evaluation_with_some_errored_examples_completes_and_counts_them() -> None:
+    errors: dict[str, Exception] = {DEV[3]["question"]: lm15.TimeoutError("slow")}
+
+    scored = _evaluate(_failing(errors))
+
+    assert scored.errored == 1
+    assert scored.per_example[3]["error"] == "lm_timeout"
+    assert scored.score == round(5 / 6, 4)
+
+
+# --- optimizations ---------------------------------------------------------------------
+
+
+def _optimize(optimizer: str, config: dict[str, Any], lm: ScriptedLM) -> Any:
+    return run_optimization(
+        SPEC,
+        optimizer=optimizer,
+        metric_name="exact_match",
+        config=config,
+        trainset=TRAIN,
+        devset=DEV,
+        lm=lm,
+        state=RunState(60),
+    )
+
+
+def test_errored_baseline_examples_fail_the_run_before_it_compiles() -> None:
+    lm = _failing({DEV[1]["question"]: lm15.ServerError("bad gateway")})
+
+    with pytest.raises(RunFailed) as failed:
+        _optimize("BootstrapFewShot", {}, lm)
+
+    assert failed.value.code == EXAMPLES_ERRORED
+    assert failed.value.message.startswith(
+        "scoring the baseline: 1 of 6 examples failed: 1 lm_error (LMServerError)"
+    )
+    assert len(lm.engine_state.requests) == len(DEV)  # nothing compiled
+
+
+@pytest.mark.parametrize(
+    ("failing", "code", "calls"),
+    [(TRAIN[:1], LM_CALLS_FAILED, "1 of 2 LM calls"), (TRAIN, "lm_error", "12 of 12 LM calls")],
+)
+def test_failed_lm_calls_while_compiling_fail_the_run(
+    failing: list[dict[str, Any]], code: str, calls: str
+) -> None:
+    # Dev questions are answered: only the bootstrapping of training examples fails.
+    lm = _failing({row["question"]: lm15.ServerError("bad gateway") for row in failing})
+    config = {"max_bootstrapped_demos": 1, "max_labeled_demos": 0, "max_errors": 100}
+
+    with pytest.raises(RunFailed) as failed:
+        _optimize("BootstrapFewShot", config, lm)
+
+    assert failed.value.code == code
+    assert failed.value.message.startswith(f"compiling with BootstrapFewShot: {calls} failed")
+
+
+@pytest.mark.parametrize(("failing", "code"), [(DEV[:2], EXAMPLES_ERRORED), (DEV, "lm_error")])
+def test_errored_examples_of_the_optimized_program_fail_the_run(
+    failing: list[dict[str, Any]], code: str
+) -> None:
+    questions = {row["question"] for row in failing}
+
+    def answer(request: Request) -> str:
+        demos_shown = len(_QUESTION.findall(prompt_text(request))) > 1
+        if demos_shown and _question(request) in questions:
+            raise lm15.ServerError("bad gateway")
+        return _right(request)
+
+    with pytest.raises(RunFailed) as failed:
+        _optimize("LabeledFewShot", {"k": 2}, ScriptedLM(answer))
+
+    assert failed.value.code == code
+    n = len(failing)
+    assert failed.value.message.startswith(
+        f"scoring the optimized program: {n} of 6 examples failed: {n} lm_error"
+    )
