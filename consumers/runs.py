@@ -250,7 +250,12 @@ class RunJobs:
                 run_id, "internal_error", f"{type(exc).__name__}: {exc}"
             )
         outcome: Outcome = await self._in_store(
-            evaluations.complete_evaluation, self.app, run_id, scored.score, scored.per_example
+            evaluations.complete_evaluation,
+            self.app,
+            run_id,
+            scored.score,
+            scored.per_example,
+            scored.errored,
         )
         return outcome
 
