@@ -52,16 +52,35 @@ class Evaluation(Run):
         self.metric = metric
         self.score: float | None = None
         self.per_example: list[dict[str, Any]] = []
+        self.errored: int | None = None
 
-    def complete(self, score: float, per_example: list[dict[str, Any]], **meta: Any) -> None:
+    class Completed(Aggregate.Event):
+        score: float
+        per_example: list[dict[str, Any]]
+        # Examples that could not be scored (they count 0 in `score`; their per-example
+        # entries carry `error`). None in v1 events: they were not told apart then.
+        errored: int | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["errored"] = None
+
+    def complete(
+        self, score: float, per_example: list[dict[str, Any]], errored: int, **meta: Any
+    ) -> None:
         self._check(frozenset({RUNNING}), "complete")
-        self._completed(score=score, per_example=per_example, **meta)
+        self._completed(score=score, per_example=per_example, errored=errored, **meta)
 
-    @event("Completed")
+    @event(Completed)
     def _completed(
         self,
         score: float,
         per_example: list[dict[str, Any]],
+        errored: int | None,
         command_id: str,
         correlation_id: str,
         actor: str | None,
@@ -69,3 +88,4 @@ class Evaluation(Run):
         self.status = COMPLETED
         self.score = score
         self.per_example = list(per_example)
+        self.errored = errored

@@ -45,19 +45,21 @@ from dspyops.events.envelope import Envelope, result_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.evaluate import Scored
 from dspyops.runtime.optimize import (
-    CANCELLED,
-    OPTIMIZATION_STEPS,
-    TIME_LIMIT_EXCEEDED,
     Optimized,
     ProgramSpec,
-    RunFailed,
-    RunState,
-    Stopped,
     run_evaluation,
     run_optimization,
 )
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
 from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
+from dspyops.runtime.run_state import (
+    CANCELLED,
+    OPTIMIZATION_STEPS,
+    TIME_LIMIT_EXCEEDED,
+    RunFailed,
+    RunState,
+    Stopped,
+)
 from dspyops.signatures.dspy_signature import dspy_signature
 
 log = logging.getLogger(__name__)
@@ -250,7 +252,12 @@ class RunJobs:
                 run_id, "internal_error", f"{type(exc).__name__}: {exc}"
             )
         outcome: Outcome = await self._in_store(
-            evaluations.complete_evaluation, self.app, run_id, scored.score, scored.per_example
+            evaluations.complete_evaluation,
+            self.app,
+            run_id,
+            scored.score,
+            scored.per_example,
+            scored.errored,
         )
         return outcome
 

@@ -164,6 +164,9 @@ class EvaluationCompleted(Result):
     score: float
     examples: int
     score_scale: ScoreScale = "0-1"
+    # Examples that could not be scored (an LM call, the program or the metric failed),
+    # each counted 0 in `score`; an answer that does not parse is scored, not counted.
+    errored: int = 0
 
 
 class EvaluationFailed(Result):

@@ -13,124 +13,46 @@ stopped, never the half-optimized program.
 Steps (``RunState.step`` of ``total``): 1 baseline scored on dev, 2 optimizer compiled,
 3 optimized program scored on dev. ``metric_calls`` grows while the optimizer works.
 
-This module is long because the phases and the stop they honour (``RunState``,
-``GuardedAdapter``, ``_guarded``) are one mechanism and are read together.
+Failed calls: a version is never made from a run whose calls failed. An errored
+example (see ``runtime.evaluate``) in either score fails the run, and so does a failed
+LM call while compiling: the optimizer carries on without it (a bootstrapped demo
+missing, a candidate scored 0) and the result would encode the outage. The code is the
+calls' own (``lm_error`` ...) when every call failed, else ``examples_errored`` or
+``lm_calls_failed``. An evaluation fails only when no example could be scored.
+
+The state the loop reads and the cooperative stop live in ``runtime.run_state``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import dspy
-from dspy.adapters.chat_adapter import ChatAdapter
 from dspy.utils.callback import BaseCallback
 from pydantic_core import to_jsonable_python
 
 from dspyops.runtime.evaluate import Scored, score_program, to_examples
 from dspyops.runtime.executor import INTERNAL_ERROR, classify
+from dspyops.runtime.failures import Failed, Tally
 from dspyops.runtime.modules import build_module, state_problems
 from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
 from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
+from dspyops.runtime.run_state import (
+    CANCELLED,
+    EXAMPLES_ERRORED,
+    LM_CALLS_FAILED,
+    GuardedAdapter,
+    RunFailed,
+    RunState,
+    Stopped,
+)
 from dspyops.runtime.scoring import Metric, MetricOptionsError, UnknownMetric, build_metric
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-CANCELLED = "cancelled"
-TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
-OPTIMIZATION_STEPS = 3
-
-
-class Stopped(Exception):
-    """Raised inside DSPy calls once a run must stop; ``reason`` is a code above."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"run stopped: {reason}")
-
-
-class RunFailed(Exception):
-    """The run cannot produce a result; ``code`` goes into the failure event."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(f"{code}: {message}")
-
-
-class RunState:
-    """Shared between the run's thread and the event loop that reports on it."""
-
-    def __init__(self, time_limit_s: float) -> None:
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.deadline = time.monotonic() + time_limit_s
-        self.time_limit_s = time_limit_s
-        self.reason: str | None = None
-        self.step = 0
-        self.total = OPTIMIZATION_STEPS
-        self.best_score: float | None = None
-        self.metric_calls = 0
-        self.message = ""
-        # Every finished step, kept so a reporter that polls slower than steps end
-        # still reports each one: (step, total, best score so far, message).
-        self.finished: list[tuple[int, int, float | None, str]] = []
-
-    def stop(self, reason: str) -> None:
-        with self._lock:
-            if self.reason is None:
-                self.reason = reason
-        self._stop.set()
-
-    def check(self) -> None:
-        if not self._stop.is_set() and time.monotonic() > self.deadline:
-            self.stop(TIME_LIMIT_EXCEEDED)
-        if self._stop.is_set():
-            raise Stopped(self.reason or CANCELLED)
-
-    def advance(self, step: int, message: str, score: float | None = None) -> None:
-        with self._lock:
-            self.step, self.message = step, message
-            if score is not None:
-                self.best_score = score if self.best_score is None else max(self.best_score, score)
-            self.finished.append((step, self.total, self.best_score, message))
-
-    def finished_since(self, count: int) -> list[tuple[int, int, float | None, str]]:
-        with self._lock:
-            return self.finished[count:]
-
-    def saw_score(self, score: float) -> None:
-        with self._lock:
-            self.best_score = score if self.best_score is None else max(self.best_score, score)
-
-    def count_metric_call(self) -> None:
-        with self._lock:
-            self.metric_calls += 1
-
-    def snapshot(self) -> tuple[int, int, float | None, int, str]:
-        with self._lock:
-            return self.step, self.total, self.best_score, self.metric_calls, self.message
-
-
-class GuardedAdapter(ChatAdapter):
-    """ChatAdapter (same prompts) that refuses to call the LM once the run must stop."""
-
-    def __init__(self, state: RunState) -> None:
-        super().__init__()
-        self._state = state
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        self._state.check()
-        return super().__call__(*args, **kwargs)
-
-    async def acall(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        self._state.check()
-        return await super().acall(*args, **kwargs)
 
 
 class _DevScores(BaseCallback):
@@ -157,6 +79,18 @@ class _DevScores(BaseCallback):
         score = getattr(outputs, "score", None)
         if exception is None and size == self._dev_size and isinstance(score, int | float):
             self._state.saw_score(round(float(score) / 100, 4))
+
+
+class _LMCalls(BaseCallback):
+    """Every LM call made while installed, and why each failed one failed."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+
+    def on_lm_end(
+        self, call_id: str, outputs: Any | None, exception: BaseException | None = None
+    ) -> None:
+        self.tally.add(None if exception is None else Failed.of(exception))
 
 
 class _CountedMetric:
@@ -219,24 +153,33 @@ def run_optimization(
     dev = to_examples(devset, spec.input_names) or train
     counted = _CountedMetric(metric, state)
     callbacks = [_DevScores(state, len(dev))]
+    compiling = _LMCalls()
     with dspy.context(lm=lm, adapter=GuardedAdapter(state), callbacks=callbacks):
         student = build_module(spec.module, spec.signature, spec.state)
         baseline = _guarded(state, lambda: score_program(student, dev, metric, num_threads=1))
+        _no_failed_calls("scoring the baseline", baseline.errors, "examples", EXAMPLES_ERRORED)
         state.advance(1, "baseline scored on the dev split", baseline.score)
-        compiled = _guarded(
-            state,
-            lambda: compile_program(
-                optimizer,
-                parsed,
-                student.deepcopy(),
-                metric=counted,
-                trainset=train,
-                devset=dev,
-                lm=lm,
-            ),
+        with dspy.context(callbacks=[*callbacks, compiling]):
+            compiled = _guarded(
+                state,
+                lambda: compile_program(
+                    optimizer,
+                    parsed,
+                    student.deepcopy(),
+                    metric=counted,
+                    trainset=train,
+                    devset=dev,
+                    lm=lm,
+                ),
+            )
+        _no_failed_calls(
+            f"compiling with {optimizer}", compiling.tally, "LM calls", LM_CALLS_FAILED
         )
         state.advance(2, f"{optimizer} compiled")
         optimized = _guarded(state, lambda: score_program(compiled, dev, metric, num_threads=1))
+        _no_failed_calls(
+            "scoring the optimized program", optimized.errors, "examples", EXAMPLES_ERRORED
+        )
         state.advance(3, "optimized program scored on the dev split", optimized.score)
     return Optimized(_saved_state(spec, compiled), baseline.score, optimized.score)
 
@@ -258,6 +201,10 @@ def run_evaluation(
     with dspy.context(lm=lm, adapter=GuardedAdapter(state)):
         program = build_module(spec.module, spec.signature, spec.state)
         scored = _guarded(state, lambda: score_program(program, dev, metric, num_threads=1))
+    if scored.errors.all_failed:
+        # Nothing was measured; some errored examples are counted in the completed result.
+        message = f"{scored.errors.summary('examples')}; none could be scored"
+        raise RunFailed(scored.errors.most_common(), message)
     state.advance(1, "scored", scored.score)
     return scored
 
@@ -295,6 +242,13 @@ def _guarded(state: RunState, work: Callable[[], T]) -> T:
         raise RunFailed(code, f"{type(exc).__name__}: {exc}"[:2000]) from exc
     state.check()
     return result
+
+
+def _no_failed_calls(phase: str, tally: Tally, unit: str, code: str) -> None:
+    """Fail the run if calls failed in this phase: with their code when all did, else ``code``."""
+    if tally.failed:
+        message = f"{phase}: {tally.summary(unit)}; no version is made from a run with failed calls"
+        raise RunFailed(tally.most_common() if tally.all_failed else code, message)
 
 
 def _saved_state(spec: ProgramSpec, program: dspy.Module) -> dict[str, Any]:

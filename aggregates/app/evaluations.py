@@ -78,15 +78,21 @@ def _plan(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
 
 
 def complete_evaluation(
-    app: DspyOps, evaluation_id: str, score: float, per_example: list[dict[str, Any]]
+    app: DspyOps,
+    evaluation_id: str,
+    score: float,
+    per_example: list[dict[str, Any]],
+    errored: int = 0,
 ) -> Outcome:
+    """`errored`: examples that could not be scored (a call failed), each counted 0 in `score`."""
+
     def finish(run: Run, ctx: CommandContext) -> Outcome:
         assert isinstance(run, Evaluation)
         bad = score_errors(score=score)
         if bad:
             return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"])
         # Per-example outputs are what the LM said: made storable (NUL replaced).
-        run.complete(score, clean_json(per_example), **ctx.meta())
+        run.complete(score, clean_json(per_example), errored, **ctx.meta())
         result = EvaluationCompleted(
             evaluation_id=run.evaluation_id,
             program_id=run.program_id,
@@ -95,6 +101,7 @@ def complete_evaluation(
             metric=run.metric,
             score=score,
             examples=len(per_example),
+            errored=errored,
         )
         return app.record(ctx, Outcome.of(result, run.run_id), run)
 

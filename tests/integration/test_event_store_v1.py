@@ -69,6 +69,9 @@ def test_every_v1_event_loads_and_replays_to_the_same_state(v1_store: DspyOps) -
     p2: Program = v1_store.repository.get(program_uuid("p2"))
     assert p2.version == 52
     assert (p2.status, p2.description) == ("training", "d49")
+    evaluated = v1_store.evaluation("cmd-016")
+    # v1 did not tell errored examples from wrong answers: the count is unknown, not 0.
+    assert (evaluated.score, evaluated.errored) == (0.5, None)
     golden: Dataset = v1_store.repository.get(dataset_uuid("golden"))
     assert isinstance(golden, Dataset)
     assert golden.size == 12

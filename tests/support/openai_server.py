@@ -51,6 +51,10 @@ class OpenAIServer:
             timeout, to test timeouts); applies to calls after the rate-limited ones.
         usage: fixed (prompt_tokens, completion_tokens) to report; by default words
             are counted.
+        fail_every: every Nth call (counted by ``calls``, from 1) answers
+            ``fail_status`` instead: 1 fails every call, 3 fails the 3rd, 6th, ...
+            ``restart_count`` starts the count again, so a test can predict which fail.
+        fail_status: the HTTP status of those answers (401, 500, ...).
     """
 
     def __init__(
@@ -61,12 +65,19 @@ class OpenAIServer:
         rate_limit_first: int = 0,
         hang_s: float = 0.0,
         usage: tuple[int, int] | None = None,
+        fail_every: int = 0,
+        fail_status: int = 500,
     ) -> None:
         self.responder = responder
         self.delay_s = delay_s
         self.rate_limit_first = rate_limit_first
         self.hang_s = hang_s
         self.fixed_usage = usage
+        self.fail_every = fail_every
+        self.fail_status = fail_status
+        # Calls answered since the last restart_count, and how many of them failed.
+        self.calls = 0
+        self.failed = 0
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         # What each successful answer reported, in order, for usage assertions.
@@ -114,15 +125,26 @@ class OpenAIServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def restart_count(self) -> None:
+        with self._lock:
+            self.calls = self.failed = 0
+
     def _answer(
         self, body: dict[str, Any], headers: dict[str, str]
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
             self.requests.append(body)
             self.headers.append(headers)
-            limited = self.rate_limited < self.rate_limit_first
+            self.calls += 1
+            call = self.calls
+            failing = self.fail_every > 0 and call % self.fail_every == 0
+            self.failed += failing
+            limited = not failing and self.rate_limited < self.rate_limit_first
             if limited:
                 self.rate_limited += 1
+        if failing:
+            message = f"test server fails call {call} (one in {self.fail_every})"
+            return self.fail_status, {}, {"error": {"message": message, "type": "test_failure"}}
         if limited:
             error = {"error": {"message": "rate limited by test server", "type": "rate_limit"}}
             return 429, {"Retry-After": "0"}, error

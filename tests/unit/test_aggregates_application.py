@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from dspyops.aggregates.app import (
     Checks,
@@ -565,6 +566,37 @@ def test_evaluation_records_score_and_per_example_results(app: DspyOps, ctx: Ids
         evaluations.fail_evaluation(app, "e2", "metric_error", "boom").result_type
         == "EvaluationFailed"
     )
+
+
+def test_an_evaluation_records_how_many_examples_errored(app: DspyOps, ctx: Ids) -> None:
+    program_in(app, ctx, "optimized")
+    add_dataset(app, ctx)
+    handle(app, EvaluateProgram(program_id="p", dataset_id="d", version=1), ctx("e1"))
+    per_example: list[dict[str, Any]] = [
+        {"index": 0, "score": 1.0, "outputs": {"answer": "a"}},
+        {"index": 1, "score": 0.0, "outputs": None, "error": "lm_error"},
+    ]
+    outcome = evaluations.complete_evaluation(app, "e1", 0.5, per_example, errored=1)
+    assert outcome.result_type == "EvaluationCompleted"
+    assert (outcome.data["examples"], outcome.data["errored"]) == (2, 1)
+    run = app.evaluation("e1")
+    assert (run.errored, run.per_example) == (1, per_example)
+    (stored,) = [
+        n
+        for n in app.recorder.select_notifications(1, 100)
+        if n.topic.endswith(":Evaluation.Completed")
+    ]
+    state = app.mapper.transcoder.decode(stored.state)
+    assert (state["class_version"], state["errored"]) == (2, 1)
+    # A v1 event (no count, no class version) loads with the count unknown, not 0.
+    del state["class_version"], state["errored"]
+    v1 = StoredEvent(
+        stored.originator_id,
+        stored.originator_version,
+        stored.topic,
+        app.mapper.transcoder.encode(state),
+    )
+    assert app.mapper.to_domain_event(v1).errored is None  # type: ignore[attr-defined]
 
 
 def test_an_evaluation_with_an_unknown_metric_is_rejected_and_records_no_run(ctx: Ids) -> None:

@@ -12,14 +12,16 @@ from dspy.lm15 import Request
 from dspyops.runtime.modules import build_module
 from dspyops.runtime.offline import OfflineLM
 from dspyops.runtime.optimize import (
+    ProgramSpec,
+    run_evaluation,
+    run_optimization,
+)
+from dspyops.runtime.run_state import (
     CANCELLED,
     TIME_LIMIT_EXCEEDED,
-    ProgramSpec,
     RunFailed,
     RunState,
     Stopped,
-    run_evaluation,
-    run_optimization,
 )
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
