@@ -156,6 +156,8 @@ RUNS = Table(
         ("baseline_score", "double precision"),
         ("optimized_score", "double precision"),
         ("score", "double precision"),
+        # Evaluations: examples whose LM call failed (None: not counted by that version).
+        ("errored", "integer"),
         ("per_example", "jsonb"),
         ("step", "integer NOT NULL"),
         ("total", "integer NOT NULL"),

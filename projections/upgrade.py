@@ -19,7 +19,7 @@ from psycopg import Connection, sql
 
 from dspyops.projections.appliers.programs import signature_schemas
 from dspyops.projections.appliers.rows import Rows
-from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS, READ_MODELS, Table
+from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS, READ_MODELS, RUNS, Table
 
 
 class OutdatedReadSchema(Exception):
@@ -52,9 +52,16 @@ def _fill_version_schemas(conn: Connection, schema: str) -> int:
     return len(versions)
 
 
+def _nothing_to_fill(conn: Connection, schema: str) -> int:
+    """Rows made before the column existed came from events that did not carry it: NULL,
+    exactly what projecting those events again gives."""
+    return 0
+
+
 # In the order the columns were added.
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(PROGRAM_VERSIONS, ("input_schema", "output_schema"), _fill_version_schemas),
+    Upgrade(RUNS, ("errored",), _nothing_to_fill),
 )
 
 

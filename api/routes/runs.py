@@ -60,6 +60,9 @@ class Evaluation(Run):
     evaluation_id: str
     version: int
     score: float | None
+    # Examples whose LM call failed (each marked with its `error` code in per_example);
+    # null for evaluations recorded before dspyops counted them.
+    errored: int | None
     per_example: list[dict[str, Any]] | None
 
 

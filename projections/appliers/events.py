@@ -121,3 +121,5 @@ class OptimizationCompleted(Recorded, Protocol):
 class EvaluationCompleted(Recorded, Protocol):
     score: float
     per_example: list[dict[str, Any]]
+    # Examples whose LM call failed; None in version 1 events (not counted then).
+    errored: int | None

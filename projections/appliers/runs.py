@@ -87,7 +87,14 @@ class RunsApplier:
         )
 
     def evaluation_completed(self, e: EvaluationCompleted, position: int) -> None:
-        self._change(e, position, status=COMPLETED, score=e.score, per_example=list(e.per_example))
+        self._change(
+            e,
+            position,
+            status=COMPLETED,
+            score=e.score,
+            errored=e.errored,
+            per_example=list(e.per_example),
+        )
 
     def _requested(self, e: RunRequested, position: int, **fields: Any) -> None:
         row: Row = {

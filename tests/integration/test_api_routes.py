@@ -186,7 +186,8 @@ def test_optimizations_and_evaluations(client: TestClient) -> None:
     assert client.get("/optimizations?status=failed").json()["items"] == []
     assert client.get("/optimizations/opt1").json()["best_score"] == 0.5
     evaluation = client.get("/evaluations/ev1").json()
-    assert (evaluation["score"], evaluation["version"]) == (0.75, 1)
+    assert (evaluation["score"], evaluation["version"], evaluation["errored"]) == (0.5, 1, 1)
+    assert evaluation["per_example"][1]["error"] == "lm_error"
     assert [e["evaluation_id"] for e in client.get("/evaluations").json()["items"]] == ["ev1"]
     assert client.get("/evaluations?program_id=sum").json()["items"] == []
 
