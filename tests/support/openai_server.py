@@ -51,6 +51,14 @@ class OpenAIServer:
             timeout, to test timeouts); applies to calls after the rate-limited ones.
         usage: fixed (prompt_tokens, completion_tokens) to report; by default words
             are counted.
+        fail_status: every call answers this HTTP status (401, 403, 429, 500, ...) with
+            an OpenAI-style error whose message echoes what a careless provider or
+            gateway might: the API key it received (the ``Authorization`` header), its
+            own address (URL and host:port) and ``echo``. A 429 carries
+            ``Retry-After: 0``.
+        echo: more text for those error messages (for instance an env var's name).
+        host: the loopback address to listen on; any 127.x.y.z works on Linux, so a
+            test can give each server an address of its own.
     """
 
     def __init__(
@@ -61,12 +69,18 @@ class OpenAIServer:
         rate_limit_first: int = 0,
         hang_s: float = 0.0,
         usage: tuple[int, int] | None = None,
+        fail_status: int | None = None,
+        echo: str = "",
+        host: str = "127.0.0.1",
     ) -> None:
         self.responder = responder
         self.delay_s = delay_s
         self.rate_limit_first = rate_limit_first
         self.hang_s = hang_s
         self.fixed_usage = usage
+        self.fail_status = fail_status
+        self.echo = echo
+        self.host = host
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         # What each successful answer reported, in order, for usage assertions.
@@ -79,11 +93,16 @@ class OpenAIServer:
         self._thread: threading.Thread | None = None
 
     @property
-    def base_url(self) -> str:
+    def address(self) -> str:
+        """host:port the server listens on."""
         if self._httpd is None:
             raise RuntimeError("server not started")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"{host!s}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.address}/v1"
 
     def __enter__(self) -> OpenAIServer:
         self.start()
@@ -99,7 +118,7 @@ class OpenAIServer:
 
     def start(self) -> None:
         handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self._httpd = _QuietServer((self.host, 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -126,6 +145,8 @@ class OpenAIServer:
         if limited:
             error = {"error": {"message": "rate limited by test server", "type": "rate_limit"}}
             return 429, {"Retry-After": "0"}, error
+        if self.fail_status is not None:
+            return self._failure(self.fail_status, headers)
         # Waiting on the event lets stop() end a hanging call at once.
         if self.hang_s or self.delay_s:
             self._stopping.wait(self.hang_s or self.delay_s)
@@ -135,6 +156,18 @@ class OpenAIServer:
         with self._lock:
             self.usages.append(usage)
         return 200, {}, self._completion(body, content, usage)
+
+    def _failure(
+        self, status: int, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        key = headers.get("authorization", "").removeprefix("Bearer ")
+        message = (
+            f"Incorrect API key provided: {key}. You can find your API key at "
+            f"{self.base_url}/keys (server {self.address}, host {self.host}); "
+            f"check {self.echo or 'your settings'}. Authorization: Bearer {key}"
+        )
+        error = {"error": {"message": message, "type": f"status_{status}", "code": key}}
+        return status, {"Retry-After": "0"} if status == 429 else {}, error
 
     def _usage(self, messages: Messages, content: str) -> dict[str, int]:
         if self.fixed_usage is not None:
