@@ -1,4 +1,5 @@
-"""The composition root of `dspyops worker`: event store, LM profiles, agents, outbox relay."""
+"""The composition root of `dspyops worker`: event store, LM profiles, agents, outbox relay,
+and the redaction of every secret the worker holds in what it records and publishes."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from dspyops.runtime.executor import configure_dspy_for_workers
 from dspyops.runtime.profiles import ProfileRegistry
+from dspyops.runtime.redaction import Redactor
 from dspyops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ def build_worker_app(
     topics = Topics(settings.topic_prefix)
     configure_dspy_for_workers()
     lm_profiles = profiles or bootstrap.lm_profiles(settings)
+    redactor = Redactor.for_worker(settings, lm_profiles)
     store = bootstrap.open_worker_store(settings)
     app = create_app(settings)
     publisher = Publisher(app)
@@ -54,6 +57,7 @@ def build_worker_app(
         modules=ModuleCache(),
         store_executor=store_executor,
         execution_timeout_s=settings.execution_timeout_s,
+        redactor=redactor,
     )
     runs = RunJobs(
         app=store,
@@ -62,6 +66,7 @@ def build_worker_app(
         publish=publisher.publish,
         pool=ThreadPoolExecutor(OPTIMIZATION_CONCURRENCY, thread_name_prefix="optimize"),
         store_executor=store_executor,
+        redactor=redactor,
     )
     processor = Processor(
         app=store,

@@ -9,6 +9,7 @@ import dspy
 import pytest
 from dspy.lm15 import Request
 
+from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.modules import build_module
 from dspyops.runtime.offline import OfflineLM
 from dspyops.runtime.optimize import (
@@ -21,6 +22,7 @@ from dspyops.runtime.optimize import (
     run_evaluation,
     run_optimization,
 )
+from dspyops.runtime.redaction import Redactor
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
 from tests.integration.optimization_support import EXAMPLES, few_shot_lm, few_shot_reply
@@ -31,6 +33,9 @@ SPEC = ProgramSpec(
     dspy_signature(COMPILED), "Predict", None, COMPILED.input_names, COMPILED.output_names
 )
 TRAIN, DEV = EXAMPLES[:12], EXAMPLES[12:]
+
+# Failures told as the worker tells them, with nothing configured to redact.
+ERRORS = LMErrors("test", Redactor())
 
 
 def _optimize(optimizer: str, config: dict[str, Any], lm: dspy.BaseLM, **kw: Any) -> Any:
@@ -44,6 +49,7 @@ def _optimize(optimizer: str, config: dict[str, Any], lm: dspy.BaseLM, **kw: Any
         devset=DEV,
         lm=lm,
         state=state,
+        errors=ERRORS,
     )
 
 
@@ -132,7 +138,12 @@ def test_an_lm_that_fails_every_call_fails_the_run_with_the_lm_code() -> None:
 
 def test_evaluation_scores_each_example() -> None:
     scored = run_evaluation(
-        SPEC, metric_name="exact_match", devset=DEV, lm=few_shot_lm(), state=RunState(60)
+        SPEC,
+        metric_name="exact_match",
+        devset=DEV,
+        lm=few_shot_lm(),
+        state=RunState(60),
+        errors=ERRORS,
     )
     assert scored.score == 0.0
     assert [e["index"] for e in scored.per_example] == list(range(len(DEV)))
