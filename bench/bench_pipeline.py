@@ -49,6 +49,7 @@ from dspyops.events.envelope import command_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.executor import configure_dspy_for_workers
 from dspyops.runtime.modules import build_module
+from dspyops.runtime.redaction import Redactor
 from dspyops.settings import Settings, get_settings
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
@@ -232,7 +233,7 @@ async def profile_processing(settings: Settings, count: int) -> str:
         CommandContext(command_id=f"reg-{program_id}", correlation_id="p"),
     )
     topics = Topics(settings.topic_prefix)
-    jobs = ExecutionJobs(store, StubProfiles(ScriptedLM(REPLY)), ModuleCache())
+    jobs = ExecutionJobs(store, StubProfiles(ScriptedLM(REPLY)), ModuleCache(), redactor=Redactor())
     processor = Processor(store, topics, {ExecutionPlan: jobs.run})
     records = [
         Incoming(

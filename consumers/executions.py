@@ -1,4 +1,8 @@
-"""Executions: run a planned execution on its LM profile and record it (group commit)."""
+"""Executions: run a planned execution on its LM profile and record it (group commit).
+
+A failure is recorded with the code and message ``runtime.lm_errors`` builds, upstream
+text redacted by the worker's ``Redactor``: never an exception's own text.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from dspyops.consumers.store_calls import in_store
 from dspyops.events.envelope import Envelope
 from dspyops.events.results import ErrorInfo, Usage
 from dspyops.runtime.executor import execute_program
-from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
+from dspyops.runtime.lm_errors import LMErrors
+from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
+from dspyops.runtime.redaction import Redactor
 
 
 @dataclass
@@ -24,20 +30,28 @@ class ExecutionJobs:
     modules: ModuleCache
     store_executor: Executor | None = None
     execution_timeout_s: float = 60.0
+    redactor: Redactor = field(kw_only=True)
     _batcher: CompletionBatcher | None = field(default=None, init=False, repr=False)
 
     async def run(self, envelope: Envelope, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
         """Call the LM for `plan`, then record the execution; one terminal outcome."""
+        errors = LMErrors(plan.lm, self.redactor)
         try:
             profile = self.profiles.get(plan.lm)
             lm = self.profiles.build_lm(plan.lm)
         except UnknownProfile as exc:
             error = ErrorInfo(code="unknown_lm_profile", message=str(exc))
             return await self._record(Completion(plan, ctx, None, error, 0.0, Usage(), "", False))
+        except ProfileError as exc:  # its key variable is not set on this worker
+            code, message = errors.describe(exc)
+            error = ErrorInfo(code=code, message=message)
+            return await self._record(Completion(plan, ctx, None, error, 0.0, Usage(), "", False))
         module = self.modules.get(plan)
         # The profile's timeout is per attempt and the LM retries: the deadline covers all.
         deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
-        outcome = await execute_program(module, dict(plan.inputs), lm, timeout_s=deadline)
+        outcome = await execute_program(
+            module, dict(plan.inputs), lm, timeout_s=deadline, errors=errors
+        )
         failure = None
         if not outcome.ok:
             failure = ErrorInfo(

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -44,6 +44,7 @@ from dspyops.consumers.store_calls import in_store
 from dspyops.events.envelope import Envelope, result_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.evaluate import Scored
+from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.optimize import (
     Optimized,
     ProgramSpec,
@@ -51,7 +52,8 @@ from dspyops.runtime.optimize import (
     run_optimization,
 )
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
-from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
+from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
+from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import (
     CANCELLED,
     OPTIMIZATION_STEPS,
@@ -80,6 +82,8 @@ class RunJobs:
     store_executor: Executor | None = None
     poll_interval_s: float = 0.5
     heartbeat_s: float = 5.0
+    # Tells run failures (runtime.lm_errors): an exception's own text may echo secrets.
+    redactor: Redactor = field(kw_only=True)
 
     # --- optimizations -------------------------------------------------------------
 
@@ -96,10 +100,13 @@ class RunJobs:
                 return await self._fail(run_id, "interrupted", message)
         started = "started" if starts == 1 else f"started again after an interruption ({starts})"
         await self._progress(run_id, envelope, 0, OPTIMIZATION_STEPS, None, started)
+        errors = LMErrors(planned.lm, self.redactor)
         try:
             lm = self.profiles.build_lm(planned.lm)
         except UnknownProfile as exc:
             return await self._fail(run_id, "unknown_lm_profile", str(exc))
+        except ProfileError as exc:
+            return await self._fail(run_id, *errors.describe(exc))
         state = RunState(_time_limit(planned))
         work = partial(
             run_optimization,
@@ -111,6 +118,7 @@ class RunJobs:
             devset=list(planned.devset),
             lm=lm,
             state=state,
+            errors=errors,
         )
         future = asyncio.get_running_loop().run_in_executor(self.pool, work)
         try:
@@ -126,7 +134,7 @@ class RunJobs:
             return await self._fail(run_id, exc.code, exc.message)
         except Exception as exc:
             log.exception("optimization %s failed unexpectedly", run_id)
-            return await self._fail(run_id, "internal_error", f"{type(exc).__name__}: {exc}")
+            return await self._fail(run_id, *errors.describe(exc))
         return await self._in_store(
             partial(
                 optimizations.complete_optimization,
@@ -217,10 +225,13 @@ class RunJobs:
     ) -> Outcome:
         """Score a planned evaluation to its one terminal outcome."""
         run_id = planned.evaluation_id
+        errors = LMErrors(planned.lm, self.redactor)
         try:
             lm = self.profiles.build_lm(planned.lm)
         except UnknownProfile as exc:
             return await self._fail_evaluation(run_id, "unknown_lm_profile", str(exc))
+        except ProfileError as exc:
+            return await self._fail_evaluation(run_id, *errors.describe(exc))
         state = RunState(DEFAULT_TIME_LIMIT_S)
         work = partial(
             run_evaluation,
@@ -229,6 +240,7 @@ class RunJobs:
             devset=list(planned.devset),
             lm=lm,
             state=state,
+            errors=errors,
         )
         future = asyncio.get_running_loop().run_in_executor(self.pool, work)
         try:
@@ -248,9 +260,7 @@ class RunJobs:
             return await self._fail_evaluation(run_id, exc.code, exc.message)
         except Exception as exc:
             log.exception("evaluation %s failed unexpectedly", run_id)
-            return await self._fail_evaluation(
-                run_id, "internal_error", f"{type(exc).__name__}: {exc}"
-            )
+            return await self._fail_evaluation(run_id, *errors.describe(exc))
         outcome: Outcome = await self._in_store(
             evaluations.complete_evaluation,
             self.app,

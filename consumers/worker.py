@@ -1,4 +1,5 @@
-"""The composition root of `dspyops worker`: event store, LM profiles, agents, outbox relay."""
+"""The composition root of `dspyops worker`: event store, LM profiles, agents, outbox relay,
+and the redaction of every secret the worker holds (results, events and log lines)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dspyops import bootstrap
 from dspyops.aggregates.app import EvaluationPlan, ExecutionPlan, OptimizationPlan
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.faust_app import Publisher, add_command_agent, create_app
+from dspyops.consumers.log_redaction import install_log_redaction
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.relay import OutboxRelay, PositionStore
@@ -20,6 +22,7 @@ from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from dspyops.runtime.executor import configure_dspy_for_workers
 from dspyops.runtime.profiles import ProfileRegistry
+from dspyops.runtime.redaction import Redactor
 from dspyops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,10 +43,11 @@ async def prepare_topics(settings: Settings) -> None:
 def build_worker_app(
     settings: Settings, *, profiles: ProfileRegistry | None = None, relay: bool = True
 ) -> faust.App:
-    """The faust app with its agents; `profiles` replaces the configured LM profiles (tests)."""
+    """The faust app with its agents; `profiles` replaces the configured LM profiles."""
     topics = Topics(settings.topic_prefix)
     configure_dspy_for_workers()
     lm_profiles = profiles or bootstrap.lm_profiles(settings)
+    redactor = Redactor.for_worker(settings, lm_profiles)
     store = bootstrap.open_worker_store(settings, lm_profiles)
     app = create_app(settings)
     publisher = Publisher(app)
@@ -54,6 +58,7 @@ def build_worker_app(
         modules=ModuleCache(),
         store_executor=store_executor,
         execution_timeout_s=settings.execution_timeout_s,
+        redactor=redactor,
     )
     runs = RunJobs(
         app=store,
@@ -62,6 +67,7 @@ def build_worker_app(
         publish=publisher.publish,
         pool=ThreadPoolExecutor(OPTIMIZATION_CONCURRENCY, thread_name_prefix="optimize"),
         store_executor=store_executor,
+        redactor=redactor,
     )
     processor = Processor(
         app=store,
@@ -106,10 +112,13 @@ def build_worker_app(
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
+    profiles = bootstrap.lm_profiles(settings)
+    # Before anything else logs: no log line of this process shows a secret it holds.
+    install_log_redaction(Redactor.for_worker(settings, profiles))
     # One loop for the topic check and for faust, so nothing is bound to a closed loop.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(prepare_topics(settings))
-    app = build_worker_app(settings)
+    app = build_worker_app(settings, profiles=profiles)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, loop=loop)
     worker.execute_from_commandline()

@@ -2,7 +2,8 @@
 
 Nothing is re-exported here: import from the defining module
 (``dspyops.runtime.executor``, ``.modules``, ``.profiles``, ``.offline``, ``.evaluate``,
-``.scoring``, ``.field_scores``, ``.optimizers``, ``.optimize``, ``.progress_bars``),
+``.scoring``, ``.field_scores``, ``.optimizers``, ``.optimize``, ``.progress_bars``,
+``.lm_errors``, ``.redaction``),
 so importing one of them does not import every other.
 
 Imports only dspy, pydantic, the standard library and ``settings``; signatures are

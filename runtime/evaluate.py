@@ -21,8 +21,8 @@ from typing import Any
 import dspy
 from pydantic_core import to_jsonable_python
 
-from dspyops.runtime.executor import OUTPUT_PARSE_ERROR
 from dspyops.runtime.failures import Failed, Tally
+from dspyops.runtime.lm_errors import OUTPUT_PARSE_ERROR
 
 # Outputs kept per example in the stored result: enough to inspect, bounded in size.
 _MAX_OUTPUT_CHARS = 2_000

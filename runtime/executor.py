@@ -4,19 +4,8 @@
 is an ``ExecutionOutcome`` a consumer can turn into exactly one result event.
 Cancellation (``asyncio.CancelledError``) still propagates, so a worker can shut down.
 
-Error codes (``ExecutionOutcome.error_code``):
-
-===========================  =====================================================
-``lm_timeout``               the execution exceeded ``timeout_s``, or the provider
-                             request timed out (after DSPy's retries)
-``lm_rate_limited``          the provider answered 429 on every attempt
-``context_window_exceeded``  the prompt does not fit the model's context window
-``lm_error``                 any other LM failure: auth, bad request, server error,
-                             transport, misconfiguration
-``output_parse_error``       the LM answered, but not in a shape the adapter could
-                             parse into the signature's outputs (AdapterParseError)
-``internal_error``           anything else; a bug on our side, never the LM's fault
-===========================  =====================================================
+A failure's code and message come from ``runtime.lm_errors`` (the codes are listed
+there): never an exception's own text, which may echo the API key or an internal URL.
 """
 
 from __future__ import annotations
@@ -29,40 +18,13 @@ import time
 from typing import Any
 
 import dspy
-from dspy import lm15
-from dspy.utils.exceptions import (
-    AdapterParseError,
-    ContextWindowExceededError,
-    LMError,
-    LMRateLimitError,
-    LMTimeoutError,
-)
 from dspy.utils.usage_tracker import track_usage
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_jsonable_python
 
+from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
+
 logger = logging.getLogger(__name__)
-
-LM_TIMEOUT = "lm_timeout"
-LM_RATE_LIMITED = "lm_rate_limited"
-LM_ERROR = "lm_error"
-CONTEXT_WINDOW_EXCEEDED = "context_window_exceeded"
-OUTPUT_PARSE_ERROR = "output_parse_error"
-INTERNAL_ERROR = "internal_error"
-
-_MAX_MESSAGE = 2000
-
-# Exceptions that reach us without DSPy's translation (a legacy LM, or LiteLLM called
-# directly) are recognised by class name, so runtime/ needs no LiteLLM import.
-_FOREIGN_CODES = {
-    "Timeout": LM_TIMEOUT,
-    "APITimeoutError": LM_TIMEOUT,
-    "RateLimitError": LM_RATE_LIMITED,
-    "ContextWindowExceededError": CONTEXT_WINDOW_EXCEEDED,
-}
-_FOREIGN_MODULES = ("litellm", "openai", "httpx", "httpcore")
-# lm15's transport raises these for a client timeout; DSPy wraps them as LMTransportError.
-_TIMEOUT_NAMES = frozenset({"ReadTimeout", "ConnectTimeout", "WriteTimeout", "Timeout"})
 
 
 class Usage(BaseModel):
@@ -90,9 +52,17 @@ class ExecutionOutcome(BaseModel):
 
 
 async def execute_program(
-    module: dspy.Module, inputs: dict[str, Any], lm: dspy.BaseLM, *, timeout_s: float
+    module: dspy.Module,
+    inputs: dict[str, Any],
+    lm: dspy.BaseLM,
+    *,
+    timeout_s: float,
+    errors: LMErrors,
 ) -> ExecutionOutcome:
-    """Call ``module`` with ``inputs`` on ``lm``, within ``timeout_s`` seconds."""
+    """Call ``module`` with ``inputs`` on ``lm``, within ``timeout_s`` seconds.
+
+    ``errors`` (the profile of ``lm`` and the worker's redactor) tells any failure.
+    """
     start = time.monotonic()
     outputs: dict[str, Any] | None = None
     code: str | None = None
@@ -107,9 +77,9 @@ async def execute_program(
             outputs = to_jsonable_python(dict(prediction.items()))
         except Exception as exc:
             if deadline.expired():
-                code, message = LM_TIMEOUT, f"execution exceeded its limit of {timeout_s:g} s"
+                code, message = errors.deadline_exceeded(timeout_s)
             else:
-                code, message = classify(exc), _describe(exc)
+                code, message = errors.describe(exc)
             if code == INTERNAL_ERROR:
                 logger.exception("execution failed with an unexpected error")
     latency_ms = (time.monotonic() - start) * 1000
@@ -124,41 +94,6 @@ async def execute_program(
         model=str(getattr(lm, "model", type(lm).__name__)),
         lm_calls=lm_calls,
     )
-
-
-def classify(exc: BaseException) -> str:
-    """The error code for an exception raised while running a module."""
-    if isinstance(exc, AdapterParseError):
-        return OUTPUT_PARSE_ERROR
-    if isinstance(exc, ContextWindowExceededError | lm15.ContextLengthError):
-        return CONTEXT_WINDOW_EXCEEDED
-    if isinstance(exc, LMTimeoutError | lm15.TimeoutError | TimeoutError):
-        return LM_TIMEOUT
-    if isinstance(exc, LMRateLimitError | lm15.RateLimitError):
-        return LM_RATE_LIMITED
-    if isinstance(exc, LMError | lm15.LM15Error):
-        return LM_TIMEOUT if _timed_out(exc) else LM_ERROR
-    for cls in type(exc).__mro__:
-        if cls.__module__.split(".")[0] in _FOREIGN_MODULES:
-            return _FOREIGN_CODES.get(cls.__name__, LM_ERROR)
-    return INTERNAL_ERROR
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """A client-side read/connect timeout, which DSPy reports as a transport error."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, TimeoutError) or type(current).__name__ in _TIMEOUT_NAMES:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "..."
 
 
 def _usage(totals: dict[str, dict[str, Any]], entries: dict[str, list[Any]]) -> tuple[Usage, int]:

@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
-from dspyops.runtime.executor import classify
+from dspyops.runtime.lm_errors import classify
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from dspy.utils.callback import BaseCallback
 from pydantic_core import to_jsonable_python
 
 from dspyops.runtime.evaluate import Scored, score_program, to_examples
-from dspyops.runtime.executor import INTERNAL_ERROR, classify
 from dspyops.runtime.failures import Failed, Tally
+from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
 from dspyops.runtime.modules import build_module, state_problems
 from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
 from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
@@ -141,8 +141,9 @@ def run_optimization(
     devset: list[dict[str, Any]],
     lm: dspy.BaseLM,
     state: RunState,
+    errors: LMErrors,
 ) -> Optimized:
-    """Baseline, compile, score; raises RunFailed or Stopped."""
+    """Baseline, compile, score; raises RunFailed (told by `errors`) or Stopped."""
     make_progress_bars_thread_safe()
     parsed = _config(optimizer, config)
     metric = _metric(metric_name, parsed.metric_options, spec.output_names)
@@ -156,12 +157,15 @@ def run_optimization(
     compiling = _LMCalls()
     with dspy.context(lm=lm, adapter=GuardedAdapter(state), callbacks=callbacks):
         student = build_module(spec.module, spec.signature, spec.state)
-        baseline = _guarded(state, lambda: score_program(student, dev, metric, num_threads=1))
+        baseline = _guarded(
+            state, errors, lambda: score_program(student, dev, metric, num_threads=1)
+        )
         _no_failed_calls("scoring the baseline", baseline.errors, "examples", EXAMPLES_ERRORED)
         state.advance(1, "baseline scored on the dev split", baseline.score)
         with dspy.context(callbacks=[*callbacks, compiling]):
             compiled = _guarded(
                 state,
+                errors,
                 lambda: compile_program(
                     optimizer,
                     parsed,
@@ -176,7 +180,9 @@ def run_optimization(
             f"compiling with {optimizer}", compiling.tally, "LM calls", LM_CALLS_FAILED
         )
         state.advance(2, f"{optimizer} compiled")
-        optimized = _guarded(state, lambda: score_program(compiled, dev, metric, num_threads=1))
+        optimized = _guarded(
+            state, errors, lambda: score_program(compiled, dev, metric, num_threads=1)
+        )
         _no_failed_calls(
             "scoring the optimized program", optimized.errors, "examples", EXAMPLES_ERRORED
         )
@@ -191,6 +197,7 @@ def run_evaluation(
     devset: list[dict[str, Any]],
     lm: dspy.BaseLM,
     state: RunState,
+    errors: LMErrors,
 ) -> Scored:
     make_progress_bars_thread_safe()
     metric = _metric(metric_name, {}, spec.output_names)
@@ -200,7 +207,7 @@ def run_evaluation(
     state.total = 1
     with dspy.context(lm=lm, adapter=GuardedAdapter(state)):
         program = build_module(spec.module, spec.signature, spec.state)
-        scored = _guarded(state, lambda: score_program(program, dev, metric, num_threads=1))
+        scored = _guarded(state, errors, lambda: score_program(program, dev, metric, num_threads=1))
     if scored.errors.all_failed:
         # Nothing was measured; some errored examples are counted in the completed result.
         message = f"{scored.errors.summary('examples')}; none could be scored"
@@ -225,8 +232,11 @@ def _metric(name: str, options: Any, output_names: Sequence[str]) -> Metric:
         raise RunFailed("invalid_metric_options", str(exc)) from exc
 
 
-def _guarded(state: RunState, work: Callable[[], T]) -> T:
-    """Run one phase; a stop during it wins over whatever the phase returned or raised."""
+def _guarded(state: RunState, errors: LMErrors, work: Callable[[], T]) -> T:
+    """Run one phase; a stop during it wins over whatever the phase returned or raised.
+
+    A failure is told by `errors`: an exception's own text may echo the LM's API key.
+    """
     try:
         result = work()
     except Stopped:
@@ -235,11 +245,11 @@ def _guarded(state: RunState, work: Callable[[], T]) -> T:
         raise
     except Exception as exc:
         state.check()
-        code = classify(exc)
+        code, message = errors.describe(exc)
         if code == INTERNAL_ERROR:
             log.exception("optimizer failed")
             code = "optimizer_error"
-        raise RunFailed(code, f"{type(exc).__name__}: {exc}"[:2000]) from exc
+        raise RunFailed(code, message) from exc
     state.check()
     return result
 

@@ -123,7 +123,13 @@ def _parse_profile(name: str, body: Any) -> LMProfile:
     try:
         return LMProfile.model_validate({**body, "name": name})
     except ValidationError as exc:
-        raise ProfileError(f"LM profile {name!r} is invalid: {exc}") from exc
+        # Without the input values, and without the cause: a key pasted into the
+        # configuration (``"api_key": "sk-..."``) must not reach a log or a terminal.
+        problems = "; ".join(
+            ": ".join(filter(None, (".".join(map(str, e["loc"])), e["msg"])))
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise ProfileError(f"LM profile {name!r} is invalid: {problems}") from None
 
 
 def load_profiles(raw: str | None) -> dict[str, LMProfile]:

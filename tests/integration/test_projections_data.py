@@ -123,7 +123,10 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
     handle(app, UpdateProgram(program_id="qa", instructions="Answer in one word."), ctx())
     handle(app, RollbackProgram(program_id="qa", version=1), ctx())
     handle(app, EvaluateProgram(program_id="qa", dataset_id="ds", evaluation_id="ev1"), ctx())
-    per_example = [{"index": 0, "score": 1.0}, {"index": 1, "score": 0.0, "error": "lm_error"}]
+    per_example: list[dict[str, Any]] = [
+        {"index": 0, "score": 1.0},
+        {"index": 1, "score": 0.0, "error": "lm_error"},
+    ]
     evaluations.complete_evaluation(app, "ev1", 0.5, per_example, errored=1)
     later = [execute(app, "qa", latency_ms=5.0) for _ in range(2)]
     return {"succeeded": ok + later, "failed": bad}

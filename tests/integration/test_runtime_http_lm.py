@@ -18,11 +18,16 @@ import dspy
 import pytest
 
 from dspyops.runtime.executor import ExecutionOutcome, execute_program
+from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.modules import build_module
 from dspyops.runtime.profiles import ProfileRegistry, load_profiles
+from dspyops.runtime.redaction import Redactor
 from tests.support.openai_server import OpenAIServer, chat_reply
 
 QUESTION = "What is the capital of France?"
+
+# Failures told as the worker tells them, with nothing configured to redact.
+ERRORS = LMErrors("test", Redactor())
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +77,9 @@ def server() -> Iterator[OpenAIServer]:
 
 async def ask(lm: dspy.BaseLM, *, kind: str = "Predict", timeout_s: float = 10) -> ExecutionOutcome:
     module = build_module(kind, qa_signature())
-    return await execute_program(module, {"question": QUESTION}, lm, timeout_s=timeout_s)
+    return await execute_program(
+        module, {"question": QUESTION}, lm, timeout_s=timeout_s, errors=ERRORS
+    )
 
 
 async def test_outputs_usage_and_prompt_over_http(server: OpenAIServer) -> None:

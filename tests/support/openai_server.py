@@ -54,7 +54,13 @@ class OpenAIServer:
         fail_every: every Nth call (counted by ``calls``, from 1) answers
             ``fail_status`` instead: 1 fails every call, 3 fails the 3rd, 6th, ...
             ``restart_count`` starts the count again, so a test can predict which fail.
-        fail_status: the HTTP status of those answers (401, 500, ...).
+        fail_status: the HTTP status of those answers (401, 403, 429, 500, ...): an
+            OpenAI-style error whose message echoes what a careless provider or gateway
+            might: the API key it received (the ``Authorization`` header), its own
+            address (URL and host:port) and ``echo``. A 429 carries ``Retry-After: 0``.
+        echo: more text for those error messages (for instance an env var's name).
+        host: the loopback address to listen on; any 127.x.y.z works on Linux, so a
+            test can give each server an address of its own.
     """
 
     def __init__(
@@ -67,6 +73,8 @@ class OpenAIServer:
         usage: tuple[int, int] | None = None,
         fail_every: int = 0,
         fail_status: int = 500,
+        echo: str = "",
+        host: str = "127.0.0.1",
     ) -> None:
         self.responder = responder
         self.delay_s = delay_s
@@ -75,6 +83,8 @@ class OpenAIServer:
         self.fixed_usage = usage
         self.fail_every = fail_every
         self.fail_status = fail_status
+        self.echo = echo
+        self.host = host
         # Calls answered since the last restart_count, and how many of them failed.
         self.calls = 0
         self.failed = 0
@@ -90,11 +100,16 @@ class OpenAIServer:
         self._thread: threading.Thread | None = None
 
     @property
-    def base_url(self) -> str:
+    def address(self) -> str:
+        """host:port the server listens on."""
         if self._httpd is None:
             raise RuntimeError("server not started")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"{host!s}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.address}/v1"
 
     def __enter__(self) -> OpenAIServer:
         self.start()
@@ -110,7 +125,7 @@ class OpenAIServer:
 
     def start(self) -> None:
         handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self._httpd = _QuietServer((self.host, 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -143,8 +158,7 @@ class OpenAIServer:
             if limited:
                 self.rate_limited += 1
         if failing:
-            message = f"test server fails call {call} (one in {self.fail_every})"
-            return self.fail_status, {}, {"error": {"message": message, "type": "test_failure"}}
+            return self._failure(self.fail_status, headers)
         if limited:
             error = {"error": {"message": "rate limited by test server", "type": "rate_limit"}}
             return 429, {"Retry-After": "0"}, error
@@ -157,6 +171,18 @@ class OpenAIServer:
         with self._lock:
             self.usages.append(usage)
         return 200, {}, self._completion(body, content, usage)
+
+    def _failure(
+        self, status: int, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        key = headers.get("authorization", "").removeprefix("Bearer ")
+        message = (
+            f"Incorrect API key provided: {key}. You can find your API key at "
+            f"{self.base_url}/keys (server {self.address}, host {self.host}); "
+            f"check {self.echo or 'your settings'}. Authorization: Bearer {key}"
+        )
+        error = {"error": {"message": message, "type": f"status_{status}", "code": key}}
+        return status, {"Retry-After": "0"} if status == 429 else {}, error
 
     def _usage(self, messages: Messages, content: str) -> dict[str, int]:
         if self.fixed_usage is not None:

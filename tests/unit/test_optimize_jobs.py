@@ -24,6 +24,7 @@ from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterPr
 from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.optimizers import validate_optimization
+from dspyops.runtime.redaction import Redactor
 from tests.integration.optimization_support import (
     EXAMPLES,
     SIGNATURE,
@@ -53,6 +54,7 @@ def _jobs(delay_s: float = 0.0, heartbeat_s: float = 5.0) -> tuple[RunJobs, list
         pool=ThreadPoolExecutor(1),
         poll_interval_s=0.01,
         heartbeat_s=heartbeat_s,
+        redactor=Redactor(),
     )
     return jobs, published
 

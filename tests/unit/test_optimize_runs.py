@@ -9,6 +9,7 @@ import dspy
 import pytest
 from dspy.lm15 import Request
 
+from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.modules import build_module
 from dspyops.runtime.offline import OfflineLM
 from dspyops.runtime.optimize import (
@@ -16,6 +17,7 @@ from dspyops.runtime.optimize import (
     run_evaluation,
     run_optimization,
 )
+from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import (
     CANCELLED,
     TIME_LIMIT_EXCEEDED,
@@ -34,6 +36,9 @@ SPEC = ProgramSpec(
 )
 TRAIN, DEV = EXAMPLES[:12], EXAMPLES[12:]
 
+# Failures told as the worker tells them, with nothing configured to redact.
+ERRORS = LMErrors("test", Redactor())
+
 
 def _optimize(optimizer: str, config: dict[str, Any], lm: dspy.BaseLM, **kw: Any) -> Any:
     state = kw.pop("state", RunState(60))
@@ -46,6 +51,7 @@ def _optimize(optimizer: str, config: dict[str, Any], lm: dspy.BaseLM, **kw: Any
         devset=DEV,
         lm=lm,
         state=state,
+        errors=ERRORS,
     )
 
 
@@ -134,7 +140,12 @@ def test_an_lm_that_fails_every_call_fails_the_run_with_the_lm_code() -> None:
 
 def test_evaluation_scores_each_example() -> None:
     scored = run_evaluation(
-        SPEC, metric_name="exact_match", devset=DEV, lm=few_shot_lm(), state=RunState(60)
+        SPEC,
+        metric_name="exact_match",
+        devset=DEV,
+        lm=few_shot_lm(),
+        state=RunState(60),
+        errors=ERRORS,
     )
     assert scored.score == 0.0
     assert [e["index"] for e in scored.per_example] == list(range(len(DEV)))

@@ -16,14 +16,18 @@ from dspy.utils.exceptions import LMTransportError
 from dspyops.runtime import executor
 from dspyops.runtime.executor import (
     ExecutionOutcome,
-    classify,
     configure_dspy_for_workers,
     execute_program,
 )
+from dspyops.runtime.lm_errors import LMErrors, classify
+from dspyops.runtime.redaction import Redactor
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
 
 QUESTION = {"question": "What is the capital of France?"}
+
+# Failures told as the worker tells them, with nothing configured to redact.
+ERRORS = LMErrors("test", Redactor())
 
 
 def qa_signature() -> type[dspy.Signature]:
@@ -38,7 +42,7 @@ def qa_signature() -> type[dspy.Signature]:
 
 
 async def run(module: dspy.Module, lm: dspy.BaseLM, timeout_s: float = 5) -> ExecutionOutcome:
-    return await execute_program(module, dict(QUESTION), lm, timeout_s=timeout_s)
+    return await execute_program(module, dict(QUESTION), lm, timeout_s=timeout_s, errors=ERRORS)
 
 
 async def test_predict_success_has_typed_outputs_and_measures() -> None:

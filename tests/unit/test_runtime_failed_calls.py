@@ -17,8 +17,10 @@ from dspy.lm15 import Request
 
 from dspyops.runtime.evaluate import score_program, to_examples
 from dspyops.runtime.failures import Failed, Tally
+from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.modules import build_module
 from dspyops.runtime.optimize import ProgramSpec, run_evaluation, run_optimization
+from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import EXAMPLES_ERRORED, LM_CALLS_FAILED, RunFailed, RunState
 from dspyops.runtime.scoring import build_metric
 from dspyops.signatures import compile_signature
@@ -26,6 +28,8 @@ from dspyops.signatures.dspy_signature import dspy_signature
 from tests.integration.optimization_support import ANSWERS, EXAMPLES, few_shot_reply, prompt_text
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
+
+ERRORS = LMErrors("test", Redactor())
 
 COMPILED = compile_signature("question: str -> answer: str")
 SIGNATURE = dspy_signature(COMPILED)
@@ -152,7 +156,9 @@ def test_tally_names_the_most_frequent_code_and_the_first_exception_of_each() ->
 
 
 def _evaluate(lm: dspy.BaseLM) -> Any:
-    return run_evaluation(SPEC, metric_name="exact_match", devset=DEV, lm=lm, state=RunState(60))
+    return run_evaluation(
+        SPEC, metric_name="exact_match", devset=DEV, lm=lm, state=RunState(60), errors=ERRORS
+    )
 
 
 def test_an_evaluation_whose_every_call_failed_fails_with_the_most_frequent_code() -> None:
@@ -192,6 +198,7 @@ def _optimize(optimizer: str, config: dict[str, Any], lm: ScriptedLM) -> Any:
         devset=DEV,
         lm=lm,
         state=RunState(60),
+        errors=ERRORS,
     )
 
 

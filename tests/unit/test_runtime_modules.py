@@ -11,6 +11,7 @@ import pytest
 from dspy.utils import DummyLM
 
 from dspyops.runtime.executor import execute_program
+from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.modules import (
     MODULE_KINDS,
     StateMismatch,
@@ -19,6 +20,10 @@ from dspyops.runtime.modules import (
     load_state,
     state_problems,
 )
+from dspyops.runtime.redaction import Redactor
+
+# Failures told as the worker tells them, with nothing configured to redact.
+ERRORS = LMErrors("test", Redactor())
 
 
 def qa_signature() -> type[dspy.Signature]:
@@ -83,7 +88,9 @@ async def test_loaded_demos_reach_the_prompt() -> None:
     module = build_module("Predict", qa_signature(), optimized_state("Predict"))
     lm = DummyLM([{"answer": "Paris", "confidence": 0.9}])
 
-    outcome = await execute_program(module, {"question": "Capital of France?"}, lm, timeout_s=5)
+    outcome = await execute_program(
+        module, {"question": "Capital of France?"}, lm, timeout_s=5, errors=ERRORS
+    )
 
     assert outcome.ok, outcome.error_message
     prompt = json.dumps(lm.history[-1]["messages"])

@@ -12,7 +12,9 @@ import pytest
 from dspy import lm15
 
 from dspyops.runtime.executor import execute_program
+from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.offline import OFFLINE_LABEL, OfflineLM, placeholder
+from dspyops.runtime.redaction import Redactor
 
 
 class Colour(enum.Enum):
@@ -23,6 +25,10 @@ class Colour(enum.Enum):
 class Place(pydantic.BaseModel):
     city: str
     population: int
+
+
+# Failures told as the worker tells them, with nothing configured to redact.
+ERRORS = LMErrors("test", Redactor())
 
 
 def rich_signature() -> type[dspy.Signature]:
@@ -51,7 +57,7 @@ def assert_labelled(outputs: dict[str, Any]) -> None:
 @pytest.mark.parametrize("kind", [dspy.Predict, dspy.ChainOfThought])
 async def test_outputs_parse_for_every_field_type(kind: type[dspy.Module]) -> None:
     outcome = await execute_program(
-        kind(rich_signature()), {"question": "q"}, OfflineLM(), timeout_s=5
+        kind(rich_signature()), {"question": "q"}, OfflineLM(), timeout_s=5, errors=ERRORS
     )
 
     assert outcome.ok, outcome.error_message
@@ -73,7 +79,7 @@ async def test_json_adapter_gets_a_json_reply() -> None:
     lm = OfflineLM()
     with dspy.context(adapter=dspy.JSONAdapter()):
         outcome = await execute_program(
-            dspy.Predict(rich_signature()), {"question": "q"}, lm, timeout_s=5
+            dspy.Predict(rich_signature()), {"question": "q"}, lm, timeout_s=5, errors=ERRORS
         )
 
     assert outcome.ok, outcome.error_message
@@ -83,8 +89,12 @@ async def test_json_adapter_gets_a_json_reply() -> None:
 
 async def test_replies_are_deterministic() -> None:
     module = dspy.Predict(rich_signature())
-    first = await execute_program(module, {"question": "a"}, OfflineLM(), timeout_s=5)
-    second = await execute_program(module, {"question": "b"}, OfflineLM(), timeout_s=5)
+    first = await execute_program(
+        module, {"question": "a"}, OfflineLM(), timeout_s=5, errors=ERRORS
+    )
+    second = await execute_program(
+        module, {"question": "b"}, OfflineLM(), timeout_s=5, errors=ERRORS
+    )
     assert first.outputs == second.outputs
 
 

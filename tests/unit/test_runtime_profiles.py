@@ -89,6 +89,22 @@ def test_bad_configuration_is_refused(raw: str, expected: str) -> None:
         load_profiles(raw)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "openai/a", "api_key": "sk-pasted-0123456789"},
+        {"model": "openai/a", "api_key_env": "sk-pasted-0123456789"},
+    ],
+)
+def test_a_refused_profile_does_not_repeat_a_pasted_key(body: dict[str, str]) -> None:
+    with pytest.raises(ProfileError) as refused:
+        load_profiles(json.dumps({"x": body}))
+    assert "sk-pasted" not in str(refused.value)
+    assert "6789" not in str(refused.value)
+    assert refused.value.__cause__ is None
+    assert refused.value.__suppress_context__
+
+
 def test_an_offline_profile_may_be_declared() -> None:
     profiles = load_profiles('{"default": {"model": "offline", "offline": true}}')
     assert profiles["default"].offline

@@ -1,0 +1,94 @@
+"""ExecutionJobs with an in-memory event store: what a failed LM call records and replies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from dspy import lm15
+
+from dspyops.aggregates.app import DspyOps, ExecutionPlan, in_memory_env
+from dspyops.consumers.executions import ExecutionJobs
+from dspyops.consumers.module_cache import ModuleCache
+from dspyops.consumers.processing import Processor
+from dspyops.consumers.records import Incoming
+from dspyops.events.codec import encode
+from dspyops.events.envelope import command_envelope
+from dspyops.events.topics import Topics
+from dspyops.runtime.profiles import ProfileRegistry, load_profiles
+from dspyops.runtime.redaction import Redactor
+from dspyops.settings import Settings
+from tests.support.scripted_lm import ScriptedLM
+
+TOPICS = Topics("t.")
+KEY_ENV = "ACME_SECRET_KEY_VARIABLE"
+KEY = "sk-unit-8c1f0e6d4b2a9f7e5d3c1b0a"
+URL = "http://llm.corp.internal:9000/v1"
+PROFILES = {"p": {"model": "openai/x", "api_base": URL, "api_key_env": KEY_ENV}}
+
+
+class EchoingProfiles(ProfileRegistry):
+    """Profile 'p' as configured; its LM answers 401 echoing the key and the endpoint."""
+
+    def __init__(self) -> None:
+        super().__init__(load_profiles(json.dumps(PROFILES)))
+
+    def build_lm(self, name: str) -> Any:
+        super().build_lm(name)  # raises as the real one does when the key is missing
+        echo = f"Incorrect API key provided: {KEY} for {URL}; check {KEY_ENV}"
+        return ScriptedLM("unused", error=lm15.AuthError(echo, status=401))
+
+
+async def execute(app: DspyOps) -> dict[str, Any]:
+    profiles = EchoingProfiles()
+    redactor = Redactor.for_worker(Settings(), profiles)
+    jobs = ExecutionJobs(app, profiles, ModuleCache(), redactor=redactor)
+    processor = Processor(app, TOPICS, {ExecutionPlan: jobs.run})
+    register = {"program_id": "q", "name": "q", "signature": "question: str -> answer: str"}
+    commands = [
+        (TOPICS.programs, command_envelope("RegisterProgram", {**register, "lm": "p"})),
+        (
+            TOPICS.executions,
+            command_envelope("ExecuteProgram", {"program_id": "q", "inputs": {"question": "?"}}),
+        ),
+    ]
+    for topic, envelope in commands:
+        (out,) = await processor.process(Incoming(topic, 0, 0, b"k", encode(envelope)))
+    return out.envelope.model_dump(mode="json")
+
+
+@pytest.fixture
+def app() -> DspyOps:
+    return DspyOps(in_memory_env())
+
+
+async def test_a_failed_call_is_recorded_without_the_secrets_it_echoed(
+    app: DspyOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+    result = await execute(app)
+
+    assert result["type"] == "dspyops.result.ExecutionFailed"
+    error = result["data"]["error"]
+    assert error["code"] == "lm_error"
+    assert error["message"].startswith("LM call failed on profile 'p': HTTP 401")
+    stored = json.dumps([n.state.decode() for n in app.recorder.select_notifications(1, 100)])
+    for secret in (KEY, KEY[:8], KEY[-8:], KEY_ENV, "llm.corp.internal"):
+        assert secret not in json.dumps(result)
+        assert secret not in stored
+
+
+async def test_a_profile_whose_key_is_not_set_fails_the_execution_not_the_command(
+    app: DspyOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+
+    result = await execute(app)
+
+    assert result["type"] == "dspyops.result.ExecutionFailed"
+    error = result["data"]["error"]
+    assert error["code"] == "lm_error"
+    assert "profile not usable on this worker" in error["message"]
+    assert KEY_ENV not in error["message"]
