@@ -33,22 +33,18 @@ from typing import Any
 from dspyops.aggregates.app import (
     CommandContext,
     DspyOps,
-    EvaluationPlan,
     OptimizationPlan,
     Outcome,
-    evaluations,
     optimizations,
 )
 from dspyops.consumers.records import Outgoing
+from dspyops.consumers.run_threads import abandon, program_spec
 from dspyops.consumers.store_calls import in_store
 from dspyops.events.envelope import Envelope, result_envelope
 from dspyops.events.topics import Topics
-from dspyops.runtime.evaluate import Scored
 from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.optimize import (
     Optimized,
-    ProgramSpec,
-    run_evaluation,
     run_optimization,
 )
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
@@ -62,12 +58,10 @@ from dspyops.runtime.run_state import (
     RunState,
     Stopped,
 )
-from dspyops.signatures.dspy_signature import dspy_signature
 
 log = logging.getLogger(__name__)
 
 MAX_STARTS = 3
-SHUTDOWN = "worker_shutdown"
 
 Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
 
@@ -84,8 +78,6 @@ class RunJobs:
     heartbeat_s: float = 5.0
     # Tells run failures (runtime.lm_errors): an exception's own text may echo secrets.
     redactor: Redactor = field(kw_only=True)
-
-    # --- optimizations -------------------------------------------------------------
 
     async def optimize(
         self, envelope: Envelope, planned: OptimizationPlan, ctx: CommandContext
@@ -110,7 +102,7 @@ class RunJobs:
         state = RunState(_time_limit(planned))
         work = partial(
             run_optimization,
-            _spec(planned),
+            program_spec(planned),
             optimizer=planned.optimizer,
             metric_name=planned.metric,
             config=dict(planned.config),
@@ -124,7 +116,7 @@ class RunJobs:
         try:
             await self._watch(future, state, run_id, envelope)
         except asyncio.CancelledError:
-            _abandon(future, state)
+            abandon(future, state)
             raise
         try:
             optimized: Optimized = await future
@@ -218,88 +210,8 @@ class RunJobs:
         )
         return outcome
 
-    # --- evaluations ---------------------------------------------------------------
-
-    async def evaluate(
-        self, envelope: Envelope, planned: EvaluationPlan, ctx: CommandContext
-    ) -> Outcome:
-        """Score a planned evaluation to its one terminal outcome."""
-        run_id = planned.evaluation_id
-        errors = LMErrors(planned.lm, self.redactor)
-        try:
-            lm = self.profiles.build_lm(planned.lm)
-        except UnknownProfile as exc:
-            return await self._fail_evaluation(run_id, "unknown_lm_profile", str(exc))
-        except ProfileError as exc:
-            return await self._fail_evaluation(run_id, *errors.describe(exc))
-        state = RunState(DEFAULT_TIME_LIMIT_S)
-        work = partial(
-            run_evaluation,
-            _spec(planned),
-            metric_name=planned.metric,
-            devset=list(planned.devset),
-            lm=lm,
-            state=state,
-            errors=errors,
-        )
-        future = asyncio.get_running_loop().run_in_executor(self.pool, work)
-        try:
-            while not future.done():
-                await asyncio.wait({future}, timeout=self.poll_interval_s)
-                if time.monotonic() > state.deadline:
-                    state.stop(TIME_LIMIT_EXCEEDED)
-        except asyncio.CancelledError:
-            _abandon(future, state)
-            raise
-        try:
-            scored: Scored = await future
-        except Stopped:
-            message = f"the evaluation exceeded its time limit of {state.time_limit_s:g} s"
-            return await self._fail_evaluation(run_id, TIME_LIMIT_EXCEEDED, message)
-        except RunFailed as exc:
-            return await self._fail_evaluation(run_id, exc.code, exc.message)
-        except Exception as exc:
-            log.exception("evaluation %s failed unexpectedly", run_id)
-            return await self._fail_evaluation(run_id, *errors.describe(exc))
-        outcome: Outcome = await self._in_store(
-            evaluations.complete_evaluation,
-            self.app,
-            run_id,
-            scored.score,
-            scored.per_example,
-            scored.errored,
-        )
-        return outcome
-
-    async def _fail_evaluation(self, run_id: str, code: str, message: str) -> Outcome:
-        outcome: Outcome = await self._in_store(
-            evaluations.fail_evaluation, self.app, run_id, code, message
-        )
-        return outcome
-
     async def _in_store(self, fn: Any, *args: Any) -> Any:
         return await in_store(self.store_executor, fn, *args)
-
-
-def _abandon(future: asyncio.Future[Any], state: RunState) -> None:
-    """The worker is stopping: end the run's thread soon, leave the command unacknowledged.
-
-    Pool threads are joined when the interpreter exits, so a run left going would hold a
-    shutdown up to its time limit; stopped, it is redelivered and started again.
-    """
-    state.stop(SHUTDOWN)
-    future.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-
-def _spec(plan: OptimizationPlan | EvaluationPlan) -> ProgramSpec:
-    compiled = plan.compiled()
-    return ProgramSpec(
-        signature=dspy_signature(compiled),
-        module=plan.module,
-        state=plan.state,
-        input_names=list(compiled.input_names),
-        output_names=list(compiled.output_names),
-    )
 
 
 def _time_limit(plan: OptimizationPlan) -> float:

@@ -11,6 +11,7 @@ import faust
 
 from dspyops import bootstrap
 from dspyops.aggregates.app import EvaluationPlan, ExecutionPlan, OptimizationPlan
+from dspyops.consumers.evaluations import EvaluationJobs
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.faust_app import Publisher, add_command_agent, create_app
 from dspyops.consumers.log_redaction import install_log_redaction
@@ -60,12 +61,21 @@ def build_worker_app(
         execution_timeout_s=settings.execution_timeout_s,
         redactor=redactor,
     )
+    # One pool for both kinds of run: together they hold at most this many threads.
+    run_pool = ThreadPoolExecutor(OPTIMIZATION_CONCURRENCY, thread_name_prefix="run")
     runs = RunJobs(
         app=store,
         profiles=lm_profiles,
         topics=topics,
         publish=publisher.publish,
-        pool=ThreadPoolExecutor(OPTIMIZATION_CONCURRENCY, thread_name_prefix="optimize"),
+        pool=run_pool,
+        store_executor=store_executor,
+        redactor=redactor,
+    )
+    evaluations = EvaluationJobs(
+        app=store,
+        profiles=lm_profiles,
+        pool=run_pool,
         store_executor=store_executor,
         redactor=redactor,
     )
@@ -75,7 +85,7 @@ def build_worker_app(
         jobs={
             ExecutionPlan: executions.run,
             OptimizationPlan: runs.optimize,
-            EvaluationPlan: runs.evaluate,
+            EvaluationPlan: evaluations.evaluate,
         },
         store_executor=store_executor,
     )

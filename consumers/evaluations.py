@@ -1,0 +1,101 @@
+"""Evaluation runs: DSPy scores a program version in a pool thread, watched from the loop.
+
+The loop only watches the time limit; the run's thread scores the dev split. The
+command's offset is held until the terminal result is on Kafka, so a worker that dies
+mid-run gets the command again and the evaluation starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from dspyops.aggregates.app import CommandContext, DspyOps, EvaluationPlan, Outcome, evaluations
+from dspyops.consumers.run_threads import abandon, program_spec
+from dspyops.consumers.store_calls import in_store
+from dspyops.events.envelope import Envelope
+from dspyops.runtime.evaluate import Scored
+from dspyops.runtime.lm_errors import LMErrors
+from dspyops.runtime.optimize import run_evaluation
+from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S
+from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
+from dspyops.runtime.redaction import Redactor
+from dspyops.runtime.run_state import TIME_LIMIT_EXCEEDED, RunFailed, RunState, Stopped
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationJobs:
+    app: DspyOps
+    profiles: ProfileRegistry
+    pool: Executor
+    store_executor: Executor | None = None
+    poll_interval_s: float = 0.5
+    # Tells run failures (runtime.lm_errors): an exception's own text may echo secrets.
+    redactor: Redactor = field(kw_only=True)
+
+    async def evaluate(
+        self, envelope: Envelope, planned: EvaluationPlan, ctx: CommandContext
+    ) -> Outcome:
+        """Score a planned evaluation to its one terminal outcome."""
+        run_id = planned.evaluation_id
+        errors = LMErrors(planned.lm, self.redactor)
+        try:
+            lm = self.profiles.build_lm(planned.lm)
+        except UnknownProfile as exc:
+            return await self._fail_evaluation(run_id, "unknown_lm_profile", str(exc))
+        except ProfileError as exc:
+            return await self._fail_evaluation(run_id, *errors.describe(exc))
+        state = RunState(DEFAULT_TIME_LIMIT_S)
+        work = partial(
+            run_evaluation,
+            program_spec(planned),
+            metric_name=planned.metric,
+            devset=list(planned.devset),
+            lm=lm,
+            state=state,
+            errors=errors,
+        )
+        future = asyncio.get_running_loop().run_in_executor(self.pool, work)
+        try:
+            while not future.done():
+                await asyncio.wait({future}, timeout=self.poll_interval_s)
+                if time.monotonic() > state.deadline:
+                    state.stop(TIME_LIMIT_EXCEEDED)
+        except asyncio.CancelledError:
+            abandon(future, state)
+            raise
+        try:
+            scored: Scored = await future
+        except Stopped:
+            message = f"the evaluation exceeded its time limit of {state.time_limit_s:g} s"
+            return await self._fail_evaluation(run_id, TIME_LIMIT_EXCEEDED, message)
+        except RunFailed as exc:
+            return await self._fail_evaluation(run_id, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("evaluation %s failed unexpectedly", run_id)
+            return await self._fail_evaluation(run_id, *errors.describe(exc))
+        outcome: Outcome = await self._in_store(
+            evaluations.complete_evaluation,
+            self.app,
+            run_id,
+            scored.score,
+            scored.per_example,
+            scored.errored,
+        )
+        return outcome
+
+    async def _fail_evaluation(self, run_id: str, code: str, message: str) -> Outcome:
+        outcome: Outcome = await self._in_store(
+            evaluations.fail_evaluation, self.app, run_id, code, message
+        )
+        return outcome
+
+    async def _in_store(self, fn: Any, *args: Any) -> Any:
+        return await in_store(self.store_executor, fn, *args)
