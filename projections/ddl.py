@@ -6,7 +6,13 @@ from __future__ import annotations
 from psycopg import Connection, sql
 
 from dspyops.bootstrap import create_schema
-from dspyops.projections.read_schema import INDEXES, READ_MODELS, TRACKING, Table
+from dspyops.projections.read_schema import (
+    INDEXES,
+    READ_MODELS,
+    SKIPPED_EVENTS,
+    TRACKING,
+    Table,
+)
 from dspyops.projections.upgrade import upgrade
 
 
@@ -29,6 +35,7 @@ def create_tables(conn: Connection, schema: str) -> list[str]:
             )
         )
     conn.execute(table_ddl(schema, TRACKING))
+    conn.execute(table_ddl(schema, SKIPPED_EVENTS))
     return upgrade(conn, schema)
 
 

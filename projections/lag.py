@@ -1,4 +1,4 @@
-"""How far the read models are behind the event store, read with one query (API side)."""
+"""How far the read models are behind the event store, and what the projector skipped."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from dspyops.projections.read_schema import TRACKING_TABLE
+from dspyops.projections.read_schema import SKIPPED_EVENTS, TRACKING_TABLE
 from dspyops.projections.tracking import NAME
 
 # eventsourcing names the events table after the application class, lower-cased.
@@ -16,8 +16,9 @@ EVENTS_TABLE = "dspyops_events"
 async def read_lag(
     conn: AsyncConnection, event_store_schema: str, read_schema: str
 ) -> dict[str, Any]:
-    """`position` applied, `head` stored, `lag` between them, and whether the read models
-    exist (`built`); a missing table counts as position or head 0."""
+    """`position` applied, `head` stored, `lag` between them, whether the read models
+    exist (`built`), and the events the projector skipped (`skipped`, the `last_skipped`
+    one); a missing table counts as position or head 0."""
     position = head = 0
     built = await _exists(conn, read_schema, TRACKING_TABLE)
     if built:
@@ -34,7 +35,27 @@ async def read_lag(
                 sql.Identifier(event_store_schema), sql.Identifier(EVENTS_TABLE)
             ),
         )
-    return {"position": position, "head": head, "lag": max(head - position, 0), "built": built}
+    skipped, last_skipped = 0, None
+    if await _exists(conn, read_schema, SKIPPED_EVENTS.name):
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT count(*) OVER (), position, event_type, error_type, message "
+                "FROM {}.{} ORDER BY position DESC LIMIT 1"
+            ).format(sql.Identifier(read_schema), sql.Identifier(SKIPPED_EVENTS.name))
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            skipped = int(row[0])
+            keys = ("position", "event_type", "error_type", "message")
+            last_skipped = dict(zip(keys, row[1:], strict=True))
+    return {
+        "position": position,
+        "head": head,
+        "lag": max(head - position, 0),
+        "built": built,
+        "skipped": skipped,
+        "last_skipped": last_skipped,
+    }
 
 
 async def _exists(conn: AsyncConnection, schema: str, name: str) -> bool:

@@ -4,19 +4,28 @@ Each batch is one PostgreSQL transaction holding the rows it wrote and the new t
 position, so a crash anywhere loses the whole batch or nothing, and the next start picks
 up at the committed position. eventsourcing's ProjectionRunner commits once per event;
 batching here is what lets the read side catch up at thousands of events per second.
+
+No stored event can stop the read side: a batch that fails because of an event is
+applied again event by event, and an event that cannot be applied is skipped and
+recorded (`skipped.py` has the rule).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
+from eventsourcing.persistence import Notification
 
-from dspyops.projections import tracking
+from dspyops.projections import skipped, tracking
 from dspyops.projections.appliers import BatchApplier
 from dspyops.projections.ddl import create_tables
 from dspyops.projections.event_store import EventStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,17 @@ class Projector:
 
     def run_batch(self) -> int:
         """Apply the next batch of events; return how many were read (0: caught up)."""
+        try:
+            return self._batch(careful=False)
+        except Exception as exc:
+            if not skipped.is_the_events_fault(exc):
+                raise
+            log.warning(
+                "a batch failed (%s: %s); applying it event by event", type(exc).__name__, exc
+            )
+        return self._batch(careful=True)
+
+    def _batch(self, *, careful: bool) -> int:
         with self.conn.transaction():
             tracking.lock(self.conn, self.read_schema)
             position = tracking.read_position(self.conn, self.read_schema)
@@ -75,13 +95,37 @@ class Projector:
             if not notifications:
                 return 0
             applier = BatchApplier(self.conn, self.read_schema)
-            for notification in notifications:
-                event = self.store.decode(notification)
-                if event is not None:
-                    applier.apply(event, notification.id)
-            applier.flush()
+            if careful:
+                self._one_by_one(applier, notifications)
+            else:
+                for notification in notifications:
+                    event = self.store.decode(notification)
+                    if event is not None:
+                        applier.apply(event, notification.id)
+                applier.flush()
             tracking.write_position(self.conn, self.read_schema, notifications[-1].id)
         return len(notifications)
+
+    def _one_by_one(self, applier: BatchApplier, notifications: Sequence[Notification]) -> None:
+        """Each event in its own savepoint: one that fails is rolled back and recorded."""
+        for notification in notifications:
+            try:
+                with self.conn.transaction():
+                    event = self.store.decode(notification)
+                    if event is not None:
+                        applier.apply(event, notification.id)
+                        applier.flush()
+            except Exception as exc:
+                if not skipped.is_the_events_fault(exc):
+                    raise
+                skipped.record(self.conn, self.read_schema, notification, exc)
+                log.error(
+                    "projector skipped the event at position %d (%s): %s: %s",
+                    notification.id,
+                    notification.topic.rsplit(":", 1)[-1],
+                    type(exc).__name__,
+                    exc,
+                )
 
     def catch_up(self) -> int:
         total = 0

@@ -209,6 +209,20 @@ TRACKING = Table(
 )
 TRACKING_TABLE = TRACKING.name
 
+# Events the projector could not apply: skipped, one row each with why (projector.py).
+SKIPPED_EVENTS = Table(
+    "projection_errors",
+    (
+        ("position", "bigint"),
+        ("event_type", "text NOT NULL"),
+        ("aggregate_id", "text NOT NULL"),
+        ("error_type", "text NOT NULL"),
+        ("message", "text NOT NULL"),
+        ("recorded_at", "timestamptz NOT NULL"),
+    ),
+    key=("position",),
+)
+
 # Named `<table>_idx<n>` by their place in this tuple: append, never reorder, or read
 # schemas made earlier would get their indexes twice under new names.
 INDEXES: tuple[tuple[Table, str], ...] = (

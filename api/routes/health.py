@@ -14,15 +14,27 @@ from dspyops.api.kafka_check import kafka_answers
 router = APIRouter(tags=["health"])
 
 
+class SkippedEvent(BaseModel):
+    position: int
+    event_type: str
+    error_type: str
+    message: str
+
+
 class Projection(BaseModel):
     position: int
     head: int
     lag: int
     # False until a projector has created the read tables.
     built: bool
+    # Events the projector could not apply and skipped (see `projection_errors`).
+    skipped: int
+    last_skipped: SkippedEvent | None
 
 
 class Health(BaseModel):
+    # ok; degraded when a dependency is down (503) or the read models skipped events
+    # (200: they still serve, but are missing what those events held).
     status: str
     postgres: bool
     kafka: bool
@@ -47,11 +59,12 @@ async def health(request: Request, response: Response, settings: SettingsDep) ->
         # A health check reports, never raises: any database failure is "down".
         postgres = False
     kafka = await kafka_answers(settings.bootstrap_servers)
-    ok = postgres and kafka
-    if not ok:
+    up = postgres and kafka
+    if not up:
         response.status_code = 503
+    complete = projection is None or not projection["skipped"]
     return {
-        "status": "ok" if ok else "degraded",
+        "status": "ok" if up and complete else "degraded",
         "postgres": postgres,
         "kafka": kafka,
         "projection": projection,

@@ -34,6 +34,9 @@ async def metrics(request: Request, db: DbDep, settings: SettingsDep) -> Respons
         "# HELP dspyops_projection_lag_events Events stored but not yet projected.",
         "# TYPE dspyops_projection_lag_events gauge",
         f"dspyops_projection_lag_events {lag['lag']}",
+        "# HELP dspyops_projection_skipped_events Stored events the projector could not apply.",
+        "# TYPE dspyops_projection_skipped_events gauge",
+        f"dspyops_projection_skipped_events {lag['skipped']}",
     ]
     if lag["built"]:
         lines += await _row_counts(db, schema)
