@@ -28,7 +28,7 @@ from dspyops.bootstrap import open_store
 from dspyops.projections.event_store import EventStore
 from dspyops.projections.projector import Projector
 from dspyops.settings import get_settings
-from tests.integration.test_projections_data import (
+from tests.support.read_story import (
     bulk_executions,
     schemas,
     seed_story,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.dev_process import DevProcess, dspyops, gone, processes_with_prefix
+from tests.support.dev_process import DevProcess, dspyops, gone, processes_with_prefix
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from dspyops.api.main import create_app
 from dspyops.bootstrap import open_store
 from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
-from tests.integration.test_projections_data import schemas, seed_story
+from tests.support.read_story import schemas, seed_story
 
 # Enough to reach filters, bad cursors and unknown ids on every path within ~20 s in all.
 MAX_EXAMPLES = 25

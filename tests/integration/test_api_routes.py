@@ -13,7 +13,7 @@ from dspyops.api.main import create_app
 from dspyops.bootstrap import open_store
 from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
-from tests.integration.test_projections_data import (
+from tests.support.read_story import (
     bulk_executions,
     schemas,
     seed_story,

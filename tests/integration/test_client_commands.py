@@ -19,8 +19,8 @@ from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.commands import ExecuteProgram, RegisterProgram
 from dspyops.events.results import CommandRejected, ExecutionSucceeded, ProgramRegistered
 from dspyops.events.topics import Topics
-from tests.integration.worker_fixtures import drop_schema, stack_env
-from tests.integration.worker_process import WorkerProcess
+from tests.support.worker_process import WorkerProcess
+from tests.support.worker_stack import drop_schema, stack_env
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float"
 

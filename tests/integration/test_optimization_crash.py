@@ -21,11 +21,11 @@ from dspyops.aggregates.ids import optimization_uuid
 from dspyops.bootstrap import open_store
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
-from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.optimization_support import ANSWERS, register_commands
-from tests.integration.worker_fixtures import drop_schema, stack_env, stored_events
-from tests.integration.worker_process import WorkerProcess
+from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer, chat_reply
+from tests.support.optimization import ANSWERS, register_commands
+from tests.support.worker_process import WorkerProcess
+from tests.support.worker_stack import drop_schema, stack_env, stored_events
 
 
 def _few_shot_responder(messages: list[dict[str, Any]]) -> str:

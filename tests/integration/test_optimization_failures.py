@@ -10,8 +10,8 @@ import json
 import time
 
 from dspyops.events.envelope import Envelope
-from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.optimization_support import (
+from tests.support.kafka import TopicReader, command, send_commands
+from tests.support.optimization import (
     SIGNATURE,
     Stack,
     register_commands,

@@ -25,8 +25,8 @@ from dspyops.runtime.scoring import build_metric
 from dspyops.settings import Settings
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
-from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.optimization_support import (
+from tests.support.kafka import TopicReader, command, send_commands
+from tests.support.optimization import (
     SIGNATURE,
     Stack,
     of_type,

@@ -16,9 +16,9 @@ from dspyops.bootstrap import open_store
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.commands import RegisterProgram, UpdateProgram
 from dspyops.events.topics import Topics
-from tests.integration.kafka_support import TopicReader
-from tests.integration.worker_fixtures import drop_schema, settings_for, stack_env, stored_events
-from tests.integration.worker_process import WorkerProcess
+from tests.support.kafka import TopicReader
+from tests.support.worker_process import WorkerProcess
+from tests.support.worker_stack import drop_schema, settings_for, stack_env, stored_events
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import threading
 from dspyops.bootstrap import open_store
 from dspyops.projections.run import run_projector
 from dspyops.settings import Settings
-from tests.integration.test_projections_crash import position, wait_until
-from tests.integration.test_projections_data import schemas, seed_story
+from tests.support.projector_process import position, wait_until
+from tests.support.read_story import schemas, seed_story
 
 
 def test_run_projector_catches_up_and_stops_on_the_event(

@@ -24,8 +24,8 @@ from dspyops.projections.rebuild import rebuild
 from dspyops.projections.upgrade import OutdatedReadSchema
 from dspyops.settings import Settings
 from dspyops.signatures import compile_signature
-from tests.integration.test_projections_crash import ROOT, projector_env, table_rows
-from tests.integration.test_projections_data import ctx, schemas, seed_story
+from tests.support.projector_process import ROOT, projector_env, table_rows
+from tests.support.read_story import ctx, schemas, seed_story
 
 
 def project(database_url: str, es: str, rs: str) -> list[str]:

@@ -22,11 +22,11 @@ from dspyops.bootstrap import open_store
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
-from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.optimization_support import ANSWERS, EXAMPLES, SIGNATURE
-from tests.integration.worker_fixtures import drop_schema, stack_env, stored_events
-from tests.integration.worker_process import WorkerProcess
+from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer, chat_reply
+from tests.support.optimization import ANSWERS, EXAMPLES, SIGNATURE
+from tests.support.worker_process import WorkerProcess
+from tests.support.worker_stack import drop_schema, stack_env, stored_events
 
 _QUESTION = re.compile(r"\[\[ ## question ## \]\]\n(.*?)\n")
 RESULT = "dspyops.result."

@@ -12,8 +12,8 @@ from dspyops.consumers.worker import build_worker_app, prepare_topics
 from dspyops.events.topics import Topics
 from dspyops.runtime.profiles import LMProfile, ProfileRegistry
 from dspyops.settings import Settings
-from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.worker_fixtures import drop_schema, settings_for, stack_env
+from tests.support.kafka import TopicReader, command, send_commands
+from tests.support.worker_stack import drop_schema, settings_for, stack_env
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float"
 

@@ -15,9 +15,9 @@ from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.codec import encode
 from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
-from tests.integration.kafka_support import TopicReader, command, produce, send_commands
-from tests.integration.worker_fixtures import drop_schema, stack_env, stored_events
-from tests.integration.worker_process import WorkerProcess
+from tests.support.kafka import TopicReader, command, produce, send_commands
+from tests.support.worker_process import WorkerProcess
+from tests.support.worker_stack import drop_schema, stack_env, stored_events
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
 

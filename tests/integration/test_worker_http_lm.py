@@ -15,9 +15,9 @@ import pytest
 
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
-from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.worker_process import WorkerProcess
+from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer, chat_reply
+from tests.support.worker_process import WorkerProcess
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
 

@@ -30,10 +30,10 @@ from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
-from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.worker_fixtures import drop_schema, settings_for, stack_env
-from tests.integration.worker_process import WorkerProcess
+from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer, chat_reply
+from tests.support.worker_process import WorkerProcess
+from tests.support.worker_stack import drop_schema, settings_for, stack_env
 
 SIGNATURE = "question: str -> answer: str"
 EXAMPLES = [{"question": f"What is {n} plus 1?", "answer": str(n + 1)} for n in range(10)]

@@ -21,9 +21,9 @@ from dspyops.events.codec import encode
 from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics, command_topic
 from dspyops.projections.projector import Projector
-from tests.integration.kafka_support import TopicReader, command, produce, send_commands
-from tests.integration.worker_fixtures import drop_schema, stack_env
-from tests.integration.worker_process import WorkerProcess
+from tests.support.kafka import TopicReader, command, produce, send_commands
+from tests.support.worker_process import WorkerProcess
+from tests.support.worker_stack import drop_schema, stack_env
 
 SIGNATURE = "question: str -> answer: str"
 NUL = "a\u0000b"

@@ -25,8 +25,8 @@ from dspyops.runtime.run_state import EXAMPLES_ERRORED, LM_CALLS_FAILED, RunFail
 from dspyops.runtime.scoring import build_metric
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
-from tests.integration.optimization_support import ANSWERS, EXAMPLES, few_shot_reply, prompt_text
 from tests.support.openai_server import chat_reply
+from tests.support.optimization import ANSWERS, EXAMPLES, few_shot_reply, prompt_text
 from tests.support.scripted_lm import ScriptedLM
 
 ERRORS = LMErrors("test", Redactor())

@@ -27,7 +27,7 @@ from dspyops.runtime.run_state import (
 )
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
-from tests.integration.optimization_support import EXAMPLES, few_shot_lm, few_shot_reply
+from tests.support.optimization import EXAMPLES, few_shot_lm, few_shot_reply
 from tests.support.scripted_lm import ScriptedLM
 
 COMPILED = compile_signature("question: str -> answer: str")

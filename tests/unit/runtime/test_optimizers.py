@@ -2,7 +2,7 @@
 
 The DSPy optimizer classes are replaced by recording fakes: what is checked is which
 class the table reaches for a name and what it is given, not what DSPy then does
-(tests/unit/test_optimize_runs.py and the integration tests run the real ones).
+(tests/unit/runtime/test_optimize.py and the integration tests run the real ones).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 from dspyops.cli.main import app
 from dspyops.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text()
 
 

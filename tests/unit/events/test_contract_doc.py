@@ -16,7 +16,7 @@ from dspyops.events.envelope import COMMAND_TYPE_PREFIX, RESULT_TYPE_PREFIX
 from dspyops.events.results import RESULT_TYPES
 from dspyops.events.topics import Topics
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "contract.md"
 TEXT = DOC.read_text(encoding="utf-8")
 EXAMPLES: list[dict[str, Any]] = [
     json.loads(block) for block in re.findall(r"```json\n(.*?)```", TEXT, flags=re.DOTALL)

@@ -41,7 +41,7 @@ from dspyops.events.commands import (
 )
 from dspyops.events.results import ErrorInfo, Usage
 from tests.support.executions import complete
-from tests.unit.test_aggregates_program import ALLOWED
+from tests.support.lifecycle import ALLOWED
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
 STATE = {"predict": {"demos": [{"question": "q", "context": "c", "answer": "a"}]}}

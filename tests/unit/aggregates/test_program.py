@@ -8,25 +8,10 @@ import pytest
 
 from dspyops.aggregates.errors import IllegalTransition, NotFound
 from dspyops.aggregates.program import STATUSES, Program
+from tests.support.lifecycle import ALLOWED
 
 META: dict[str, Any] = {"command_id": "c", "correlation_id": "c", "actor": "tester"}
 ACTIONS = ("train", "optimize", "deploy", "rollback", "deprecate", "update")
-
-# The seed's state machine plus update/rollback, written out rather than derived from the
-# code's table so a wrong table fails here. Missing pairs are forbidden.
-ALLOWED = {
-    ("draft", "train"): "training",
-    ("draft", "optimize"): "optimized",
-    ("draft", "update"): "draft",
-    ("training", "optimize"): "optimized",
-    ("training", "update"): "training",
-    ("optimized", "deploy"): "deployed",
-    ("optimized", "deprecate"): "deprecated",
-    ("optimized", "update"): "optimized",
-    ("deployed", "rollback"): "deployed",
-    ("deployed", "deprecate"): "deprecated",
-    ("deployed", "update"): "deployed",
-}
 
 
 def new_program() -> Program:

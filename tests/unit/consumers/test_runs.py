@@ -25,7 +25,7 @@ from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.optimizers import validate_optimization
 from dspyops.runtime.redaction import Redactor
-from tests.integration.optimization_support import (
+from tests.support.optimization import (
     EXAMPLES,
     SIGNATURE,
     ScriptedProfiles,

@@ -22,10 +22,10 @@ from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.profiles import LMProfile, ProfileRegistry
 from dspyops.settings import Settings
-from tests.integration.kafka_support import TopicReader, command, send_commands
-from tests.integration.worker_fixtures import drop_schema, stack_env
+from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
+from tests.support.worker_stack import drop_schema, stack_env
 
 Stack = tuple[Settings, Topics, ScriptedLM, faust.App]
 

@@ -1,0 +1,1 @@
+"""Unit tests of dspyops.aggregates: the aggregates and the application service."""

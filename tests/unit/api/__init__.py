@@ -1,0 +1,1 @@
+"""Unit tests of dspyops.api: auth, pagination, views (no database)."""

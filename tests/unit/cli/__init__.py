@@ -1,0 +1,1 @@
+"""Unit tests of dspyops.cli: errors, extras, README, schema, services, compose, infra."""

@@ -1,0 +1,1 @@
+"""Unit tests of dspyops.consumers: processing, batching, jobs, log redaction."""

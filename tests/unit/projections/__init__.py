@@ -1,0 +1,1 @@
+"""Unit tests of dspyops.projections: dispatch, appliers, read schema, the loop."""

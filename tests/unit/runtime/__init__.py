@@ -1,0 +1,1 @@
+"""Unit tests of dspyops.runtime: executor, modules, profiles, optimizers, runs."""

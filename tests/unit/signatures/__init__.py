@@ -1,0 +1,1 @@
+"""Unit tests of dspyops.signatures: grammar, compile, errors, fuzzing."""
