@@ -36,6 +36,10 @@ DRAFT, TRAINING, OPTIMIZED, DEPLOYED, DEPRECATED = (
 )
 STATUSES: tuple[Status, ...] = (DRAFT, TRAINING, OPTIMIZED, DEPLOYED, DEPRECATED)
 
+# `module` of a program made of steps, and the prefix of a plugin program's module.
+PIPELINE = "Pipeline"
+PLUGIN_PREFIX = "plugin:"
+
 # action -> (statuses it is allowed from, status it leads to; None keeps the status)
 TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
     "train": (frozenset({DRAFT}), TRAINING),
@@ -62,6 +66,9 @@ class ProgramVersion(TypedDict):
     dataset_id: str | None
     baseline_score: float | None
     optimized_score: float | None
+    # A plugin program's module as this version was made with it (name, distribution,
+    # version, source hash): a changed plugin shows. None for other programs.
+    plugin: dict[str, Any] | None
 
 
 def _version(number: int, source: str, instructions: str | None, **rest: Any) -> ProgramVersion:
@@ -78,12 +85,22 @@ def _version(number: int, source: str, instructions: str | None, **rest: Any) ->
         "dataset_id": None,
         "baseline_score": None,
         "optimized_score": None,
+        "plugin": None,
     }
     version.update(rest)  # type: ignore[typeddict-item]
     return version
 
 
 class Program(Aggregate):
+    # Snapshots are versioned too: a snapshot taken before pipelines lacks their fields.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.update(steps=None, outputs=None, options=None)
+        for version in state.get("versions", []):
+            version.setdefault("plugin", None)
+
     @staticmethod
     def create_id(program_id: str) -> Any:
         return program_uuid(program_id)
@@ -107,12 +124,22 @@ class Program(Aggregate):
         command_id: str
         correlation_id: str
         actor: str | None
-        class_version = 2
+        # A pipeline's steps and output bindings, a plugin's options and identity
+        # (version 3; None in earlier events: a one-signature program).
+        steps: list[dict[str, Any]] | None
+        outputs: dict[str, str] | None
+        options: dict[str, Any] | None
+        plugin: dict[str, Any] | None
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["status"] = DRAFT
             state["version"] = 1
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state.update(steps=None, outputs=None, options=None, plugin=None)
 
     class TrainingStarted(Aggregate.Event):
         status: str
@@ -155,12 +182,18 @@ class Program(Aggregate):
         command_id: str
         correlation_id: str
         actor: str | None
-        class_version = 2
+        # A plugin program's module as the optimization ran it (version 3; else None).
+        plugin: dict[str, Any] | None
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["version"] = None
             state["status"] = OPTIMIZED
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["plugin"] = None
 
     class Deployed(Aggregate.Event):
         version: int
@@ -202,6 +235,10 @@ class Program(Aggregate):
         # Always so for a new program; parameters so that the event records them.
         status: str = DRAFT,
         version: int = 1,
+        steps: list[dict[str, Any]] | None = None,
+        outputs: dict[str, str] | None = None,
+        options: dict[str, Any] | None = None,
+        plugin: dict[str, Any] | None = None,
     ) -> None:
         self.program_id = program_id
         self.name = name
@@ -212,7 +249,14 @@ class Program(Aggregate):
         self.field_descriptions = dict(field_descriptions)
         self.lm = lm
         self.status: Status = status
-        self.versions: list[ProgramVersion] = [_version(version, "registered", instructions)]
+        # A pipeline (module "Pipeline"): its normalized steps and output bindings.
+        self.steps = steps
+        self.outputs = outputs
+        # A plugin program (module "plugin:<name>"): its options.
+        self.options = options
+        self.versions: list[ProgramVersion] = [
+            _version(version, "registered", instructions, plugin=plugin)
+        ]
         self.deployed_version: int | None = None
 
     # --- queries -------------------------------------------------------------------
@@ -275,6 +319,7 @@ class Program(Aggregate):
         dataset_id: str,
         baseline_score: float,
         optimized_score: float,
+        plugin: dict[str, Any] | None = None,
         **meta: Any,
     ) -> int:
         status = self.next_status("optimize")
@@ -289,6 +334,7 @@ class Program(Aggregate):
             optimized_score=optimized_score,
             version=self.latest_version + 1,
             status=status,
+            plugin=plugin,
             **meta,
         )
         return self.latest_version
@@ -344,6 +390,7 @@ class Program(Aggregate):
                     instructions,
                     state=latest["state"],
                     based_on=latest["number"],
+                    plugin=latest.get("plugin"),
                 )
             )
 
@@ -363,6 +410,7 @@ class Program(Aggregate):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        plugin: dict[str, Any] | None = None,
     ) -> None:
         self.versions.append(
             _version(
@@ -378,6 +426,7 @@ class Program(Aggregate):
                 dataset_id=dataset_id,
                 baseline_score=baseline_score,
                 optimized_score=optimized_score,
+                plugin=plugin,
             )
         )
         self.status = status

@@ -8,9 +8,11 @@ no ``"1"`` for an integer, no ``"0.5"`` for a float (an integer is a valid float
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dspyops.events.steps import MAX_STEPS, Reference, Step
 
 # Ids are chosen by producers; the pattern keeps them safe in topics keys, URLs and SQL.
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
@@ -19,8 +21,11 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Version = Annotated[int, Field(ge=1, le=2_147_483_647)]
 ProfileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
-# Module kinds that run a single signature without tools or code interpreters.
-ModuleKind = Literal["Predict", "ChainOfThought"]
+# A single-signature program's module kind, or `plugin:<name>`: a dspy.Module class the
+# operator installed (entry point group `dspyops.modules`, docs/plugins.md).
+ModuleKind = Annotated[
+    str, Field(pattern=r"^(Predict|ChainOfThought|plugin:[A-Za-z][A-Za-z0-9_.-]{0,63})$")
+]
 
 MAX_SIGNATURE_CHARS = 10_000
 MAX_TEXT_CHARS = 100_000
@@ -32,10 +37,21 @@ class Command(BaseModel):
 
 
 class RegisterProgram(Command):
+    """A program: one signature run by `module`, a pipeline of `steps`, or a plugin module.
+
+    `signature` is the program's inputs and outputs; a plugin declares its own (give
+    none, or the same). With `steps`, `outputs` binds each program output to a step's
+    output (default: the last step with an output of that name).
+    """
+
     program_id: Id | None = None
     name: Name
-    signature: Annotated[str, Field(min_length=1, max_length=MAX_SIGNATURE_CHARS)]
+    signature: Annotated[str, Field(min_length=1, max_length=MAX_SIGNATURE_CHARS)] | None = None
     module: ModuleKind = "Predict"
+    steps: Annotated[list[Step], Field(min_length=1, max_length=MAX_STEPS)] | None = None
+    outputs: dict[str, Reference] | None = None
+    # A plugin module's options, validated by the plugin's own Options model.
+    options: dict[str, Any] | None = None
     instructions: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
     description: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
     field_descriptions: dict[str, Annotated[str, Field(max_length=2_000)]] = Field(

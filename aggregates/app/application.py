@@ -195,6 +195,10 @@ class DspyOps(Application):
             raise NotFound(f"no evaluation {evaluation_id!r}", loc=["evaluation_id"])
         return run
 
+    def corpus_exists(self, corpus_id: str) -> bool:
+        # Corpora arrive with the Corpus aggregate; until then no corpus exists.
+        return False
+
     def execution(self, execution_id: str) -> Execution | None:
         return self.replay(Execution, execution_uuid(execution_id))
 

@@ -19,6 +19,10 @@ from dspyops.aggregates.errors import ErrorDict
 OptimizerCheck = Callable[[str, str, dict[str, Any]], list[ErrorDict]]
 # A metric name with its `:field` suffix (evaluations carry no config) -> its problems.
 MetricCheck = Callable[[str], list[ErrorDict]]
+# Tool names a ReAct step uses -> the unknown ones (loc: their index).
+ToolCheck = Callable[[list[str]], list[ErrorDict]]
+# (plugin name, options) -> (what the version records about it, problems).
+PluginCheck = Callable[[str, dict[str, Any]], tuple[dict[str, Any] | None, list[ErrorDict]]]
 
 
 def no_optimizer_errors(optimizer: str, metric: str, config: dict[str, Any]) -> list[ErrorDict]:
@@ -29,10 +33,21 @@ def no_metric_errors(metric: str) -> list[ErrorDict]:
     return []
 
 
+def no_tool_errors(tools: list[str]) -> list[ErrorDict]:
+    return []
+
+
+def no_plugins(name: str, options: dict[str, Any]) -> tuple[dict[str, Any] | None, list[ErrorDict]]:
+    msg = f"no plugin module {name!r} is installed (no worker's registry was given)"
+    return None, [{"loc": ["module"], "msg": msg, "type": "unknown_plugin"}]
+
+
 @dataclass(frozen=True)
 class Checks:
     optimization: OptimizerCheck = field(default=no_optimizer_errors)
     metric: MetricCheck = field(default=no_metric_errors)
+    tools: ToolCheck = field(default=no_tool_errors)
+    plugin: PluginCheck = field(default=no_plugins)
     # The LM profile names the workers have; None accepts any (no worker to ask).
     lm_profiles: frozenset[str] | None = None
 

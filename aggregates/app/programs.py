@@ -12,9 +12,10 @@ from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.errors import AlreadyExists, InvalidInput
+from dspyops.aggregates.errors import AlreadyExists, ErrorDict, InvalidInput
 from dspyops.aggregates.ids import program_uuid
-from dspyops.aggregates.program import Program
+from dspyops.aggregates.pipeline import Checkers, check_pipeline
+from dspyops.aggregates.program import PIPELINE, PLUGIN_PREFIX, Program
 from dspyops.events.commands import (
     DeployProgram,
     DeprecateProgram,
@@ -32,29 +33,30 @@ from dspyops.events.results import (
     ProgramTrainingStarted,
     ProgramUpdated,
 )
-from dspyops.signatures import compile_signature
+from dspyops.signatures import CompiledSignature, compile_signature
 
 
 def register_program(app: DspyOps, cmd: RegisterProgram, ctx: CommandContext) -> Outcome:
     program_id = cmd.program_id or ctx.command_id
     if app.find(Program, program_uuid(program_id), copy=False) is not None:
         raise AlreadyExists(f"program {program_id!r} exists", loc=["program_id"])
-    # Compiling checks the text, the instructions and that every description names a field.
-    compiled = compile_signature(
-        cmd.signature, instructions=cmd.instructions, descriptions=cmd.field_descriptions
-    )
     unknown_lm = app.checks.lm_profile_errors(cmd.lm)
     if unknown_lm:
         raise InvalidInput(errors=unknown_lm)
+    if cmd.module.startswith(PLUGIN_PREFIX):
+        shape = _plugin_program(app, cmd)
+    elif cmd.steps is not None:
+        shape = _pipeline_program(app, cmd)
+    else:
+        shape = _single_program(cmd)
     program = Program(
         program_id=program_id,
         name=cmd.name,
-        signature=compiled.text,
-        module=cmd.module,
         instructions=cmd.instructions,
         description=cmd.description,
         field_descriptions=dict(cmd.field_descriptions),
         lm=cmd.lm,
+        **shape,
         **ctx.meta(),
     )
     result = _program_result(
@@ -66,6 +68,73 @@ def register_program(app: DspyOps, cmd: RegisterProgram, ctx: CommandContext) ->
         lm=program.lm,
     )
     return app.record(ctx, result, program)
+
+
+def _single_program(cmd: RegisterProgram) -> dict[str, Any]:
+    """One signature run by Predict or ChainOfThought, as every program was before."""
+    errors = _not_for(cmd, "a one-signature program", "outputs", "options")
+    if cmd.signature is None:
+        errors.append(
+            {"loc": ["signature"], "msg": "give the program's signature", "type": "missing"}
+        )
+    if errors:
+        raise InvalidInput(errors=errors)
+    assert cmd.signature is not None
+    # Compiling checks the text, the instructions and that every description names a field.
+    compiled = _compile(cmd.signature, cmd)
+    return {"signature": compiled.text, "module": cmd.module}
+
+
+def _pipeline_program(app: DspyOps, cmd: RegisterProgram) -> dict[str, Any]:
+    """Named steps over the program's signature, checked whole (aggregates/pipeline.py)."""
+    errors = _not_for(cmd, "a pipeline", "options")
+    if "module" in cmd.model_fields_set:
+        msg = "a pipeline's steps name their own module kinds: leave `module` out"
+        errors.append({"loc": ["module"], "msg": msg, "type": "not_allowed"})
+    if cmd.signature is None:
+        msg = "give the pipeline's signature: its inputs and outputs"
+        errors.append({"loc": ["signature"], "msg": msg, "type": "missing"})
+    if errors:
+        raise InvalidInput(errors=errors)
+    assert cmd.signature is not None
+    assert cmd.steps is not None
+    compiled = _compile(cmd.signature, cmd)
+    checkers = Checkers(
+        corpus_exists=lambda corpus_id: app.corpus_exists(corpus_id),
+        tool_errors=app.checks.tools,
+        metric_errors=app.checks.metric,
+    )
+    steps, outputs = check_pipeline(compiled, list(cmd.steps), cmd.outputs, checkers)
+    return {"signature": compiled.text, "module": PIPELINE, "steps": steps, "outputs": outputs}
+
+
+def _plugin_program(app: DspyOps, cmd: RegisterProgram) -> dict[str, Any]:
+    """A team's dspy.Module, installed by the operator; its signature is its own."""
+    errors = _not_for(cmd, "a plugin program", "steps", "outputs")
+    options = dict(cmd.options or {})
+    info, problems = app.checks.plugin(cmd.module.removeprefix(PLUGIN_PREFIX), options)
+    errors += problems
+    if errors or info is None:
+        raise InvalidInput(errors=errors)
+    compiled = _compile(str(info["signature"]), cmd)
+    if cmd.signature is not None and _compile(cmd.signature, cmd).text != compiled.text:
+        msg = f"the plugin declares its signature: {compiled.text} (give that, or none)"
+        raise InvalidInput(msg, loc=["signature"])
+    return {"signature": compiled.text, "module": cmd.module, "options": options, "plugin": info}
+
+
+def _compile(text: str, cmd: RegisterProgram) -> CompiledSignature:
+    return compile_signature(
+        text, instructions=cmd.instructions, descriptions=cmd.field_descriptions
+    )
+
+
+def _not_for(cmd: RegisterProgram, what: str, *fields: str) -> list[ErrorDict]:
+    return [
+        {"loc": [name], "msg": f"{what} takes no {name!r}", "type": "not_allowed"}
+        for name in fields
+        if getattr(cmd, name) is not None
+    ]
 
 
 def update_program(app: DspyOps, cmd: UpdateProgram, ctx: CommandContext) -> Outcome:
