@@ -16,7 +16,7 @@ from dspyops.signatures.spec import TypeSpec
 from dspyops.signatures.types import assignable
 
 PROGRAM = compile_signature("question: str -> answer: str, sources: list[str]")
-RAG = [
+RAG: list[dict[str, Any]] = [
     {"name": "query", "kind": "Predict", "signature": "question: str -> query: str"},
     {
         "name": "retrieve",
@@ -77,7 +77,7 @@ def test_an_input_bound_to_a_later_step_is_a_cycle() -> None:
 
 
 def test_a_type_mismatch_names_both_types() -> None:
-    steps = [
+    steps: list[dict[str, Any]] = [
         *RAG[:2],
         dict(RAG[2], signature="question: str, context: str -> answer: str, sources: list[str]"),
     ]
@@ -88,7 +88,7 @@ def test_a_type_mismatch_names_both_types() -> None:
 
 
 def test_every_problem_is_reported_with_its_place() -> None:
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"name": "a", "signature": "question: str -> x: int"},
         {"name": "a", "signature": "nope: str -> y: str"},
         {"name": "r", "kind": "Retrieve", "k": 3},
