@@ -22,6 +22,43 @@ class Execution(Aggregate):
     def create_id(execution_id: str) -> Any:
         return execution_uuid(execution_id)
 
+    # Version 2 of the endings carries the execution's trace (runtime/trace.py): every
+    # step, LM call, tool and retrieval, nested; a failure also names the step that
+    # raised. Version 1 events had neither: None.
+
+    class Succeeded(Aggregate.Event):
+        outputs: dict[str, Any]
+        latency_ms: float
+        usage: dict[str, int]
+        model: str
+        offline: bool
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        trace: dict[str, Any] | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["trace"] = None
+
+    class Failed(Aggregate.Event):
+        code: str
+        message: str
+        details: list[dict[str, Any]]
+        latency_ms: float | None
+        model: str | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        trace: dict[str, Any] | None
+        failed_step: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.update(trace=None, failed_step=None)
+
     @event("Requested")
     def __init__(
         self,
@@ -48,6 +85,8 @@ class Execution(Aggregate):
         self.error_code: str | None = None
         self.error_message: str | None = None
         self.error_details: list[dict[str, Any]] = []
+        self.trace: dict[str, Any] | None = None
+        self.failed_step: str | None = None
 
     def _check_open(self) -> None:
         if self.status != REQUESTED:
@@ -63,6 +102,7 @@ class Execution(Aggregate):
         usage: dict[str, int],
         model: str,
         offline: bool,
+        trace: dict[str, Any] | None = None,
         **meta: Any,
     ) -> None:
         self._check_open()
@@ -72,6 +112,7 @@ class Execution(Aggregate):
             usage=usage,
             model=model,
             offline=offline,
+            trace=trace,
             **meta,
         )
 
@@ -83,14 +124,23 @@ class Execution(Aggregate):
         details: list[dict[str, Any]],
         latency_ms: float | None,
         model: str | None,
+        trace: dict[str, Any] | None = None,
+        failed_step: str | None = None,
         **meta: Any,
     ) -> None:
         self._check_open()
         self._failed(
-            code=code, message=message, details=details, latency_ms=latency_ms, model=model, **meta
+            code=code,
+            message=message,
+            details=details,
+            latency_ms=latency_ms,
+            model=model,
+            trace=trace,
+            failed_step=failed_step,
+            **meta,
         )
 
-    @event("Succeeded")
+    @event(Succeeded)
     def _succeeded(
         self,
         outputs: dict[str, Any],
@@ -101,6 +151,7 @@ class Execution(Aggregate):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        trace: dict[str, Any] | None = None,
     ) -> None:
         self.status = SUCCEEDED
         self.outputs = dict(outputs)
@@ -108,8 +159,9 @@ class Execution(Aggregate):
         self.usage = dict(usage)
         self.model = model
         self.offline = offline
+        self.trace = trace
 
-    @event("Failed")
+    @event(Failed)
     def _failed(
         self,
         code: str,
@@ -120,6 +172,8 @@ class Execution(Aggregate):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        trace: dict[str, Any] | None = None,
+        failed_step: str | None = None,
     ) -> None:
         self.status = FAILED
         self.error_code = code
@@ -127,3 +181,5 @@ class Execution(Aggregate):
         self.error_details = list(details)
         self.latency_ms = latency_ms
         self.model = model
+        self.trace = trace
+        self.failed_step = failed_step

@@ -50,7 +50,12 @@ class ExecutionJobs:
         # The profile's timeout is per attempt and the LM retries: the deadline covers all.
         deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
         outcome = await execute_program(
-            module, dict(plan.inputs), lm, timeout_s=deadline, errors=errors
+            module,
+            dict(plan.inputs),
+            lm,
+            timeout_s=deadline,
+            errors=errors,
+            steps=[step["name"] for step in plan.steps or []],
         )
         failure = None
         if not outcome.ok:
@@ -66,6 +71,9 @@ class ExecutionJobs:
             usage=Usage(**outcome.usage.model_dump()),
             model=outcome.model,
             offline=profile.offline,
+            trace=outcome.trace,
+            steps=outcome.steps,
+            failed_step=outcome.failed_step,
         )
         return await self._record(completion)
 

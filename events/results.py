@@ -100,6 +100,19 @@ class ExamplesAppended(DatasetResult):
     appended: int
 
 
+class StepSummary(BaseModel):
+    """One step of an execution (a predictor, for a one-signature program): the whole
+    trace is on the read API (`GET /executions/{id}`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    step: str
+    type: str
+    latency_ms: float | None
+    total_tokens: int = 0
+    # The exception's class when this step raised.
+    error: str | None = None
+
+
 class ExecutionSucceeded(Result):
     execution_id: str
     program_id: str
@@ -110,6 +123,7 @@ class ExecutionSucceeded(Result):
     model: str
     # True when the labelled offline profile answered: its output is not a model's answer.
     offline: bool = False
+    steps: list[StepSummary] = Field(default_factory=list)
 
 
 class ExecutionFailed(Result):
@@ -118,6 +132,9 @@ class ExecutionFailed(Result):
     version: int | None
     error: ErrorInfo
     latency_ms: float | None = None
+    steps: list[StepSummary] = Field(default_factory=list)
+    # The step that raised, when the program got that far.
+    failed_step: str | None = None
 
 
 class OptimizationProgress(Result):

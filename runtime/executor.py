@@ -18,11 +18,11 @@ import time
 from typing import Any
 
 import dspy
-from dspy.utils.usage_tracker import track_usage
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_jsonable_python
 
 from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
+from dspyops.runtime.trace import SpanUsage, TraceRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class ExecutionOutcome(BaseModel):
     model: str
     # LM responses received (retries inside one DSPy call count once).
     lm_calls: int = 0
+    # The execution's trace (runtime.trace), its per-step summary, and for a failure the
+    # step that raised.
+    trace: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = []
+    failed_step: str | None = None
 
 
 async def execute_program(
@@ -58,18 +63,23 @@ async def execute_program(
     *,
     timeout_s: float,
     errors: LMErrors,
+    steps: list[str] | None = None,
 ) -> ExecutionOutcome:
     """Call ``module`` with ``inputs`` on ``lm``, within ``timeout_s`` seconds.
 
-    ``errors`` (the profile of ``lm`` and the worker's redactor) tells any failure.
+    ``errors`` (the profile of ``lm`` and the worker's redactor) tells any failure;
+    ``steps`` names a pipeline's steps, so its trace shows them as steps.
     """
     start = time.monotonic()
     outputs: dict[str, Any] | None = None
     code: str | None = None
     message: str | None = None
+    recorder = TraceRecorder(module, steps=steps)
     # Our own tracker (not only pred.get_lm_usage()) so a failed execution still
-    # reports the tokens it was billed for.
-    with dspy.context(lm=lm, track_usage=True), track_usage() as tracker:
+    # reports the tokens it was billed for; it also gives each LM call's usage to its span.
+    tracker = SpanUsage(recorder)
+    callbacks = [*dspy.settings.callbacks, recorder]
+    with dspy.context(lm=lm, track_usage=True, usage_tracker=tracker, callbacks=callbacks):
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
@@ -93,7 +103,24 @@ async def execute_program(
         usage=usage,
         model=str(getattr(lm, "model", type(lm).__name__)),
         lm_calls=lm_calls,
+        trace=_redacted(recorder.tree(), errors),
+        steps=recorder.summary(),
+        failed_step=None if code is None else recorder.failed_step(),
     )
+
+
+def _redacted(trace: dict[str, Any] | None, errors: LMErrors) -> dict[str, Any] | None:
+    """A trace's error messages are exceptions' own text: told the way failures are."""
+    if trace is None:
+        return None
+    error = trace.get("error")
+    if error is not None:
+        trace["error"] = {
+            "type": error["type"],
+            "message": errors.redactor.redact(error["message"]),
+        }
+    trace["children"] = [_redacted(child, errors) for child in trace.get("children", [])]
+    return trace
 
 
 def _usage(totals: dict[str, dict[str, Any]], entries: dict[str, list[Any]]) -> tuple[Usage, int]:

@@ -23,7 +23,7 @@ a server-side profile, never from stored data. Nothing here reads pickles.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import dspy
@@ -67,8 +67,10 @@ def build_module(
     return module
 
 
-def load_state(module: dspy.Module, state: Any) -> None:
-    problems = state_problems(module, state)
+def load_state(module: dspy.Module, state: Any, *, extra_fields: Iterable[str] = ()) -> None:
+    """Load `state` onto `module` if it fits; `extra_fields` may appear in demos too (a
+    pipeline's program fields: labelled demos are the dataset's examples)."""
+    problems = state_problems(module, state, extra_fields=extra_fields)
     if problems:
         raise StateMismatch(problems)
     try:
@@ -78,22 +80,26 @@ def load_state(module: dspy.Module, state: Any) -> None:
         raise StateMismatch([f"dspy refused the state: {exc}"]) from exc
 
 
-def state_problems(module: dspy.Module, state: Any) -> list[str]:
+def state_problems(
+    module: dspy.Module, state: Any, *, extra_fields: Iterable[str] = ()
+) -> list[str]:
     """Every way ``state`` fails to fit ``module``; empty when it fits."""
     if not isinstance(state, dict):
         return [f"state must be an object, got {type(state).__name__}"]
     if isinstance(module, dspy.Predict):
-        return _predictor_problems("", module, state)
+        return _predictor_problems("", module, state, set(extra_fields))
     predictors = dict(module.named_predictors())
     problems = [f"missing state for predictor {n!r}" for n in predictors if n not in state]
     problems += [f"state for unknown predictor {n!r}" for n in state if n not in predictors]
     for name, predictor in predictors.items():
         if name in state:
-            problems += _predictor_problems(f"{name}.", predictor, state[name])
+            problems += _predictor_problems(f"{name}.", predictor, state[name], set(extra_fields))
     return problems
 
 
-def _predictor_problems(where: str, predictor: dspy.Predict, state: Any) -> list[str]:
+def _predictor_problems(
+    where: str, predictor: dspy.Predict, state: Any, extra: set[str]
+) -> list[str]:
     if not isinstance(state, dict):
         return [f"{where or 'state'} must be an object"]
     problems = [f"missing key {where}{k}" for k in sorted(_PREDICTOR_KEYS - state.keys())]
@@ -108,7 +114,7 @@ def _predictor_problems(where: str, predictor: dspy.Predict, state: Any) -> list
     if "signature" in state:
         problems += _signature_problems(f"{where}signature", len(fields), state["signature"])
     if isinstance(state.get("demos"), list):
-        problems += _demo_problems(f"{where}demos", set(fields), state["demos"])
+        problems += _demo_problems(f"{where}demos", set(fields) | extra, state["demos"])
     if "fields" in state and not isinstance(state["fields"], dict):
         problems.append(f"{where}fields must be an object")
     return problems

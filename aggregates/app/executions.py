@@ -9,7 +9,7 @@ transaction, for many executions at once (group commit).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -24,8 +24,14 @@ from dspyops.aggregates.execution import Execution
 from dspyops.aggregates.ids import execution_uuid
 from dspyops.aggregates.program import DEPRECATED
 from dspyops.events.commands import ExecuteProgram
-from dspyops.events.results import ErrorInfo, ExecutionFailed, ExecutionSucceeded, Usage
-from dspyops.events.text import clean, refused_text
+from dspyops.events.results import (
+    ErrorInfo,
+    ExecutionFailed,
+    ExecutionSucceeded,
+    StepSummary,
+    Usage,
+)
+from dspyops.events.text import clean, clean_json, refused_text
 from dspyops.signatures import ValidationFailed
 
 REASONING = "reasoning"
@@ -43,6 +49,10 @@ class Completion:
     usage: Usage
     model: str
     offline: bool
+    # What runtime.trace recorded: the tree, its per-step summary, the step that raised.
+    trace: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    failed_step: str | None = None
 
 
 def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> ExecutionPlan:
@@ -142,6 +152,9 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
     """
     plan, ctx = completion.plan, completion.ctx
     outputs, failure = _checked_outputs(plan, completion.outputs, completion.error)
+    # The trace holds LM text and inputs: made storable (NUL replaced).
+    trace = clean_json(completion.trace) if completion.trace is not None else None
+    steps = [StepSummary.model_validate(step) for step in completion.steps]
     result: ExecutionSucceeded | ExecutionFailed
     if failure is None:
         execution.succeed(
@@ -150,6 +163,7 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             usage=completion.usage.model_dump(),
             model=completion.model,
             offline=completion.offline,
+            trace=trace,
             **ctx.meta(),
         )
         result = ExecutionSucceeded(
@@ -161,6 +175,7 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             usage=completion.usage,
             model=completion.model,
             offline=completion.offline,
+            steps=steps,
         )
     else:
         execution.fail(
@@ -169,6 +184,8 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             details=[item.model_dump() for item in failure.details],
             latency_ms=completion.latency_ms,
             model=completion.model or None,
+            trace=trace,
+            failed_step=completion.failed_step,
             **ctx.meta(),
         )
         result = ExecutionFailed(
@@ -177,6 +194,8 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             version=plan.version,
             error=failure,
             latency_ms=completion.latency_ms,
+            steps=steps,
+            failed_step=completion.failed_step,
         )
     return Outcome.of(result, plan.execution_id)
 

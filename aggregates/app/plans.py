@@ -28,6 +28,12 @@ class Plan(BaseModel):
     # DSPy's saved state of the version (`dump_state()`), None when never optimized.
     state: dict[str, Any] | None
     lm: str
+    # A pipeline's normalized steps and output bindings (module "Pipeline"), a plugin's
+    # options and identity (module "plugin:<name>"); None for one-signature programs.
+    steps: list[dict[str, Any]] | None = None
+    outputs: dict[str, str] | None = None
+    options: dict[str, Any] | None = None
+    plugin: dict[str, Any] | None = None
 
     def compiled(self) -> CompiledSignature:
         """The version's compiled signature (cached by `compile_signature`)."""
@@ -80,4 +86,8 @@ def plan_fields(program: Program, version: ProgramVersion) -> dict[str, Any]:
         "field_descriptions": dict(program.field_descriptions),
         "state": version["state"],
         "lm": program.lm,
+        "steps": program.steps,
+        "outputs": program.outputs,
+        "options": program.options,
+        "plugin": version.get("plugin"),
     }

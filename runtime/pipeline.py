@@ -1,0 +1,157 @@
+"""A pipeline's steps compiled into one `dspy.Module` whose sub-modules are named after them.
+
+Each step is an attribute of the `Pipeline` module named after the step, so DSPy's
+`named_predictors()` names the predictors after the steps (`query`, `answer.predict`,
+`agent.react`, ...), every optimizer tunes all of them, and a version's saved state is
+`dump_state()`: JSON per predictor, checked on load by `runtime.modules.load_state`.
+
+Steps run in order; each step's inputs are read from the program's inputs or an
+earlier step's outputs as its bindings say, and the program's outputs from the output
+bindings. What dspyops lends the steps (corpus search, tools, reward metrics) comes in
+`StepServices`, so this module knows nothing of the event store or of entry points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import dspy
+
+from dspyops.signatures import compile_signature
+from dspyops.signatures.dspy_signature import dspy_signature
+
+Step = dict[str, Any]
+Reward = Callable[[dict[str, Any], Any], float]
+
+
+class Passage(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+# (corpus id, query, k) -> passages of the corpus version the execution was planned with.
+Search = Callable[[str, str, int], Sequence[Passage]]
+
+
+@dataclass(frozen=True)
+class StepServices:
+    search: Search | None = None
+    # (tool names, the step's corpus) -> the dspy.Tool objects of a ReAct step.
+    tools: Callable[[list[str], str | None], list[dspy.Tool]] | None = None
+    # A registered metric's name -> reward_fn(inputs, prediction) for BestOfN / Refine.
+    reward: Callable[[str], Reward] | None = None
+
+
+class Shared:
+    """A service held by a module, shared by its copies: optimizers deep-copy modules, and a
+    copy must search the same index, not a copy of the store behind it."""
+
+    def __init__(self, call: Search) -> None:
+        self.call = call
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Shared:
+        return self
+
+
+class Retrieve(dspy.Module):
+    """query -> passages, document_ids: the top `k` documents of a corpus (no predictor)."""
+
+    def __init__(self, corpus: str, k: int, search: Search) -> None:
+        super().__init__()
+        self.corpus = corpus
+        self.k = k
+        self._search = Shared(search)
+
+    def forward(self, query: str) -> dspy.Prediction:
+        return self._prediction(self._search.call(self.corpus, query, self.k))
+
+    async def aforward(self, query: str) -> dspy.Prediction:
+        # Search (and building the index the first time) is CPU work: off the event loop.
+        hits = await asyncio.to_thread(self._search.call, self.corpus, query, self.k)
+        return self._prediction(hits)
+
+    @staticmethod
+    def _prediction(hits: Sequence[Passage]) -> dspy.Prediction:
+        return dspy.Prediction(
+            passages=[hit.text for hit in hits], document_ids=[hit.id for hit in hits]
+        )
+
+
+class Pipeline(dspy.Module):
+    def __init__(self, steps: list[Step], outputs: dict[str, str], services: StepServices) -> None:
+        super().__init__()
+        self._order = [step["name"] for step in steps]
+        self._bindings = {step["name"]: dict(step["bindings"]) for step in steps}
+        self._outputs = dict(outputs)
+        for step in steps:
+            setattr(self, step["name"], build_step(step, services))
+
+    def forward(self, **inputs: Any) -> dspy.Prediction:
+        values: dict[str, Any] = {}
+        for name in self._order:
+            values[name] = getattr(self, name)(**self._arguments(name, inputs, values))
+        return self._result(inputs, values)
+
+    async def aforward(self, **inputs: Any) -> dspy.Prediction:
+        values: dict[str, Any] = {}
+        for name in self._order:
+            step = getattr(self, name)
+            values[name] = await step.acall(**self._arguments(name, inputs, values))
+        return self._result(inputs, values)
+
+    def _arguments(
+        self, name: str, inputs: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            field: _read(reference, inputs, values)
+            for field, reference in self._bindings[name].items()
+        }
+
+    def _result(self, inputs: dict[str, Any], values: dict[str, Any]) -> dspy.Prediction:
+        return dspy.Prediction(
+            **{name: _read(reference, inputs, values) for name, reference in self._outputs.items()}
+        )
+
+
+def _read(reference: str, inputs: dict[str, Any], values: dict[str, Any]) -> Any:
+    step, dot, field = reference.partition(".")
+    if not dot:
+        return inputs[reference]
+    return getattr(values[step], field)
+
+
+def build_step(step: Step, services: StepServices) -> dspy.Module:
+    kind = step["kind"]
+    if kind == "Retrieve":
+        if services.search is None:
+            raise RuntimeError("a Retrieve step needs corpus search, which was not given")
+        return Retrieve(step["corpus"], step["k"], services.search)
+    signature = dspy_signature(
+        compile_signature(step["signature"], instructions=step.get("instructions"))
+    )
+    if kind == "Predict":
+        return dspy.Predict(signature)
+    if kind == "ChainOfThought":
+        return dspy.ChainOfThought(signature)
+    if kind == "ReAct":
+        if services.tools is None:
+            raise RuntimeError("a ReAct step needs tools, which were not given")
+        tools = services.tools(list(step["tools"]), step.get("corpus"))
+        return dspy.ReAct(signature, tools=tools, max_iters=step["max_iters"])
+    if kind in {"BestOfN", "Refine"}:
+        if services.reward is None:
+            raise RuntimeError(f"a {kind} step needs reward metrics, which were not given")
+        make = dspy.BestOfN if kind == "BestOfN" else dspy.Refine
+        return make(
+            module=dspy.Predict(signature),
+            N=step["attempts"],
+            reward_fn=services.reward(step["reward"]),
+            threshold=step["threshold"],
+        )
+    raise ValueError(f"unknown step kind {kind!r}")
