@@ -38,7 +38,9 @@ class CompiledSignatureLike(Protocol):
 
     def validate_inputs(self, values: dict[str, Any], /) -> dict[str, Any]: ...
 
-    def validate_outputs(self, values: dict[str, Any], /) -> dict[str, Any]: ...
+    def validate_outputs(
+        self, values: dict[str, Any], /, *, strict: bool = ...
+    ) -> dict[str, Any]: ...
 
 
 def canonical_json(example: Example) -> str:
@@ -199,7 +201,10 @@ def validate_examples(
         except ValidationFailed as exc:
             errors.extend(prefixed(exc.errors, *where))
         try:
-            signature.validate_outputs({k: example[k] for k in outputs if k in example})
+            # Labels are a producer's data: strict, like inputs (an LM's outputs are lax).
+            signature.validate_outputs(
+                {k: example[k] for k in outputs if k in example}, strict=True
+            )
         except ValidationFailed as exc:
             errors.extend(
                 prefixed(

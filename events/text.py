@@ -14,6 +14,7 @@ Everything else (emoji, CJK, control characters other than NUL, ...) is accepted
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -65,12 +66,19 @@ def clean(text: str) -> str:
     return _REFUSED.sub(REPLACEMENT, text)
 
 
-def clean_json(value: Any) -> Any:
-    """A JSON value with every refused character in its strings (and keys) replaced."""
+def storable(value: Any) -> Any:
+    """A JSON value PostgreSQL's jsonb can hold: refused characters in strings and keys
+    replaced, and non-finite numbers (NaN, Infinity: not JSON) made null.
+
+    For what an LM or a library made (outputs, demos, traces, error details): it is
+    repaired, where a producer's command with the same would be refused.
+    """
     if isinstance(value, str):
         return clean(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
-        return {clean(k) if isinstance(k, str) else k: clean_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean_json(v) for v in value]
+        return {clean(k) if isinstance(k, str) else k: storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
     return value

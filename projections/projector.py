@@ -120,11 +120,10 @@ class Projector:
                     raise
                 skipped.record(self.conn, self.read_schema, notification, exc)
                 log.error(
-                    "projector skipped the event at position %d (%s): %s: %s",
+                    "projector skipped the event at position %d (%s): %s",
                     notification.id,
                     notification.topic.rsplit(":", 1)[-1],
-                    type(exc).__name__,
-                    exc,
+                    skipped.describe(exc),
                 )
 
     def catch_up(self) -> int:

@@ -8,7 +8,9 @@ in `projection_errors` says which event and why, and the projector moves past it
 same transaction. `/health` and `dspyops projections status` report these rows; a
 `dspyops projections rebuild` applies every event again (after a fix, the skipped ones
 may now apply). An outage or a read schema that is itself broken is not the event's
-fault: it is raised, and the projector waits or stops as before.
+fault: it is raised, and the projector waits or stops as before. So is an event of a
+class the projector does not know (`TopicError`): the workers run a newer version than
+the projector, which must be upgraded rather than skip what it cannot read yet.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import Notification, PersistenceError
+from eventsourcing.utils import TopicError
 from psycopg import Connection, sql
 
 from dspyops.events.text import clean
@@ -31,6 +34,7 @@ NOT_THE_EVENT = (
     psycopg.ProgrammingError,
     psycopg.InternalError,
     PersistenceError,
+    TopicError,
 )
 
 
@@ -38,9 +42,18 @@ def is_the_events_fault(exc: BaseException) -> bool:
     return isinstance(exc, Exception) and not isinstance(exc, NOT_THE_EVENT)
 
 
+def describe(exc: Exception) -> str:
+    """Why, without the event's data: PostgreSQL's DETAIL and CONTEXT lines quote the
+    values it refused (user inputs), so only its primary message and SQLSTATE are kept."""
+    if isinstance(exc, psycopg.Error):
+        primary = exc.diag.message_primary or type(exc).__name__
+        return f"{primary} (SQLSTATE {exc.sqlstate})" if exc.sqlstate else primary
+    return f"{type(exc).__name__}: {exc}"
+
+
 def record(conn: Connection[Any], schema: str, notification: Notification, exc: Exception) -> None:
     """One row saying why the event at `notification.id` was skipped (a retry overwrites)."""
-    message = clean(f"{type(exc).__name__}: {exc}")[:MAX_MESSAGE_CHARS]
+    message = clean(describe(exc))[:MAX_MESSAGE_CHARS]
     conn.execute(
         sql.SQL(
             "INSERT INTO {}.{} (position, event_type, aggregate_id, error_type, message, "

@@ -23,8 +23,10 @@ from dspyops.signatures.pytypes import bounded_type
 from dspyops.signatures.render import render
 from dspyops.signatures.spec import FieldSpec, OptionalType, ParsedSignature
 
-# Lax mode gives the "3" -> 3 coercion; non-finite floats are refused because the
-# validated values go into JSON events and `NaN` is not JSON.
+# Non-finite floats are refused because the validated values go into JSON events and
+# `NaN` is not JSON. Strictness is chosen per call: what a producer sends (inputs,
+# dataset examples) is strict like the wire contract; what an LM answers is lax ("3" ->
+# 3 for an int), since DSPy parses text.
 _MODEL_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 # Compiled signatures kept per process (here and in `dspy_signature`).
 CACHE_SIZE = 512
@@ -60,10 +62,12 @@ class CompiledSignature:
         return self.output_model.model_json_schema()
 
     def validate_inputs(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return _validate(self.input_model, data)
+        """A producer's inputs, strictly: no `true` for an int, no `"0.5"` for a float."""
+        return _validate(self.input_model, data, strict=True)
 
-    def validate_outputs(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return _validate(self.output_model, data)
+    def validate_outputs(self, data: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
+        """An LM's outputs (lax), or a producer's labels (`strict`)."""
+        return _validate(self.output_model, data, strict=strict)
 
 
 def compile_signature(
@@ -136,10 +140,10 @@ def _model(
     return model
 
 
-def _validate(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+def _validate(model: type[BaseModel], data: Mapping[str, Any], *, strict: bool) -> dict[str, Any]:
     payload = dict(data) if isinstance(data, Mapping) else data
     try:
-        instance = model.model_validate(payload)
+        instance = model.model_validate(payload, strict=strict)
     except pydantic.ValidationError as exc:
         errors = [
             {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}

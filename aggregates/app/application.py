@@ -91,17 +91,20 @@ class DspyOps(Application):
         subject: str,
         *,
         trust_first: bool = False,
+        foreign_ok: bool = False,
     ) -> T | Outcome:
         """Run `work` until it saves without conflict; a domain error is stored as rejected.
 
         After a conflict the stored outcome is looked up again: a conflict on the
         HandledCommand means another worker finished this command first. With
         `trust_first`, the first try skips that lookup (the caller just made it) and
-        `work(True)` may skip its own reads: anything stale shows up as a conflict.
+        `work(True)` may skip its own reads: anything stale shows up as a conflict. With
+        `foreign_ok`, an id another command took is no reason to stop: `work` (ending a
+        run its command started) checks `owns_id` and stores no outcome then.
         """
         for number in range(self.max_attempts):
             first = trust_first and number == 0
-            stored = None if first else self._stored_for(ctx, subject)
+            stored = None if first else self._stored_for(ctx, subject, foreign_ok)
             if stored is not None:
                 return stored
             try:
@@ -121,17 +124,29 @@ class DspyOps(Application):
         raise ConflictsExhausted(f"command {ctx.command_id!r}: {self.max_attempts} conflicts")
 
     def record(self, ctx: CommandContext, outcome: Outcome, *changed: Aggregate) -> Outcome:
-        """Save the changed aggregates and the command's outcome in one transaction."""
-        self.save(*changed, handled_record(ctx, outcome))
+        """Save the changed aggregates and the command's outcome in one transaction.
+
+        A context that does not own its id (`store_outcome` false: another command took
+        it while this one's run was going) saves the aggregates alone.
+        """
+        handled = [handled_record(ctx, outcome)] if ctx.store_outcome else []
+        self.save(*changed, *handled)
         return outcome
 
-    def _stored_for(self, ctx: CommandContext, subject: str) -> Outcome | None:
+    def owns_id(self, ctx: CommandContext) -> bool:
+        """Whether no other command has stored an outcome under this command's id."""
+        handled = self.replay(HandledCommand, command_uuid(ctx.command_id))
+        return handled is None or handled.same_command(ctx.command_type, ctx.payload_digest)
+
+    def _stored_for(
+        self, ctx: CommandContext, subject: str, foreign_ok: bool = False
+    ) -> Outcome | None:
         """The stored outcome of this command; a rejection if its id was used by another."""
         handled = self.replay(HandledCommand, command_uuid(ctx.command_id))
         if handled is None:
             return None
         if not handled.same_command(ctx.command_type, ctx.payload_digest):
-            return rejected(ctx, id_reused(ctx), subject)
+            return None if foreign_ok else rejected(ctx, id_reused(ctx), subject)
         return Outcome(result_type=handled.result_type, subject=handled.subject, data=handled.data)
 
     def stored_outcome(self, command_id: str) -> Outcome | None:

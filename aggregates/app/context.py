@@ -21,6 +21,9 @@ class CommandContext(BaseModel):
     # A digest of the command's type and payload: the same id sent again with another
     # type or payload is a reused id, answered `id_reused` (never applied, never stored).
     payload_digest: str | None = None
+    # False when another command took this id while this one's run was going: its run
+    # still ends, and records no outcome under the id (the id's outcome is the other's).
+    store_outcome: bool = True
 
     def meta(self) -> dict[str, Any]:
         """The keyword arguments every decorated event method takes."""

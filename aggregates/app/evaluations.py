@@ -27,7 +27,7 @@ from dspyops.aggregates.program import DEPRECATED
 from dspyops.aggregates.run import Run
 from dspyops.events.commands import EvaluateProgram
 from dspyops.events.results import EvaluationCompleted
-from dspyops.events.text import clean_json
+from dspyops.events.text import storable
 
 COMMAND = "EvaluateProgram"
 
@@ -92,7 +92,7 @@ def complete_evaluation(
         if bad:
             return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"])
         # Per-example outputs are what the LM said: made storable (NUL replaced).
-        run.complete(score, clean_json(per_example), errored, **ctx.meta())
+        run.complete(score, storable(per_example), errored, **ctx.meta())
         result = EvaluationCompleted(
             evaluation_id=run.evaluation_id,
             program_id=run.program_id,

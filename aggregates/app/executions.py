@@ -31,7 +31,7 @@ from dspyops.events.results import (
     StepSummary,
     Usage,
 )
-from dspyops.events.text import clean, clean_json, refused_text
+from dspyops.events.text import clean, refused_text, storable
 from dspyops.signatures import ValidationFailed
 
 REASONING = "reasoning"
@@ -153,7 +153,7 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
     plan, ctx = completion.plan, completion.ctx
     outputs, failure = _checked_outputs(plan, completion.outputs, completion.error)
     # The trace holds LM text and inputs: made storable (NUL replaced).
-    trace = clean_json(completion.trace) if completion.trace is not None else None
+    trace = storable(completion.trace) if completion.trace is not None else None
     steps = [StepSummary.model_validate(step) for step in completion.steps]
     result: ExecutionSucceeded | ExecutionFailed
     if failure is None:
@@ -219,14 +219,19 @@ def _checked_outputs(
         refused = [
             {"loc": list(path), "msg": problem, "type": "invalid_text"}
             for path, problem in refused_text(validated)
+        ] + [
+            {"loc": [name], "msg": "not a finite number", "type": "finite_number"}
+            for name, value in validated.items()
+            if storable(value) != value and not list(refused_text(value))
         ]
         if refused:
             raise ValidationFailed(refused)
     except ValidationFailed as exc:
+        # The errors' locations hold keys the LM chose: made storable too.
         return {}, ErrorInfo(
             code="output_invalid",
             message=clean(f"outputs do not match the signature: {exc}"),
-            details=error_items(prefixed(exc.errors, "outputs")),
+            details=error_items(storable(prefixed(exc.errors, "outputs"))),
         )
     if reasoning is not None:
         validated[REASONING] = clean(str(reasoning))

@@ -33,7 +33,7 @@ from dspyops.events.results import (
     OptimizationCompleted,
     OptimizationProgress,
 )
-from dspyops.events.text import clean_json
+from dspyops.events.text import storable
 
 COMMAND = "OptimizeProgram"
 CANCEL_REASON = "cancelled on request"
@@ -140,7 +140,7 @@ def complete_optimization(
             version = program.add_optimized_version(
                 optimization_id=run.optimization_id,
                 # Bootstrapped demos hold LM text: made storable (NUL replaced).
-                state=clean_json(state),
+                state=storable(state),
                 optimizer=run.optimizer,
                 metric=run.metric,
                 config=run.config,
@@ -191,5 +191,10 @@ def cancel_optimization(app: DspyOps, cmd: CancelOptimization, ctx: CommandConte
         optimization_id=run.run_id, program_id=run.program_id, reason=CANCEL_REASON
     )
     outcome = Outcome.of(result, run.run_id)
-    original = handled_record(run_context(run, COMMAND), outcome)
-    return app.record(ctx, outcome, run, original)
+    asking = run_context(run, COMMAND)
+    # The asking command's id may have been taken by another command meanwhile: then it
+    # keeps that command's outcome (the run is open, so it holds none of its own yet).
+    original = (
+        [handled_record(asking, outcome)] if app.stored_outcome(asking.command_id) is None else []
+    )
+    return app.record(ctx, outcome, run, *original)

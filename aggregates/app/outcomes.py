@@ -103,12 +103,21 @@ def id_reused(ctx: CommandContext) -> IdReused:
     )
 
 
+# Fixed forever: changing how the digest is made would refuse commands sent again after
+# an upgrade (a redelivery after a crash) as reused ids. A new scheme gets a new prefix.
+DIGEST_SCHEME = "v1"
+
+
 def payload_digest(command: Command) -> str:
-    """Digest of a command's type and validated payload (defaults filled in)."""
+    """Digest of a command's type and the fields its producer sent (validated).
+
+    Only fields the producer set count: a field added to the command later, with a
+    default, leaves the digest of the same message unchanged.
+    """
     canonical = json.dumps(
-        [type(command).__name__, command.model_dump(mode="json")],
+        [type(command).__name__, command.model_dump(mode="json", exclude_unset=True)],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return DIGEST_SCHEME + ":" + hashlib.sha256(canonical.encode()).hexdigest()[:32]

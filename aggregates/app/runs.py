@@ -29,16 +29,21 @@ def finish_run(
     command_type: str,
     finish: Finish,
 ) -> Outcome:
-    """End a run on behalf of the command that asked for it, exactly once."""
+    """End a run on behalf of the command that asked for it, exactly once.
+
+    The run ends even when another command took its command's id meanwhile (a producer
+    reusing ids): its outcome is then not stored under the id, which keeps the other's.
+    """
     ctx = run_context(load(run_id), command_type)
 
     def work(_: bool) -> Outcome:
         run = load(run_id)
         if not run.is_open:
             raise IllegalTransition(f"run {run_id!r} already {run.status}", loc=["status"])
-        return finish(run, ctx)
+        owner = ctx if app.owns_id(ctx) else ctx.model_copy(update={"store_outcome": False})
+        return finish(run, owner)
 
-    return app.attempt(ctx, work, run_id)
+    return app.attempt(ctx, work, run_id, foreign_ok=True)
 
 
 def fail_run(app: DspyOps, run: Run, ctx: CommandContext, code: str, message: str) -> Outcome:

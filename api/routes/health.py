@@ -15,10 +15,11 @@ router = APIRouter(tags=["health"])
 
 
 class SkippedEvent(BaseModel):
+    # Why it was skipped is in `projection_errors` (and the projector's log), not here:
+    # /health answers without a token.
     position: int
     event_type: str
     error_type: str
-    message: str
 
 
 class Projection(BaseModel):

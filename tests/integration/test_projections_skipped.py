@@ -27,7 +27,7 @@ from dspyops.projections.rebuild import rebuild
 from dspyops.settings import Settings
 from tests.support.executions import complete
 
-NUL = "a\x00b"
+NUL = "patient 4411\x00"  # what a refused value looks like: it must not be quoted
 
 
 def ctx(command_id: str) -> CommandContext:
@@ -81,6 +81,12 @@ def test_unappliable_events_are_skipped_recorded_and_reported(
             f'SELECT event_type, error_type FROM "{read_schema}".projection_errors '
             "ORDER BY position",
         )
+        skipped_positions = [
+            p
+            for (p,) in read(
+                database_url, f'SELECT position FROM "{read_schema}".projection_errors ORDER BY 1'
+            )
+        ]
         assert skipped == [
             ("Program.Registered", "DataError"),
             ("Program.TrainingStarted", "LookupError"),
@@ -102,7 +108,14 @@ def test_unappliable_events_are_skipped_recorded_and_reported(
             metrics = client.get("/metrics").text
         assert health["status"] == "degraded"
         assert health["projection"]["skipped"] == 4
-        assert health["projection"]["last_skipped"]["event_type"] == "Execution.Requested"
+        assert health["projection"]["last_skipped"] == {
+            "position": skipped_positions[-1],
+            "event_type": "Execution.Requested",
+            "error_type": "UntranslatableCharacter",
+        }
+        messages = read(database_url, f'SELECT message FROM "{read_schema}".projection_errors')
+        assert all("patient" not in m for (m,) in messages), messages
+        assert any("SQLSTATE" in m for (m,) in messages)
         assert "dspyops_projection_skipped_events 4" in metrics
         # A rebuild applies every event again and skips the same ones, no wedge either.
         assert rebuild(database_url, event_store_schema=pg_schema, read_schema=read_schema) > 0

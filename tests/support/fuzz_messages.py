@@ -85,9 +85,12 @@ def expected(name: str, message: dict[str, Any]) -> str:
 
 
 def outcome(result_type: str, errors: list[dict[str, Any]]) -> str:
-    """`rejected` for a CommandRejected that names fields of `data`, else `handled`."""
+    """`rejected` for a CommandRejected that names fields of `data`, `internal_error` for
+    a bug (never what the contract says), else `handled`."""
     if result_type != "CommandRejected":
         return "handled"
+    if any(e["type"] == "internal_error" for e in errors):
+        return "internal_error"
     wire = any(e["loc"][:1] == ["data"] or e["loc"] == ["type"] for e in errors)
     domain = {"not_found", "illegal_transition", "already_exists", "invalid_input"}
     return "rejected" if wire and not any(e["type"] in domain for e in errors) else "handled"

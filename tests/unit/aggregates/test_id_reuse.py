@@ -19,7 +19,9 @@ from dspyops.aggregates.app import (
     optimizations,
 )
 from dspyops.aggregates.app.handlers import for_command
+from dspyops.aggregates.app.outcomes import payload_digest
 from dspyops.events.commands import (
+    CancelOptimization,
     ExecuteProgram,
     OptimizeProgram,
     RegisterDataset,
@@ -29,6 +31,8 @@ from dspyops.events.commands import (
 from tests.support.executions import complete
 
 SIGNATURE = "question: str -> answer: str"
+# The digest of UpdateProgram(program_id="p", description="one") under scheme v1.
+PINNED = "v1:c8dce801c1af837e470d47ec628c6a31"
 
 
 def ctx(command_id: str) -> CommandContext:
@@ -110,3 +114,38 @@ def test_a_running_optimization_id_reused_with_another_payload_is_refused(app: D
     )
     assert done.result_type == "OptimizationCompleted"
     assert app.stored_outcome("o1") == done
+
+
+def test_a_running_optimizations_id_taken_by_another_command_still_ends_and_cancels(
+    app: DspyOps,
+) -> None:
+    # A producer reuses running commands' ids for other commands, which are applied.
+    for run_id, command_id in (("o", "o1"), ("o2", "o2")):
+        running = OptimizeProgram(program_id="p", dataset_id="d", optimization_id=run_id)
+        assert isinstance(handle(app, running, ctx(command_id)), OptimizationPlan)
+        taken = handle(app, UpdateProgram(program_id="p", description=run_id), ctx(command_id))
+        assert taken.result_type == "ProgramUpdated"
+    # A run in that situation can be cancelled (no endless conflict on the taken id).
+    cancelled = handle(app, CancelOptimization(program_id="p", optimization_id="o2"), ctx("c2"))
+    assert cancelled.result_type == "OptimizationCancelled"
+    assert app.optimization("o2").status == "cancelled"
+    # And one still ends with its real outcome; the id keeps the other command's.
+    done = optimizations.complete_optimization(
+        app, "o", state={"demos": []}, baseline_score=0.1, optimized_score=0.2
+    )
+    assert done.result_type == "OptimizationCompleted"
+    assert app.optimization("o").status == "completed"
+    assert (app.stored_outcome("o1") or done).result_type == "ProgramUpdated"
+
+
+def test_the_payload_digest_is_pinned_and_ignores_unsent_defaults() -> None:
+    # Pinned: a redelivery after an upgrade must digest as it did before it.
+    command = UpdateProgram(program_id="p", description="one")
+    assert payload_digest(command) == PINNED
+    sent_default = ExecuteProgram.model_validate({"program_id": "p", "inputs": {}})
+    assert "version" not in sent_default.model_fields_set
+    assert payload_digest(sent_default) == payload_digest(
+        ExecuteProgram.model_validate({"program_id": "p", "inputs": {}})
+    )
+    explicit = ExecuteProgram.model_validate({"program_id": "p", "inputs": {}, "version": 1})
+    assert payload_digest(explicit) != payload_digest(sent_default)

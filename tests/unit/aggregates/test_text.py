@@ -88,3 +88,15 @@ def test_error_messages_and_run_reports_are_stored_cleaned() -> None:
         "answer": "a\ufffdb\ufffdc"
     }
     assert refused_in_store(app) == []
+
+
+def test_an_invalid_output_keyed_by_the_lm_is_stored_cleaned() -> None:
+    app = DspyOps(in_memory_env())
+    register = RegisterProgram(
+        program_id="p", name="P", signature="question: str -> scores: dict[str, int]"
+    )
+    handle(app, register, ctx("r"))
+    plan = handle(app, ExecuteProgram(program_id="p", inputs={"question": "q"}), ctx("x"))
+    outcome = complete(app, plan, ctx("x"), outputs={"scores": {"a\x00": "nope"}})
+    assert outcome.data["error"]["code"] == "output_invalid"
+    assert refused_in_store(app) == []

@@ -53,3 +53,12 @@ def test_every_published_port_listens_on_loopback_only() -> None:
     assert {name for name, _ in published} == {"kafka", "postgres", "api"}
     for name, port in published:
         assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_the_image_gets_the_wheel_only_and_the_context_leaves_secrets_out() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".env", ".env.*", ".venv", ".git", "tests"} <= set(ignored)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    final_stage = dockerfile.split("\nFROM ")[-1]
+    assert "COPY --from=build /wheels /wheels" in final_stage
+    assert "COPY . ." not in final_stage

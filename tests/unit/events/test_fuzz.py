@@ -11,16 +11,33 @@ sends a sample of the same through Kafka to a worker process.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from dspyops.aggregates.app import DspyOps, in_memory_env
+from dspyops.aggregates.app import (
+    CommandContext,
+    DspyOps,
+    EvaluationPlan,
+    ExecutionPlan,
+    OptimizationPlan,
+    Outcome,
+    evaluations,
+    handle,
+    in_memory_env,
+    optimizations,
+)
+from dspyops.consumers.executions import ExecutionJobs
+from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
-from dspyops.events.commands import COMMAND_TYPES
+from dspyops.events.commands import COMMAND_TYPES, RegisterDataset, RegisterProgram
 from dspyops.events.topics import Topics, command_topic
+from dspyops.runtime.profiles import ProfileRegistry, load_profiles
+from dspyops.runtime.redaction import Redactor
 from tests.support.fuzz_messages import agrees, broken, encoded, expected, outcome, valid
 
 TOPICS = Topics("fuzz.")
@@ -30,14 +47,58 @@ FUZZ = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-# One store for every message, as a worker has: ids repeat, programs accumulate.
+# One store for every message, as a worker has: ids repeat, programs accumulate. A
+# program and a dataset exist, and some messages name them, so long-running commands
+# get as far as their plans: executions then run on the offline LM; runs are ended by
+# a stand-in (what a run does is not under test here, only that it ends as one).
 APP = DspyOps(in_memory_env())
 LOOP = asyncio.new_event_loop()
+PROGRAM, DATASET = "fuzz-p", "fuzz-d"
+handle(
+    APP,
+    RegisterProgram(program_id=PROGRAM, name="p", signature="question: str -> answer: str"),
+    CommandContext(command_id="fuzz-setup-1", correlation_id="setup"),
+)
+handle(
+    APP,
+    RegisterDataset(dataset_id=DATASET, name="d", examples=[{"question": "q", "answer": "a"}] * 3),
+    CommandContext(command_id="fuzz-setup-2", correlation_id="setup"),
+)
+
+
+async def end_run(envelope: Any, plan: Any, ctx: CommandContext) -> Outcome:
+    if isinstance(plan, OptimizationPlan):
+        return optimizations.fail_optimization(APP, plan.optimization_id, "stand_in", "ended")
+    return evaluations.fail_evaluation(APP, plan.evaluation_id, "stand_in", "ended")
+
+
+EXECUTIONS = ExecutionJobs(
+    APP, ProfileRegistry(load_profiles(None)), ModuleCache(), redactor=Redactor()
+)
+PROCESSOR = Processor(
+    APP,
+    TOPICS,
+    jobs={ExecutionPlan: EXECUTIONS.run, OptimizationPlan: end_run, EvaluationPlan: end_run},
+)
+
+
+def aimed(message: dict[str, Any]) -> dict[str, Any]:
+    """Every other message that names a program or dataset names the ones that exist."""
+    data = message.get("data")
+    if (
+        isinstance(data, dict)
+        and hashlib.sha256(json.dumps(message, sort_keys=True).encode()).digest()[0] % 2
+    ):
+        for field, value in (("program_id", PROGRAM), ("dataset_id", DATASET)):
+            if isinstance(data.get(field), str):
+                data[field] = value
+    return message
 
 
 def check(name: str, message: dict[str, Any]) -> None:
+    message = aimed(message)
     record = Incoming(command_topic(TOPICS, name), 0, 0, b"k", encoded(message))
-    (out,) = LOOP.run_until_complete(Processor(APP, TOPICS).process(record))
+    (out,) = LOOP.run_until_complete(PROCESSOR.process(record))
     if out.topic == TOPICS.deadletter:
         got, errors = "deadletter", []
     else:

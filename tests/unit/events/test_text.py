@@ -15,7 +15,7 @@ import pytest
 from dspyops.events.codec import InvalidCommand, decode_command, decode_envelope, encode
 from dspyops.events.commands import COMMAND_TYPES
 from dspyops.events.envelope import command_envelope
-from dspyops.events.text import clean, clean_json, refused_text, text_problem
+from dspyops.events.text import clean, refused_text, storable, text_problem
 
 VALID: dict[str, dict[str, Any]] = {
     "RegisterProgram": {"name": "n", "signature": "q: str -> a: str"},
@@ -89,5 +89,6 @@ def test_the_rule_and_its_repair() -> None:
     assert "NUL" in (text_problem("\x00") or "")
     assert "surrogate" in (text_problem("\udc80") or "")
     assert clean("a\x00b\ud800c") == "a\ufffdb\ufffdc"
-    assert clean_json({"k\x00": ["\ud800", 1, None]}) == {"k\ufffd": ["\ufffd", 1, None]}
+    assert storable({"k\x00": ["\ud800", 1, None]}) == {"k\ufffd": ["\ufffd", 1, None]}
+    assert storable({"x": [float("nan"), float("inf"), 0.5]}) == {"x": [None, None, 0.5]}
     assert list(refused_text({"a": ["ok", "\x00"]})) == [(("a", 1), text_problem("\x00"))]
