@@ -19,7 +19,7 @@ from dspyops.consumers.store_calls import in_store
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
 from dspyops.events.deadletter import deadletter_envelope
-from dspyops.events.envelope import Envelope, result_envelope
+from dspyops.events.envelope import Envelope, result_envelope, result_id
 from dspyops.events.results import CommandRejected, ErrorItem
 from dspyops.events.topics import Topics, command_topic
 
@@ -85,7 +85,7 @@ class Processor:
         decided = await in_store(self.store_executor, handle, self.app, command, ctx)
         if isinstance(decided, Plan):
             decided = await self.jobs[type(decided)](envelope, decided, ctx)
-        return [self._outcome(envelope, decided)]
+        return [self._outcome(envelope, decided, ctx.payload_digest)]
 
     def _wrong_topic(self, record: Incoming, envelope: Envelope) -> CommandRejected | None:
         try:
@@ -101,9 +101,19 @@ class Processor:
         )
         return CommandRejected(command_type=envelope.short_type, errors=[error])
 
-    def _outcome(self, command: Envelope, outcome: Outcome) -> Outgoing:
+    def _outcome(self, command: Envelope, outcome: Outcome, digest: str | None = None) -> Outgoing:
+        # Result ids are derived from the command id, so a replay is recognisably the
+        # same; a reused id's refusal is another message than the id's first outcome.
+        reused = outcome.rejected and any(
+            error.get("type") == "id_reused" for error in outcome.data.get("errors", [])
+        )
+        key = f"{outcome.result_type}:id_reused:{digest}" if reused else outcome.result_type
         envelope = result_envelope(
-            command, outcome.result_type, outcome.data, subject=outcome.subject
+            command,
+            outcome.result_type,
+            outcome.data,
+            subject=outcome.subject,
+            id=result_id(command.id, key),
         )
         return Outgoing(self.topics.results, command.correlation_id, envelope)
 

@@ -26,12 +26,18 @@ def _rfc3339(value: Any) -> Any:
         return value
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("time must be an RFC 3339 date-time string, e.g. 2026-01-31T12:00:00Z")
+    # RFC 3339 allows "t"/"z" and a leap second (:60), Python's parser neither.
+    text = value.upper()
+    leap = text[17:19] == "60"
+    if leap:
+        text = text[:17] + "59" + text[19:]
     # Python's parser takes at most microseconds: nanoseconds are cut to six digits.
-    head, dot, tail = value.partition(".")
+    head, dot, tail = text.partition(".")
     if dot:
         digits = len(tail) - len(tail.lstrip("0123456789"))
         tail = tail[: min(digits, 6)] + tail[digits:]
-    return datetime.fromisoformat(head + dot + tail if dot else value)
+    parsed = datetime.fromisoformat(head + dot + tail if dot else text)
+    return parsed.replace(microsecond=999_999) if leap else parsed
 
 
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]

@@ -111,3 +111,16 @@ async def test_a_bug_in_a_job_still_ends_the_command_and_an_outage_is_retried(
     )
     with pytest.raises(psycopg.OperationalError):
         await outage.process(record(execute, topic=TOPICS.executions))
+
+
+async def test_a_reused_ids_refusal_is_a_message_of_its_own(app: DspyOps) -> None:
+    processor = Processor(app, TOPICS)
+    update = {"program_id": "p", "description": "one"}
+    await processor.process(record(command_envelope("RegisterProgram", REGISTER)))
+    first = command_envelope("UpdateProgram", {"program_id": "nope", "description": "x"})
+    (rejected,) = await processor.process(record(first))  # a rejection stored under the id
+    other = first.model_copy(update={"data": update})
+    (reused,) = await processor.process(record(other))
+    assert (reused.envelope.data or {})["errors"][0]["type"] == "id_reused"
+    # Consumers deduplicate by result id: the refusal must not look like the first reply.
+    assert reused.envelope.id != rejected.envelope.id

@@ -345,7 +345,13 @@ def test_a_time_that_is_not_rfc3339_dead_letters_the_envelope(time):
 
 @pytest.mark.parametrize(
     "time",
-    ["2026-01-31T12:00:00Z", "2026-01-31t12:00:00.123456789+02:00", "2026-01-31T12:00:00.5-05:30"],
+    [
+        "2026-01-31T12:00:00Z",
+        "2026-01-31t12:00:00.123456789+02:00",
+        "2026-01-31T12:00:00.5-05:30",
+        "2026-01-31t12:00:00z",
+        "2016-12-31T23:59:60Z",
+    ],
 )
 def test_rfc3339_times_are_read(time):
     assert decode_envelope(_raw({**_command(), "time": time})).time is not None
