@@ -19,14 +19,25 @@ set as attributes, and signature fields are zipped without a length check (dspy 
 9589). So the state is checked against the rebuilt module first, the load is refused
 with every problem listed, and a state that names an LM is refused: the LM comes from
 a server-side profile, never from stored data. Nothing here reads pickles.
+
+The same checks serve composite modules (plugin modules, ``runtime/plugins.py``): their
+state is keyed by ``named_predictors()`` paths (``generate_query.predict``), one
+predictor's state each, whose demos may also name the module's other fields (optimizers
+put labelled examples in every predictor). A state is plain JSON or refused: objects
+with string keys, arrays, strings, finite numbers, booleans and null, nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Set
 from typing import Any
 
 import dspy
+
+from dspyops.signatures import SignatureError, compile_signature
 
 MODULE_KINDS: dict[str, Callable[[type[dspy.Signature]], dspy.Module]] = {
     "Predict": dspy.Predict,
@@ -67,10 +78,8 @@ def build_module(
     return module
 
 
-def load_state(module: dspy.Module, state: Any, *, extra_fields: Iterable[str] = ()) -> None:
-    """Load `state` onto `module` if it fits; `extra_fields` may appear in demos too (a
-    pipeline's program fields: labelled demos are the dataset's examples)."""
-    problems = state_problems(module, state, extra_fields=extra_fields)
+def load_state(module: dspy.Module, state: Any) -> None:
+    problems = state_problems(module, state)
     if problems:
         raise StateMismatch(problems)
     try:
@@ -80,25 +89,74 @@ def load_state(module: dspy.Module, state: Any, *, extra_fields: Iterable[str] =
         raise StateMismatch([f"dspy refused the state: {exc}"]) from exc
 
 
-def state_problems(
-    module: dspy.Module, state: Any, *, extra_fields: Iterable[str] = ()
-) -> list[str]:
+def state_problems(module: dspy.Module, state: Any) -> list[str]:
     """Every way ``state`` fails to fit ``module``; empty when it fits."""
     if not isinstance(state, dict):
         return [f"state must be an object, got {type(state).__name__}"]
+    not_json = json_problems(state)
+    if not_json:
+        return not_json
     if isinstance(module, dspy.Predict):
-        return _predictor_problems("", module, state, set(extra_fields))
+        return _predictor_problems("", module, state)
     predictors = dict(module.named_predictors())
     problems = [f"missing state for predictor {n!r}" for n in predictors if n not in state]
     problems += [f"state for unknown predictor {n!r}" for n in state if n not in predictors]
+    shared = _composite_fields(module, predictors.values())
     for name, predictor in predictors.items():
         if name in state:
-            problems += _predictor_problems(f"{name}.", predictor, state[name], set(extra_fields))
+            problems += _predictor_problems(f"{name}.", predictor, state[name], shared)
+    return problems
+
+
+def _composite_fields(module: dspy.Module, predictors: Iterable[dspy.Predict]) -> set[str]:
+    """Fields a demo of any predictor in ``module`` may carry besides the predictor's own.
+
+    Optimizers put labelled examples (the program's fields) in every predictor's demos
+    (LabeledFewShot, BootstrapFewShot's labelled demos); DSPy's adapters use only the
+    predictor's fields. So a composite module's demos may name any field of its
+    predictors, or of its ``dspyops_signature`` (a plugin's program fields).
+    """
+    names = {name for predictor in predictors for name in predictor.signature.fields}
+    text = getattr(module, "dspyops_signature", None)
+    if isinstance(text, str):
+        with contextlib.suppress(SignatureError):
+            names.update(field.name for field in compile_signature(text).parsed.fields)
+    return names
+
+
+def json_problems(value: Any, where: str = "state", limit: int = 10) -> list[str]:
+    """Where ``value`` is not plain JSON (the first ``limit`` places); empty when it is.
+
+    Walked with a queue, not recursion: a deeply nested value cannot exhaust the stack.
+    """
+    problems: list[str] = []
+    queue: deque[tuple[str, Any]] = deque([(where, value)])
+    seen: set[int] = set()
+    while queue and len(problems) < limit:
+        path, item = queue.popleft()
+        if isinstance(item, dict | list):
+            # Decoded JSON is a tree; a container met twice is a shared or circular one.
+            if id(item) in seen:
+                problems.append(f"{path} is a container met before (shared or circular)")
+                continue
+            seen.add(id(item))
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str):
+                    queue.append((f"{path}.{key}", inner))
+                else:
+                    problems.append(f"{path} has a key that is not a string: {key!r}")
+        elif isinstance(item, list):
+            queue.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.append(f"{path} is {item}, which JSON cannot hold")
+        elif item is not None and not isinstance(item, str | int | float | bool):
+            problems.append(f"{path} is not a JSON value (type {type(item).__name__})")
     return problems
 
 
 def _predictor_problems(
-    where: str, predictor: dspy.Predict, state: Any, extra: set[str]
+    where: str, predictor: dspy.Predict, state: Any, shared: Set[str] = frozenset()
 ) -> list[str]:
     if not isinstance(state, dict):
         return [f"{where or 'state'} must be an object"]
@@ -114,7 +172,7 @@ def _predictor_problems(
     if "signature" in state:
         problems += _signature_problems(f"{where}signature", len(fields), state["signature"])
     if isinstance(state.get("demos"), list):
-        problems += _demo_problems(f"{where}demos", set(fields) | extra, state["demos"])
+        problems += _demo_problems(f"{where}demos", {*fields, *shared}, state["demos"])
     if "fields" in state and not isinstance(state["fields"], dict):
         problems.append(f"{where}fields must be an object")
     return problems

@@ -84,8 +84,17 @@ class Retrieve(dspy.Module):
 
 
 class Pipeline(dspy.Module):
-    def __init__(self, steps: list[Step], outputs: dict[str, str], services: StepServices) -> None:
+    def __init__(
+        self,
+        signature: str,
+        steps: list[Step],
+        outputs: dict[str, str],
+        services: StepServices,
+    ) -> None:
         super().__init__()
+        # The program's signature: labelled demos (the dataset's examples) carry its
+        # fields, and a saved state's check allows them (runtime.modules).
+        self.dspyops_signature = signature
         self._order = [step["name"] for step in steps]
         self._bindings = {step["name"]: dict(step["bindings"]) for step in steps}
         self._outputs = dict(outputs)

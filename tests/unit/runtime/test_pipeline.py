@@ -58,7 +58,7 @@ def pipeline(corpus: Corpus) -> Pipeline:
     steps, outputs = check_pipeline(
         PROGRAM, [Step.model_validate(s) for s in STEPS], None, checkers
     )
-    return Pipeline(steps, outputs, StepServices(search=corpus.search))
+    return Pipeline(PROGRAM.text, steps, outputs, StepServices(search=corpus.search))
 
 
 def test_predictors_are_named_after_the_steps() -> None:
@@ -116,4 +116,4 @@ def test_labelled_demos_with_the_programs_fields_load_on_a_step_predictor() -> N
     module = pipeline(Corpus())
     state: dict[str, Any] = json.loads(json.dumps(module.dump_state(), default=str))
     state["query"]["demos"] = [{"question": "q", "answer": "a", "sources": ["s"]}]
-    load_state(pipeline(Corpus()), state, extra_fields=PROGRAM.input_names + PROGRAM.output_names)
+    load_state(pipeline(Corpus()), state)
