@@ -8,7 +8,8 @@ checks and LM profiles; the projector and the API never load it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -70,13 +71,26 @@ def worker_checks(profiles: ProfileRegistry) -> Checks:
     metric names when a run is planned, LM profile names when a program registers."""
     from dspyops.runtime.optimizers import validate_optimization
     from dspyops.runtime.scoring import validate_metric
+    from dspyops.runtime.tools import check_tools
 
     return Checks(
         optimization=validate_optimization,
         # Evaluations carry no config, only a metric name (with its `:field` suffix).
         metric=lambda metric: validate_metric(metric, {}),
         lm_profiles=frozenset(profiles.names()),
+        tools=check_tools,
+        plugin=_plugin_check,
     )
+
+
+def _plugin_check(name: str, options: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Any]]:
+    """A plugin module's problems, or what its program version records about it."""
+    from dspyops.runtime.plugins import check_plugin, plugin_info
+
+    errors = check_plugin(name, options, options_loc=("options",))
+    if errors:
+        return None, errors
+    return dataclasses.asdict(plugin_info(name)), []
 
 
 def lm_profiles(settings: Settings) -> ProfileRegistry:

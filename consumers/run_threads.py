@@ -8,10 +8,13 @@ to be redelivered and started again.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
-from dspyops.aggregates.app import EvaluationPlan, OptimizationPlan
+from dspyops.aggregates.app import EvaluationPlan, OptimizationPlan, Plan
 from dspyops.runtime.optimize import ProgramSpec
+from dspyops.runtime.pipeline import Search
+from dspyops.runtime.programs import ProgramShape, build_program
 from dspyops.runtime.run_state import RunState
 from dspyops.signatures.dspy_signature import dspy_signature
 
@@ -28,12 +31,31 @@ def abandon(future: asyncio.Future[Any], state: RunState) -> None:
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def program_spec(plan: OptimizationPlan | EvaluationPlan) -> ProgramSpec:
+def program_spec(
+    plan: OptimizationPlan | EvaluationPlan, search: Search | None = None
+) -> ProgramSpec:
     compiled = plan.compiled()
+    shape = shape_of(plan)
     return ProgramSpec(
         signature=dspy_signature(compiled),
         module=plan.module,
         state=plan.state,
         input_names=list(compiled.input_names),
         output_names=list(compiled.output_names),
+        build=partial(_build, shape, search),
     )
+
+
+def shape_of(plan: Plan) -> ProgramShape:
+    """What the plan says about the program's module, for `runtime.programs`."""
+    return ProgramShape(
+        module=plan.module,
+        compiled=plan.compiled(),
+        steps=plan.steps,
+        outputs=plan.outputs,
+        options=plan.options,
+    )
+
+
+def _build(shape: ProgramShape, search: Search | None, state: dict[str, Any] | None) -> Any:
+    return build_program(shape, state, search=search)

@@ -122,6 +122,14 @@ class ProgramSpec:
     state: dict[str, Any] | None
     input_names: Sequence[str]
     output_names: Sequence[str]
+    # Builds the program with a state (or none): a pipeline's or a plugin's way
+    # (runtime.programs); without it, `module` is a one-signature kind.
+    build: Callable[[dict[str, Any] | None], dspy.Module] | None = None
+
+    def program(self, state: dict[str, Any] | None) -> dspy.Module:
+        if self.build is not None:
+            return self.build(state)
+        return build_module(self.module, self.signature, state)
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,7 @@ def run_optimization(
     callbacks = [_DevScores(state, len(dev))]
     compiling = _LMCalls()
     with dspy.context(lm=lm, adapter=GuardedAdapter(state), callbacks=callbacks):
-        student = build_module(spec.module, spec.signature, spec.state)
+        student = spec.program(spec.state)
         baseline = _guarded(
             state, errors, lambda: score_program(student, dev, metric, num_threads=1)
         )
@@ -206,7 +214,7 @@ def run_evaluation(
         raise RunFailed("dataset_too_small", "the dataset has no examples to score")
     state.total = 1
     with dspy.context(lm=lm, adapter=GuardedAdapter(state)):
-        program = build_module(spec.module, spec.signature, spec.state)
+        program = spec.program(spec.state)
         scored = _guarded(state, errors, lambda: score_program(program, dev, metric, num_threads=1))
     if scored.errors.all_failed:
         # Nothing was measured; some errored examples are counted in the completed result.
@@ -264,7 +272,7 @@ def _no_failed_calls(phase: str, tally: Tally, unit: str, code: str) -> None:
 def _saved_state(spec: ProgramSpec, program: dspy.Module) -> dict[str, Any]:
     state = to_jsonable_python(program.dump_state(), fallback=str)
     # The version must load later; refuse to record a state our loader would reject.
-    problems = state_problems(build_module(spec.module, spec.signature), state)
+    problems = state_problems(spec.program(None), state)
     if problems:
         raise RunFailed("invalid_result", "; ".join(problems))
     return dict(state)

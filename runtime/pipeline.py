@@ -44,8 +44,9 @@ class StepServices:
     search: Search | None = None
     # (tool names, the step's corpus) -> the dspy.Tool objects of a ReAct step.
     tools: Callable[[list[str], str | None], list[dspy.Tool]] | None = None
-    # A registered metric's name -> reward_fn(inputs, prediction) for BestOfN / Refine.
-    reward: Callable[[str], Reward] | None = None
+    # (a registered metric's name, the step's outputs) -> reward_fn(inputs, prediction)
+    # for BestOfN / Refine.
+    reward: Callable[[str, list[str]], Reward] | None = None
 
 
 class Shared:
@@ -141,9 +142,8 @@ def build_step(step: Step, services: StepServices) -> dspy.Module:
         if services.search is None:
             raise RuntimeError("a Retrieve step needs corpus search, which was not given")
         return Retrieve(step["corpus"], step["k"], services.search)
-    signature = dspy_signature(
-        compile_signature(step["signature"], instructions=step.get("instructions"))
-    )
+    compiled = compile_signature(step["signature"], instructions=step.get("instructions"))
+    signature = dspy_signature(compiled)
     if kind == "Predict":
         return dspy.Predict(signature)
     if kind == "ChainOfThought":
@@ -160,7 +160,7 @@ def build_step(step: Step, services: StepServices) -> dspy.Module:
         return make(
             module=dspy.Predict(signature),
             N=step["attempts"],
-            reward_fn=services.reward(step["reward"]),
+            reward_fn=services.reward(step["reward"], list(compiled.output_names)),
             threshold=step["threshold"],
         )
     raise ValueError(f"unknown step kind {kind!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dspyops.aggregates.program import Program, ProgramVersion
 from dspyops.signatures import CompiledSignature, compile_signature
@@ -34,6 +34,9 @@ class Plan(BaseModel):
     outputs: dict[str, str] | None = None
     options: dict[str, Any] | None = None
     plugin: dict[str, Any] | None = None
+    # The corpora the program's steps search, at the version current when planned
+    # (recorded with the execution: what it searched).
+    corpora: dict[str, int] = Field(default_factory=dict)
 
     def compiled(self) -> CompiledSignature:
         """The version's compiled signature (cached by `compile_signature`)."""

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from functools import partial
 from typing import Any, Literal, Optional
 
 import dspy
@@ -90,23 +91,32 @@ def test_default_instructions_come_from_dspy() -> None:
     assert "`q`" in dspy_signature(compiled).instructions
 
 
-def test_inputs_are_coerced_in_lax_mode() -> None:
-    sig = compile_signature("n: int, x: float, ok: bool, tags: list[str] -> a: str")
-    assert sig.validate_inputs({"n": "3", "x": "2.5", "ok": "true", "tags": ["a"]}) == {
+def test_inputs_are_strict_and_outputs_lax() -> None:
+    # A producer's inputs follow their JSON Schema; an LM's outputs are parsed text.
+    sig = compile_signature("n: int, x: float, ok: bool, tags: list[str] -> a: int, b: bool")
+    lax = {"n": "3", "x": "2.5", "ok": "true", "tags": ["a"]}
+    errors = failure(sig.validate_inputs, lax)
+    assert sorted(e["loc"][0] for e in errors) == ["n", "ok", "x"]
+    assert failure(sig.validate_inputs, {"n": True, "x": 1, "ok": True, "tags": []})[0]["loc"] == [
+        "n"
+    ]
+    assert sig.validate_inputs({"n": 3, "x": 1, "ok": True, "tags": ["a"]}) == {
         "n": 3,
-        "x": 2.5,
+        "x": 1.0,
         "ok": True,
         "tags": ["a"],
     }
+    assert sig.validate_outputs({"a": "3", "b": "true"}) == {"a": 3, "b": True}
+    assert failure(partial(sig.validate_outputs, strict=True), {"a": "3", "b": True})
 
 
 def test_bad_values_are_rejected_with_paths() -> None:
     sig = compile_signature("n: int, x: float, m: dict[str, list[int]] -> a: str")
     errors = failure(sig.validate_inputs, {"n": "3.5", "x": "abc", "m": {"k": [1, "z"]}})
     assert [(e["loc"], e["type"]) for e in errors] == [
-        (["n"], "int_parsing"),
-        (["x"], "float_parsing"),
-        (["m", "k", 1], "int_parsing"),
+        (["n"], "int_type"),
+        (["x"], "float_type"),
+        (["m", "k", 1], "int_type"),
     ]
     assert "input" not in errors[0]
 
