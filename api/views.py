@@ -42,7 +42,9 @@ SCHEMAS = ("input_schema", "output_schema")
 VERSION_COLUMNS = PROGRAM_VERSIONS.without(*SCHEMAS)
 VERSION_LIST_COLUMNS = PROGRAM_VERSIONS.without("state", *SCHEMAS)
 DATASET_COLUMNS = DATASETS.without("id")
-EXECUTION_COLUMNS = EXECUTIONS.without("id")
+# A list leaves the trace out (it can be large); one execution's view has it.
+EXECUTION_COLUMNS = EXECUTIONS.without("id", "trace")
+EXECUTION_DETAIL_COLUMNS = EXECUTIONS.without("id")
 
 STATS = sql.SQL(
     "count(*) AS count, "
@@ -137,7 +139,7 @@ async def executions(
 
 
 async def execution(conn: AsyncConnection, schema: str, execution_id: str) -> Row | None:
-    return await _one(conn, schema, EXECUTIONS, EXECUTION_COLUMNS, execution_id=execution_id)
+    return await _one(conn, schema, EXECUTIONS, EXECUTION_DETAIL_COLUMNS, execution_id=execution_id)
 
 
 async def execution_stats(

@@ -134,6 +134,10 @@ EXECUTIONS = Table(
         ("requested_at", "timestamptz NOT NULL"),
         ("completed_at", "timestamptz"),
         ("position", "bigint NOT NULL UNIQUE"),
+        # The execution's trace (runtime/trace.py) and, for a failure, the step that
+        # raised; NULL for executions recorded before traces.
+        ("trace", "jsonb"),
+        ("failed_step", "text"),
     ),
     key=("id",),
 )

@@ -19,7 +19,14 @@ from psycopg import Connection, sql
 
 from dspyops.projections.appliers.programs import signature_schemas
 from dspyops.projections.appliers.rows import Rows
-from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS, READ_MODELS, RUNS, Table
+from dspyops.projections.read_schema import (
+    EXECUTIONS,
+    PROGRAM_VERSIONS,
+    PROGRAMS,
+    READ_MODELS,
+    RUNS,
+    Table,
+)
 
 
 class OutdatedReadSchema(Exception):
@@ -62,6 +69,7 @@ def _nothing_to_fill(conn: Connection, schema: str) -> int:
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(PROGRAM_VERSIONS, ("input_schema", "output_schema"), _fill_version_schemas),
     Upgrade(RUNS, ("errored",), _nothing_to_fill),
+    Upgrade(EXECUTIONS, ("trace", "failed_step"), _nothing_to_fill),
 )
 
 

@@ -48,6 +48,14 @@ class Execution(BaseModel):
     actor: str | None
     requested_at: datetime
     completed_at: datetime | None
+    # For a failure: the step (or predictor) that raised, when the program got that far.
+    failed_step: str | None
+
+
+class ExecutionDetail(Execution):
+    # Every step, predictor, LM call (model, tokens), tool call and retrieval, nested,
+    # with timings (docs/programs.md, "Traces"); null for executions recorded before.
+    trace: dict[str, Any] | None
 
 
 def shape(row: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +104,11 @@ async def list_executions(
     return found.as_page(shape)
 
 
-@router.get("/executions/{execution_id}", response_model=Execution, summary="One execution")
+@router.get(
+    "/executions/{execution_id}",
+    response_model=ExecutionDetail,
+    summary="One execution, with its trace",
+)
 async def get_execution(
     execution_id: Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)],
     db: DbDep,

@@ -70,6 +70,7 @@ class ExecutionSucceeded(Recorded, Protocol):
     latency_ms: float
     usage: dict[str, int] | None
     offline: bool
+    trace: dict[str, Any] | None
 
 
 class ExecutionFailed(Recorded, Protocol):
@@ -77,6 +78,8 @@ class ExecutionFailed(Recorded, Protocol):
     message: str
     details: list[dict[str, Any]]
     latency_ms: float | None
+    trace: dict[str, Any] | None
+    failed_step: str | None
 
 
 class RunRequested(Recorded, Protocol):

@@ -54,6 +54,8 @@ class ExecutionsApplier:
             "requested_at": e.timestamp,
             "completed_at": None,
             "position": position,
+            "trace": None,
+            "failed_step": None,
         }
 
     def succeeded(self, e: ExecutionSucceeded, position: int) -> None:
@@ -68,6 +70,7 @@ class ExecutionsApplier:
             total_tokens=usage.get("total_tokens"),
             offline=bool(e.offline),
             completed_at=e.timestamp,
+            trace=e.trace,
         )
 
     def failed(self, e: ExecutionFailed, position: int) -> None:
@@ -78,6 +81,8 @@ class ExecutionsApplier:
             error_code=e.code,
             error_message=e.message,
             error_details=list(e.details),
+            trace=e.trace,
+            failed_step=e.failed_step,
             completed_at=e.timestamp,
         )
 

@@ -91,12 +91,17 @@ async def test_a_rejected_command_raises_with_its_errors(client: DspyopsClient) 
 
 
 async def test_invalid_data_is_rejected_with_pydantic_shaped_errors(client: DspyopsClient) -> None:
-    envelope = client.envelope("RegisterProgram", {"name": "QA", "progam_id": "typo"})
+    envelope = client.envelope("RegisterProgram", {"progam_id": "typo", "version": "1"})
     with pytest.raises(CommandRejectedError) as caught:
         await client.request(envelope, timeout_s=90)
     errors = {(tuple(e.loc), e.type) for e in caught.value.errors}
-    assert (("data", "signature"), "missing") in errors
+    assert (("data", "name"), "missing") in errors
     assert (("data", "progam_id"), "extra_forbidden") in errors
+    # A one-signature program without its signature: the domain names the field.
+    envelope = client.envelope("RegisterProgram", {"name": "QA"})
+    with pytest.raises(CommandRejectedError) as caught:
+        await client.request(envelope, timeout_s=90)
+    assert [(e.loc, e.type) for e in caught.value.errors] == [(["signature"], "missing")]
 
 
 async def test_check_false_returns_the_rejection(client: DspyopsClient) -> None:
