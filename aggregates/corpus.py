@@ -33,8 +33,9 @@ class Document(TypedDict):
 
 
 # A corpus is loaded whole into a worker and indexed there: 100,000 short documents
-# index in about a second (bench/bench_retrieval.py), and 20 million characters of text
-# keep a build to a few seconds and a corpus's memory to tens of MB.
+# (9 M characters) index in 1 to 3 s on a small machine (bench/bench_retrieval.py), 20 M
+# characters in about 4 s; these keep the first search of a version that long at most,
+# and a corpus's memory in a worker to about 100 MB (aggregate and index).
 MAX_DOCUMENTS_PER_CORPUS = 100_000
 MAX_CORPUS_TEXT_CHARS = 20_000_000
 MAX_TEXT_CHARS = 100_000

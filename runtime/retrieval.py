@@ -5,10 +5,10 @@
 recently used out first, bounded by a number of indexes and of documents, and builds
 each key once however many threads ask for it at the same time.
 
-Everything here is synchronous and thread-safe. Building an index of 100,000 documents
-takes about a second: callers on an event loop run `IndexCache.get` (or `search`) in a
-thread (`asyncio.to_thread`), never on the loop. An index is never changed once built,
-so searches run in many threads at once.
+Everything here is synchronous and thread-safe. Building an index of 100,000 short
+documents takes one to a few seconds: callers on an event loop run `IndexCache.get` (or
+`search`) in a thread (`asyncio.to_thread`), never on the loop. An index is never
+changed once built, so searches run in many threads at once.
 
 Imports bm25s and numpy, nothing of dspyops: the documents come from a loader the
 caller passes in (the worker's is `aggregates.app.corpora.document_texts`).
