@@ -152,9 +152,8 @@ async def test_corpus_commands_through_a_worker_and_a_bad_append_names_the_id(
     finally:
         projector.close()
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            f'SELECT corpus_id, version, size FROM "{read}".corpora ORDER BY position'
-        ).fetchall()
+        rows = conn.execute(f'SELECT corpus_id, version, size FROM "{read}".corpora').fetchall()
         skipped = conn.execute(f'SELECT count(*) FROM "{read}".projection_errors').fetchone()
-    assert rows == [(wiki, 3, 4), (unnamed.id, 1, 0)]
+    # Keyed apart, the two corpora may be handled in either order.
+    assert sorted(rows) == sorted([(wiki, 3, 4), (unnamed.id, 1, 0)])
     assert skipped == (0,)
