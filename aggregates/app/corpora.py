@@ -104,15 +104,15 @@ def corpus_ref(app: DspyOps, corpus_id: str, version: int | None = None) -> Corp
 
 
 def documents_at(app: DspyOps, corpus_id: str, version: int) -> list[Document]:
-    """The corpus's documents as of `version`, in the order they were added.
+    """The corpus's documents as of `version`, in the order they were added; NotFound
+    (`loc` `["corpus_id"]` or `["version"]`) if either is not there.
 
-    The latest version comes from the application's aggregate cache; an earlier one is
-    replayed from the stored events up to it. The documents are shared with the cache:
-    read them only.
+    Replayed from the stored events up to `version` (`repository.get(id, version=...)`),
+    never read from the cached aggregate, which another thread may be moving forward
+    meanwhile: the documents returned are exactly that version's. A worker loads a
+    version once per index it builds, so the replay is not on any hot path.
     """
-    latest = app.corpus(corpus_id, copy=False)
-    corpus = latest if latest.version == version else _replayed(app, corpus_id, version)
-    return list(corpus.documents.values())
+    return list(_replayed(app, corpus_id, version).documents.values())
 
 
 def document_texts(app: DspyOps, corpus_id: str, version: int) -> list[tuple[str, str]]:
@@ -124,12 +124,15 @@ def document_texts(app: DspyOps, corpus_id: str, version: int) -> list[tuple[str
 
 
 def _replayed(app: DspyOps, corpus_id: str, version: int) -> Corpus:
+    missing = NotFound(f"corpus {corpus_id!r} has no version {version}", loc=["version"])
+    if version < 1:
+        raise missing
     try:
-        corpus = (
-            app.repository.get(corpus_uuid(corpus_id), version=version) if version >= 1 else None
-        )
+        corpus: object = app.repository.get(corpus_uuid(corpus_id), version=version)
     except AggregateNotFoundError:
-        corpus = None
-    if not isinstance(corpus, Corpus) or corpus.version != version:
-        raise NotFound(f"corpus {corpus_id!r} has no version {version}", loc=["version"])
+        raise NotFound(f"no corpus {corpus_id!r}", loc=["corpus_id"]) from None
+    if not isinstance(corpus, Corpus):
+        raise TypeError(f"{corpus_id!r} names a {type(corpus).__name__}, not a Corpus")
+    if corpus.version != version:
+        raise missing
     return corpus

@@ -146,9 +146,10 @@ def test_corpus_ref_names_the_latest_or_a_chosen_version(app: DspyOps, ctx: Ids)
     assert latest == CorpusRef(corpus_id="wiki", version=3)
     assert corpus_ref(app, "wiki", 2) == CorpusRef(corpus_id="wiki", version=2)
     assert hash(latest) == hash(CorpusRef(corpus_id="wiki", version=3))
-    with pytest.raises(NotFound) as info:
-        corpus_ref(app, "nope")
-    assert info.value.errors[0]["loc"] == ["corpus_id"]
+    for missing in (lambda: corpus_ref(app, "nope"), lambda: documents_at(app, "nope", 1)):
+        with pytest.raises(NotFound) as info:
+            missing()
+        assert info.value.errors[0]["loc"] == ["corpus_id"]
 
 
 def test_a_ref_keeps_its_documents_while_the_corpus_changes(app: DspyOps, ctx: Ids) -> None:
