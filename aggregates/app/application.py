@@ -204,6 +204,9 @@ class DspyOps(Application):
             raise NotFound(f"no evaluation {evaluation_id!r}", loc=["evaluation_id"])
         return run
 
+    def corpus_exists(self, corpus_id: str) -> bool:
+        return self.find(Corpus, corpus_uuid(corpus_id), copy=False) is not None
+
     def execution(self, execution_id: str) -> Execution | None:
         return self.replay(Execution, execution_uuid(execution_id))
 

@@ -8,7 +8,7 @@ retrieves from the documents it was planned with even while documents are append
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
@@ -101,6 +101,11 @@ def corpus_ref(app: DspyOps, corpus_id: str, version: int | None = None) -> Corp
             f"corpus {corpus_id!r} has no version {version} (latest {latest})", loc=["version"]
         )
     return CorpusRef(corpus_id=corpus_id, version=version)
+
+
+def corpus_versions(app: DspyOps, corpus_ids: Iterable[str]) -> dict[str, int]:
+    """Each corpus's latest version, by id: what a plan that searches them records."""
+    return {corpus_id: corpus_ref(app, corpus_id).version for corpus_id in sorted(set(corpus_ids))}
 
 
 def documents_at(app: DspyOps, corpus_id: str, version: int) -> list[Document]:

@@ -10,6 +10,7 @@ from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, handle, in_
 from dspyops.aggregates.app.corpora import (
     CorpusRef,
     corpus_ref,
+    corpus_versions,
     document_texts,
     documents_at,
 )
@@ -158,3 +159,13 @@ def test_a_ref_keeps_its_documents_while_the_corpus_changes(app: DspyOps, ctx: I
     handle(app, AppendDocuments(corpus_id="wiki", documents=docs("z")), ctx())
     assert [d["id"] for d in documents_at(app, ref.corpus_id, ref.version)] == ["b", "c"]
     assert corpus_ref(app, "wiki").version == 4
+
+
+def test_what_a_plan_records_and_registration_checks(app: DspyOps, ctx: Ids) -> None:
+    seed(app, ctx)
+    handle(app, RegisterCorpus(corpus_id="notes", name="Notes"), ctx())
+    assert corpus_versions(app, ["wiki", "notes", "wiki"]) == {"notes": 1, "wiki": 3}
+    assert corpus_versions(app, []) == {}
+    assert (app.corpus_exists("wiki"), app.corpus_exists("nope")) == (True, False)
+    with pytest.raises(NotFound):
+        corpus_versions(app, ["wiki", "nope"])
