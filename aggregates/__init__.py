@@ -1,4 +1,4 @@
-"""Event-sourced aggregates: Program, Dataset, Execution, Optimization, Evaluation.
+"""Event-sourced aggregates: Program, Dataset, Corpus, Execution, Optimization, Evaluation.
 
 Domain only: no Kafka, HTTP or SQL, and nothing imported here (importing an aggregate
 module must not load the application service). Each aggregate guards, then records one

@@ -15,6 +15,9 @@ EXECUTION_NAMESPACE = UUID("6f1c1b8e-3c55-5d0f-9a0e-5b3e3b9c1a03")
 OPTIMIZATION_NAMESPACE = UUID("6f1c1b8e-3c55-5d0f-9a0e-5b3e3b9c1a04")
 EVALUATION_NAMESPACE = UUID("6f1c1b8e-3c55-5d0f-9a0e-5b3e3b9c1a05")
 COMMAND_NAMESPACE = UUID("6f1c1b8e-3c55-5d0f-9a0e-5b3e3b9c1a06")
+# Drawn at random rather than next in the sequence above, so that a namespace added on
+# another branch at the same time cannot take the same value.
+CORPUS_NAMESPACE = UUID("59a936cc-7c70-4dc1-9ef7-09f3fa61e990")
 
 
 def program_uuid(program_id: str) -> UUID:
@@ -39,3 +42,7 @@ def evaluation_uuid(evaluation_id: str) -> UUID:
 
 def command_uuid(command_id: str) -> UUID:
     return uuid5(COMMAND_NAMESPACE, command_id)
+
+
+def corpus_uuid(corpus_id: str) -> UUID:
+    return uuid5(CORPUS_NAMESPACE, corpus_id)

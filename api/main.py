@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from dspyops.api.deps import require_token
 from dspyops.api.routes import (
     audit,
+    corpora,
     datasets,
     executions,
     health,
@@ -56,8 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="dspyops read API",
         version="1",
-        description="Read-only views of programs, executions, datasets, runs and the audit "
-        "trail, built from the event store. Writes are Kafka commands.",
+        description="Read-only views of programs, executions, datasets, corpora, runs and the "
+        "audit trail, built from the event store. Writes are Kafka commands.",
         lifespan=lifespan,
         # With a token, the documents are served below behind it like every route but /health.
         docs_url=None if guarded_docs else "/docs",
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # Declared only when a token is configured, so the OpenAPI document tells the truth.
     guarded = [Depends(require_token)] if settings.api_token else []
-    for module in (programs, executions, stats, datasets, runs, audit, prometheus):
+    for module in (programs, executions, stats, datasets, corpora, runs, audit, prometheus):
         app.include_router(module.router, dependencies=guarded)
     if guarded_docs:
         _add_guarded_docs(app)

@@ -22,6 +22,7 @@ from dspyops.api import pagination
 from dspyops.projections.lag import read_lag
 from dspyops.projections.read_schema import (
     AUDIT_LOG,
+    CORPORA,
     DATASETS,
     EXECUTIONS,
     PROGRAM_VERSIONS,
@@ -42,6 +43,7 @@ SCHEMAS = ("input_schema", "output_schema")
 VERSION_COLUMNS = PROGRAM_VERSIONS.without(*SCHEMAS)
 VERSION_LIST_COLUMNS = PROGRAM_VERSIONS.without("state", *SCHEMAS)
 DATASET_COLUMNS = DATASETS.without("id")
+CORPUS_COLUMNS = CORPORA.without("id")
 # A list leaves the trace out (it can be large); one execution's view has it.
 EXECUTION_COLUMNS = EXECUTIONS.without("id", "trace")
 EXECUTION_DETAIL_COLUMNS = EXECUTIONS.without("id")
@@ -175,7 +177,7 @@ async def execution_stats(
     }
 
 
-# --- datasets, runs, audit trail -------------------------------------------------------
+# --- datasets, corpora, runs, audit trail -------------------------------------------------------
 
 
 async def datasets(
@@ -186,6 +188,16 @@ async def datasets(
 
 async def dataset(conn: AsyncConnection, schema: str, dataset_id: str) -> Row | None:
     return await _one(conn, schema, DATASETS, DATASET_COLUMNS, dataset_id=dataset_id)
+
+
+async def corpora(
+    conn: AsyncConnection, schema: str, *, limit: int, cursor: str | None
+) -> PageRows:
+    return await _page(conn, schema, CORPORA, CORPUS_COLUMNS, [], limit, cursor)
+
+
+async def corpus(conn: AsyncConnection, schema: str, corpus_id: str) -> Row | None:
+    return await _one(conn, schema, CORPORA, CORPUS_COLUMNS, corpus_id=corpus_id)
 
 
 async def runs(

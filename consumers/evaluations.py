@@ -10,12 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from dspyops.aggregates.app import CommandContext, DspyOps, EvaluationPlan, Outcome, evaluations
+from dspyops.aggregates.app import (
+    CommandContext,
+    DspyOps,
+    EvaluationPlan,
+    Outcome,
+    Plan,
+    evaluations,
+)
 from dspyops.consumers.run_threads import abandon, program_spec
 from dspyops.consumers.store_calls import in_store
 from dspyops.events.envelope import Envelope
@@ -23,6 +31,7 @@ from dspyops.runtime.evaluate import Scored
 from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.optimize import run_evaluation
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S
+from dspyops.runtime.pipeline import Search
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import TIME_LIMIT_EXCEEDED, RunFailed, RunState, Stopped
@@ -39,6 +48,8 @@ class EvaluationJobs:
     poll_interval_s: float = 0.5
     # Tells run failures (runtime.lm_errors): an exception's own text may echo secrets.
     redactor: Redactor = field(kw_only=True)
+    # The corpus search a plan's program uses (consumers.corpora), if any step searches.
+    search: Callable[[Plan], Search] | None = field(default=None, kw_only=True)
 
     async def evaluate(
         self, envelope: Envelope, planned: EvaluationPlan, ctx: CommandContext
@@ -55,7 +66,7 @@ class EvaluationJobs:
         state = RunState(DEFAULT_TIME_LIMIT_S)
         work = partial(
             run_evaluation,
-            program_spec(planned),
+            program_spec(planned, self.search(planned) if self.search else None),
             metric_name=planned.metric,
             devset=list(planned.devset),
             lm=lm,

@@ -33,7 +33,7 @@ class ModuleCache:
         module = self._modules.get(key)
         if module is None:
             search = self._search(plan) if self._search is not None else None
-            module = build_program(shape_of(plan), plan.state, search=search)
+            module = build_program(shape_of(plan), plan.state, search=search, corpora=plan.corpora)
             self._modules[key] = module
             if len(self._modules) > self._maxsize:
                 self._modules.popitem(last=False)

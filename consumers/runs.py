@@ -35,6 +35,7 @@ from dspyops.aggregates.app import (
     DspyOps,
     OptimizationPlan,
     Outcome,
+    Plan,
     optimizations,
 )
 from dspyops.consumers.records import Outgoing
@@ -48,6 +49,7 @@ from dspyops.runtime.optimize import (
     run_optimization,
 )
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
+from dspyops.runtime.pipeline import Search
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import (
@@ -78,6 +80,8 @@ class RunJobs:
     heartbeat_s: float = 5.0
     # Tells run failures (runtime.lm_errors): an exception's own text may echo secrets.
     redactor: Redactor = field(kw_only=True)
+    # The corpus search a plan's program uses (consumers.corpora), if any step searches.
+    search: Callable[[Plan], Search] | None = field(default=None, kw_only=True)
 
     async def optimize(
         self, envelope: Envelope, planned: OptimizationPlan, ctx: CommandContext
@@ -102,7 +106,7 @@ class RunJobs:
         state = RunState(_time_limit(planned))
         work = partial(
             run_optimization,
-            program_spec(planned),
+            program_spec(planned, self.search(planned) if self.search else None),
             optimizer=planned.optimizer,
             metric_name=planned.metric,
             config=dict(planned.config),

@@ -11,6 +11,7 @@ import faust
 
 from dspyops import bootstrap
 from dspyops.aggregates.app import EvaluationPlan, ExecutionPlan, OptimizationPlan
+from dspyops.consumers.corpora import CorpusSearch
 from dspyops.consumers.evaluations import EvaluationJobs
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.faust_app import Publisher, add_command_agent, create_app
@@ -53,10 +54,11 @@ def build_worker_app(
     app = create_app(settings)
     publisher = Publisher(app)
     store_executor = ThreadPoolExecutor(bootstrap.STORE_THREADS, thread_name_prefix="store")
+    corpora = CorpusSearch(store)
     executions = ExecutionJobs(
         app=store,
         profiles=lm_profiles,
-        modules=ModuleCache(),
+        modules=ModuleCache(search=corpora.for_plan),
         store_executor=store_executor,
         execution_timeout_s=settings.execution_timeout_s,
         redactor=redactor,
@@ -64,6 +66,7 @@ def build_worker_app(
     # One pool for both kinds of run: together they hold at most this many threads.
     run_pool = ThreadPoolExecutor(OPTIMIZATION_CONCURRENCY, thread_name_prefix="run")
     runs = RunJobs(
+        search=corpora.for_plan,
         app=store,
         profiles=lm_profiles,
         topics=topics,
@@ -73,6 +76,7 @@ def build_worker_app(
         redactor=redactor,
     )
     evaluations = EvaluationJobs(
+        search=corpora.for_plan,
         app=store,
         profiles=lm_profiles,
         pool=run_pool,

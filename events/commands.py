@@ -135,6 +135,43 @@ class EvaluateProgram(Command):
     evaluation_id: Id | None = None
 
 
+# Corpora: documents a program retrieves from. A 1 MiB message holds at most ~47,000 of
+# the smallest documents (`{"id":"a","text":"b"},` is 22 bytes); 10,000 keeps one
+# message's work (and the one event it makes) small, as for dataset examples.
+MAX_DOCUMENTS_PER_MESSAGE = 10_000
+
+
+class Document(BaseModel):
+    """One corpus document: `id` unique in its corpus, `text` searched, `metadata` kept.
+
+    The text and metadata limits are the corpus's (aggregates/corpus.py), checked there
+    so that each error can name the document's id.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    id: Id
+    text: str
+    metadata: dict[str, Any] | None = None
+
+
+class RegisterCorpus(Command):
+    corpus_id: Id | None = None
+    name: Name
+    documents: Annotated[list[Document], Field(max_length=MAX_DOCUMENTS_PER_MESSAGE)] = Field(
+        default_factory=list
+    )
+
+
+class AppendDocuments(Command):
+    corpus_id: Id
+    documents: Annotated[list[Document], Field(min_length=1, max_length=MAX_DOCUMENTS_PER_MESSAGE)]
+
+
+class RemoveDocuments(Command):
+    corpus_id: Id
+    document_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_DOCUMENTS_PER_MESSAGE)]
+
+
 class CancelOptimization(Command):
     program_id: Id
     optimization_id: Id
@@ -149,6 +186,9 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     DeprecateProgram,
     RegisterDataset,
     AppendExamples,
+    RegisterCorpus,
+    AppendDocuments,
+    RemoveDocuments,
     # Not on the optimizations topic: a running optimization holds its partition there,
     # and the cancel must get through while it runs.
     CancelOptimization,

@@ -113,6 +113,28 @@ class StepSummary(BaseModel):
     error: str | None = None
 
 
+class CorpusResult(Result):
+    """A corpus after the change: `version` is the corpus version it made, `size` its
+    documents then."""
+
+    corpus_id: str
+    name: str
+    version: int
+    size: int
+
+
+class CorpusRegistered(CorpusResult):
+    pass
+
+
+class DocumentsAppended(CorpusResult):
+    appended: int
+
+
+class DocumentsRemoved(CorpusResult):
+    removed: int
+
+
 class ExecutionSucceeded(Result):
     execution_id: str
     program_id: str
@@ -204,6 +226,9 @@ RESULT_TYPES: dict[str, type[Result]] = {
         ProgramDeprecated,
         DatasetRegistered,
         ExamplesAppended,
+        CorpusRegistered,
+        DocumentsAppended,
+        DocumentsRemoved,
         ExecutionSucceeded,
         ExecutionFailed,
         OptimizationProgress,

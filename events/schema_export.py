@@ -98,8 +98,9 @@ def schema_files() -> dict[str, Schema]:
 
 # (channel id, topic attribute, what the key is, summary)
 _CHANNELS = (
-    ("programCommands", "programs", "the program id (the dataset id for dataset commands)",
-     "Commands that change programs and datasets."),
+    ("programCommands", "programs",
+     "the program id (the dataset id for dataset commands, the corpus id for corpus commands)",
+     "Commands that change programs, datasets and corpora."),
     ("executionCommands", "executions", "the execution id (or the command id)",
      "Commands that run a program."),
     ("optimizationCommands", "optimizations", "the program id",

@@ -110,6 +110,23 @@ DATASETS = Table(
     key=("id",),
 )
 
+# A corpus's documents stay in the event store (like a dataset's examples); `version` and
+# `size` are copied from its latest event.
+CORPORA = Table(
+    "corpora",
+    (
+        ("id", "uuid"),
+        ("corpus_id", "text NOT NULL UNIQUE"),
+        ("name", "text NOT NULL"),
+        ("version", "integer NOT NULL"),
+        ("size", "integer NOT NULL"),
+        ("created_at", "timestamptz NOT NULL"),
+        ("updated_at", "timestamptz NOT NULL"),
+        ("position", "bigint NOT NULL UNIQUE"),
+    ),
+    key=("id",),
+)
+
 EXECUTIONS = Table(
     "executions",
     (
@@ -199,7 +216,15 @@ AUDIT_LOG = Table(
 )
 
 # The read models, in creation order.
-READ_MODELS: tuple[Table, ...] = (PROGRAMS, PROGRAM_VERSIONS, DATASETS, EXECUTIONS, RUNS, AUDIT_LOG)
+READ_MODELS: tuple[Table, ...] = (
+    PROGRAMS,
+    PROGRAM_VERSIONS,
+    DATASETS,
+    CORPORA,
+    EXECUTIONS,
+    RUNS,
+    AUDIT_LOG,
+)
 
 # The read side's position in the event store (one row per projection name).
 TRACKING = Table(

@@ -7,5 +7,6 @@ Nothing is re-exported here: import from the defining module
 so importing one of them does not import every other.
 
 Imports only dspy, pydantic, the standard library and ``settings``; signatures are
-passed in as ``type[dspy.Signature]``.
+passed in as ``type[dspy.Signature]``. ``.retrieval`` (BM25 over a corpus version and
+its index cache) imports bm25s and numpy instead, and no dspy.
 """

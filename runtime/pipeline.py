@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import dspy
@@ -47,6 +47,8 @@ class StepServices:
     # (a registered metric's name, the step's outputs) -> reward_fn(inputs, prediction)
     # for BestOfN / Refine.
     reward: Callable[[str, list[str]], Reward] | None = None
+    # The corpus versions searched (a plan's), for the trace to record.
+    versions: dict[str, int] = field(default_factory=dict)
 
 
 class Shared:
@@ -63,10 +65,12 @@ class Shared:
 class Retrieve(dspy.Module):
     """query -> passages, document_ids: the top `k` documents of a corpus (no predictor)."""
 
-    def __init__(self, corpus: str, k: int, search: Search) -> None:
+    def __init__(self, corpus: str, k: int, search: Search, version: int | None = None) -> None:
         super().__init__()
         self.corpus = corpus
         self.k = k
+        # The corpus version searched (None: its latest when searched), for the trace.
+        self.version = version
         self._search = Shared(search)
 
     def forward(self, query: str) -> dspy.Prediction:
@@ -141,7 +145,8 @@ def build_step(step: Step, services: StepServices) -> dspy.Module:
     if kind == "Retrieve":
         if services.search is None:
             raise RuntimeError("a Retrieve step needs corpus search, which was not given")
-        return Retrieve(step["corpus"], step["k"], services.search)
+        corpus = step["corpus"]
+        return Retrieve(corpus, step["k"], services.search, services.versions.get(corpus))
     compiled = compile_signature(step["signature"], instructions=step.get("instructions"))
     signature = dspy_signature(compiled)
     if kind == "Predict":

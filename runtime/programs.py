@@ -48,15 +48,19 @@ def build_program(
     state: dict[str, Any] | None = None,
     *,
     search: Search | None = None,
+    corpora: dict[str, int] | None = None,
 ) -> dspy.Module:
-    """A fresh module for `shape` with `state` loaded; `search` serves corpora."""
+    """A fresh module for `shape` with `state` loaded; `search` serves corpora (at the
+    versions `corpora` names, which the trace records)."""
     plugin = plugin_name(shape.module)
     if plugin is not None:
         module = build_plugin(
             plugin, shape.options or {}, _plugin_search(search), compiled=shape.compiled
         )
     elif shape.module == PIPELINE:
-        services = StepServices(search=search, tools=_tools(search), reward=_reward)
+        services = StepServices(
+            search=search, tools=_tools(search), reward=_reward, versions=dict(corpora or {})
+        )
         module = Pipeline(shape.compiled.text, shape.steps or [], shape.outputs or {}, services)
     else:
         return build_module(shape.module, dspy_signature(shape.compiled), state)

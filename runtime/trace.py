@@ -69,6 +69,7 @@ class TraceRecorder(BaseCallback):
         span = self._start(call_id, kind, name, type(instance).__name__, inputs)
         if kind == "retrieval":
             span.extra["corpus"] = getattr(instance, "corpus", None)
+            span.extra["corpus_version"] = getattr(instance, "version", None)
 
     def on_module_end(
         self, call_id: str, outputs: Any | None, exception: BaseException | None = None

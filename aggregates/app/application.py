@@ -29,6 +29,7 @@ from eventsourcing.utils import EnvType
 from dspyops.aggregates.app.checks import Checks
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.outcomes import handled_record, id_reused, rejected
+from dspyops.aggregates.corpus import Corpus
 from dspyops.aggregates.dataset import Dataset
 from dspyops.aggregates.errors import DomainError, IdReused, NotFound
 from dspyops.aggregates.evaluation import Evaluation
@@ -36,6 +37,7 @@ from dspyops.aggregates.execution import Execution
 from dspyops.aggregates.handled import HandledCommand
 from dspyops.aggregates.ids import (
     command_uuid,
+    corpus_uuid,
     dataset_uuid,
     evaluation_uuid,
     execution_uuid,
@@ -198,6 +200,13 @@ class DspyOps(Application):
             raise NotFound(f"no dataset {dataset_id!r}", loc=["dataset_id"])
         return dataset
 
+    def corpus(self, corpus_id: str, *, copy: bool = True) -> Corpus:
+        """The latest version of the corpus; `copy=False` shares the cached one: read it only."""
+        corpus = self.find(Corpus, corpus_uuid(corpus_id), copy=copy)
+        if corpus is None:
+            raise NotFound(f"no corpus {corpus_id!r}", loc=["corpus_id"])
+        return corpus
+
     def optimization(self, optimization_id: str) -> Optimization:
         run = self.replay(Optimization, optimization_uuid(optimization_id))
         if run is None:
@@ -211,8 +220,7 @@ class DspyOps(Application):
         return run
 
     def corpus_exists(self, corpus_id: str) -> bool:
-        # Corpora arrive with the Corpus aggregate; until then no corpus exists.
-        return False
+        return self.find(Corpus, corpus_uuid(corpus_id), copy=False) is not None
 
     def execution(self, execution_id: str) -> Execution | None:
         return self.replay(Execution, execution_uuid(execution_id))

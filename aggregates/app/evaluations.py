@@ -10,6 +10,7 @@ from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.corpora import searched_corpora
 from dspyops.aggregates.app.outcomes import check_same_command
 from dspyops.aggregates.app.plans import EvaluationPlan, plan_fields
 from dspyops.aggregates.app.runs import (
@@ -74,6 +75,7 @@ def _plan(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
         metric=run.metric,
         resumed=resumed,
         **plan_fields(program, program.get_version(run.version_used)),
+        corpora=searched_corpora(app, program),
     )
 
 

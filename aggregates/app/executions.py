@@ -17,6 +17,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.corpora import searched_corpora
 from dspyops.aggregates.app.outcomes import check_same_command, error_items, handled_record
 from dspyops.aggregates.app.plans import ExecutionPlan, plan_fields
 from dspyops.aggregates.errors import IllegalTransition, InvalidInput, prefixed
@@ -80,6 +81,7 @@ def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> Ex
         inputs=inputs,
         requested=existing is not None,
         **plan_fields(program, version),
+        corpora=searched_corpora(app, program),
     )
 
 

@@ -15,13 +15,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, overload
 
-from dspyops.aggregates.app import datasets, evaluations, executions, optimizations, programs
+from dspyops.aggregates.app import (
+    corpora,
+    datasets,
+    evaluations,
+    executions,
+    optimizations,
+    programs,
+)
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.outcomes import payload_digest, subject_of
 from dspyops.aggregates.app.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan, Plan
 from dspyops.events.commands import (
     COMMAND_TYPES,
+    AppendDocuments,
     AppendExamples,
     CancelOptimization,
     Command,
@@ -30,8 +38,10 @@ from dspyops.events.commands import (
     EvaluateProgram,
     ExecuteProgram,
     OptimizeProgram,
+    RegisterCorpus,
     RegisterDataset,
     RegisterProgram,
+    RemoveDocuments,
     RollbackProgram,
     TrainProgram,
     UpdateProgram,
@@ -48,6 +58,9 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     DeprecateProgram: programs.deprecate_program,
     RegisterDataset: datasets.register_dataset,
     AppendExamples: datasets.append_examples,
+    RegisterCorpus: corpora.register_corpus,
+    AppendDocuments: corpora.append_documents,
+    RemoveDocuments: corpora.remove_documents,
     ExecuteProgram: executions.plan_execution,
     OptimizeProgram: optimizations.plan_optimization,
     EvaluateProgram: evaluations.plan_evaluation,
@@ -80,6 +93,9 @@ ImmediateCommand = (
     | DeprecateProgram
     | RegisterDataset
     | AppendExamples
+    | RegisterCorpus
+    | AppendDocuments
+    | RemoveDocuments
     | CancelOptimization
 )
 

@@ -13,6 +13,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from dspyops.aggregates.app.application import ConflictsExhausted, DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.corpora import searched_corpora
 from dspyops.aggregates.app.outcomes import check_same_command, handled_record, run_context
 from dspyops.aggregates.app.plans import OptimizationPlan, plan_fields
 from dspyops.aggregates.app.runs import (
@@ -89,6 +90,7 @@ def _plan(app: DspyOps, run: Optimization, *, resumed: bool) -> OptimizationPlan
         resumed=resumed,
         starts=run.starts,
         **plan_fields(program, program.get_version(run.base_version)),
+        corpora=searched_corpora(app, program),
     )
 
 

@@ -78,7 +78,14 @@ def subject_of(command: Command, ctx: CommandContext) -> str:
     started = _STARTS.get(type(command).__name__)
     if started is not None:
         return str(getattr(command, started, None) or ctx.command_id)
-    for name in ("program_id", "dataset_id", "execution_id", "optimization_id", "evaluation_id"):
+    for name in (
+        "program_id",
+        "dataset_id",
+        "corpus_id",
+        "execution_id",
+        "optimization_id",
+        "evaluation_id",
+    ):
         value = getattr(command, name, None)
         if value:
             return str(value)

@@ -1,7 +1,7 @@
 """One applier per read model, and the dispatcher that hands each event to its handler.
 
-`programs` (programs and program_versions), `datasets`, `executions`, `runs` and `audit`
-(the audit trail, written by the others) each own their tables; `dispatch.BatchApplier`
+`programs` (programs and program_versions), `datasets`, `corpora`, `executions`, `runs` and
+`audit` (the audit trail, written by the others) each own their tables; `dispatch.BatchApplier`
 maps every event class to one typed handler and applies a batch in store order.
 """
 

@@ -12,6 +12,7 @@ from typing import Any
 from psycopg import Connection
 
 from dspyops.projections.appliers.audit import AuditTrail
+from dspyops.projections.appliers.corpora import CorporaApplier
 from dspyops.projections.appliers.datasets import DatasetsApplier
 from dspyops.projections.appliers.events import Handler, Handlers
 from dspyops.projections.appliers.executions import ExecutionsApplier
@@ -29,6 +30,7 @@ class BatchApplier:
         for applier in (
             ProgramsApplier(rows, audit),
             DatasetsApplier(rows, audit),
+            CorporaApplier(rows, audit),
             self.executions,
             RunsApplier(rows, audit),
         ):

@@ -58,6 +58,20 @@ class ExamplesAppended(Recorded, Protocol):
     splits: list[str]
 
 
+class CorpusRegistered(Recorded, Protocol):
+    corpus_id: str
+    name: str
+    version: int
+    size: int
+
+
+class DocumentsChanged(Recorded, Protocol):
+    """Corpus.DocumentsAppended and Corpus.DocumentsRemoved: the version and size after."""
+
+    version: int
+    size: int
+
+
 class ExecutionRequested(Recorded, Protocol):
     execution_id: str
     program_id: str

@@ -12,9 +12,10 @@ import pytest
 from psycopg import AsyncConnection, sql
 
 from dspyops.api import views
-from dspyops.api.routes import audit, datasets, executions, programs, runs
+from dspyops.api.routes import audit, corpora, datasets, executions, programs, runs
 from dspyops.projections.read_schema import (
     AUDIT_LOG,
+    CORPORA,
     DATASETS,
     EXECUTIONS,
     PROGRAM_VERSIONS,
@@ -66,6 +67,7 @@ LIST_VIEWS: dict[str, tuple[ListView, tuple[Any, ...], dict[str, Any]]] = {
         {"status": None, "version": 2, "since": None, "until": None},
     ),
     "datasets": (views.datasets, (), {}),
+    "corpora": (views.corpora, (), {}),
     "runs": (views.runs, ("optimization",), {"program_id": "p", "status": None}),
     "audit_trail": (views.audit_trail, ("p",), {}),
 }
@@ -117,6 +119,7 @@ DERIVED: dict[str, set[str]] = {
         (programs.Version, PROGRAM_VERSIONS),
         (programs.CompiledVersion, PROGRAM_VERSIONS),
         (datasets.Dataset, DATASETS),
+        (corpora.Corpus, CORPORA),
         (executions.Execution, EXECUTIONS),
         (runs.Optimization, RUNS),
         (runs.Evaluation, RUNS),

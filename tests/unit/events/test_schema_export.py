@@ -102,6 +102,12 @@ _COMMAND_SAMPLES: dict[str, dict[str, Any]] = {
     "DeprecateProgram": {"program_id": "qa"},
     "RegisterDataset": {"name": "qa-set", "examples": [{"question": "q", "answer": "a"}]},
     "AppendExamples": {"dataset_id": "qa-set", "examples": [{"question": "q", "answer": "a"}]},
+    "RegisterCorpus": {"name": "wiki", "documents": [{"id": "p1", "text": "Paris is in France."}]},
+    "AppendDocuments": {
+        "corpus_id": "wiki",
+        "documents": [{"id": "p2", "text": "Lyon too.", "metadata": {"source": "atlas"}}],
+    },
+    "RemoveDocuments": {"corpus_id": "wiki", "document_ids": ["p1"]},
     "ExecuteProgram": {"program_id": "qa", "inputs": {"question": "why?"}},
     "OptimizeProgram": {"program_id": "qa", "dataset_id": "qa-set"},
     "EvaluateProgram": {"program_id": "qa", "dataset_id": "qa-set"},

@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from eventsourcing.domain import DomainEvent
 
+from dspyops.aggregates.corpus import Corpus
 from dspyops.aggregates.dataset import Dataset
 from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.execution import Execution
@@ -19,7 +20,7 @@ from dspyops.aggregates.program import Program
 from dspyops.aggregates.run import Run
 from dspyops.projections.appliers import BatchApplier
 
-PROJECTED = (Program, Dataset, Execution, Run, Optimization, Evaluation)
+PROJECTED = (Program, Dataset, Corpus, Execution, Run, Optimization, Evaluation)
 # eventsourcing's own bases on every aggregate, never stored as themselves.
 GENERIC = {"Event", "Created", "Snapshot"}
 
