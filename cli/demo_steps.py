@@ -76,15 +76,15 @@ class Demo:
         return self.run
 
     def _step(self, number: int, title: str) -> None:
-        self.console.rule(f"[bold]{number}. {title}", align="left")
+        announce_step(self.console, number, title)
 
     def _done(self, reply: Reply, text: str) -> None:
-        self.console.print(f"[green]✓ {reply.type}[/] {text}", highlight=False)
+        report_done(self.console, reply, text)
 
     async def _register(self, client: DspyopsClient) -> None:
         run = self.run
         self._step(1, "Register the QA program")
-        self.console.print(f"signature: [bold]{demo_data.SIGNATURE}[/]", highlight=False)
+        self.console.print(f"signature: [bold]{escape(demo_data.SIGNATURE)}[/]", highlight=False)
         reply = await client.send(
             RegisterProgram(
                 program_id=run.program_id,
@@ -142,38 +142,18 @@ class Demo:
 
     async def _optimize(self, client: DspyopsClient) -> None:
         self._step(4, "Optimize with BootstrapFewShot")
-        progress = Progress(
-            TextColumn("[bold]optimizing[/]"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            console=self.console,
+        reply = await optimize_with_progress(
+            client,
+            self.console,
+            OptimizeProgram(
+                program_id=self.run.program_id,
+                dataset_id=self.run.dataset_id,
+                optimizer="BootstrapFewShot",
+                metric="exact_match:answer",
+                config={"max_bootstrapped_demos": 2, "max_labeled_demos": 4},
+            ),
         )
-
-        def on_progress(reply: Reply) -> None:
-            data = reply.data
-            best = data.get("best_score")
-            note = data.get("message", "")
-            if best is not None:
-                note = f"{note} (best {best:.2f})"
-            progress.update(task, total=data.get("total"), completed=data.get("step"), note=note)
-
-        with progress:
-            task = progress.add_task("optimize", total=3, note="queued")
-            reply = await client.send(
-                OptimizeProgram(
-                    program_id=self.run.program_id,
-                    dataset_id=self.run.dataset_id,
-                    optimizer="BootstrapFewShot",
-                    metric="exact_match:answer",
-                    config={"max_bootstrapped_demos": 2, "max_labeled_demos": 4},
-                ),
-                timeout_s=OPTIMIZE_TIMEOUT_S,
-                on_progress=on_progress,
-            )
-            done = reply.expect(OptimizationCompleted)
-            progress.update(task, completed=task_total(progress, task), note="done")
+        done = reply.expect(OptimizationCompleted)
         self.run.optimized = done
         self._done(
             reply,
@@ -193,8 +173,40 @@ class Demo:
         )
 
 
-def task_total(progress: Progress, task: Any) -> float:
-    return progress.tasks[task].total or 0
+def announce_step(console: Console, number: int, title: str) -> None:
+    console.rule(f"[bold]{number}. {title}", align="left")
+
+
+def report_done(console: Console, reply: Reply, text: str) -> None:
+    console.print(f"[green]✓ {reply.type}[/] {text}", highlight=False)
+
+
+async def optimize_with_progress(
+    client: DspyopsClient, console: Console, command: OptimizeProgram
+) -> Reply:
+    """Send the optimization; its progress results move a bar until the terminal one."""
+    progress = Progress(
+        TextColumn("[bold]optimizing[/]"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+    def on_progress(reply: Reply) -> None:
+        data = reply.data
+        best = data.get("best_score")
+        note = data.get("message", "")
+        if best is not None:
+            note = f"{note} (best {best:.2f})"
+        progress.update(task, total=data.get("total"), completed=data.get("step"), note=note)
+
+    with progress:
+        task = progress.add_task("optimize", total=3, note="queued")
+        reply = await client.send(command, timeout_s=OPTIMIZE_TIMEOUT_S, on_progress=on_progress)
+        progress.update(task, completed=progress.tasks[task].total or 0, note="done")
+    return reply
 
 
 class ReadSide:

@@ -71,6 +71,20 @@ def test_demo_completes_and_the_api_serves_the_new_version(dev: DevProcess) -> N
     metrics = api(dev.env, f"/programs/{program_id}/metrics").json()
     assert {row["version"]: row["succeeded"] for row in metrics["by_version"]} == {1: 1, 2: 1}
 
+    # The second scenario: a retrieve -> answer pipeline over a corpus, and its trace.
+    found = re.search(r"pipeline (rag-\w+) version (\d+)", out)
+    assert found, out
+    rag_id = found[1]
+    assert "✓ CorpusRegistered" in out
+    assert re.search(r"step retrieve \(Retrieve\): \d+ ms", out), out
+    assert re.search(r"retrieval retrieve, [\d.]+ ms, facts-\w+ v1 -> \['doc-13'\]", out), out
+    rag = api(dev.env, f"/programs/{rag_id}").json()
+    assert rag["deployed_version"] == int(found[2]) == 2
+    executions = api(dev.env, f"/programs/{rag_id}/executions").json()["items"]
+    detail = api(dev.env, f"/executions/{executions[0]['execution_id']}").json()
+    steps = [span["name"] for span in detail["trace"]["children"]]
+    assert steps == ["retrieve", "answer"]
+
 
 def test_cli_send_watch_and_tables_against_the_stack(dev: DevProcess, tmp_path: Path) -> None:
     env = dev.env

@@ -1,0 +1,37 @@
+"""The demo's trace tree: one line per span, with what matters for its kind."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from dspyops.cli.demo_rag import span_label, span_tree
+
+
+def test_labels_name_the_kind_latency_corpus_tokens_and_error() -> None:
+    assert span_label({"kind": "program", "name": "program", "latency_ms": 9.54}) == (
+        "program, 9.5 ms"
+    )
+    retrieval = {
+        "kind": "retrieval",
+        "name": "retrieve",
+        "latency_ms": 2.0,
+        "corpus": "facts",
+        "corpus_version": 3,
+        "document_ids": ["d1"],
+    }
+    assert span_label(retrieval) == "retrieval retrieve, 2.0 ms, facts v3 -> ['d1']"
+    lm = {"kind": "lm", "name": "openai/m", "latency_ms": None, "usage": {"total_tokens": 37}}
+    assert span_label(lm) == "lm openai/m, -, 37 tokens"
+    failed = {"kind": "step", "name": "answer", "latency_ms": 1.0, "error": {"type": "ValueError"}}
+    assert span_label(failed) == "step answer, 1.0 ms, error ValueError"
+
+
+def test_the_tree_nests_children_and_escapes_markup() -> None:
+    trace = {
+        "kind": "program",
+        "latency_ms": 3.0,
+        "children": [{"kind": "step", "name": "[bold]x", "latency_ms": 1.0, "children": []}],
+    }
+    console = Console(width=80, record=True)
+    console.print(span_tree(trace))
+    assert console.export_text().splitlines() == ["program, 3.0 ms", "└── step [bold]x, 1.0 ms"]
