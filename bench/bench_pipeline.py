@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,10 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.stub_worker import REPLY, StubProfiles
+from bench.stub_worker import StubProfiles, reply
 from dspyops.aggregates.app import CommandContext, ExecutionPlan, handle
 from dspyops.bootstrap import open_store
+from dspyops.client.keys import record_key, subject_of
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
@@ -66,7 +68,7 @@ def _inputs(n: int) -> dict[str, str]:
 async def direct_rate(count: int, concurrency: int = 200) -> float:
     """(a): the same program and stub LM called in this process, `concurrency` at a time."""
     module = build_module("Predict", dspy_signature(compile_signature(SIGNATURE)))
-    lm = ScriptedLM(REPLY)
+    lm = ScriptedLM(reply)
     import dspy
 
     sem = asyncio.Semaphore(concurrency)
@@ -81,8 +83,13 @@ async def direct_rate(count: int, concurrency: int = 200) -> float:
     return count / (time.perf_counter() - began)
 
 
-class Pipeline:
-    """A worker process plus a producer and a results consumer in this process."""
+class StubStack:
+    """A worker process plus a producer and a results consumer in this process.
+
+    `setup` is sent on the programs topic first, as (command type, data) pairs; the
+    program is `program` (RegisterProgram data without its id) or the one-signature QA
+    program, executed with `inputs(n)`.
+    """
 
     def __init__(
         self,
@@ -91,7 +98,14 @@ class Pipeline:
         delay_ms: float,
         py_spy: str | None = None,
         workers: int = 1,
+        *,
+        setup: list[tuple[str, dict[str, Any]]] | None = None,
+        program: dict[str, Any] | None = None,
+        inputs: Callable[[int], dict[str, Any]] = _inputs,
     ) -> None:
+        self.setup = setup or []
+        self.program = program or {"name": "bench", "signature": SIGNATURE}
+        self.inputs = inputs
         self.py_spy = py_spy
         self.workers_wanted = workers
         self.settings = settings
@@ -103,7 +117,7 @@ class Pipeline:
         self.received: dict[str, float] = {}
         self.program_id = f"bench-{uuid.uuid4().hex[:8]}"
 
-    async def __aenter__(self) -> Pipeline:
+    async def __aenter__(self) -> StubStack:
         command = [
             sys.executable,
             "-m",
@@ -142,15 +156,9 @@ class Pipeline:
         await self.consumer.start()
         await self.consumer.seek_to_end()
         self.reader = asyncio.create_task(self._read())
-        register = command_envelope(
-            "RegisterProgram",
-            RegisterProgram(
-                program_id=self.program_id, name="bench", signature=SIGNATURE
-            ).model_dump(exclude_none=True),
-            subject=self.program_id,
-        )
-        await self._send(self.topics.programs, register)
-        await self.wait([register.id], timeout_s=120)
+        for kind, data in self.setup:
+            await self._setup(kind, data)
+        await self._setup("RegisterProgram", {"program_id": self.program_id, **self.program})
         # Warm up: the first executions build the module and fill caches.
         await self.run_burst(50)
         return self
@@ -168,6 +176,11 @@ class Pipeline:
             except subprocess.TimeoutExpired:
                 worker.kill()
 
+    async def _setup(self, kind: str, data: dict[str, Any]) -> None:
+        envelope = command_envelope(kind, data, subject=subject_of(data))
+        await self._send(self.topics.programs, envelope)
+        await self.wait([envelope.id], timeout_s=120)
+
     async def _read(self) -> None:
         while True:
             batch = await self.consumer.getmany(timeout_ms=100)
@@ -179,10 +192,11 @@ class Pipeline:
 
     async def _send(self, topic: str, envelope: Any) -> None:
         self.sent[envelope.id] = time.perf_counter()
-        await self.producer.send(topic, encode(envelope), key=(envelope.subject or "").encode())
+        # Keyed as the contract says (executions by their own id), as DspyopsClient does.
+        await self.producer.send(topic, encode(envelope), key=record_key(envelope))
 
     def _execution(self, n: int) -> Any:
-        data = {"program_id": self.program_id, "inputs": _inputs(n)}
+        data = {"program_id": self.program_id, "inputs": self.inputs(n)}
         return command_envelope("ExecuteProgram", data, subject=self.program_id)
 
     async def wait(self, ids: list[str], timeout_s: float = 300) -> None:
@@ -233,7 +247,7 @@ async def profile_processing(settings: Settings, count: int) -> str:
         CommandContext(command_id=f"reg-{program_id}", correlation_id="p"),
     )
     topics = Topics(settings.topic_prefix)
-    jobs = ExecutionJobs(store, StubProfiles(ScriptedLM(REPLY)), ModuleCache(), redactor=Redactor())
+    jobs = ExecutionJobs(store, StubProfiles(ScriptedLM(reply)), ModuleCache(), redactor=Redactor())
     processor = Processor(store, topics, {ExecutionPlan: jobs.run})
     records = [
         Incoming(
@@ -280,6 +294,46 @@ async def main() -> None:
         "--py-spy", metavar="FILE", help="record the zero-latency worker with py-spy into FILE"
     )
     args = parser.parse_args()
+    env, settings = await bench_stack()
+
+    direct = await direct_rate(args.executions)
+    print(f"(a) direct DSPy acall, stub LM 0 ms:        {direct:8.0f} executions/s")
+
+    async with StubStack(settings, env, 0, py_spy=args.py_spy, workers=args.workers) as pipe:
+        peak = await pipe.run_burst(args.executions)
+        print(
+            f"(b) end to end via Kafka, stub LM 0 ms:     {peak:8.0f} executions/s "
+            f"({args.workers} worker process(es))"
+        )
+        print(f"    ratio b/a:                               {peak / direct:8.2f}  (target >= 0.5)")
+        latencies = await pipe.run_paced(peak / 2, seconds=5)
+        p50 = statistics.median(latencies)
+        p99 = statistics.quantiles(latencies, n=100)[98]
+        print(
+            f"    at half of peak ({peak / 2:.0f}/s): p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+            "(target p50 <= 25 ms)"
+        )
+
+    async with StubStack(settings, env, delay_ms=200) as pipe:
+        rate = await pipe.run_burst(args.slow_executions)
+        littles = rate * 0.2
+        print(f"(c) end to end, stub LM 200 ms:             {rate:8.0f} executions/s")
+        print(
+            f"    concurrency by Little's law: {littles:.0f}; LM peak calls in flight: "
+            f"{pipe.peak_in_flight()} (target >= 200, throughput >= 0.8 x in-flight / 0.2 s)"
+        )
+
+    if args.py_spy and os.path.exists(args.py_spy):  # noqa: ASYNC240 (once, at the end)
+        print("\nwhere the worker's time goes (py-spy, zero-latency run):")
+        print(summarize_py_spy(args.py_spy))
+    print("\nwhere the time goes (worker path without Kafka, cumulative):")
+    print(await profile_processing(settings, 300))
+    await clean_up(settings)
+
+
+async def bench_stack() -> tuple[dict[str, str], Settings]:
+    """Topics and an event store schema of the run's own (removed by `_clean_up`), on the
+    local stack; the worker's environment and this process's settings for them."""
     base = get_settings()
     suffix = uuid.uuid4().hex[:8]
     env = {
@@ -302,40 +356,7 @@ async def main() -> None:
         Topics(settings.topic_prefix).all,
         partitions=settings.topic_partitions,
     )
-
-    direct = await direct_rate(args.executions)
-    print(f"(a) direct DSPy acall, stub LM 0 ms:        {direct:8.0f} executions/s")
-
-    async with Pipeline(settings, env, 0, py_spy=args.py_spy, workers=args.workers) as pipe:
-        peak = await pipe.run_burst(args.executions)
-        print(
-            f"(b) end to end via Kafka, stub LM 0 ms:     {peak:8.0f} executions/s "
-            f"({args.workers} worker process(es))"
-        )
-        print(f"    ratio b/a:                               {peak / direct:8.2f}  (target >= 0.5)")
-        latencies = await pipe.run_paced(peak / 2, seconds=5)
-        p50 = statistics.median(latencies)
-        p99 = statistics.quantiles(latencies, n=100)[98]
-        print(
-            f"    at half of peak ({peak / 2:.0f}/s): p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-            "(target p50 <= 25 ms)"
-        )
-
-    async with Pipeline(settings, env, delay_ms=200) as pipe:
-        rate = await pipe.run_burst(args.slow_executions)
-        littles = rate * 0.2
-        print(f"(c) end to end, stub LM 200 ms:             {rate:8.0f} executions/s")
-        print(
-            f"    concurrency by Little's law: {littles:.0f}; LM peak calls in flight: "
-            f"{pipe.peak_in_flight()} (target >= 200, throughput >= 0.8 x in-flight / 0.2 s)"
-        )
-
-    if args.py_spy and os.path.exists(args.py_spy):  # noqa: ASYNC240 (once, at the end)
-        print("\nwhere the worker's time goes (py-spy, zero-latency run):")
-        print(summarize_py_spy(args.py_spy))
-    print("\nwhere the time goes (worker path without Kafka, cumulative):")
-    print(await profile_processing(settings, 300))
-    await _clean_up(settings)
+    return env, settings
 
 
 def summarize_py_spy(path: str, top: int = 15) -> str:
@@ -373,7 +394,7 @@ def summarize_py_spy(path: str, top: int = 15) -> str:
     return "\n".join(lines)
 
 
-async def _clean_up(settings: Settings) -> None:
+async def clean_up(settings: Settings) -> None:
     """The benchmark's topics and event store schema are its own: remove them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()

@@ -13,14 +13,27 @@ from pathlib import Path
 
 import dspy
 import faust
+from dspy.lm15 import Request
 
 from dspyops.consumers.worker import build_worker_app, prepare_topics
+from dspyops.runtime.offline import output_fields
 from dspyops.runtime.profiles import LMProfile, ProfileRegistry
 from dspyops.settings import get_settings
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
 
-REPLY = chat_reply(answer="Paris", confidence=0.9)
+# What the stub answers, by output field: whichever predictor asks (one signature or a
+# pipeline's steps) gets its own outputs.
+VALUES = {
+    "answer": "Paris",
+    "confidence": 0.9,
+    "query": "capital of France",
+    "reasoning": "The context says so.",
+}
+
+
+def reply(request: Request) -> str:
+    return chat_reply(**{name: VALUES.get(name, "x") for name in output_fields(request)})
 
 
 class StubProfiles(ProfileRegistry):
@@ -42,7 +55,7 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(prepare_topics(settings))
-    lm = ScriptedLM(REPLY, delay_s=args.delay_ms / 1000)
+    lm = ScriptedLM(reply, delay_s=args.delay_ms / 1000)
     app = build_worker_app(settings, profiles=StubProfiles(lm), relay=False)
     if args.stats:
         stats = Path(args.stats)

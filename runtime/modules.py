@@ -4,15 +4,19 @@ A program version stores its module kind, its signature and (after optimization)
 JSON from ``module.dump_state()``. Field types are not in that state, so the module is
 always rebuilt from kind + signature first and the state loaded onto it.
 
-Module kinds: only those that run one signature with no tools and no code execution.
+Module kinds of a one-signature program: those that run one signature with no tools and
+no code execution.
 
 - ``Predict``: one LM call.
 - ``ChainOfThought``: one LM call that also writes a ``reasoning`` output first.
 
-Left out on purpose: ``ReAct``/``CodeAct`` (call tools), ``ProgramOfThought``/``RLM``
-(execute generated code), ``BestOfN``/``Refine`` (need a reward function, i.e. code),
-``MultiChainComparison`` (needs M prior completions as input), ``KNN`` (needs an
-embedder and a training set), ``Parallel`` (a runner, not a module for a signature).
+A pipeline's steps (``runtime/pipeline.py``) may also be ``ReAct`` (tools by name from
+the operator's ``dspyops.tools`` entry points, ``runtime/tools.py``), ``BestOfN`` and
+``Refine`` (their reward is a registered metric by name, never code) and ``Retrieve``.
+Left out on purpose everywhere: ``CodeAct``, ``ProgramOfThought``/``RLM`` (execute
+generated code), ``MultiChainComparison`` (needs M prior completions as input), ``KNN``
+(needs an embedder and a training set), ``Parallel`` (a runner, not a module for a
+signature).
 
 ``load_state`` in DSPy is not a validator: missing keys raise half-way, extra keys are
 set as attributes, and signature fields are zipped without a length check (dspy issue

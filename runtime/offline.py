@@ -72,7 +72,7 @@ def placeholder(annotation: Any, field: str, depth: int = 0) -> Any:
     return f"{OFFLINE_LABEL} {field}"
 
 
-def _output_fields(request: Request) -> dict[str, Any]:
+def output_fields(request: Request) -> dict[str, Any]:
     """Output field name -> annotation, from the running Predict or the prompt."""
     for module in reversed(dspy.settings.caller_modules or []):
         signature = getattr(module, "signature", None)
@@ -98,7 +98,7 @@ def _prompt_text(request: Request) -> str:
 
 
 def render_reply(request: Request) -> str:
-    values = {name: placeholder(ann, name) for name, ann in _output_fields(request).items()}
+    values = {name: placeholder(ann, name) for name, ann in output_fields(request).items()}
     if _CHAT_DONE not in _prompt_text(request):
         return json.dumps(values)
     fields = {
