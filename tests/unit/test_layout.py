@@ -172,8 +172,21 @@ def test_the_light_client_loads_no_server_dependency() -> None:
 def test_the_wheel_holds_one_package_and_a_light_default_install(tmp_path: Path) -> None:
     # Built from a copy: a build leaves build/ and an egg-info, which must not land in the
     # checkout (an egg-info there would answer importlib.metadata queries in tests).
+    # Only what a checkout holds (tracked, or new and not ignored): never a running
+    # stack's state folder (.ci-stack holds PostgreSQL's socket) or other local files.
     source = tmp_path / "src"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_PACKAGE, "*.egg-info"))
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        path = ROOT / name
+        if Path(name).parts[0] in NOT_PACKAGE or not path.is_file():
+            continue
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, source / name)
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run(
         [*build, "-w", str(tmp_path), str(source)],
