@@ -24,6 +24,7 @@ from dspyops.cli.demo_steps import (
     OFFLINE_NOTE,
     READ_SIDE_TIMEOUT_S,
     announce_step,
+    demo_client,
     optimize_with_progress,
     report_done,
 )
@@ -109,13 +110,7 @@ class RagDemo:
         )
 
     async def commands(self) -> RagRun:
-        s = self.settings
-        async with DspyopsClient(
-            s.bootstrap_servers,
-            topic_prefix=s.topic_prefix,
-            actor="demo@dspyops",
-            source="urn:dspyops:demo",
-        ) as client:
+        async with demo_client(self.settings) as client:
             await self._corpus(client)
             await self._program(client)
             await self._optimize(client)

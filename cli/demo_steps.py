@@ -60,13 +60,7 @@ class Demo:
         self.run = DemoRun(program_id=f"qa-{suffix}", dataset_id=f"qa-golden-{suffix}")
 
     async def commands(self) -> DemoRun:
-        s = self.settings
-        async with DspyopsClient(
-            s.bootstrap_servers,
-            topic_prefix=s.topic_prefix,
-            actor="demo@dspyops",
-            source="urn:dspyops:demo",
-        ) as client:
+        async with demo_client(self.settings) as client:
             await self._register(client)
             self.run.first = await self._execute(client, 3, demo_data.FIRST_QUESTION)
             await self._optimize(client)
@@ -171,6 +165,15 @@ class Demo:
         self._done(
             reply, f"{deployed.program_id} serves version {deployed.version} ({deployed.status})"
         )
+
+
+def demo_client(settings: Settings) -> DspyopsClient:
+    return DspyopsClient(
+        settings.bootstrap_servers,
+        topic_prefix=settings.topic_prefix,
+        actor="demo@dspyops",
+        source="urn:dspyops:demo",
+    )
 
 
 def announce_step(console: Console, number: int, title: str) -> None:
