@@ -16,7 +16,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.tree import Tree
 
 from dspyops.cli import demo_data
 from dspyops.cli.demo_steps import (
@@ -29,6 +28,7 @@ from dspyops.cli.demo_steps import (
     report_done,
 )
 from dspyops.cli.read_api import ReadApi, ReadApiError
+from dspyops.cli.trace_tree import span_tree
 from dspyops.client import DspyopsClient
 from dspyops.events.commands import (
     DeployProgram,
@@ -243,28 +243,3 @@ class RagTrace:
                     "is `dspyops projector` running? `dspyops projections status` shows its lag",
                 )
             time.sleep(0.3)
-
-
-def span_tree(span: dict[str, Any], tree: Tree | None = None) -> Tree:
-    label = escape(span_label(span))
-    node = Tree(label) if tree is None else tree.add(label)
-    for child in span.get("children", []):
-        span_tree(child, node)
-    return node
-
-
-def span_label(span: dict[str, Any]) -> str:
-    latency = span.get("latency_ms")
-    kind, name = span["kind"], span.get("name") or ""
-    name = kind if name in ("", kind) else f"{kind} {name}"
-    parts = [name, "-" if latency is None else f"{latency:.1f} ms"]
-    if span["kind"] == "retrieval":
-        parts.append(
-            f"{span.get('corpus')} v{span.get('corpus_version')} -> {span.get('document_ids')}"
-        )
-    usage = span.get("usage") or {}
-    if usage.get("total_tokens"):
-        parts.append(f"{usage['total_tokens']} tokens")
-    if span.get("error"):
-        parts.append(f"error {span['error'].get('type')}")
-    return ", ".join(parts)

@@ -25,6 +25,7 @@ app.command(name="send")(send_commands.send)
 app.command(name="watch")(watch_commands.watch)
 app.command(name="programs")(read_commands.programs)
 app.command(name="executions")(read_commands.executions)
+app.command(name="execution")(read_commands.execution)
 
 
 def _add_server_commands() -> None:

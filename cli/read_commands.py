@@ -1,4 +1,5 @@
-"""`dspyops programs` and `dspyops executions`: the read side, as tables (or --json)."""
+"""`dspyops programs`, `dspyops executions` and `dspyops execution`: the read side, as
+tables and trees (or --json)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from dspyops.cli.console import JsonOpt, fail, out, print_json
 from dspyops.cli.read_api import ReadApi, ReadApiError
+from dspyops.cli.trace_tree import span_tree
 from dspyops.settings import get_settings
 
 ApiOpt = Annotated[
@@ -77,6 +79,38 @@ def executions(
             )
         )
     _show(table, len(rows), "executions")
+
+
+def execution(
+    execution_id: Annotated[str, typer.Argument(help="The execution to show.")],
+    api: ApiOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one execution: its outcome, and its trace as a tree (each step, predictor, LM,
+    tool and retrieval call with its latency)."""
+    try:
+        detail = ReadApi(get_settings(), api).get(f"/executions/{execution_id}")
+    except ReadApiError as exc:
+        fail(str(exc), exc.hint, code=exc.code)
+    if json_out:
+        print_json(detail)
+        return
+    status = f"{detail['status']} (offline)" if detail["offline"] else detail["status"]
+    latency = detail["latency_ms"]
+    out.print(
+        f"{detail['program_id']} version {detail['version']}: {status}"
+        + ("" if latency is None else f" in {latency:.1f} ms"),
+        highlight=False,
+    )
+    if detail["status"] == "succeeded":
+        out.print(f"outputs: {escape(_short(detail['outputs'], 2_000))}", highlight=False)
+    elif detail.get("error"):
+        where = f" at step {detail['failed_step']}" if detail.get("failed_step") else ""
+        out.print(f"error{where}: {escape(_short(detail['error'], 2_000))}", highlight=False)
+    if detail.get("trace"):
+        out.print(span_tree(detail["trace"]))
+    else:
+        out.print("[dim]no trace recorded (executions before traces, or still requested)[/]")
 
 
 def _fetch(api: str | None, path: str, *, limit: int, **params: Any) -> list[dict[str, Any]]:

@@ -84,6 +84,11 @@ def test_demo_completes_and_the_api_serves_the_new_version(dev: DevProcess) -> N
     detail = api(dev.env, f"/executions/{executions[0]['execution_id']}").json()
     steps = [span["name"] for span in detail["trace"]["children"]]
     assert steps == ["retrieve", "answer"]
+    shown = dspyops(dev.env, "execution", executions[0]["execution_id"])
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"{rag_id} version 2: succeeded (offline)" in shown.stdout
+    assert re.search(r"├── retrieval retrieve, [\d.]+ ms, facts-\w+ v1", shown.stdout), shown.stdout
+    assert re.search(r"└── step answer, [\d.]+ ms", shown.stdout), shown.stdout
 
 
 def test_cli_send_watch_and_tables_against_the_stack(dev: DevProcess, tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
-"""The demo's trace tree: one line per span, with what matters for its kind."""
+"""The trace tree (demo, `dspyops execution`): a line per span, what matters for its kind."""
 
 from __future__ import annotations
 
 from rich.console import Console
 
-from dspyops.cli.demo_rag import span_label, span_tree
+from dspyops.cli.trace_tree import span_label, span_tree
 
 
 def test_labels_name_the_kind_latency_corpus_tokens_and_error() -> None:
