@@ -25,7 +25,7 @@ from tests.support.kafka import TopicReader, produce
 from tests.support.worker_process import WorkerProcess
 from tests.support.worker_stack import drop_schema, stack_env
 
-PER_COMMAND = 12  # valid and broken each: 288 messages
+PER_COMMAND = 12  # valid and broken each, per command type
 
 
 @pytest.fixture
