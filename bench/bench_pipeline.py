@@ -130,8 +130,9 @@ class StubStack:
         if self.py_spy:
             # Samples every thread of the worker (event loop, store and DSPy threads).
             py_spy = str(Path(sys.executable).parent / "py-spy")
-            # --gil: samples the thread holding the GIL, i.e. where the CPU goes.
-            spy = [py_spy, "record", "--gil", "--nonblocking", "-f", "raw", "-o", self.py_spy]
+            # --gil: samples the thread holding the GIL, i.e. where the CPU goes. Blocking
+            # (the default): --nonblocking lost a quarter of the samples here, unevenly.
+            spy = [py_spy, "record", "--gil", "-f", "raw", "-o", self.py_spy]
             command = [*spy, "--", *command[:5]]
         # More workers join the same consumer group: scale-out, partitions shared.
         self.workers = [
