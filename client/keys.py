@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dspyops.events.envelope import Envelope
+from dspyops.events.envelope import SUBJECT_FIELDS, Envelope
 
 
 def record_key(envelope: Envelope) -> bytes:
@@ -14,14 +14,12 @@ def record_key(envelope: Envelope) -> bytes:
     if envelope.short_type == "ExecuteProgram":
         key = data.get("execution_id") or envelope.id
     else:
-        key = (
-            data.get("program_id") or data.get("dataset_id") or data.get("corpus_id") or envelope.id
-        )
+        key = subject_of(data) or envelope.id
     return str(key).encode()
 
 
 def subject_of(data: dict[str, Any]) -> str | None:
-    for field in ("program_id", "dataset_id", "corpus_id", "execution_id"):
-        if isinstance(data.get(field), str):
+    for field in SUBJECT_FIELDS:
+        if isinstance(data.get(field), str) and data[field]:
             return str(data[field])
     return None

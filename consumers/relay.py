@@ -24,7 +24,7 @@ from pydantic_core import to_jsonable_python
 from dspyops.bootstrap import create_schema
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.transient import is_transient
-from dspyops.events.envelope import EVENT_TYPE_PREFIX, Envelope
+from dspyops.events.envelope import EVENT_TYPE_PREFIX, SUBJECT_FIELDS, Envelope
 from dspyops.events.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def event_envelope(app: Application[uuid.UUID], notification: Notification) -> t
 
 def _string_id(data: dict[str, Any], fallback: str) -> str:
     """The user-facing id (program_id, ...) the event names, else the aggregate's UUID."""
-    for name in ("program_id", "dataset_id", "execution_id", "optimization_id", "evaluation_id"):
+    for name in SUBJECT_FIELDS:
         value = data.get(name)
         if isinstance(value, str) and value:
             return value

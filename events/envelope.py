@@ -13,6 +13,16 @@ COMMAND_TYPE_PREFIX = "dspyops.command."
 RESULT_TYPE_PREFIX = "dspyops.result."
 EVENT_TYPE_PREFIX = "dspyops.event."
 DEFAULT_SOURCE = "urn:dspyops"
+# The user-facing ids a message can be about, first found first: a command's or an
+# event's subject, and (program, dataset, corpus) the key of commands on their topic.
+SUBJECT_FIELDS = (
+    "program_id",
+    "dataset_id",
+    "corpus_id",
+    "execution_id",
+    "optimization_id",
+    "evaluation_id",
+)
 
 EnvelopeId = Annotated[str, Field(min_length=1, max_length=256)]
 

@@ -12,6 +12,7 @@ from dspyops.aggregates.errors import AlreadyExists, DomainError, ErrorDict, IdR
 from dspyops.aggregates.handled import HandledCommand
 from dspyops.aggregates.run import Run
 from dspyops.events.commands import Command
+from dspyops.events.envelope import SUBJECT_FIELDS
 from dspyops.events.results import CommandRejected, ErrorItem
 from dspyops.signatures import SignatureError, ValidationFailed
 
@@ -78,14 +79,7 @@ def subject_of(command: Command, ctx: CommandContext) -> str:
     started = _STARTS.get(type(command).__name__)
     if started is not None:
         return str(getattr(command, started, None) or ctx.command_id)
-    for name in (
-        "program_id",
-        "dataset_id",
-        "corpus_id",
-        "execution_id",
-        "optimization_id",
-        "evaluation_id",
-    ):
+    for name in SUBJECT_FIELDS:
         value = getattr(command, name, None)
         if value:
             return str(value)
