@@ -333,7 +333,7 @@ async def main() -> None:
 
 
 async def bench_stack() -> tuple[dict[str, str], Settings]:
-    """Topics and an event store schema of the run's own (removed by `_clean_up`), on the
+    """Topics and an event store schema of the run's own (removed by `clean_up`), on the
     local stack; the worker's environment and this process's settings for them."""
     base = get_settings()
     suffix = uuid.uuid4().hex[:8]

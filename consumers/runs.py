@@ -1,8 +1,9 @@
-"""Optimization and evaluation runs: DSPy work in a thread pool, watched from the event loop.
+"""Optimization runs: DSPy work in a thread pool, watched from the event loop
+(evaluations: ``consumers/evaluations.py``).
 
-The faust loop only plans, watches and records; the optimizer runs in ``pool`` (one
-thread per run), so executions on the same worker never wait for it. While a run works
-the loop polls, every ``poll_interval_s``:
+The faust loop only watches and records (the plan comes from the command table);
+the optimizer runs in ``pool`` (one thread per run), so executions on the same worker
+never wait for it. While a run works the loop polls, every ``poll_interval_s``:
 
 - the stored run: a ``CancelOptimization`` (handled on the programs topic) marks it
   cancelled, and the run is told to stop;

@@ -43,13 +43,18 @@ async def prepare_topics(settings: Settings) -> None:
 
 
 def build_worker_app(
-    settings: Settings, *, profiles: ProfileRegistry | None = None, relay: bool = True
+    settings: Settings,
+    *,
+    profiles: ProfileRegistry | None = None,
+    relay: bool = True,
+    redactor: Redactor | None = None,
 ) -> faust.App:
-    """The faust app with its agents; `profiles` replaces the configured LM profiles."""
+    """The faust app with its agents; `profiles` replaces the configured LM profiles and
+    `redactor` the one made from them (the log redaction's, in `run_worker`)."""
     topics = Topics(settings.topic_prefix)
     configure_dspy_for_workers()
     lm_profiles = profiles or bootstrap.lm_profiles(settings)
-    redactor = Redactor.for_worker(settings, lm_profiles)
+    redactor = redactor or Redactor.for_worker(settings, lm_profiles)
     store = bootstrap.open_worker_store(settings, lm_profiles)
     app = create_app(settings)
     publisher = Publisher(app)
@@ -128,11 +133,12 @@ def build_worker_app(
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     profiles = bootstrap.lm_profiles(settings)
     # Before anything else logs: no log line of this process shows a secret it holds.
-    install_log_redaction(Redactor.for_worker(settings, profiles))
+    redactor = Redactor.for_worker(settings, profiles)
+    install_log_redaction(redactor)
     # One loop for the topic check and for faust, so nothing is bound to a closed loop.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(prepare_topics(settings))
-    app = build_worker_app(settings, profiles=profiles)
+    app = build_worker_app(settings, profiles=profiles, redactor=redactor)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, loop=loop)
     worker.execute_from_commandline()

@@ -12,10 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dspyops.events.fields import MAX_SIGNATURE_CHARS, MAX_TEXT_CHARS, Id
 from dspyops.events.steps import MAX_STEPS, Reference, Step
 
-# Ids are chosen by producers; the pattern keeps them safe in topics keys, URLs and SQL.
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 # Bounded so a version always fits a PostgreSQL integer.
 Version = Annotated[int, Field(ge=1, le=2_147_483_647)]
@@ -27,8 +26,6 @@ ModuleKind = Annotated[
     str, Field(pattern=r"^(Predict|ChainOfThought|plugin:[A-Za-z][A-Za-z0-9_.-]{0,63})$")
 ]
 
-MAX_SIGNATURE_CHARS = 10_000
-MAX_TEXT_CHARS = 100_000
 MAX_EXAMPLES_PER_MESSAGE = 10_000
 
 

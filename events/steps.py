@@ -14,8 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dspyops.events.fields import MAX_SIGNATURE_CHARS, MAX_TEXT_CHARS, Id
+
 MAX_STEPS = 32
-MAX_STEP_SIGNATURE_CHARS = 10_000
 
 StepKind = Literal["Predict", "ChainOfThought", "ReAct", "Retrieve", "BestOfN", "Refine"]
 # A step's name becomes the attribute (and predictor name) of the compiled dspy.Module.
@@ -25,7 +26,6 @@ Reference = Annotated[
     str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z][A-Za-z0-9_]{0,63})?$")
 ]
 ToolName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
-CorpusId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 
 
 class Step(BaseModel):
@@ -40,13 +40,11 @@ class Step(BaseModel):
 
     name: StepName
     kind: StepKind = "Predict"
-    signature: Annotated[str, Field(min_length=1, max_length=MAX_STEP_SIGNATURE_CHARS)] | None = (
-        None
-    )
-    instructions: Annotated[str, Field(max_length=100_000)] | None = None
+    signature: Annotated[str, Field(min_length=1, max_length=MAX_SIGNATURE_CHARS)] | None = None
+    instructions: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
     # Step input -> reference; an input left out reads the program input of its name.
     bindings: dict[str, Reference] = Field(default_factory=dict)
-    corpus: CorpusId | None = None
+    corpus: Id | None = None
     k: Annotated[int, Field(ge=1, le=50)] | None = None
     tools: Annotated[list[ToolName], Field(min_length=1, max_length=16)] | None = None
     max_iters: Annotated[int, Field(ge=1, le=20)] | None = None

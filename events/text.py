@@ -37,6 +37,9 @@ def text_problem(text: str) -> str | None:
 
 def refused_text(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
     """(path, problem) of every string in a JSON value that cannot be stored, keys too."""
+    # Every command passes here: paths are built only for a value that has a problem.
+    if not _holds_refused(value):
+        return
     stack: list[tuple[Any, Path]] = [(value, path)]
     while stack:
         node, where = stack.pop()
@@ -46,12 +49,29 @@ def refused_text(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
                 yield where, problem
         elif isinstance(node, dict):
             for key, child in node.items():
+                key_path = (*where, printable(key) if isinstance(key, str) else key)
                 key_problem = text_problem(key) if isinstance(key, str) else None
                 if key_problem is not None:
-                    yield (*where, printable(key)), "a key: " + key_problem
-                stack.append((child, (*where, printable(key))))
+                    yield key_path, "a key: " + key_problem
+                stack.append((child, key_path))
         elif isinstance(node, list):
             stack.extend((child, (*where, index)) for index, child in enumerate(node))
+
+
+def _holds_refused(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _REFUSED.search(node):
+                return True
+        elif isinstance(node, dict):
+            if any(isinstance(key, str) and _REFUSED.search(key) for key in node):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def printable(text: str, limit: int = 100) -> str:

@@ -82,9 +82,8 @@ class Projector:
         except Exception as exc:
             if not skipped.is_the_events_fault(exc):
                 raise
-            log.warning(
-                "a batch failed (%s: %s); applying it event by event", type(exc).__name__, exc
-            )
+            # describe(): the server's DETAIL lines quote the refused values (user input).
+            log.warning("a batch failed (%s); applying it event by event", skipped.describe(exc))
         return self._batch(careful=True)
 
     def _batch(self, *, careful: bool) -> int:

@@ -38,10 +38,6 @@ class ProgramShape:
     outputs: dict[str, str] | None = None
     options: dict[str, Any] | None = None
 
-    @property
-    def step_names(self) -> list[str]:
-        return [step["name"] for step in self.steps or []]
-
 
 def build_program(
     shape: ProgramShape,

@@ -1,4 +1,4 @@
-"""The audit trail: one `audit_log` row per event of a program, dataset or run.
+"""The audit trail: one `audit_log` row per event of a program, dataset, corpus or run.
 
 It has no handlers of its own: the applier that changes a row alone knows the row's
 values before the event, so it records the entry, with what changed, through `AuditTrail`.
