@@ -8,9 +8,10 @@ with the zero-latency stub LM, called one at a time in these ways, each measured
 plain DSPy:
   plain          `module.acall` in `dspy.context(lm=...)`
   usage          plus DSPy's usage tracking (our tracker)
-  noop callback  plus one DSPy callback that does nothing: DSPy's own dispatch cost
-                 (argument binding and type checks on every module, adapter and LM call)
-  recorder       plus our TraceRecorder as that callback (the trace tree built)
+  noop callback  plain, plus one DSPy callback that does nothing: what tracing through
+                 DSPy's callbacks would cost (argument binding and type checks on every
+                 module, adapter and LM call); dspyops no longer does that
+  recorder       usage, plus our TraceRecorder on the instrumented module (runtime.trace)
   execute        `runtime.executor.execute_program`: all of the above, as the worker runs it
 """
 
@@ -30,21 +31,27 @@ from dspyops.runtime.executor import configure_dspy_for_workers, execute_program
 from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.trace import SpanUsage, TraceRecorder
+from dspyops.runtime.traced import instrument, instrument_lm
 from tests.support.scripted_lm import ScriptedLM
 
 STEP_NAMES = [step["name"] for step in STEPS]
 Call = Callable[[int], Awaitable[None]]
 
 
-def ways(module: dspy.Module, lm: dspy.BaseLM) -> dict[str, Call]:
+def ways(
+    make_module: Callable[[], dspy.Module], make_lm: Callable[[], dspy.BaseLM]
+) -> dict[str, Call]:
     errors = LMErrors("default", Redactor())
+    # The instrumented ones are separate objects, so plain DSPy runs untouched classes.
+    module, lm = make_module(), make_lm()
+    traced, traced_lm = instrument(make_module(), steps=STEP_NAMES), instrument_lm(make_lm())
 
     async def plain(n: int) -> None:
         with dspy.context(lm=lm):
             await module.acall(**question(n))
 
     async def usage(n: int) -> None:
-        tracker = SpanUsage(TraceRecorder(module, steps=STEP_NAMES))
+        tracker = SpanUsage(TraceRecorder())
         with dspy.context(lm=lm, track_usage=True, usage_tracker=tracker):
             await module.acall(**question(n))
 
@@ -53,14 +60,18 @@ def ways(module: dspy.Module, lm: dspy.BaseLM) -> dict[str, Call]:
             await module.acall(**question(n))
 
     async def recorder(n: int) -> None:
-        recording = TraceRecorder(module, steps=STEP_NAMES)
-        with dspy.context(lm=lm, callbacks=[recording]):
-            await module.acall(**question(n))
+        recording = TraceRecorder()
+        tracker = SpanUsage(recording)
+        with (
+            dspy.context(lm=traced_lm, track_usage=True, usage_tracker=tracker),
+            recording.recording(),
+        ):
+            await traced.acall(**question(n))
         recording.tree()
 
     async def execute(n: int) -> None:
         outcome = await execute_program(
-            module, question(n), lm, timeout_s=60, errors=errors, steps=STEP_NAMES
+            traced, question(n), traced_lm, timeout_s=60, errors=errors, steps=STEP_NAMES
         )
         assert outcome.ok, outcome
 
@@ -79,7 +90,8 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     configure_dspy_for_workers()
-    calls = ways(in_process_module(documents(1000)), ScriptedLM(reply))
+    corpus = documents(1000)
+    calls = ways(lambda: in_process_module(corpus), lambda: ScriptedLM(reply))
     best: dict[str, float] = {}
     for round_ in range(args.rounds):
         for name, call in calls.items():

@@ -23,6 +23,7 @@ from pydantic_core import to_jsonable_python
 
 from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
 from dspyops.runtime.trace import SpanUsage, TraceRecorder
+from dspyops.runtime.traced import instrument, instrument_lm
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +75,17 @@ async def execute_program(
     outputs: dict[str, Any] | None = None
     code: str | None = None
     message: str | None = None
-    recorder = TraceRecorder(module, steps=steps)
+    # Idempotent: the worker's cached programs and LMs are made traced on first use.
+    instrument(module, steps=steps or ())
+    instrument_lm(lm)
+    recorder = TraceRecorder(redact=errors.redactor.redact)
     # Our own tracker (not only pred.get_lm_usage()) so a failed execution still
     # reports the tokens it was billed for; it also gives each LM call's usage to its span.
     tracker = SpanUsage(recorder)
-    callbacks = [*dspy.settings.callbacks, recorder]
-    with dspy.context(lm=lm, track_usage=True, usage_tracker=tracker, callbacks=callbacks):
+    with (
+        dspy.context(lm=lm, track_usage=True, usage_tracker=tracker),
+        recorder.recording(),
+    ):
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
@@ -103,24 +109,10 @@ async def execute_program(
         usage=usage,
         model=str(getattr(lm, "model", type(lm).__name__)),
         lm_calls=lm_calls,
-        trace=_redacted(recorder.tree(), errors),
+        trace=recorder.tree(),
         steps=recorder.summary(),
         failed_step=None if code is None else recorder.failed_step(),
     )
-
-
-def _redacted(trace: dict[str, Any] | None, errors: LMErrors) -> dict[str, Any] | None:
-    """A trace's error messages are exceptions' own text: told the way failures are."""
-    if trace is None:
-        return None
-    error = trace.get("error")
-    if error is not None:
-        trace["error"] = {
-            "type": error["type"],
-            "message": errors.redactor.redact(error["message"]),
-        }
-    trace["children"] = [_redacted(child, errors) for child in trace.get("children", [])]
-    return trace
 
 
 def _usage(totals: dict[str, dict[str, Any]], entries: dict[str, list[Any]]) -> tuple[Usage, int]:

@@ -1,28 +1,35 @@
 """The trace of one execution: every step, predictor, LM call, tool and retrieval, nested.
 
-A `TraceRecorder` is a DSPy callback made for one execution and given to it with
-`dspy.context(callbacks=[...])`: DSPy calls it as each module, LM call and tool call
-starts and ends, and it builds a tree of spans with their timing. Token usage is
-attributed to the LM call it belongs to through `SpanUsage`, the usage tracker DSPy
-reports to while the call is open. Values kept in a span are bounded (long text cut,
-long lists shortened) so a trace stays small enough to be an event: the full outputs are
-the execution's own.
+A `TraceRecorder` records one execution: `recording()` makes it the current one (a
+context variable, so concurrent executions on one worker, and the threads a step hands
+work to, each see their own), and the traced classes of `runtime.traced` open and close
+spans in it, nesting them by the same context variable.
+
+Token usage is attributed to the LM call it belongs to through `SpanUsage`, the usage
+tracker DSPy reports to while the call is open. Values kept in a span are bounded (long
+text cut, long lists shortened) so a trace stays small enough to be an event: the full
+outputs are the execution's own. Error messages in spans are redacted (the recorder's
+`redact`) before they are cut, as exceptions' own text may echo a key.
 
 A span is a JSON object: `kind` (program, step, predictor, module, lm, tool, retrieval),
 `name`, `type` (the module's class), `start_ms` (from the execution's start),
 `latency_ms`, `inputs`, `outputs`, `error` ({type, message} or null), `usage` (prompt,
 completion, total tokens: of the call for an LM span, summed for the others), `model`
-(LM spans), `corpus`/`document_ids` (retrieval spans), `children`.
+(LM spans), `corpus`/`corpus_version`/`document_ids` (retrieval spans), `children`.
+Sub-modules a program creates while it runs (not attributes when it was built) are not
+traced on their own; their LM calls still are.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
-from dspy.utils.callback import BaseCallback
 from dspy.utils.usage_tracker import UsageTracker
 from pydantic_core import to_jsonable_python
 
@@ -30,6 +37,8 @@ MAX_TEXT = 1_000
 MAX_ITEMS = 20
 MAX_DEPTH = 4
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+# A module's (kind, name) in its program, set by `runtime.traced.instrument`.
+LABEL = "_dspyops_span"
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Span:
     name: str
     type: str
     start: float
+    owner: int = 0
     inputs: Any = None
     outputs: Any = None
     error: dict[str, str] | None = None
@@ -48,64 +58,46 @@ class Span:
     children: list[Span] = field(default_factory=list)
 
 
-class TraceRecorder(BaseCallback):
-    def __init__(self, program: dspy.Module, *, steps: list[str] | None = None) -> None:
+# Each class made traced -> its traced subclass (runtime.traced).
+TRACED: dict[type, type] = {}
+
+
+@dataclass(frozen=True)
+class Frame:
+    recorder: TraceRecorder
+    # The open span new spans nest under (None: the execution's top level).
+    span: Span | None
+
+
+current: ContextVar[Frame | None] = ContextVar("dspyops_trace", default=None)
+
+
+class TraceRecorder:
+    def __init__(self, *, redact: Callable[[str], str] | None = None) -> None:
         self.started = time.monotonic()
-        # Module -> its attribute path in the program ("answer", "answer.predict").
-        self._names = {
-            id(module): path.removeprefix("self").lstrip(".") or "program"
-            for path, module in program.named_sub_modules()
-        }
-        self._steps = set(steps or ())
-        self._open: dict[str, Span] = {}
-        self._stack: list[Span] = []
+        self._redact = redact or (lambda text: text)
         self.roots: list[Span] = []
 
-    # --- what DSPy calls ------------------------------------------------------------
-
-    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        name = self._names.get(id(instance), type(instance).__name__)
-        kind = self._kind(name, instance)
-        span = self._start(call_id, kind, name, type(instance).__name__, inputs)
-        if kind == "retrieval":
-            span.extra["corpus"] = getattr(instance, "corpus", None)
-            span.extra["corpus_version"] = getattr(instance, "version", None)
-
-    def on_module_end(
-        self, call_id: str, outputs: Any | None, exception: BaseException | None = None
-    ) -> None:
-        span = self._end(call_id, outputs, exception)
-        if span is not None and span.kind == "retrieval" and outputs is not None:
-            span.extra["document_ids"] = list(getattr(outputs, "document_ids", []) or [])
-
-    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        span = self._start(call_id, "lm", str(getattr(instance, "model", "lm")), "LM", None)
-        span.model = str(getattr(instance, "model", type(instance).__name__))
-
-    def on_lm_end(
-        self, call_id: str, outputs: Any | None, exception: BaseException | None = None
-    ) -> None:
-        self._end(call_id, None, exception)
-
-    def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        name = str(getattr(instance, "name", type(instance).__name__))
-        self._start(call_id, "tool", name, "Tool", inputs)
-
-    def on_tool_end(
-        self, call_id: str, outputs: Any | None, exception: BaseException | None = None
-    ) -> None:
-        self._end(call_id, outputs, exception)
+    @contextmanager
+    def recording(self) -> Iterator[TraceRecorder]:
+        """Record the traced calls made inside the block (and in tasks and threads it starts)."""
+        token = current.set(Frame(self, None))
+        try:
+            yield self
+        finally:
+            current.reset(token)
 
     # --- usage, from SpanUsage ------------------------------------------------------
 
     def add_usage(self, usage: dict[str, Any]) -> None:
-        for span in reversed(self._stack):
-            if span.kind == "lm":
-                for key in USAGE_KEYS:
-                    value = usage.get(key)
-                    if isinstance(value, int) and not isinstance(value, bool):
-                        span.usage[key] = span.usage.get(key, 0) + value
-                return
+        frame = current.get()
+        span = frame.span if frame is not None and frame.recorder is self else None
+        if span is None or span.kind != "lm":
+            return
+        for key in USAGE_KEYS:
+            value = usage.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                span.usage[key] = span.usage.get(key, 0) + value
 
     # --- the tree -------------------------------------------------------------------
 
@@ -118,13 +110,18 @@ class TraceRecorder(BaseCallback):
 
     def failed_step(self) -> str | None:
         """The first step (or predictor) that raised: where a failed execution stopped."""
-        for span in self._walk(self.roots):
+        for span in _walk(self.roots):
             if span.error is not None and span.kind in {"step", "retrieval", "predictor"}:
                 return span.name
         return None
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per step: name, kind, latency and tokens, for the result of the execution."""
+        """Per step (per predictor for a program without steps): name, kind, latency and
+        tokens, for the result of the execution."""
+        spans = _walk(self.roots)
+        listed = {"step", "retrieval"}
+        if not any(span.kind in listed for span in spans):
+            listed = {"predictor"}
         return [
             {
                 "step": span.name,
@@ -133,51 +130,42 @@ class TraceRecorder(BaseCallback):
                 "total_tokens": _usage(span).get("total_tokens", 0),
                 "error": span.error["type"] if span.error else None,
             }
-            for span in self._walk(self.roots)
-            if span.kind in {"step", "retrieval"} or (not self._steps and span.kind == "predictor")
+            for span in spans
+            if span.kind in listed
         ]
 
-    def _kind(self, name: str, instance: Any) -> str:
-        if name == "program":
-            return "program"
-        if type(instance).__name__ == "Retrieve":
-            return "retrieval"
-        if name in self._steps:
-            return "step"
-        return "predictor" if isinstance(instance, dspy.Predict) else "module"
+    # --- what the traced classes (runtime.traced) call ---------------------------------
 
-    def _start(
-        self, call_id: str, kind: str, name: str, type_: str, inputs: dict[str, Any] | None
+    def open_span(
+        self, parent: Span | None, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Span:
-        span = Span(kind, name, type_, time.monotonic(), inputs=bounded(inputs))
-        (self._stack[-1].children if self._stack else self.roots).append(span)
-        self._open[call_id] = span
-        self._stack.append(span)
+        kind, name = label(instance)
+        inputs: Any = None
+        if kind != "lm":
+            inputs = bounded({**kwargs, "args": list(args)} if args else kwargs)
+        span = Span(
+            kind, name, base_class(type(instance)).__name__, time.monotonic(), id(instance), inputs
+        )
+        if kind == "lm":
+            span.model = name
+        elif kind == "retrieval":
+            span.extra["corpus"] = getattr(instance, "corpus", None)
+            span.extra["corpus_version"] = getattr(instance, "version", None)
+        (parent.children if parent is not None else self.roots).append(span)
         return span
 
-    def _end(self, call_id: str, outputs: Any, exception: BaseException | None) -> Span | None:
-        span = self._open.pop(call_id, None)
-        if span is None:
-            return None
+    def close_span(self, span: Span, outputs: Any, exception: BaseException | None) -> None:
         span.end = time.monotonic()
         if outputs is not None and span.kind != "lm":
             span.outputs = bounded(dict(outputs.items()) if hasattr(outputs, "items") else outputs)
+            if span.kind == "retrieval":
+                span.extra["document_ids"] = list(getattr(outputs, "document_ids", []) or [])
         if exception is not None:
-            span.error = {"type": type(exception).__name__, "message": str(exception)[:MAX_TEXT]}
-        if span in self._stack:
-            # Ends arrive in order; an inner call that never ended is closed with it.
-            del self._stack[self._stack.index(span) :]
-        return span
-
-    def _walk(self, spans: list[Span]) -> list[Span]:
-        found: list[Span] = []
-        for span in spans:
-            found.append(span)
-            found += self._walk(span.children)
-        return found
+            message = self._redact(str(exception))[:MAX_TEXT]
+            span.error = {"type": type(exception).__name__, "message": message}
 
     def _json(self, span: Span) -> dict[str, Any]:
-        body: dict[str, Any] = {
+        return {
             "kind": span.kind,
             "name": span.name,
             "type": span.type,
@@ -191,7 +179,6 @@ class TraceRecorder(BaseCallback):
             **span.extra,
             "children": [self._json(child) for child in span.children],
         }
-        return body
 
 
 class SpanUsage(UsageTracker):
@@ -204,6 +191,27 @@ class SpanUsage(UsageTracker):
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         super().add_usage(lm, usage_entry)
         self._recorder.add_usage(usage_entry)
+
+
+def base_class(cls: type) -> type:
+    return cls.__bases__[0] if cls in TRACED.values() else cls
+
+
+def label(instance: Any) -> tuple[str, str]:
+    if isinstance(instance, dspy.BaseLM):
+        return "lm", str(getattr(instance, "model", type(instance).__name__))
+    if isinstance(instance, dspy.Tool):
+        return "tool", str(getattr(instance, "name", None) or base_class(type(instance)).__name__)
+    label = getattr(instance, LABEL, None)
+    return label if label is not None else ("module", base_class(type(instance)).__name__)
+
+
+def _walk(spans: list[Span]) -> list[Span]:
+    found: list[Span] = []
+    for span in spans:
+        found.append(span)
+        found += _walk(span.children)
+    return found
 
 
 def _ms(span: Span) -> float | None:
