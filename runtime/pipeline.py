@@ -116,7 +116,13 @@ class Pipeline(dspy.Module):
         values: dict[str, Any] = {}
         for name in self._order:
             step = getattr(self, name)
-            values[name] = await step.acall(**self._arguments(name, inputs, values))
+            arguments = self._arguments(name, inputs, values)
+            if hasattr(step, "aforward"):
+                values[name] = await step.acall(**arguments)
+            else:
+                # DSPy's BestOfN and Refine have no async path (Module.acall would fail):
+                # their sync one runs in a thread, with this execution's context.
+                values[name] = await asyncio.to_thread(step, **arguments)
         return self._result(inputs, values)
 
     def _arguments(

@@ -86,6 +86,36 @@ async def test_the_async_path_gives_the_same() -> None:
     assert set(result.keys()) == {"answer", "sources"}
 
 
+@pytest.mark.parametrize("kind", ["BestOfN", "Refine"])
+async def test_steps_without_an_async_path_run_on_the_async_path(kind: str) -> None:
+    # DSPy 3.4's BestOfN and Refine define no aforward: acall on them raises.
+    program = compile_signature("question: str -> answer: str")
+    step = {
+        "name": "best",
+        "kind": kind,
+        "signature": "question: str -> answer: str",
+        "reward": "always",
+        "attempts": 2,
+    }
+    checkers = Checkers(lambda c: True, lambda names: [], lambda name: [])
+    steps, outputs = check_pipeline(program, [Step.model_validate(step)], None, checkers)
+    rewarded: list[str] = []
+
+    def reward(name: str, outputs: list[str]) -> Any:
+        def score(inputs: dict[str, Any], prediction: Any) -> float:
+            rewarded.append(prediction.answer)
+            return 1.0
+
+        return score
+
+    module = Pipeline(program.text, steps, outputs, StepServices(reward=reward))
+    with dspy.context(lm=OfflineLM()):
+        result = await module.acall(question="why?")
+
+    assert result.answer.startswith("[offline]")
+    assert rewarded == [result.answer]
+
+
 def test_state_is_json_per_predictor_and_checked_on_load() -> None:
     module = pipeline(Corpus())
     module.answer.predict.demos = [
@@ -116,4 +146,8 @@ def test_labelled_demos_with_the_programs_fields_load_on_a_step_predictor() -> N
     module = pipeline(Corpus())
     state: dict[str, Any] = json.loads(json.dumps(module.dump_state(), default=str))
     state["query"]["demos"] = [{"question": "q", "answer": "a", "sources": ["s"]}]
-    load_state(pipeline(Corpus()), state)
+    fresh = pipeline(Corpus())
+    load_state(fresh, state)
+    (demo,) = fresh.query.demos
+    assert dict(demo) == {"question": "q", "answer": "a", "sources": ["s"]}
+    assert fresh.answer.predict.demos == []
