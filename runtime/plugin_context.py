@@ -7,6 +7,7 @@ retrieval behind ``search`` is the runtime's: it hands in a callable of this sha
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +41,11 @@ class PluginContext:
     search: Search
     signature: type[dspy.Signature]
     options: Any = None
+
+    async def asearch(self, corpus_id: str, query: str, k: int) -> list[Passage]:
+        """``search`` for ``aforward``: in a thread, so the worker's event loop (and every
+        other execution on it) does not wait while an index is built or searched."""
+        return await asyncio.to_thread(self.search, corpus_id, query, k)
 
     # Lent, not owned: DSPy deep-copies modules (load_state's trial run, optimizers'
     # student copies), and the search service behind the context is never copied.

@@ -69,7 +69,10 @@ class MultiHopQA(dspy.Module):
         passages: list[str] = []
         for _ in range(self.options.hops):
             written = await self.generate_query.acall(context=passages, question=question)
-            passages = _merge(passages, self._search(written.query))
+            found = await self.context.asearch(
+                self.options.corpus_id, str(written.query), self.options.passages_per_hop
+            )
+            passages = _merge(passages, [passage.text for passage in found])
         answered = await self.answer.acall(question=question, context=passages)
         return dspy.Prediction(answer=answered.answer)
 

@@ -11,11 +11,13 @@ import hashlib
 import importlib
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+import dspy
 import pytest
 
 from dspyops.runtime import plugins
@@ -300,3 +302,19 @@ def test_check_builds_without_searching(install: Install) -> None:
     (error,) = check_plugin("eager", None)
     assert error["type"] == "plugin_build_failed"
     assert "not while it is built" in error["msg"]
+
+
+async def test_asearch_searches_off_the_event_loop_thread() -> None:
+    threads: list[int] = []
+
+    def search(corpus_id: str, query: str, k: int) -> list[Passage]:
+        threads.append(threading.get_ident())
+        return [Passage(f"{corpus_id}-{i}", query, 1.0) for i in range(k)]
+
+    context = PluginContext(search=search, signature=dspy.Signature("question -> answer"))
+
+    found = await context.asearch("docs", "why", 2)
+
+    assert [p.doc_id for p in found] == ["docs-0", "docs-1"]
+    assert threads
+    assert threads[0] != threading.get_ident()
