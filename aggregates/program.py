@@ -67,7 +67,8 @@ class ProgramVersion(TypedDict):
     baseline_score: float | None
     optimized_score: float | None
     # A plugin program's module as this version was made with it (name, distribution,
-    # version, source hash): a changed plugin shows. None for other programs.
+    # version, source hash), recorded in the version's event for the audit trail, where
+    # a changed plugin shows. None for other programs.
     plugin: dict[str, Any] | None
 
 
@@ -319,7 +320,7 @@ class Program(Aggregate):
         dataset_id: str,
         baseline_score: float,
         optimized_score: float,
-        plugin: dict[str, Any] | None = None,
+        plugin: dict[str, Any] | None,
         **meta: Any,
     ) -> int:
         status = self.next_status("optimize")

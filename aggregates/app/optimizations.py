@@ -149,6 +149,8 @@ def complete_optimization(
                 dataset_id=run.dataset_id,
                 baseline_score=baseline_score,
                 optimized_score=optimized_score,
+                # The plugin module the run optimized: the base version's.
+                plugin=program.get_version(run.base_version)["plugin"],
                 **ctx.meta(),
             )
         except DomainError as exc:

@@ -465,6 +465,33 @@ def test_optimization_completion_creates_a_version(app: DspyOps, ctx: Ids) -> No
     assert log_length(app) == length
 
 
+def test_an_optimized_plugin_version_records_the_plugin_it_was_made_with(ctx: Ids) -> None:
+    info = {"name": "multihop", "distribution": "multihop-qa", "version": "1.0", "sha256": "ab"}
+
+    def plugin(name: str, options: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Any]]:
+        return {**info, "signature": "question: str -> answer: str"}, []
+
+    app = DspyOps(in_memory_env(), checks=Checks(plugin=plugin))
+    registered = handle(
+        app, RegisterProgram(program_id="p", name="M", module="plugin:multihop"), ctx()
+    )
+    assert registered.result_type == "ProgramRegistered", registered
+    items = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(20)]
+    handle(app, RegisterDataset(dataset_id="d", name="D", examples=items), ctx())
+    plan = handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx())
+    assert isinstance(plan, OptimizationPlan)
+
+    optimizations.complete_optimization(
+        app, plan.optimization_id, state={}, baseline_score=0.4, optimized_score=0.8
+    )
+
+    program = app.program("p")
+    recorded = program.get_version(2)["plugin"]
+    assert recorded == program.get_version(1)["plugin"]
+    assert recorded is not None
+    assert recorded["distribution"] == "multihop-qa"
+
+
 def test_optimization_requests_are_checked(app: DspyOps, ctx: Ids) -> None:
     def config_errors(optimizer: str, metric: str, config: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"loc": ["config", k], "msg": "unknown key", "type": "extra"} for k in config]

@@ -38,6 +38,7 @@ def optimize(program: Program, score: float = 0.8) -> int:
         dataset_id="d",
         baseline_score=0.5,
         optimized_score=score,
+        plugin=None,
         **META,
     )
 
