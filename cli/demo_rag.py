@@ -226,14 +226,20 @@ class RagTrace:
         execution_id = run.executed.execution_id
         announce_step(self.console, FIRST_STEP + 4, "Its trace, from GET /executions/{id}")
         detail = self._caught_up(execution_id)
-        self.console.print(span_tree(detail["trace"]))
+        if detail.get("trace") is None:
+            self.console.print("(the execution recorded no trace)")
+        else:
+            self.console.print(span_tree(detail["trace"]))
         return detail
 
     def _caught_up(self, execution_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + READ_SIDE_TIMEOUT_S
         while True:
             try:
-                return dict(self.api.get(f"/executions/{execution_id}"))
+                detail = dict(self.api.get(f"/executions/{execution_id}"))
+                # The request may be applied before its completion: wait for that.
+                if detail.get("status") != "requested":
+                    return detail
             except ReadApiError:
                 pass  # 404 until the projector has applied the execution
             if time.monotonic() > deadline:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
 from rich.console import Console
 
+from dspyops.cli import demo_rag
+from dspyops.cli.read_api import ReadApiError
 from dspyops.cli.trace_tree import span_label, span_tree
 
 
@@ -35,3 +41,33 @@ def test_the_tree_nests_children_and_escapes_markup() -> None:
     console = Console(width=80, record=True)
     console.print(span_tree(trace))
     assert console.export_text().splitlines() == ["program, 3.0 ms", "└── step [bold]x, 1.0 ms"]
+
+
+def test_the_demo_waits_for_the_execution_to_complete_before_drawing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The projector may have applied the request but not yet its completion: the read
+    # API then serves status "requested" and no trace.
+    monkeypatch.setattr(demo_rag.time, "sleep", lambda s: None)
+    served = iter(
+        [
+            ReadApiError("404", "not yet"),
+            {"status": "requested", "trace": None},
+            {"status": "succeeded", "trace": {"kind": "program", "name": "program"}},
+        ]
+    )
+
+    class Api:
+        def get(self, path: str) -> Any:
+            reply = next(served)
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+
+    console = Console(record=True, width=80)
+    run = demo_rag.RagRun("c", "p", "d", executed=cast(Any, SimpleNamespace(execution_id="e")))
+
+    detail = demo_rag.RagTrace(cast(Any, Api()), console).show(run)
+
+    assert detail["status"] == "succeeded"
+    assert "program" in console.export_text()
