@@ -1,6 +1,6 @@
 """Calls that failed during a run, tallied by error code.
 
-Codes are ``runtime.executor.classify``'s. With each code goes the class of its first
+Codes are ``runtime.lm_errors``' (``classify``). With each code goes the class of its first
 exception (``LMAuthError``, ``LMServerError``): enough to say why, without quoting an
 exception's text, which is the executor's to format.
 """

@@ -9,7 +9,8 @@ optimizer takes:
 - ``num_threads`` (default 1, at most 16): DSPy's own parallelism inside one run;
 - ``metric_options``: validated by the metric (see ``runtime.scoring``).
 
-Optimizers (all for a single-signature program):
+Optimizers (for every kind of program: they tune each predictor it has, one signature's,
+a pipeline's steps' or a plugin's):
 
 - ``LabeledFewShot``: ``k`` labelled demos, no LM calls while compiling.
 - ``BootstrapFewShot``: demos from traces of the program that pass the metric.

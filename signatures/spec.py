@@ -1,7 +1,7 @@
 """The parsed form of a signature: plain immutable data, no behaviour.
 
-The parser produces it, `render` turns it back into canonical text and `compile`
-turns it into DSPy and pydantic artefacts.
+The parser produces it, `render` turns it back into canonical text, `compile` turns it
+into pydantic models (the outputs' validation) and `dspy_signature` into the DSPy class.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Corpus commands (register, append and remove documents) and what a worker reads of a
-corpus: a `CorpusRef` to put in a plan, and the documents as of that version.
+corpus: its version for a plan, and the documents as of that version.
 
-A plan names a corpus at one version (`corpus_ref` at planning time), so an execution
+A plan names each corpus its steps search at one version (`searched_corpora` at
+planning time; `corpus_ref` names one at a chosen version), so an execution
 retrieves from the documents it was planned with even while documents are appended;
 `document_texts` is the loader a `runtime.retrieval.IndexCache` builds indexes from.
 """
