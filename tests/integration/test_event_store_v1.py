@@ -113,7 +113,53 @@ def test_v1_events_project_to_the_read_models_v1_made(
 
 def test_v1_events_relay_as_the_same_cloudevents(v1_store: DspyOps) -> None:
     notifications = v1_store.recorder.select_notifications(1, 1000)
-    types = {event_envelope(v1_store, n)[1].type for n in notifications}
+    relayed = [event_envelope(v1_store, n) for n in notifications]
+    types = {envelope.type for _, envelope in relayed}
     assert "dspyops.event.Program.Registered" in types
     assert "dspyops.event.Run.Progressed" in types
     assert "dspyops.event.HandledCommand.Handled" in types
+    assert len(relayed) == 160
+    # Every event class the v1 layout stored (tests/fixtures/README.md), and no other.
+    assert types == {
+        f"dspyops.event.{name}"
+        for name in (
+            "Dataset.ExamplesAppended",
+            "Dataset.Registered",
+            "Evaluation.Completed",
+            "Evaluation.Requested",
+            "Execution.Failed",
+            "Execution.Requested",
+            "Execution.Succeeded",
+            "HandledCommand.Handled",
+            "Optimization.Completed",
+            "Optimization.Requested",
+            "Program.Deployed",
+            "Program.Deprecated",
+            "Program.Optimized",
+            "Program.Registered",
+            "Program.RolledBack",
+            "Program.TrainingStarted",
+            "Program.Updated",
+            "Run.Cancelled",
+            "Run.Failed",
+            "Run.Progressed",
+            "Run.Started",
+        )
+    }
+    # The first stored event registered program "qa": keyed and addressed by its
+    # aggregate's id, its subject the program id users know.
+    key, first = relayed[0]
+    qa = str(program_uuid("qa"))
+    assert (first.type, first.subject, first.aggregateid, key) == (
+        "dspyops.event.Program.Registered",
+        "qa",
+        qa,
+        qa,
+    )
+    assert (first.aggregateversion, first.position) == (1, notifications[0].id)
+    [golden] = [
+        envelope
+        for _, envelope in relayed
+        if envelope.type == "dspyops.event.Dataset.Registered" and envelope.subject == "golden"
+    ]
+    assert golden.aggregateid == str(dataset_uuid("golden"))

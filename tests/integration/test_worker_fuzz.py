@@ -81,13 +81,20 @@ async def test_generated_commands_end_as_the_contract_says_through_kafka(
             await letters.wait_for(lambda ms: len(ms) >= len(dead), timeout_s=60)
         assert worker.alive()
     assert Counter(len(r) for r in replies.values()) == {1: len(answered)}
+    seen: Counter[str] = Counter()
     for command_id, (name, message, want) in answered.items():
         (reply,) = replies[command_id]
         errors = reply["data"].get("errors", [])
         got = outcome(reply["type"].rsplit(".", 1)[-1], errors)
         assert agrees(want, got, errors), (name, want, got, errors, message)
+        seen[got] += 1
+    seen["deadletter"] = len(letters.messages)
+    # The sample reaches every end the contract has, and the run saw each of them.
+    assert {want for _, _, want in messages} == {"handled", "rejected", "deadletter"}
+    assert set(+seen) == {"handled", "rejected", "deadletter"}, seen
     # Each dead letter quotes its record whole: exactly the messages expected there.
     assert sorted(m["data"]["payload"] for m in letters.messages) == sorted(
         raw.decode() for raw in dead
     )
-    assert len(messages) >= 12 * 2 * PER_COMMAND - 24
+    assert len(messages) >= len(COMMAND_TYPES) * 2 * PER_COMMAND - 24
+    assert {name for name, _, _ in messages} == set(COMMAND_TYPES)

@@ -64,6 +64,8 @@ class Drill:
         self.key_env = f"DSPYOPS_DRILL_KEY_{unique.upper()}"
         self.key = f"sk-{uuid.uuid4().hex}{uuid.uuid4().hex}"
         self.endpoints: dict[str, str] = {}
+        # The servers that answer (with a failure, or too late), to check what they got.
+        self.servers: dict[str, OpenAIServer] = {}
         # One loopback address per server, so each host is a string of its own.
         for number, (name, status) in enumerate(FAILING_STATUS.items(), start=21):
             server = OpenAIServer(
@@ -73,9 +75,11 @@ class Drill:
                 echo=self.key_env,
                 host=f"127.0.0.{number}",
             )
-            self.endpoints[name] = stack.enter_context(server).base_url
+            self.servers[name] = stack.enter_context(server)
+            self.endpoints[name] = server.base_url
         hanging = OpenAIServer(_never_called, hang_s=30, host="127.0.0.29")
-        self.endpoints["hanging"] = stack.enter_context(hanging).base_url
+        self.servers["hanging"] = stack.enter_context(hanging)
+        self.endpoints["hanging"] = hanging.base_url
         self.endpoints["refused"] = f"http://127.0.0.1:{_closed_port()}/v1"
         self.endpoints["nxdomain"] = f"http://{NO_SUCH_HOST}:8123/v1"
 
@@ -188,9 +192,19 @@ async def test_no_lm_failure_leaks_a_secret(
         assert result["data"]["error"]["code"] == EXPECTED_CODES[name], (name, result)
     [evaluated] = found[evaluate.id]
     assert evaluated["type"].startswith("dspyops.result.Evaluation"), evaluated
+    assert evaluated["type"] == "dspyops.result.EvaluationFailed", evaluated
+    assert evaluated["data"]["error"]["code"] == "lm_error", evaluated
     [optimized] = found[optimize.id]
     assert optimized["type"] == "dspyops.result.OptimizationFailed", optimized
     assert optimized["data"]["error"]["code"] == "lm_error", optimized
+    # Each failure came from the server itself: it got a request carrying the key, and
+    # (save the hanging one, which fails by timing out) answered it with its failure.
+    for name, server in drill.servers.items():
+        authorizations = [h.get("authorization") for h in server.headers]
+        assert server.calls >= 1, (name, server.calls)
+        assert f"Bearer {drill.key}" in authorizations, (name, len(authorizations))
+        if name in FAILING_STATUS:
+            assert server.failed >= 1, (name, server.calls, server.failed)
 
     _project(settings)
     places = {

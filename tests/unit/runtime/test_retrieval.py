@@ -63,12 +63,22 @@ def test_the_same_scores_as_bm25s_retrieve() -> None:
     words = [f"w{i}" for i in range(300)]
     docs = [(f"d{i}", " ".join(rng.choices(words, k=8))) for i in range(2_000)]
     ours = CorpusIndex(docs)
+    # The reference is built here with bm25s alone, with the settings the module
+    # documents (English stop words, Lucene scoring), not through CorpusIndex.
+    reference = bm25s.BM25(method="lucene")
+    reference.index(
+        bm25s.tokenize([text for _, text in docs], stopwords="en", show_progress=False),
+        show_progress=False,
+    )
     for _ in range(50):
         query = " ".join(rng.choices(words, k=3))
         hits = ours.search(query, 10)
         assert ours.bm25 is not None
-        found, scores = ours.bm25.retrieve(
-            bm25s.tokenize(query, stopwords="en", show_progress=False), k=10, show_progress=False
+        assert hits, query  # every word is in some document: an empty answer is wrong
+        found, scores = reference.retrieve(
+            bm25s.tokenize(query, stopwords="en", show_progress=False, return_ids=False),
+            k=10,
+            show_progress=False,
         )
         theirs = [(int(i), float(s)) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
         assert [hit.score for hit in hits] == pytest.approx([s for _, s in theirs])
