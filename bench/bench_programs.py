@@ -1,6 +1,6 @@
 """A three-step pipeline through dspyops against the same pipeline called in-process.
 
-    .venv/bin/python -m bench.bench_programs [--executions 2000]
+    .venv/bin/python -m bench.bench_programs [--executions 2000] [--workers N]
 
 Needs the local stack (`dspyops infra up`). The pipeline is the seed's RAG shape,
 `query (Predict) -> retrieve (BM25, k=3) -> answer (ChainOfThought)`, over a corpus of
@@ -9,8 +9,8 @@ own output fields. Prints:
   (a) in-process: the pipeline module built as the worker builds it, `acall`ed 200 at a
       time with the same stub LM and the same BM25 index (executions/s),
   (b) end to end: RegisterCorpus and RegisterProgram on Kafka, then a burst of
-      ExecuteProgram commands to a worker process, until the last result is consumed
-      (executions/s), and the ratio b/a (target >= 0.5),
+      ExecuteProgram commands to `--workers` worker processes (one consumer group),
+      until the last result is consumed (executions/s), and the ratio b/a (target >= 0.5),
   and p50/p99 latency through Kafka at half of (b)'s rate.
 """
 
@@ -102,6 +102,7 @@ async def main() -> None:
     parser.add_argument("--executions", type=int, default=2000)
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--py-spy", metavar="FILE", help="record the worker with py-spy into FILE")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for (b)")
     args = parser.parse_args()
     env, settings = await bench_stack()
     docs = documents(args.documents)
@@ -115,10 +116,18 @@ async def main() -> None:
         program = {"name": "bench rag", "signature": SIGNATURE, "steps": STEPS}
         setup = [("RegisterCorpus", {"corpus_id": CORPUS, "name": "facts", "documents": docs})]
         async with StubStack(
-            settings, env, 0, args.py_spy, setup=setup, program=program, inputs=question
+            settings,
+            env,
+            0,
+            args.py_spy,
+            args.workers,
+            setup=setup,
+            program=program,
+            inputs=question,
         ) as stack:
             rate = await stack.run_burst(args.executions)
-            print(f"(b) end to end via Kafka:          {rate:8.0f} executions/s")
+            workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+            print(f"(b) end to end via Kafka, {workers}: {rate:6.0f} executions/s")
             print(f"    ratio b/a:                     {rate / direct:8.2f}  (target >= 0.5)")
             latencies = await stack.run_paced(rate / 2, seconds=5)
             p99 = statistics.quantiles(latencies, n=100)[98]
