@@ -1,11 +1,11 @@
 """Corpus search for a worker's programs: one BM25 index per corpus version, shared.
 
 Indexes are built from the event store's documents on first use (`IndexCache`, bounded
-and thread-safe). Retrieve steps and plugins' `asearch` search in a thread; ReAct's
-`corpus_search` tool is a sync DSPy tool (optimizers call agents synchronously) and
-searches where the agent calls it, which on the async path is the event loop: a search
-of a built index takes well under a millisecond, a first build does not. A plan names
-the corpus versions its steps search; a plugin searching a corpus
+and thread-safe) and searched from threads, never on the event loop: Retrieve steps and
+ReAct's `corpus_search` tool run their search in a thread (`runtime.pipeline.Retrieve`,
+`runtime.tools._Tool`), and a plugin's `aforward` searches with `context.asearch`, which
+does too (its sync `search` is for `forward`). A plan names the corpus versions its
+steps search; a plugin searching a corpus
 its plan does not name gets that corpus's latest version.
 """
 
