@@ -5,8 +5,8 @@ and thread-safe) and searched from threads, never on the event loop: Retrieve st
 ReAct's `corpus_search` tool run their search in a thread (`runtime.pipeline.Retrieve`,
 `runtime.tools._Tool`), and a plugin's `aforward` searches with `context.asearch`, which
 does too (its sync `search` is for `forward`). A plan names the corpus versions its
-steps search; a plugin searching a corpus
-its plan does not name gets that corpus's latest version.
+steps search; a plugin searching a corpus its plan does not name gets that corpus's
+latest version.
 """
 
 from __future__ import annotations
