@@ -15,6 +15,7 @@ from dspyops.aggregates.app.executions import complete_executions
 from dspyops.consumers.completion_batcher import CompletionBatcher
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.store_calls import in_store
+from dspyops.consumers.telemetry import Telemetry
 from dspyops.events.envelope import Envelope
 from dspyops.events.results import ErrorInfo, Usage
 from dspyops.runtime.executor import execute_program
@@ -31,6 +32,7 @@ class ExecutionJobs:
     store_executor: Executor | None = None
     execution_timeout_s: float = 60.0
     redactor: Redactor = field(kw_only=True)
+    telemetry: Telemetry = field(default_factory=Telemetry, kw_only=True)
     _batcher: CompletionBatcher | None = field(default=None, init=False, repr=False)
 
     async def run(self, envelope: Envelope, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
@@ -57,6 +59,7 @@ class ExecutionJobs:
             errors=errors,
             steps=[step["name"] for step in plan.steps or []],
         )
+        self.telemetry.program(outcome.trace, outcome.trace_started_ns)
         failure = None
         if not outcome.ok:
             failure = ErrorInfo(
@@ -80,7 +83,8 @@ class ExecutionJobs:
     async def _record(self, completion: Completion) -> Outcome:
         if self._batcher is None:
             self._batcher = CompletionBatcher(self._record_many)
-        return await self._batcher.submit(completion)
+        with self.telemetry.stage("record"):
+            return await self._batcher.submit(completion)
 
     async def _record_many(self, completions: Sequence[Completion]) -> list[Outcome]:
         outcomes: list[Outcome] = await in_store(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -17,7 +17,7 @@ import faust
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import encode
-from dspyops.events.envelope import Envelope
+from dspyops.events.envelope import TRACEPARENT, Envelope
 from dspyops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,12 @@ class Publisher:
     async def _send(self, topic: str, key: str | None, envelope: Envelope) -> Awaitable[Any]:
         # force=True: send now rather than attached to the current event (faust's
         # default), so we can wait for the broker's acknowledgement ourselves.
+        traceparent = (envelope.model_extra or {}).get(TRACEPARENT)
         return await self._topic(topic).send(
             key=key.encode() if key is not None else None,
             value=encode(envelope),
+            # The trace context as a header too, for consumers that read only headers.
+            headers={TRACEPARENT: traceparent.encode()} if isinstance(traceparent, str) else None,
             force=True,
         )
 
@@ -119,7 +122,18 @@ def add_command_agent(
                 offset=message.offset,
                 key=message.key,
                 value=message.value,
+                traceparent=_header(message.headers, TRACEPARENT),
             )
             await handle_record(record, process, publisher)
 
     app.agent(topic, name=f"{topic_name}-agent", concurrency=concurrency)(agent)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A record header as text; faust gives headers as a list of pairs or a mapping."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for key, value in pairs:
+        if key == name and isinstance(value, bytes | bytearray):
+            text = bytes(value).decode("ascii", "replace")
+            return text or None
+    return None

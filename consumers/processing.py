@@ -16,6 +16,7 @@ from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, Plan, handl
 from dspyops.aggregates.app.handlers import for_command
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.store_calls import in_store
+from dspyops.consumers.telemetry import Telemetry
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
 from dspyops.events.deadletter import deadletter_envelope
@@ -39,6 +40,8 @@ class Processor:
     # Plan type -> the job that carries it out; a plan without a job is an internal error.
     jobs: Mapping[type[Plan], Job] = field(default_factory=dict)
     store_executor: Executor | None = None
+    # Traces (off unless the OTEL_* variables ask): one per command.
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     async def process(self, record: Incoming) -> list[Outgoing]:
         """The messages to publish for `record`. Raises only for transient outages."""
@@ -46,6 +49,10 @@ class Processor:
             envelope = decode_envelope(record.value)
         except Undecodable as exc:
             return [self._deadletter(record, exc)]
+        with self.telemetry.command(record, envelope):
+            return await self._process_with_fallback(record, envelope)
+
+    async def _process_with_fallback(self, record: Incoming, envelope: Envelope) -> list[Outgoing]:
         try:
             return await self._process_envelope(record, envelope)
         except Exception as exc:
@@ -61,18 +68,19 @@ class Processor:
                     envelope,
                     CommandRejected(command_type=envelope.short_type, errors=[error]),
                     envelope.subject,
+                    record,
                 )
             ]
 
     async def _process_envelope(self, record: Incoming, envelope: Envelope) -> list[Outgoing]:
         wrong_topic = self._wrong_topic(record, envelope)
         if wrong_topic is not None:
-            return [self._reply(envelope, wrong_topic, envelope.subject)]
+            return [self._reply(envelope, wrong_topic, envelope.subject, record)]
         try:
             command = decode_command(envelope)
         except InvalidCommand as exc:
             rejected = CommandRejected(command_type=envelope.short_type, errors=exc.errors)
-            return [self._reply(envelope, rejected, envelope.subject)]
+            return [self._reply(envelope, rejected, envelope.subject, record)]
         ctx = for_command(
             command,
             CommandContext(
@@ -82,10 +90,12 @@ class Processor:
                 command_type=envelope.short_type,
             ),
         )
-        decided = await in_store(self.store_executor, handle, self.app, command, ctx)
+        with self.telemetry.stage("handle"):
+            decided = await in_store(self.store_executor, handle, self.app, command, ctx)
         if isinstance(decided, Plan):
-            decided = await self.jobs[type(decided)](envelope, decided, ctx)
-        return [self._outcome(envelope, decided, ctx.payload_digest)]
+            with self.telemetry.stage("run"):
+                decided = await self.jobs[type(decided)](envelope, decided, ctx)
+        return [self._outcome(envelope, decided, ctx.payload_digest, record)]
 
     def _wrong_topic(self, record: Incoming, envelope: Envelope) -> CommandRejected | None:
         try:
@@ -101,7 +111,13 @@ class Processor:
         )
         return CommandRejected(command_type=envelope.short_type, errors=[error])
 
-    def _outcome(self, command: Envelope, outcome: Outcome, digest: str | None = None) -> Outgoing:
+    def _outcome(
+        self,
+        command: Envelope,
+        outcome: Outcome,
+        digest: str | None = None,
+        record: Incoming | None = None,
+    ) -> Outgoing:
         # Result ids are derived from the command id, so a replay is recognisably the
         # same; a reused id's refusal is another message than the id's first outcome.
         reused = outcome.rejected and any(
@@ -114,12 +130,21 @@ class Processor:
             outcome.data,
             subject=outcome.subject,
             id=result_id(command.id, key),
+            traceparent=self.telemetry.traceparent(command, record),
         )
         return Outgoing(self.topics.results, command.correlation_id, envelope)
 
-    def _reply(self, command: Envelope, result: Any, subject: str | None) -> Outgoing:
+    def _reply(
+        self, command: Envelope, result: Any, subject: str | None, record: Incoming | None = None
+    ) -> Outgoing:
         data = result.model_dump(mode="json")
-        envelope = result_envelope(command, type(result).__name__, data, subject=subject)
+        envelope = result_envelope(
+            command,
+            type(result).__name__,
+            data,
+            subject=subject,
+            traceparent=self.telemetry.traceparent(command, record),
+        )
         return Outgoing(self.topics.results, command.correlation_id, envelope)
 
     def _deadletter(self, record: Incoming, exc: Undecodable) -> Outgoing:

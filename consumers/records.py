@@ -16,6 +16,8 @@ class Incoming:
     offset: int
     key: bytes | None
     value: bytes | None
+    # The record's W3C `traceparent` header, if it had one (consumers.telemetry).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.relay import OutboxRelay, PositionStore
 from dspyops.consumers.runs import RunJobs
+from dspyops.consumers.telemetry import Telemetry
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from dspyops.runtime.executor import configure_dspy_for_workers
@@ -60,6 +61,7 @@ def build_worker_app(
     publisher = Publisher(app)
     store_executor = ThreadPoolExecutor(bootstrap.STORE_THREADS, thread_name_prefix="store")
     corpora = CorpusSearch(store)
+    telemetry = Telemetry.from_environment("dspyops-worker")
     executions = ExecutionJobs(
         app=store,
         profiles=lm_profiles,
@@ -67,6 +69,7 @@ def build_worker_app(
         store_executor=store_executor,
         execution_timeout_s=settings.execution_timeout_s,
         redactor=redactor,
+        telemetry=telemetry,
     )
     # One pool for both kinds of run: together they hold at most this many threads.
     run_pool = ThreadPoolExecutor(OPTIMIZATION_CONCURRENCY, thread_name_prefix="run")
@@ -97,6 +100,7 @@ def build_worker_app(
             EvaluationPlan: evaluations.evaluate,
         },
         store_executor=store_executor,
+        telemetry=telemetry,
     )
     add_command_agent(app, topics.programs, processor.process, publisher, concurrency=1)
     add_command_agent(

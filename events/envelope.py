@@ -53,6 +53,11 @@ def _rfc3339(value: Any) -> Any:
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
+# The W3C trace context, as the CloudEvents distributed-tracing extension names it (and
+# the Kafka record header beside it).
+TRACEPARENT = "traceparent"
+
+
 class Envelope(BaseModel):
     """A CloudEvents 1.0 event; `id` is the idempotency key of a command.
 
@@ -137,8 +142,11 @@ def result_envelope(
     subject: str | None,
     id: str | None = None,
     source: str = DEFAULT_SOURCE,
+    traceparent: str | None = None,
 ) -> Envelope:
-    """A result caused by `command`: same correlation id, `causationid` = the command id."""
+    """A result caused by `command`: same correlation id, `causationid` = the command id;
+    `traceparent` (the W3C trace context of the work that made it) as an extension."""
+    extensions: dict[str, Any] = {TRACEPARENT: traceparent} if traceparent else {}
     return Envelope(
         id=id or result_id(command.id, result_type),
         source=source,
@@ -149,4 +157,5 @@ def result_envelope(
         correlationid=command.correlation_id,
         causationid=command.id,
         actor=command.actor,
+        **extensions,
     )

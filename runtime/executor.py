@@ -55,6 +55,9 @@ class ExecutionOutcome(BaseModel):
     trace: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = []
     failed_step: str | None = None
+    # Wall-clock time (ns since the epoch) of the trace's start_ms 0: spans made from the
+    # trace afterwards (consumers.telemetry) get their real times.
+    trace_started_ns: int = 0
 
 
 async def execute_program(
@@ -112,6 +115,7 @@ async def execute_program(
         trace=recorder.tree(),
         steps=recorder.summary(),
         failed_step=None if code is None else recorder.failed_step(),
+        trace_started_ns=recorder.started_ns,
     )
 
 

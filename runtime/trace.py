@@ -75,6 +75,7 @@ current: ContextVar[Frame | None] = ContextVar("dspyops_trace", default=None)
 class TraceRecorder:
     def __init__(self, *, redact: Callable[[str], str] | None = None) -> None:
         self.started = time.monotonic()
+        self.started_ns = time.time_ns()
         self._redact = redact or (lambda text: text)
         self.roots: list[Span] = []
 
