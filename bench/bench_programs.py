@@ -1,6 +1,6 @@
 """A three-step pipeline through dspyops against the same pipeline called in-process.
 
-    .venv/bin/python -m bench.bench_programs [--executions 2000] [--workers N]
+    .venv/bin/python -m bench.bench_programs [--executions 2000] [--workers N] [--otel]
 
 Needs the local stack (`dspyops infra up`). The pipeline is the seed's RAG shape,
 `query (Predict) -> retrieve (BM25, k=3) -> answer (ChainOfThought)`, over a corpus of
@@ -11,7 +11,9 @@ own output fields. Prints:
   (b) end to end: RegisterCorpus and RegisterProgram on Kafka, then a burst of
       ExecuteProgram commands to `--workers` worker processes (one consumer group),
       until the last result is consumed (executions/s), and the ratio b/a (target >= 0.5),
-  and p50/p99 latency through Kafka at half of (b)'s rate.
+  and p50/p99 latency through Kafka at half of (b)'s rate;
+  (c) with `--otel`: (b) with OpenTelemetry tracing off and on (OTLP/HTTP to a loopback
+      receiver, every execution sampled), in turns, and the ratio on/off (target >= 0.9).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dspyops.events.steps import Step
 from dspyops.runtime.programs import PIPELINE, ProgramShape, build_program
 from dspyops.runtime.retrieval import IndexCache
 from dspyops.signatures import compile_signature
+from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.scripted_lm import ScriptedLM
 
 CORPUS = "bench-facts"
@@ -97,12 +100,56 @@ async def in_process_rate(module: dspy.Module, count: int, concurrency: int = 20
     return count / (time.perf_counter() - began)
 
 
+async def tracing_cost(
+    settings: Any,
+    env: dict[str, str],
+    setup: list[tuple[str, dict[str, Any]]],
+    program: dict[str, Any],
+    executions: int,
+    workers: int,
+) -> None:
+    """(b) with tracing off and on (OTLP/HTTP to a loopback receiver, every execution
+    sampled), two turns each, alternating; the best of each."""
+    best: dict[bool, float] = {}
+    with OtlpReceiver() as otlp:
+        traced_env = {
+            **env,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+        for turn in range(4):
+            on = turn % 2 == 1
+            async with StubStack(
+                settings,
+                traced_env if on else env,
+                0,
+                None,
+                workers,
+                setup=setup,
+                program=program,
+                inputs=question,
+            ) as stack:
+                rate = await stack.run_burst(executions)
+            best[on] = max(rate, best.get(on, 0.0))
+            print(f"    tracing {'on ' if on else 'off'}: {rate:6.0f} executions/s")
+        spans = len(otlp.spans)
+    print(
+        f"(c) tracing on / off: {best[True] / best[False]:.2f}  (target >= 0.9); "
+        f"{spans} spans received"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=2000)
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--py-spy", metavar="FILE", help="record the worker with py-spy into FILE")
     parser.add_argument("--workers", type=int, default=1, help="worker processes for (b)")
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="also measure (b) with OpenTelemetry tracing on, against off, in turns",
+    )
     args = parser.parse_args()
     env, settings = await bench_stack()
     docs = documents(args.documents)
@@ -135,6 +182,8 @@ async def main() -> None:
                 f"    at half of (b) ({rate / 2:.0f}/s): p50 {statistics.median(latencies):.1f} "
                 f"ms, p99 {p99:.1f} ms"
             )
+        if args.otel:
+            await tracing_cost(settings, env, setup, program, args.executions, args.workers)
     finally:
         await clean_up(settings)
     if args.py_spy and os.path.exists(args.py_spy):  # noqa: ASYNC240 (once, at the end)

@@ -12,8 +12,10 @@ command's W3C trace context (the CloudEvents ``traceparent`` extension, else the
 record's ``traceparent`` header), with ``handle`` (validation and plan) and, for work a
 plan describes, ``run``. An execution's ``run`` holds the program's spans and
 ``record``. The program's spans are made from the execution's own trace after it ran
-(``runtime.trace``, with its timings), so tracing adds nothing inside the DSPy call;
-they carry OpenInference's attributes (``openinference.span.kind`` LLM, CHAIN, TOOL,
+(``runtime.trace``, with its timings), so tracing adds nothing inside the DSPy call,
+and are handed to the span processor as finished spans (the SDK's live spans, with
+their locks, per-span sampling and attribute checks, cost several times more). They
+carry OpenInference's attributes (``openinference.span.kind`` LLM, CHAIN, TOOL,
 RETRIEVER, AGENT; ``llm.model_name``; ``llm.token_count.*``; ``input.value``...), which
 Phoenix, Langfuse and MLflow read. The result of the command carries the context on:
 its ``traceparent`` names the command's span (or, tracing off, is the command's own).
@@ -21,21 +23,31 @@ its ``traceparent`` names the command's span (or, tracing off, is the command's 
 
 from __future__ import annotations
 
-import json
 import os
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
+from pydantic_core import to_json
 
 from dspyops.consumers.records import Incoming
 from dspyops.events.envelope import TRACEPARENT, Envelope
@@ -47,6 +59,10 @@ SPAN_KINDS = {
     "retrieval": OpenInferenceSpanKindValues.RETRIEVER.value,
 }
 _PROPAGATOR = TraceContextTextMapPropagator()
+_SCOPE = InstrumentationScope("dspyops")
+# Spans waiting for export; the SDK's default (2,048) drops spans under a burst of
+# executions (about ten spans each). OTEL_BSP_MAX_QUEUE_SIZE still decides when set.
+MAX_QUEUE = 16_384
 
 
 def tracing_configured(environ: dict[str, str] | None = None) -> str | None:
@@ -64,8 +80,26 @@ def tracing_configured(environ: dict[str, str] | None = None) -> str | None:
 class Telemetry:
     """The worker's spans; ``Telemetry()`` is off."""
 
-    def __init__(self, tracer: trace.Tracer | None = None) -> None:
-        self.tracer = tracer
+    def __init__(self, provider: TracerProvider | None = None) -> None:
+        self.provider = provider
+        self._processors: list[SpanProcessor] = []
+
+    @classmethod
+    def with_exporter(cls, exporter: SpanExporter, provider: TracerProvider) -> Telemetry:
+        """On, exporting through ``exporter`` in batches (tests give their own)."""
+        queue = None if "OTEL_BSP_MAX_QUEUE_SIZE" in os.environ else MAX_QUEUE
+        processor = BatchSpanProcessor(exporter, max_queue_size=queue)
+        provider.add_span_processor(processor)
+        telemetry = cls(provider)
+        telemetry._processors.append(processor)
+        return telemetry
+
+    @classmethod
+    def with_processor(cls, processor: SpanProcessor, provider: TracerProvider) -> Telemetry:
+        provider.add_span_processor(processor)
+        telemetry = cls(provider)
+        telemetry._processors.append(processor)
+        return telemetry
 
     @classmethod
     def from_environment(cls, service_name: str) -> Telemetry:
@@ -80,27 +114,31 @@ class Telemetry:
         resource = Resource.create({} if named else {"service.name": service_name})
         provider = TracerProvider(resource=resource)
         if exporter == "console":
-            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-        else:
-            # Imported only when used: the exporter pulls in protobuf and requests.
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            return cls.with_exporter(ConsoleSpanExporter(), provider)
+        # Imported only when used: the exporter pulls in protobuf and requests.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        return cls(provider.get_tracer("dspyops"))
+        return cls.with_exporter(OTLPSpanExporter(), provider)
 
     @property
     def enabled(self) -> bool:
-        return self.tracer is not None
+        return self.provider is not None
 
     # --- the command's spans ----------------------------------------------------------
+    # Spans are made by hand (ids, the provider's sampler, a finished ReadableSpan at the
+    # end): what the SDK's live spans do, without their per-span locks and checks.
 
     @contextmanager
     def command(self, record: Incoming, envelope: Envelope) -> Iterator[None]:
         """The command's consumer span, current inside the block."""
-        if self.tracer is None:
+        if self.provider is None:
             yield
             return
-        parent = _PROPAGATOR.extract({TRACEPARENT: traceparent_of(envelope, record) or ""})
+        name = f"process {envelope.short_type}"
+        carrier = {TRACEPARENT: traceparent_of(envelope, record) or ""}
+        parent_context = _PROPAGATOR.extract(carrier)
+        parent = trace.get_current_span(parent_context).get_span_context()
+        trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128) or 1
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
@@ -112,26 +150,84 @@ class Telemetry:
             "dspyops.correlation_id": envelope.correlation_id,
             **({"dspyops.subject": envelope.subject} if envelope.subject else {}),
         }
-        with self.tracer.start_as_current_span(
-            f"process {envelope.short_type}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
+        sampling = self.provider.sampler.should_sample(
+            parent_context, trace_id, name, SpanKind.CONSUMER, attributes
+        )
+        sampled = sampling.decision.is_sampled()
+        with self._span(
+            name,
+            trace_id,
+            parent if parent.is_valid else None,
+            SpanKind.CONSUMER,
+            {**attributes, **dict(sampling.attributes or {})},
+            sampled=sampled,
+            trace_state=sampling.trace_state,
         ):
             yield
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """A child of the current span (``handle``, ``run``, ``record``)."""
-        if self.tracer is None:
+        parent = trace.get_current_span().get_span_context()
+        if self.provider is None or not parent.is_valid or not parent.trace_flags.sampled:
             yield
             return
-        with self.tracer.start_as_current_span(name):
+        with self._span(name, parent.trace_id, parent, SpanKind.INTERNAL, {}, sampled=True):
             yield
+
+    @contextmanager
+    def _span(
+        self,
+        name: str,
+        trace_id: int,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        *,
+        sampled: bool,
+        trace_state: Any = None,
+    ) -> Iterator[None]:
+        flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        span_context = SpanContext(trace_id, random.getrandbits(64) or 1, False, flags, trace_state)
+        # Current (as a non-recording span) so nested stages and traceparent see it.
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(span_context)))
+        start = time.time_ns()
+        status = Status(StatusCode.UNSET)
+        try:
+            yield
+        except BaseException as exc:
+            status = Status(StatusCode.ERROR, type(exc).__name__)
+            raise
+        finally:
+            otel_context.detach(token)
+            if sampled:
+                self._emit(
+                    ReadableSpan(
+                        name,
+                        context=span_context,
+                        parent=parent,
+                        resource=self._resource(),
+                        attributes=attributes,
+                        kind=kind,
+                        status=status,
+                        start_time=start,
+                        end_time=time.time_ns(),
+                        instrumentation_scope=_SCOPE,
+                    )
+                )
+
+    def _resource(self) -> Resource:
+        assert self.provider is not None
+        return self.provider.resource
+
+    def _emit(self, *spans: ReadableSpan) -> None:
+        for processor in self._processors:
+            for span in spans:
+                processor.on_end(span)
 
     def traceparent(self, command: Envelope, record: Incoming | None = None) -> str | None:
         """What a result of ``command`` carries: the current span, else the command's."""
-        if self.tracer is not None and trace.get_current_span().get_span_context().is_valid:
+        if self.provider is not None and trace.get_current_span().get_span_context().is_valid:
             carrier: dict[str, str] = {}
             _PROPAGATOR.inject(carrier)
             return carrier.get(TRACEPARENT)
@@ -140,32 +236,56 @@ class Telemetry:
     # --- an execution's program ---------------------------------------------------------
 
     def program(self, tree: dict[str, Any] | None, started_ns: int) -> None:
-        """The execution's trace (``runtime.trace`` JSON) as spans under the current one."""
-        if self.tracer is None or tree is None:
+        """The execution's trace (``runtime.trace`` JSON) as finished spans under the
+        current one, when that one is sampled."""
+        if self.provider is None or tree is None:
             return
-        self._span(tree, None, started_ns)
+        parent = trace.get_current_span().get_span_context()
+        if not parent.is_valid or not parent.trace_flags.sampled:
+            return
+        finished: list[ReadableSpan] = []
+        self._spans(tree, parent, started_ns, finished)
+        self._emit(*finished)
 
-    def _span(self, span: dict[str, Any], parent: Context | None, started_ns: int) -> None:
-        assert self.tracer is not None
+    def _spans(
+        self,
+        span: dict[str, Any],
+        parent: SpanContext,
+        started_ns: int,
+        finished: list[ReadableSpan],
+    ) -> None:
+        assert self.provider is not None
         if "start_ms" not in span:  # several top-level spans, gathered without timings
             for child in span.get("children", []):
-                self._span(child, parent, started_ns)
+                self._spans(child, parent, started_ns, finished)
             return
         start = started_ns + int(span["start_ms"] * 1_000_000)
-        end = start + int((span.get("latency_ms") or 0) * 1_000_000)
-        otel = self.tracer.start_span(
-            f"{span['kind']} {span['name']}",
-            context=parent,
-            start_time=start,
-            attributes=_attributes(span),
+        context = SpanContext(
+            parent.trace_id,
+            random.getrandbits(64) or 1,
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
         )
         error = span.get("error")
-        if error:
-            otel.set_status(Status(StatusCode.ERROR, f"{error['type']}: {error['message']}"))
-        inner = trace.set_span_in_context(otel, parent)
+        finished.append(
+            ReadableSpan(
+                f"{span['kind']} {span['name']}",
+                context=context,
+                parent=parent,
+                resource=self._resource(),
+                attributes=_attributes(span),
+                status=(
+                    Status(StatusCode.ERROR, f"{error['type']}: {error['message']}")
+                    if error
+                    else Status(StatusCode.UNSET)
+                ),
+                start_time=start,
+                end_time=start + int((span.get("latency_ms") or 0) * 1_000_000),
+                instrumentation_scope=_SCOPE,
+            )
+        )
         for child in span.get("children", []):
-            self._span(child, inner, started_ns)
-        otel.end(end_time=end)
+            self._spans(child, context, started_ns, finished)
 
 
 def traceparent_of(envelope: Envelope, record: Incoming | None = None) -> str | None:
@@ -195,7 +315,7 @@ def _attributes(span: dict[str, Any]) -> dict[str, Any]:
         ("outputs", SpanAttributes.OUTPUT_VALUE, SpanAttributes.OUTPUT_MIME_TYPE),
     ):
         if span.get(field) is not None:
-            attributes[value_key] = json.dumps(span[field], ensure_ascii=False)
+            attributes[value_key] = to_json(span[field]).decode()
             attributes[mime_key] = "application/json"
     usage = span.get("usage") or {}
     if kind == "lm":

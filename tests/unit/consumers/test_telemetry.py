@@ -57,9 +57,8 @@ def worker(telemetry: Telemetry) -> Processor:
 
 def traced() -> tuple[Telemetry, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Telemetry(provider.get_tracer("test")), exporter
+    telemetry = Telemetry.with_processor(SimpleSpanProcessor(exporter), TracerProvider())
+    return telemetry, exporter
 
 
 async def send(
