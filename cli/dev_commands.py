@@ -59,6 +59,9 @@ def dev(
 
 
 def _show_where(services: LocalServices) -> None:
+    # Imported here: OpenTelemetry is the server extra's, and only dev needs this line.
+    from dspyops.consumers.telemetry import where_traces_go
+
     s = services.settings
     url = s.api_url
     topics = Topics(s.topic_prefix)
@@ -69,6 +72,7 @@ def _show_where(services: LocalServices) -> None:
         "send to": ", ".join(topics.commands),
         "read from": f"{topics.results}, {topics.events}, {topics.deadletter}",
         "logs": str(services.run_dir),
+        "traces": where_traces_go(),
     }
     for name, value in facts.items():
         out.print(f"  {name:<11} {value}", highlight=False, soft_wrap=True)

@@ -7,18 +7,16 @@ itself reads ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_
 (and ``_ARG``), ``OTEL_BSP_*`` and the exporter's headers and timeout. OTLP goes over
 HTTP with protobuf. Off, no span object is made: each hook is one attribute test.
 
-One trace per command: a consumer span ``process <CommandType>`` that continues the
+One trace per command: a consumer span ``process <CommandType>`` continuing the
 command's W3C trace context (the CloudEvents ``traceparent`` extension, else the Kafka
-record's ``traceparent`` header), with ``handle`` (validation and plan) and, for work a
-plan describes, ``run``. An execution's ``run`` holds the program's spans and
-``record``. The program's spans are made from the execution's own trace after it ran
-(``runtime.trace``, with its timings), so tracing adds nothing inside the DSPy call,
-and are handed to the span processor as finished spans (the SDK's live spans, with
-their locks, per-span sampling and attribute checks, cost several times more). They
-carry OpenInference's attributes (``openinference.span.kind`` LLM, CHAIN, TOOL,
-RETRIEVER, AGENT; ``llm.model_name``; ``llm.token_count.*``; ``input.value``...), which
-Phoenix, Langfuse and MLflow read. The result of the command carries the context on:
-its ``traceparent`` names the command's span (or, tracing off, is the command's own).
+record's header), with ``handle`` (validation, plan) and ``run`` (the plan's work; for an
+execution: the program's spans and ``record``). The program's spans are made from the
+execution's trace after it ran (``runtime.trace``), so nothing is added inside the DSPy
+call, with OpenInference's attributes (``consumers.span_attributes``). Every span is made
+by hand (ids, the provider's sampler, a finished ``ReadableSpan`` to the processor): the
+SDK's live spans, with their locks and per-span checks, cost several times more. A
+result carries the context on: its ``traceparent`` names the command's span (tracing
+off: it is the command's own).
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -47,17 +44,11 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
-from pydantic_core import to_json
 
 from dspyops.consumers.records import Incoming
+from dspyops.consumers.span_attributes import program_span_attributes
 from dspyops.events.envelope import TRACEPARENT, Envelope
 
-# Our span kinds -> OpenInference's.
-SPAN_KINDS = {
-    "lm": OpenInferenceSpanKindValues.LLM.value,
-    "tool": OpenInferenceSpanKindValues.TOOL.value,
-    "retrieval": OpenInferenceSpanKindValues.RETRIEVER.value,
-}
 _PROPAGATOR = TraceContextTextMapPropagator()
 _SCOPE = InstrumentationScope("dspyops")
 # Spans waiting for export; the SDK's default (2,048) drops spans under a burst of
@@ -75,6 +66,20 @@ def tracing_configured(environ: dict[str, str] | None = None) -> str | None:
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
     return "otlp" if not exporter and endpoint else None
+
+
+def where_traces_go(environ: dict[str, str] | None = None) -> str:
+    """One line for `dspyops dev`: where the worker sends its traces, if anywhere."""
+    env = os.environ if environ is None else environ
+    exporter = tracing_configured(dict(env))
+    if exporter is None:
+        return "off (set OTEL_EXPORTER_OTLP_ENDPOINT to send them over OTLP/HTTP)"
+    if exporter == "console":
+        return "to the worker's log (OTEL_TRACES_EXPORTER=console)"
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/") + "/v1/traces"
+    )
+    return f"OTLP/HTTP to {endpoint}"
 
 
 class Telemetry:
@@ -125,8 +130,6 @@ class Telemetry:
         return self.provider is not None
 
     # --- the command's spans ----------------------------------------------------------
-    # Spans are made by hand (ids, the provider's sampler, a finished ReadableSpan at the
-    # end): what the SDK's live spans do, without their per-span locks and checks.
 
     @contextmanager
     def command(self, record: Incoming, envelope: Envelope) -> Iterator[None]:
@@ -273,7 +276,7 @@ class Telemetry:
                 context=context,
                 parent=parent,
                 resource=self._resource(),
-                attributes=_attributes(span),
+                attributes=program_span_attributes(span),
                 status=(
                     Status(StatusCode.ERROR, f"{error['type']}: {error['message']}")
                     if error
@@ -295,44 +298,3 @@ def traceparent_of(envelope: Envelope, record: Incoming | None = None) -> str | 
     if isinstance(value, str) and value:
         return value
     return record.traceparent if record is not None else None
-
-
-def _attributes(span: dict[str, Any]) -> dict[str, Any]:
-    kind = span["kind"]
-    if kind in SPAN_KINDS:
-        oi_kind = SPAN_KINDS[kind]
-    elif span.get("type") == "ReAct":
-        oi_kind = OpenInferenceSpanKindValues.AGENT.value
-    else:
-        oi_kind = OpenInferenceSpanKindValues.CHAIN.value
-    attributes: dict[str, Any] = {
-        SpanAttributes.OPENINFERENCE_SPAN_KIND: oi_kind,
-        "dspyops.span.kind": kind,
-        "dspyops.span.type": str(span.get("type", "")),
-    }
-    for field, value_key, mime_key in (
-        ("inputs", SpanAttributes.INPUT_VALUE, SpanAttributes.INPUT_MIME_TYPE),
-        ("outputs", SpanAttributes.OUTPUT_VALUE, SpanAttributes.OUTPUT_MIME_TYPE),
-    ):
-        if span.get(field) is not None:
-            attributes[value_key] = to_json(span[field]).decode()
-            attributes[mime_key] = "application/json"
-    usage = span.get("usage") or {}
-    if kind == "lm":
-        attributes[SpanAttributes.LLM_MODEL_NAME] = str(span.get("model", span["name"]))
-        for key, attribute in (
-            ("prompt_tokens", SpanAttributes.LLM_TOKEN_COUNT_PROMPT),
-            ("completion_tokens", SpanAttributes.LLM_TOKEN_COUNT_COMPLETION),
-            ("total_tokens", SpanAttributes.LLM_TOKEN_COUNT_TOTAL),
-        ):
-            if key in usage:
-                attributes[attribute] = usage[key]
-    if kind == "tool":
-        attributes[SpanAttributes.TOOL_NAME] = span["name"]
-    if kind == "retrieval":
-        attributes["dspyops.corpus.id"] = str(span.get("corpus"))
-        if span.get("corpus_version") is not None:
-            attributes["dspyops.corpus.version"] = span["corpus_version"]
-        for n, doc_id in enumerate(span.get("document_ids") or []):
-            attributes[f"retrieval.documents.{n}.document.id"] = str(doc_id)
-    return attributes

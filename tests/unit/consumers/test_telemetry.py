@@ -16,7 +16,7 @@ from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
-from dspyops.consumers.telemetry import Telemetry, tracing_configured
+from dspyops.consumers.telemetry import Telemetry, tracing_configured, where_traces_go
 from dspyops.events.codec import encode
 from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics
@@ -198,3 +198,13 @@ def test_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     assert not Telemetry.from_environment("dspyops-worker").enabled
+
+
+def test_dev_says_where_traces_go() -> None:
+    assert where_traces_go({}).startswith("off")
+    assert where_traces_go({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}) == (
+        "OTLP/HTTP to http://c:4318/v1/traces"
+    )
+    traces = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:9/t", "OTEL_TRACES_EXPORTER": "otlp"}
+    assert where_traces_go(traces) == "OTLP/HTTP to http://c:9/t"
+    assert "log" in where_traces_go({"OTEL_TRACES_EXPORTER": "console"})
