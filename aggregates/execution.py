@@ -24,7 +24,9 @@ class Execution(Aggregate):
 
     # Version 2 of the endings carries the execution's trace (runtime/trace.py): every
     # step, LM call, tool and retrieval, nested; a failure also names the step that
-    # raised. Version 1 events had neither: None.
+    # raised. Version 1 events had neither: None. Version 3 carries the cost in USD
+    # (None: unknown, as for every earlier event), and a failure its billed tokens
+    # (earlier failures: None, not zero: they were not counted).
 
     class Succeeded(Aggregate.Event):
         outputs: dict[str, Any]
@@ -36,11 +38,16 @@ class Execution(Aggregate):
         correlation_id: str
         actor: str | None
         trace: dict[str, Any] | None
-        class_version = 2
+        cost_usd: float | None
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["trace"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["cost_usd"] = None
 
     class Failed(Aggregate.Event):
         code: str
@@ -53,11 +60,17 @@ class Execution(Aggregate):
         actor: str | None
         trace: dict[str, Any] | None
         failed_step: str | None
-        class_version = 2
+        usage: dict[str, int] | None
+        cost_usd: float | None
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state.update(trace=None, failed_step=None)
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state.update(usage=None, cost_usd=None)
 
     @event("Requested")
     def __init__(
@@ -87,6 +100,7 @@ class Execution(Aggregate):
         self.error_details: list[dict[str, Any]] = []
         self.trace: dict[str, Any] | None = None
         self.failed_step: str | None = None
+        self.cost_usd: float | None = None
 
     def _check_open(self) -> None:
         if self.status != REQUESTED:
@@ -103,6 +117,7 @@ class Execution(Aggregate):
         model: str,
         offline: bool,
         trace: dict[str, Any] | None = None,
+        cost_usd: float | None = None,
         **meta: Any,
     ) -> None:
         self._check_open()
@@ -113,6 +128,7 @@ class Execution(Aggregate):
             model=model,
             offline=offline,
             trace=trace,
+            cost_usd=cost_usd,
             **meta,
         )
 
@@ -126,6 +142,8 @@ class Execution(Aggregate):
         model: str | None,
         trace: dict[str, Any] | None = None,
         failed_step: str | None = None,
+        usage: dict[str, int] | None = None,
+        cost_usd: float | None = None,
         **meta: Any,
     ) -> None:
         self._check_open()
@@ -137,6 +155,8 @@ class Execution(Aggregate):
             model=model,
             trace=trace,
             failed_step=failed_step,
+            usage=usage,
+            cost_usd=cost_usd,
             **meta,
         )
 
@@ -152,6 +172,7 @@ class Execution(Aggregate):
         correlation_id: str,
         actor: str | None,
         trace: dict[str, Any] | None = None,
+        cost_usd: float | None = None,
     ) -> None:
         self.status = SUCCEEDED
         self.outputs = dict(outputs)
@@ -160,6 +181,7 @@ class Execution(Aggregate):
         self.model = model
         self.offline = offline
         self.trace = trace
+        self.cost_usd = cost_usd
 
     @event(Failed)
     def _failed(
@@ -174,6 +196,8 @@ class Execution(Aggregate):
         actor: str | None,
         trace: dict[str, Any] | None = None,
         failed_step: str | None = None,
+        usage: dict[str, int] | None = None,
+        cost_usd: float | None = None,
     ) -> None:
         self.status = FAILED
         self.error_code = code
@@ -183,3 +207,5 @@ class Execution(Aggregate):
         self.model = model
         self.trace = trace
         self.failed_step = failed_step
+        self.usage = dict(usage) if usage is not None else None
+        self.cost_usd = cost_usd

@@ -57,7 +57,11 @@ STATS = sql.SQL(
     "percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS latency_p50_ms, "
     "percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS latency_p95_ms, "
     "coalesce(sum(total_tokens), 0)::float8 "
-    "  / nullif(count(*) FILTER (WHERE status <> 'requested'), 0) AS tokens_per_execution"
+    "  / nullif(count(*) FILTER (WHERE status <> 'requested'), 0) AS tokens_per_execution, "
+    # Known costs summed (NULL when none is known); `unpriced` counts the ended
+    # executions whose model has no known price, so a partial sum says so.
+    "sum(cost_usd) AS cost_usd, "
+    "count(*) FILTER (WHERE status <> 'requested' AND cost_usd IS NULL) AS unpriced"
 )
 
 

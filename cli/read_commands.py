@@ -97,9 +97,12 @@ def execution(
         return
     status = f"{detail['status']} (offline)" if detail["offline"] else detail["status"]
     latency = detail["latency_ms"]
+    tokens = (detail.get("usage") or {}).get("total_tokens")
     out.print(
         f"{detail['program_id']} version {detail['version']}: {status}"
-        + ("" if latency is None else f" in {latency:.1f} ms"),
+        + ("" if latency is None else f" in {latency:.1f} ms")
+        + ("" if tokens is None else f", {tokens} tokens")
+        + ("" if detail["status"] == "requested" else f", {usd(detail.get('cost_usd'))}"),
         highlight=False,
     )
     if detail["status"] == "succeeded":
@@ -111,6 +114,13 @@ def execution(
         out.print(span_tree(detail["trace"]))
     else:
         out.print("[dim]no trace recorded (executions before traces, or still requested)[/]")
+
+
+def usd(cost: float | None) -> str:
+    """A cost as people read it; unknown is said, never shown as 0."""
+    if cost is None:
+        return "cost unknown"
+    return f"${cost:.6f}" if cost < 0.01 else f"${cost:.2f}"
 
 
 def _fetch(api: str | None, path: str, *, limit: int, **params: Any) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from dspyops.events.envelope import Envelope
 from dspyops.events.results import ErrorInfo, Usage
 from dspyops.runtime.executor import execute_program
 from dspyops.runtime.lm_errors import LMErrors
+from dspyops.runtime.pricing import cost_usd
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
 
@@ -77,6 +78,9 @@ class ExecutionJobs:
             trace=outcome.trace,
             steps=outcome.steps,
             failed_step=outcome.failed_step,
+            cost_usd=cost_usd(
+                profile, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
+            ),
         )
         return await self._record(completion)
 

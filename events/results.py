@@ -146,6 +146,9 @@ class ExecutionSucceeded(Result):
     # True when the labelled offline profile answered: its output is not a model's answer.
     offline: bool = False
     steps: list[StepSummary] = Field(default_factory=list)
+    # US dollars, from the LM profile's prices or LiteLLM's cost map; null when the
+    # model's price is unknown (never 0 for unknown); 0 for the offline profile.
+    cost_usd: float | None = None
 
 
 class ExecutionFailed(Result):
@@ -157,6 +160,9 @@ class ExecutionFailed(Result):
     steps: list[StepSummary] = Field(default_factory=list)
     # The step that raised, when the program got that far.
     failed_step: str | None = None
+    # The tokens billed before it failed, and what they cost (as ExecutionSucceeded's).
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = None
 
 
 class OptimizationProgress(Result):

@@ -155,6 +155,9 @@ EXECUTIONS = Table(
         # raised; NULL for executions recorded before traces.
         ("trace", "jsonb"),
         ("failed_step", "text"),
+        # US dollars (runtime.pricing); NULL when unknown, and for executions recorded
+        # before costs were.
+        ("cost_usd", "double precision"),
     ),
     key=("id",),
 )

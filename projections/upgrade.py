@@ -70,6 +70,7 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(PROGRAM_VERSIONS, ("input_schema", "output_schema"), _fill_version_schemas),
     Upgrade(RUNS, ("errored",), _nothing_to_fill),
     Upgrade(EXECUTIONS, ("trace", "failed_step"), _nothing_to_fill),
+    Upgrade(EXECUTIONS, ("cost_usd",), _nothing_to_fill),
 )
 
 

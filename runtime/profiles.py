@@ -75,6 +75,10 @@ class LMProfile(BaseModel):
     timeout_s: float = Field(default=30, gt=0)
     num_retries: int = Field(default=2, ge=0, le=10)
     offline: bool = False
+    # USD per million prompt / completion tokens, for a model LiteLLM's cost map does not
+    # price (local, private) or another rate; both or neither (runtime.pricing).
+    input_cost_per_million: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    output_cost_per_million: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _consistent(self) -> LMProfile:
@@ -91,6 +95,10 @@ class LMProfile(BaseModel):
                 )
         elif self.model == OFFLINE_MODEL:
             raise ValueError(f"model {OFFLINE_MODEL!r} is reserved for offline profiles")
+        if (self.input_cost_per_million is None) != (self.output_cost_per_million is None):
+            raise ValueError(
+                "give both input_cost_per_million and output_cost_per_million, or neither"
+            )
         return self
 
     def public_view(self) -> PublicProfile:

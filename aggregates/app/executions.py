@@ -54,6 +54,8 @@ class Completion:
     trace: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
     failed_step: str | None = None
+    # USD (runtime.pricing); None when the model's price is unknown.
+    cost_usd: float | None = None
 
 
 def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> ExecutionPlan:
@@ -166,6 +168,7 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             model=completion.model,
             offline=completion.offline,
             trace=trace,
+            cost_usd=completion.cost_usd,
             **ctx.meta(),
         )
         result = ExecutionSucceeded(
@@ -178,6 +181,7 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             model=completion.model,
             offline=completion.offline,
             steps=steps,
+            cost_usd=completion.cost_usd,
         )
     else:
         execution.fail(
@@ -188,6 +192,8 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             model=completion.model or None,
             trace=trace,
             failed_step=completion.failed_step,
+            usage=completion.usage.model_dump(),
+            cost_usd=completion.cost_usd,
             **ctx.meta(),
         )
         result = ExecutionFailed(
@@ -198,6 +204,8 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             latency_ms=completion.latency_ms,
             steps=steps,
             failed_step=completion.failed_step,
+            usage=completion.usage,
+            cost_usd=completion.cost_usd,
         )
     return Outcome.of(result, plan.execution_id)
 

@@ -50,6 +50,8 @@ class Execution(BaseModel):
     completed_at: datetime | None
     # For a failure: the step (or predictor) that raised, when the program got that far.
     failed_step: str | None
+    # US dollars; null when the model's price is unknown (or recorded before costs were).
+    cost_usd: float | None
 
 
 class ExecutionDetail(Execution):

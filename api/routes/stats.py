@@ -30,6 +30,10 @@ class Stats(BaseModel):
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     tokens_per_execution: float | None
+    # USD of the executions with a known price (null when none has one); `unpriced`
+    # counts the ended executions without one, so a partial sum says so.
+    cost_usd: float | None
+    unpriced: int
 
 
 class VersionStats(Stats):
@@ -52,7 +56,7 @@ class ProgramMetrics(BaseModel):
 @router.get(
     "/programs/{program_id}/metrics",
     response_model=ProgramMetrics,
-    summary="Count, success rate, p50/p95 latency and tokens per execution",
+    summary="Count, success rate, p50/p95 latency, tokens per execution and cost",
 )
 async def program_stats(
     program_id: ProgramId,
@@ -76,6 +80,8 @@ async def program_stats(
         "latency_p50_ms": None,
         "latency_p95_ms": None,
         "tokens_per_execution": None,
+        "cost_usd": None,
+        "unpriced": 0,
     }
     return {
         "program_id": program_id,

@@ -85,6 +85,7 @@ class ExecutionSucceeded(Recorded, Protocol):
     usage: dict[str, int] | None
     offline: bool
     trace: dict[str, Any] | None
+    cost_usd: float | None
 
 
 class ExecutionFailed(Recorded, Protocol):
@@ -94,6 +95,8 @@ class ExecutionFailed(Recorded, Protocol):
     latency_ms: float | None
     trace: dict[str, Any] | None
     failed_step: str | None
+    usage: dict[str, int] | None
+    cost_usd: float | None
 
 
 class RunRequested(Recorded, Protocol):

@@ -56,6 +56,7 @@ class ExecutionsApplier:
             "position": position,
             "trace": None,
             "failed_step": None,
+            "cost_usd": None,
         }
 
     def succeeded(self, e: ExecutionSucceeded, position: int) -> None:
@@ -71,13 +72,19 @@ class ExecutionsApplier:
             offline=bool(e.offline),
             completed_at=e.timestamp,
             trace=e.trace,
+            cost_usd=e.cost_usd,
         )
 
     def failed(self, e: ExecutionFailed, position: int) -> None:
+        usage = e.usage  # None for failures recorded before their tokens were
         self._ended(
             e,
             status=FAILED,
             latency_ms=e.latency_ms,
+            prompt_tokens=usage.get("prompt_tokens") if usage is not None else None,
+            completion_tokens=usage.get("completion_tokens") if usage is not None else None,
+            total_tokens=usage.get("total_tokens") if usage is not None else None,
+            cost_usd=e.cost_usd,
             error_code=e.code,
             error_message=e.message,
             error_details=list(e.details),

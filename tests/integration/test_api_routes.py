@@ -14,6 +14,7 @@ from dspyops.bootstrap import open_store
 from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
 from tests.support.read_story import (
+    COST_USD,
     bulk_executions,
     schemas,
     seed_story,
@@ -118,11 +119,14 @@ def test_program_executions_filters_and_one(client: TestClient, world: dict[str,
     failed = client.get("/programs/qa/executions?status=failed").json()["items"]
     assert {e["execution_id"] for e in failed} == set(story["failed"])
     assert failed[0]["error"]["code"] == "lm_error"
-    assert failed[0]["usage"] is None
+    # A failure records the tokens it was billed for (these, none) and its cost (unknown).
+    assert failed[0]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert failed[0]["cost_usd"] is None
     one = client.get(f"/executions/{story['succeeded'][0]}").json()
     assert one["outputs"] == {"answer": "a", "confidence": 0.5}
     assert one["usage"]["total_tokens"] == 15
     assert one["offline"] is True
+    assert one["cost_usd"] == pytest.approx(COST_USD)
     assert "model" not in one
     first = items[-1]["requested_at"]
     later = client.get("/programs/qa/executions", params={"since": first, "limit": 200})
@@ -160,6 +164,10 @@ def test_execution_stats(client: TestClient) -> None:
     assert (overall["count"], overall["succeeded"], overall["failed"]) == (10, 8, 2)
     assert overall["success_rate"] == pytest.approx(0.8)
     assert overall["tokens_per_execution"] == pytest.approx(15 * 8 / 10)
+    # The 8 successes are priced, the 2 failures are not: a partial sum that says so.
+    assert overall["cost_usd"] == pytest.approx(8 * COST_USD)
+    assert overall["unpriced"] == 2
+    assert body["by_version"][0]["cost_usd"] == pytest.approx(8 * COST_USD)
     assert overall["latency_p50_ms"] is not None
     assert overall["latency_p95_ms"] >= overall["latency_p50_ms"]
     assert [v["version"] for v in body["by_version"]] == [1]  # rolled back to v1

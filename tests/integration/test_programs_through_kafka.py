@@ -148,7 +148,14 @@ async def test_pipelines_agents_and_plugins_register_optimize_deploy_and_trace(
     corpus = f"docs-{unique}"
     with OpenAIServer(reply, usage=(30, 7)) as lm:
         profiles = {
-            "default": {"model": "openai/test-model", "api_base": lm.base_url, "num_retries": 0}
+            "default": {
+                "model": "openai/test-model",
+                "api_base": lm.base_url,
+                "num_retries": 0,
+                # The test model has no list price: the profile's own (USD per million).
+                "input_cost_per_million": 2.0,
+                "output_cost_per_million": 8.0,
+            }
         }
         worker_env = {**env, "DSPYOPS_LM_PROFILES": json.dumps(profiles), "OPENAI_API_KEY": "k"}
         with WorkerProcess(worker_env, tmp_path / "worker.log"):
@@ -232,6 +239,11 @@ async def _lifecycle(
     data = result["data"]
     assert data["version"] == version
     assert data["outputs"]["answer"] == "Paris"
+    usage = data["usage"]
+    assert usage["prompt_tokens"] > 0
+    assert data["cost_usd"] == pytest.approx(
+        (usage["prompt_tokens"] * 2.0 + usage["completion_tokens"] * 8.0) / 1e6
+    )
     if STEPS[name] is not None:
         assert [s["step"] for s in data["steps"]] == STEPS[name]
         assert all(s["latency_ms"] is not None for s in data["steps"])

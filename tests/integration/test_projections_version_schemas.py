@@ -183,3 +183,22 @@ def test_a_column_only_events_can_fill_asks_for_a_rebuild(
     rebuild(database_url, event_store_schema=es, read_schema=live)
     assert project(database_url, es, live) == []
     assert table_rows(database_url, live) == table_rows(database_url, fresh)
+
+
+def test_a_read_schema_without_costs_gets_the_column_and_serves_null(
+    stores: tuple[str, str, str], database_url: str, settings: Settings
+) -> None:
+    es, live, _ = stores
+    project(database_url, es, live)
+    execute(database_url, "ALTER TABLE {}.executions DROP COLUMN cost_usd", live)
+
+    upgrades = project(database_url, es, live)
+
+    assert [u for u in upgrades if "executions.cost_usd" in u] == upgrades
+    assert len(upgrades) == 1
+    with client_for(settings, database_url, es, live) as client:
+        executions = client.get("/programs/qa/executions").json()["items"]
+        assert executions
+        # Rows projected before the column existed: unknown, not 0.
+        assert {e["cost_usd"] for e in executions} == {None}
+        assert client.get("/programs/qa/metrics").json()["overall"]["cost_usd"] is None

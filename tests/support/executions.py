@@ -21,6 +21,7 @@ def complete(
     usage: Mapping[str, int] | None = None,
     model: str = "",
     offline: bool = False,
+    cost_usd: float | None = None,
 ) -> Outcome:
     """The outcome of recording `plan`'s execution with these outputs or this error."""
     assert isinstance(plan, ExecutionPlan), plan
@@ -33,6 +34,7 @@ def complete(
         usage=Usage(**dict(usage or {})),
         model=model,
         offline=offline,
+        cost_usd=cost_usd,
     )
     (outcome,) = complete_executions(app, [completion])
     return outcome

@@ -58,6 +58,9 @@ def schemas(database_url: str, *names: str) -> Iterator[tuple[str, ...]]:
                 )
 
 
+COST_USD = 0.0015
+
+
 def execute(app: DspyOps, program_id: str, *, fail: bool = False, latency_ms: float = 10.0) -> str:
     c = ctx()
     command = ExecuteProgram(
@@ -79,6 +82,8 @@ def execute(app: DspyOps, program_id: str, *, fail: bool = False, latency_ms: fl
             usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
             model="offline/echo",
             offline=True,
+            # Priced, while the failures (above) have no known price: stats sum the known.
+            cost_usd=COST_USD,
         )
     return c.command_id
 

@@ -293,6 +293,58 @@ def test_execution_plan_and_success(app: DspyOps, ctx: Ids) -> None:
     assert log_length(app) == length
 
 
+def test_an_executions_cost_is_in_its_result_and_events_and_old_events_load(
+    app: DspyOps, ctx: Ids
+) -> None:
+    register(app, ctx)
+    usage = {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37}
+    ok, failing = ctx("ok"), ctx("failing")
+    succeeded = complete(
+        app,
+        execute(app, ok),
+        ok,
+        outputs={"answer": "a", "confidence": 1},
+        usage=usage,
+        cost_usd=0.25,
+    )
+    failed = complete(
+        app,
+        execute(app, failing),
+        failing,
+        error=ErrorInfo(code="lm_error", message="HTTP 500"),
+        usage=usage,
+        cost_usd=0.25,
+    )
+
+    assert succeeded.data["cost_usd"] == 0.25
+    # A failure keeps the tokens it was billed for, and their cost.
+    assert (failed.data["usage"]["total_tokens"], failed.data["cost_usd"]) == (37, 0.25)
+    execution = app.execution("failing")
+    assert execution is not None
+    assert (execution.usage, execution.cost_usd) == (usage, 0.25)
+    # Endings written before costs (class version 2) load with the cost unknown.
+    for ending in ("Succeeded", "Failed"):
+        stored = next(
+            n for n in app.recorder.select_notifications(1, 100) if n.topic.endswith(ending)
+        )
+        state = app.mapper.transcoder.decode(stored.state)
+        assert state["class_version"] == 3
+        state["class_version"] = 2
+        del state["cost_usd"]
+        if ending == "Failed":
+            del state["usage"]
+        v2 = StoredEvent(
+            stored.originator_id,
+            stored.originator_version,
+            stored.topic,
+            app.mapper.transcoder.encode(state),
+        )
+        event = app.mapper.to_domain_event(v2)
+        assert event.cost_usd is None  # type: ignore[attr-defined]
+        if ending == "Failed":
+            assert event.usage is None  # type: ignore[attr-defined]
+
+
 def test_outputs_that_violate_the_signature_fail_the_execution(app: DspyOps, ctx: Ids) -> None:
     register(app, ctx)
     c = ctx()

@@ -1,4 +1,5 @@
-"""The trace tree (demo, `dspyops execution`): a line per span, what matters for its kind."""
+"""The trace tree (demo, `dspyops execution`): a line per span, what matters for its kind;
+an execution's cost as people read it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.console import Console
 
 from dspyops.cli import demo_rag
 from dspyops.cli.read_api import ReadApiError
+from dspyops.cli.read_commands import usd
 from dspyops.cli.trace_tree import span_label, span_tree
 
 
@@ -71,3 +73,10 @@ def test_the_demo_waits_for_the_execution_to_complete_before_drawing_it(
 
     assert detail["status"] == "succeeded"
     assert "program" in console.export_text()
+
+
+def test_a_cost_reads_as_dollars_and_unknown_is_said() -> None:
+    assert usd(None) == "cost unknown"
+    assert usd(0.0) == "$0.000000"
+    assert usd(0.000123) == "$0.000123"
+    assert usd(1.5) == "$1.50"
