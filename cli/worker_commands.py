@@ -12,8 +12,22 @@ from dspyops.settings import get_settings
 
 def worker(
     loglevel: Annotated[
-        str, typer.Option("--loglevel", "-l", help="crit, error, warn, info or debug")
+        str,
+        typer.Option(
+            "--log-level",
+            "--loglevel",
+            "-l",
+            help="crit, error, warn, info (a line per command handled) or debug",
+        ),
     ] = "warn",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="console (text) or json (one object per line); both name the command "
+            "(id, correlation id, type, trace id) on every line of its work",
+        ),
+    ] = "console",
 ) -> None:
     """Run a worker; start more of them to scale out (they share one consumer group)."""
     from dspyops.cli.infra.kafka import metadata_answers
@@ -25,4 +39,8 @@ def worker(
             f"Kafka at {settings.bootstrap_servers} does not answer",
             "run `dspyops infra up` or set KAFKA_BOOTSTRAP_SERVERS",
         )
-    run_worker(settings, loglevel=loglevel)
+    if log_format not in ("json", "console"):
+        fail(f"--log-format must be json or console, not {log_format!r}")
+    run_worker(
+        settings, loglevel=loglevel, log_format="json" if log_format == "json" else "console"
+    )

@@ -14,9 +14,10 @@ from typing import Any
 
 from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, Plan, handle
 from dspyops.aggregates.app.handlers import for_command
+from dspyops.consumers.log_format import command_logging
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.store_calls import in_store
-from dspyops.consumers.telemetry import Telemetry
+from dspyops.consumers.telemetry import Telemetry, traceparent_of
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
 from dspyops.events.deadletter import deadletter_envelope
@@ -49,8 +50,19 @@ class Processor:
             envelope = decode_envelope(record.value)
         except Undecodable as exc:
             return [self._deadletter(record, exc)]
-        with self.telemetry.command(record, envelope):
-            return await self._process_with_fallback(record, envelope)
+        with (
+            command_logging(
+                envelope.id,
+                envelope.correlation_id,
+                envelope.short_type,
+                traceparent_of(envelope, record),
+            ),
+            self.telemetry.command(record, envelope),
+        ):
+            outgoing = await self._process_with_fallback(record, envelope)
+            if log.isEnabledFor(logging.INFO):
+                log.info("handled: %s", ", ".join(o.envelope.short_type for o in outgoing))
+            return outgoing
 
     async def _process_with_fallback(self, record: Incoming, envelope: Envelope) -> list[Outgoing]:
         try:

@@ -15,6 +15,7 @@ from dspyops.consumers.corpora import CorpusSearch
 from dspyops.consumers.evaluations import EvaluationJobs
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.faust_app import Publisher, add_command_agent, create_app
+from dspyops.consumers.log_format import LogFormat, logging_config
 from dspyops.consumers.log_redaction import install_log_redaction
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
@@ -134,7 +135,9 @@ def build_worker_app(
     return app
 
 
-def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
+def run_worker(
+    settings: Settings, *, loglevel: str = "info", log_format: LogFormat = "console"
+) -> None:
     profiles = bootstrap.lm_profiles(settings)
     # Before anything else logs: no log line of this process shows a secret it holds.
     redactor = Redactor.for_worker(settings, profiles)
@@ -144,5 +147,11 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(prepare_topics(settings))
     app = build_worker_app(settings, profiles=profiles, redactor=redactor)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, loop=loop)
+    worker = faust.Worker(
+        app,
+        loglevel=loglevel,
+        logging_config=logging_config(log_format, loglevel),
+        quiet=True,
+        loop=loop,
+    )
     worker.execute_from_commandline()

@@ -12,15 +12,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ("--loglevel", "warn")
+    ) -> None:
         self._env = {**os.environ, **env}
+        self._args = args
         self._log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         log = self._log_path.open("ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "dspyops.cli.main", "worker", "--loglevel", "warn"],
+            [sys.executable, "-m", "dspyops.cli.main", "worker", *self._args],
             cwd=REPO,
             env=self._env,
             stdout=log,
