@@ -44,9 +44,9 @@ class Settings(BaseSettings):
     # Worker: executions in flight per worker process, and the LM call limits.
     execution_concurrency: int = Field(default=200, ge=1, le=10_000)
     execution_timeout_s: float = Field(default=60.0, gt=0)
-    # How often the outbox relay looks for new stored events when it has caught up.
     # How soon a dead worker's partitions move to the others (Kafka session timeout).
     consumer_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    # How often the outbox relay looks for new stored events when it has caught up.
     relay_poll_interval_s: float = Field(default=0.05, gt=0)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
 
@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     # When set, every API route but /health needs `Authorization: Bearer <token>`.
     api_token: str | None = Field(default=None, repr=False)
     api_pool_size: int = Field(default=10, ge=1, le=200)
+
+    # Prometheus /metrics of the worker and the projector (the API serves its own at
+    # /metrics); port 0: not served. A second process on one port logs and goes on.
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    projector_metrics_port: int = Field(default=9102, ge=0, le=65535)
 
     @property
     def api_url(self) -> str:

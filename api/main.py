@@ -27,7 +27,7 @@ from dspyops.api.routes import (
     runs,
     stats,
 )
-from dspyops.api.telemetry import RequestStats, RequestStatsMiddleware
+from dspyops.api.telemetry import RequestMetricsMiddleware
 from dspyops.settings import Settings, get_settings
 
 
@@ -66,8 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None if guarded_docs else "/openapi.json",
     )
     app.state.settings = settings
-    app.state.request_stats = RequestStats()
-    app.add_middleware(RequestStatsMiddleware, stats=app.state.request_stats)
+    app.add_middleware(RequestMetricsMiddleware)
     app.add_exception_handler(psycopg.DataError, _bad_value)
     app.add_exception_handler(psycopg.errors.UndefinedTable, _not_built)
     app.add_exception_handler(psycopg.errors.UndefinedColumn, _outdated)

@@ -1,4 +1,4 @@
-"""Request counts and durations per route, kept in-process for /metrics.
+"""Request counts and latency per route, for /metrics (``metrics.API_*``).
 
 A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a task and a stream per
 request, a visible share of a read that takes a millisecond.
@@ -7,31 +7,23 @@ request, a visible share of a read that takes a millisecond.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Key = tuple[str, str, int]
+from dspyops import metrics
 
 
-class RequestStats:
-    def __init__(self) -> None:
-        self.count: dict[Key, int] = defaultdict(int)
-        self.seconds: dict[Key, float] = defaultdict(float)
-
-    def record(self, scope: Scope, status: int, seconds: float) -> None:
-        # The path template, not the raw path: ids would explode the label set.
-        path = getattr(scope.get("route"), "path", "unmatched")
-        key = (scope["method"], path, status)
-        self.count[key] += 1
-        self.seconds[key] += seconds
+def record(scope: Scope, status: int, seconds: float) -> None:
+    # The path template, not the raw path: ids would explode the label set.
+    route = getattr(scope.get("route"), "path", "unmatched")
+    metrics.API_REQUESTS.labels(scope["method"], route, str(status)).inc()
+    metrics.API_REQUEST_SECONDS.labels(scope["method"], route).observe(seconds)
 
 
-class RequestStatsMiddleware:
-    def __init__(self, app: ASGIApp, stats: RequestStats) -> None:
+class RequestMetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,4 +40,4 @@ class RequestStatsMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.stats.record(scope, status["code"], time.perf_counter() - started)
+            record(scope, status["code"], time.perf_counter() - started)

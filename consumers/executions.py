@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
+from dspyops import metrics
 from dspyops.aggregates.app import CommandContext, Completion, DspyOps, ExecutionPlan, Outcome
 from dspyops.aggregates.app.executions import complete_executions
 from dspyops.consumers.completion_batcher import CompletionBatcher
@@ -18,7 +20,7 @@ from dspyops.consumers.store_calls import in_store
 from dspyops.consumers.telemetry import Telemetry
 from dspyops.events.envelope import Envelope
 from dspyops.events.results import ErrorInfo, Usage
-from dspyops.runtime.executor import execute_program
+from dspyops.runtime.executor import ExecutionOutcome, execute_program
 from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.pricing import cost_usd
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
@@ -52,15 +54,21 @@ class ExecutionJobs:
         module = self.modules.get(plan)
         # The profile's timeout is per attempt and the LM retries: the deadline covers all.
         deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
-        outcome = await execute_program(
-            module,
-            dict(plan.inputs),
-            lm,
-            timeout_s=deadline,
-            errors=errors,
-            steps=[step["name"] for step in plan.steps or []],
-        )
+        metrics.EXECUTIONS_IN_FLIGHT.inc()
+        try:
+            outcome = await execute_program(
+                module,
+                dict(plan.inputs),
+                lm,
+                timeout_s=deadline,
+                errors=errors,
+                steps=[step["name"] for step in plan.steps or []],
+            )
+        finally:
+            metrics.EXECUTIONS_IN_FLIGHT.dec()
         self.telemetry.program(outcome.trace, outcome.trace_started_ns)
+        cost = cost_usd(profile, outcome.usage.prompt_tokens, outcome.usage.completion_tokens)
+        _count(plan.program_id, outcome, cost)
         failure = None
         if not outcome.ok:
             failure = ErrorInfo(
@@ -78,9 +86,7 @@ class ExecutionJobs:
             trace=outcome.trace,
             steps=outcome.steps,
             failed_step=outcome.failed_step,
-            cost_usd=cost_usd(
-                profile, outcome.usage.prompt_tokens, outcome.usage.completion_tokens
-            ),
+            cost_usd=cost,
         )
         return await self._record(completion)
 
@@ -95,3 +101,29 @@ class ExecutionJobs:
             self.store_executor, complete_executions, self.app, completions
         )
         return outcomes
+
+
+def _count(program_id: str, outcome: ExecutionOutcome, cost: float | None) -> None:
+    """The execution in the worker's metrics (an output that fails the signature check
+    afterwards still counts as the program's run it was)."""
+    metrics.EXECUTIONS.labels(program_id, "succeeded" if outcome.ok else "failed").inc()
+    metrics.EXECUTION_SECONDS.labels(program_id).observe(outcome.latency_ms / 1000)
+    metrics.LM_TOKENS.labels(program_id, "prompt").inc(outcome.usage.prompt_tokens)
+    metrics.LM_TOKENS.labels(program_id, "completion").inc(outcome.usage.completion_tokens)
+    if cost is None:
+        metrics.UNPRICED.labels(program_id).inc()
+    else:
+        metrics.COST.labels(program_id).inc(cost)
+    for span in lm_spans(outcome.trace):
+        if span.get("latency_ms") is not None:
+            model = str(span.get("model") or span.get("name"))
+            metrics.LM_CALL_SECONDS.labels(model).observe(span["latency_ms"] / 1000)
+
+
+def lm_spans(span: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if span is None:
+        return []
+    found = [span] if span.get("kind") == "lm" else []
+    for child in span.get("children", []):
+        found += lm_spans(child)
+    return found

@@ -7,11 +7,13 @@ without a broker and exercised with one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+from dspyops import metrics
 from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, Plan, handle
 from dspyops.aggregates.app.handlers import for_command
 from dspyops.consumers.log_format import command_logging
@@ -59,7 +61,12 @@ class Processor:
             ),
             self.telemetry.command(record, envelope),
         ):
+            started = time.perf_counter()
             outgoing = await self._process_with_fallback(record, envelope)
+            command_type = envelope.short_type
+            metrics.COMMAND_SECONDS.labels(command_type).observe(time.perf_counter() - started)
+            for message in outgoing:
+                metrics.COMMANDS.labels(command_type, message.envelope.short_type).inc()
             if log.isEnabledFor(logging.INFO):
                 log.info("handled: %s", ", ".join(o.envelope.short_type for o in outgoing))
             return outgoing
@@ -105,8 +112,16 @@ class Processor:
         with self.telemetry.stage("handle"):
             decided = await in_store(self.store_executor, handle, self.app, command, ctx)
         if isinstance(decided, Plan):
-            with self.telemetry.stage("run"):
-                decided = await self.jobs[type(decided)](envelope, decided, ctx)
+            kind = type(decided).__name__.removesuffix("Plan").lower()
+            runs = metrics.RUNS_ACTIVE.labels(kind) if kind != "execution" else None
+            if runs is not None:
+                runs.inc()
+            try:
+                with self.telemetry.stage("run"):
+                    decided = await self.jobs[type(decided)](envelope, decided, ctx)
+            finally:
+                if runs is not None:
+                    runs.dec()
         return [self._outcome(envelope, decided, ctx.payload_digest, record)]
 
     def _wrong_topic(self, record: Incoming, envelope: Envelope) -> CommandRejected | None:
@@ -160,6 +175,7 @@ class Processor:
         return Outgoing(self.topics.results, command.correlation_id, envelope)
 
     def _deadletter(self, record: Incoming, exc: Undecodable) -> Outgoing:
+        metrics.DEAD_LETTERS.labels(exc.code).inc()
         envelope = deadletter_envelope(
             record.value,
             key=record.key,

@@ -21,6 +21,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from pydantic_core import to_jsonable_python
 
+from dspyops import metrics
 from dspyops.bootstrap import create_schema
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.transient import is_transient
@@ -202,4 +203,9 @@ class OutboxRelay:
         last = notifications[-1].id
         await asyncio.to_thread(self._positions.write, last)
         self.position = last
+        if len(notifications) < self._batch_size:
+            metrics.RELAY_LAG.set(0)  # read to the end of the log
+        else:
+            head = await asyncio.to_thread(self._app.recorder.max_notification_id)
+            metrics.RELAY_LAG.set(max((head or 0) - last, 0))
         return len(batch)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
-from dspyops import bootstrap
+from dspyops import bootstrap, metrics
 from dspyops.aggregates.app import EvaluationPlan, ExecutionPlan, OptimizationPlan
 from dspyops.consumers.corpora import CorpusSearch
 from dspyops.consumers.evaluations import EvaluationJobs
@@ -147,6 +147,7 @@ def run_worker(
     asyncio.set_event_loop(loop)
     loop.run_until_complete(prepare_topics(settings))
     app = build_worker_app(settings, profiles=profiles, redactor=redactor)
+    metrics.serve(settings.worker_metrics_port, settings.metrics_host, "worker", metrics.WORKER)
     worker = faust.Worker(
         app,
         loglevel=loglevel,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
+from dspyops import metrics
 from dspyops.projections.projector import Projector
 from dspyops.projections.upgrade import OutdatedReadSchema
 from dspyops.settings import Settings
@@ -52,6 +53,9 @@ def _stderr(line: str) -> None:
 
 def run_projector(settings: Settings, stop: threading.Event, report: Report = _stderr) -> None:
     """Apply stored events to the read models until `stop` is set; each exactly once."""
+    metrics.serve(
+        settings.projector_metrics_port, settings.metrics_host, "projector", metrics.PROJECTOR
+    )
     try:
         runner = _open(settings, report)
     except psycopg.Error as exc:
@@ -96,9 +100,19 @@ def _project(runner: Projector, settings: Settings, stop: threading.Event, repor
     while not stop.is_set():
         deadline = time.monotonic() + REPORT_EVERY_S
         while not stop.is_set() and time.monotonic() < deadline:
-            if runner.run_batch() == 0:
+            started = time.perf_counter()
+            applied = runner.run_batch()
+            if applied == 0:
+                metrics.PROJECTOR_LAG.set(0)
                 stop.wait(settings.projection_poll_interval_s)
-        report(f"projector lag: {runner.lag().as_dict()}")
+                continue
+            metrics.PROJECTOR_BATCH_SECONDS.observe(time.perf_counter() - started)
+            metrics.PROJECTED.inc(applied)
+            if applied >= settings.projection_batch_size:  # maybe more behind: ask
+                metrics.PROJECTOR_LAG.set(runner.lag().events_behind)
+        lag = runner.lag()
+        metrics.PROJECTOR_LAG.set(lag.events_behind)
+        report(f"projector lag: {lag.as_dict()}")
 
 
 def _reconnect(settings: Settings, stop: threading.Event, report: Report) -> Projector | None:

@@ -1,15 +1,16 @@
-"""/metrics: read-model gauges and API request counters in Prometheus text format."""
+"""/metrics: the read side's gauges and the API's request metrics (prometheus-client)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from dspyops import metrics
 from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES
-from dspyops.api.telemetry import RequestStats
 from dspyops.projections.read_schema import EXECUTIONS, PROGRAMS
 
 router = APIRouter(tags=["health"])
@@ -24,58 +25,29 @@ router = APIRouter(tags=["health"])
     },
     summary="Prometheus text format",
 )
-async def metrics(request: Request, db: DbDep, settings: SettingsDep) -> Response:
+async def prometheus_metrics(db: DbDep, settings: SettingsDep) -> Response:
+    # The read side's figures are read at each scrape, into a registry of this scrape's
+    # own: they are the database's, not this process's, so every API worker says the same.
     schema = settings.read_model_schema
+    scrape = CollectorRegistry()
     lag = await views.projection_lag(db, settings.event_store_schema, schema)
-    lines = [
-        "# HELP dspyops_projection_position Last event position applied to the read models.",
-        "# TYPE dspyops_projection_position gauge",
-        f"dspyops_projection_position {lag['position']}",
-        "# HELP dspyops_projection_lag_events Events stored but not yet projected.",
-        "# TYPE dspyops_projection_lag_events gauge",
-        f"dspyops_projection_lag_events {lag['lag']}",
-        "# HELP dspyops_projection_skipped_events Stored events the projector could not apply.",
-        "# TYPE dspyops_projection_skipped_events gauge",
-        f"dspyops_projection_skipped_events {lag['skipped']}",
-    ]
+    for name, help_text, value in (
+        ("position", "Last event position applied to the read models.", lag["position"]),
+        ("lag_events", "Events stored but not yet projected.", lag["lag"]),
+        ("skipped_events", "Stored events the projector could not apply.", lag["skipped"]),
+    ):
+        Gauge(f"dspyops_projection_{name}", help_text, registry=scrape).set(value)
     if lag["built"]:
-        lines += await _row_counts(db, schema)
-    lines += _request_lines(request.app.state.request_stats)
-    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        await _row_counts(db, schema, scrape)
+    body = generate_latest(scrape) + metrics.exposition(metrics.API)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-async def _row_counts(db: Any, schema: str) -> list[str]:
-    lines = [
-        "# HELP dspyops_executions Executions in the read model by status.",
-        "# TYPE dspyops_executions gauge",
-    ]
-    rows = await views.count_by_status(db, schema, EXECUTIONS)
-    lines += [f'dspyops_executions{{status="{r["status"]}"}} {r["n"]}' for r in rows]
-    lines += [
-        "# HELP dspyops_programs Programs in the read model by status.",
-        "# TYPE dspyops_programs gauge",
-    ]
-    rows = await views.count_by_status(db, schema, PROGRAMS)
-    lines += [f'dspyops_programs{{status="{r["status"]}"}} {r["n"]}' for r in rows]
-    return lines
-
-
-def _request_lines(stats: RequestStats) -> list[str]:
-    lines = [
-        "# HELP dspyops_api_requests_total API requests by method, route and status.",
-        "# TYPE dspyops_api_requests_total counter",
-    ]
-    for (method, path, code), n in sorted(stats.count.items()):
-        lines.append(
-            f'dspyops_api_requests_total{{method="{method}",route="{path}",status="{code}"}} {n}'
-        )
-    lines += [
-        "# HELP dspyops_api_request_seconds_total Time spent answering, by the same labels.",
-        "# TYPE dspyops_api_request_seconds_total counter",
-    ]
-    for (method, path, code), s in sorted(stats.seconds.items()):
-        lines.append(
-            f'dspyops_api_request_seconds_total{{method="{method}",route="{path}",'
-            f'status="{code}"}} {s:.6f}'
-        )
-    return lines
+async def _row_counts(db: Any, schema: str, scrape: CollectorRegistry) -> None:
+    for table, name, what in (
+        (EXECUTIONS, "dspyops_read_model_executions", "Executions"),
+        (PROGRAMS, "dspyops_read_model_programs", "Programs"),
+    ):
+        gauge = Gauge(name, f"{what} in the read model by status.", ["status"], registry=scrape)
+        for row in await views.count_by_status(db, schema, table):
+            gauge.labels(row["status"]).set(row["n"])

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from dspyops.api.main import create_app
 from dspyops.bootstrap import open_store
@@ -258,9 +259,19 @@ def test_health_and_prometheus_metrics(client: TestClient) -> None:
     assert body["projection"]["position"] == body["projection"]["head"] > 0
     text = client.get("/metrics")
     assert text.headers["content-type"].startswith("text/plain")
-    assert "dspyops_projection_lag_events 0" in text.text
-    assert 'dspyops_executions{status="succeeded"}' in text.text
-    assert 'dspyops_api_requests_total{method="GET",route="/health",status="200"}' in text.text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.text)
+        for s in family.samples
+    }
+    assert samples[("dspyops_projection_lag_events", ())] == 0
+    assert samples[("dspyops_read_model_executions", (("status", "succeeded"),))] > 0
+    health_ok = (("method", "GET"), ("route", "/health"), ("status", "200"))
+    assert samples[("dspyops_api_requests_total", health_ok)] >= 1
+    latency = (("le", "+Inf"), ("method", "GET"), ("route", "/health"))
+    assert samples[("dspyops_api_request_duration_seconds_bucket", latency)] >= 1
+    # The worker's and projector's metrics are theirs: not served by the API.
+    assert not any(name.startswith("dspyops_executions_") for name, _ in samples)
 
 
 def test_openapi_lists_only_get(client: TestClient) -> None:

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from dspyops import metrics
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, in_memory_env
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.module_cache import ModuleCache
@@ -208,3 +209,33 @@ def test_dev_says_where_traces_go() -> None:
     traces = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:9/t", "OTEL_TRACES_EXPORTER": "otlp"}
     assert where_traces_go(traces) == "OTLP/HTTP to http://c:9/t"
     assert "log" in where_traces_go({"OTEL_TRACES_EXPORTER": "console"})
+
+
+async def test_an_execution_counts_in_the_workers_metrics() -> None:
+    def sample(name: str, **labels: str) -> float:
+        return metrics.WORKER.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "ok": sample("dspyops_executions_total", program_id="q", status="succeeded"),
+        "prompt": sample("dspyops_lm_tokens_total", program_id="q", kind="prompt"),
+        "unpriced": sample("dspyops_unpriced_executions_total", program_id="q"),
+        "lm": sample("dspyops_lm_call_duration_seconds_count", model="scripted"),
+        "handled": sample(
+            "dspyops_commands_total", command_type="ExecuteProgram", result="ExecutionSucceeded"
+        ),
+    }
+
+    await execute(worker(Telemetry()))
+
+    assert (
+        sample("dspyops_executions_total", program_id="q", status="succeeded") == before["ok"] + 1
+    )
+    assert sample("dspyops_lm_tokens_total", program_id="q", kind="prompt") == before["prompt"] + 10
+    # The scripted model has no price: counted as unpriced, not as $0.
+    assert sample("dspyops_unpriced_executions_total", program_id="q") == before["unpriced"] + 1
+    assert sample("dspyops_lm_call_duration_seconds_count", model="scripted") == before["lm"] + 1
+    handled = sample(
+        "dspyops_commands_total", command_type="ExecuteProgram", result="ExecutionSucceeded"
+    )
+    assert handled == before["handled"] + 1
+    assert sample("dspyops_executions_in_flight") == 0
