@@ -72,8 +72,17 @@ def _show_where(services: LocalServices) -> None:
         "send to": ", ".join(topics.commands),
         "read from": f"{topics.results}, {topics.events}, {topics.deadletter}",
         "logs": str(services.run_dir),
+        "metrics": _where_metrics_go(s),
         "traces": where_traces_go(),
     }
     for name, value in facts.items():
         out.print(f"  {name:<11} {value}", highlight=False, soft_wrap=True)
     out.print("[bold green]ready[/] — Ctrl-C stops the worker, projector and API")
+
+
+def _where_metrics_go(s: Settings) -> str:
+    def at(port: int) -> str:
+        return f"http://{s.metrics_host}:{port}/metrics" if port else "off"
+
+    worker, projector = at(s.worker_metrics_port), at(s.projector_metrics_port)
+    return f"worker {worker}, projector {projector}, API {s.api_url}/metrics"

@@ -15,6 +15,20 @@ from dspyops.projections.read_schema import EXECUTIONS, PROGRAMS
 
 router = APIRouter(tags=["health"])
 
+# The gauges read from the database at each scrape (beside metrics.API's).
+PROJECTION_GAUGES = (
+    ("position", "Last event position applied to the read models."),
+    ("lag_events", "Events stored but not yet projected."),
+    ("skipped_events", "Stored events the projector could not apply."),
+)
+ROW_COUNTS = (
+    (EXECUTIONS, "dspyops_read_model_executions", "Executions"),
+    (PROGRAMS, "dspyops_read_model_programs", "Programs"),
+)
+SCRAPED = tuple(f"dspyops_projection_{name}" for name, _ in PROJECTION_GAUGES) + tuple(
+    name for _, name, _ in ROW_COUNTS
+)
+
 
 @router.get(
     "/metrics",
@@ -31,12 +45,13 @@ async def prometheus_metrics(db: DbDep, settings: SettingsDep) -> Response:
     schema = settings.read_model_schema
     scrape = CollectorRegistry()
     lag = await views.projection_lag(db, settings.event_store_schema, schema)
-    for name, help_text, value in (
-        ("position", "Last event position applied to the read models.", lag["position"]),
-        ("lag_events", "Events stored but not yet projected.", lag["lag"]),
-        ("skipped_events", "Stored events the projector could not apply.", lag["skipped"]),
-    ):
-        Gauge(f"dspyops_projection_{name}", help_text, registry=scrape).set(value)
+    values = {
+        "position": lag["position"],
+        "lag_events": lag["lag"],
+        "skipped_events": lag["skipped"],
+    }
+    for name, help_text in PROJECTION_GAUGES:
+        Gauge(f"dspyops_projection_{name}", help_text, registry=scrape).set(values[name])
     if lag["built"]:
         await _row_counts(db, schema, scrape)
     body = generate_latest(scrape) + metrics.exposition(metrics.API)
@@ -44,10 +59,7 @@ async def prometheus_metrics(db: DbDep, settings: SettingsDep) -> Response:
 
 
 async def _row_counts(db: Any, schema: str, scrape: CollectorRegistry) -> None:
-    for table, name, what in (
-        (EXECUTIONS, "dspyops_read_model_executions", "Executions"),
-        (PROGRAMS, "dspyops_read_model_programs", "Programs"),
-    ):
+    for table, name, what in ROW_COUNTS:
         gauge = Gauge(name, f"{what} in the read model by status.", ["status"], registry=scrape)
         for row in await views.count_by_status(db, schema, table):
             gauge.labels(row["status"]).set(row["n"])
