@@ -26,11 +26,18 @@ class Evaluation(Run):
         actor: str | None
         # Digest of the asking command (None in version 1 events: unknown).
         payload_digest: str | None
-        class_version = 2
+        # What the run may spend (events.commands.RunBudget as JSON); None: no limit, as
+        # for every version 2 event.
+        budget: dict[str, Any] | None
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["payload_digest"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["budget"] = None
 
     @event(Requested)
     def __init__(
@@ -44,12 +51,14 @@ class Evaluation(Run):
         correlation_id: str,
         actor: str | None,
         payload_digest: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> None:
         self._init_run(evaluation_id, program_id, command_id, correlation_id, actor, payload_digest)
         self.evaluation_id = evaluation_id
         self.version_used = version
         self.dataset_id = dataset_id
         self.metric = metric
+        self.budget = dict(budget) if budget is not None else None
         self.score: float | None = None
         self.per_example: list[dict[str, Any]] = []
         self.errored: int | None = None

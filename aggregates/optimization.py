@@ -28,11 +28,18 @@ class Optimization(Run):
         actor: str | None
         # Digest of the asking command (None in version 1 events: unknown).
         payload_digest: str | None
-        class_version = 2
+        # What the run may spend (events.commands.RunBudget as JSON); None: no limit, as
+        # for every version 2 event.
+        budget: dict[str, Any] | None
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["payload_digest"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["budget"] = None
 
     @event(Requested)
     def __init__(
@@ -48,6 +55,7 @@ class Optimization(Run):
         correlation_id: str,
         actor: str | None,
         payload_digest: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> None:
         self._init_run(
             optimization_id, program_id, command_id, correlation_id, actor, payload_digest
@@ -58,6 +66,7 @@ class Optimization(Run):
         self.optimizer = optimizer
         self.metric = metric
         self.config = dict(config)
+        self.budget = dict(budget) if budget is not None else None
         self.version_created: int | None = None
         self.baseline_score: float | None = None
         self.optimized_score: float | None = None

@@ -25,6 +25,7 @@ from dspyops.aggregates.app import (
     evaluations,
 )
 from dspyops.consumers.run_threads import abandon, program_spec
+from dspyops.consumers.runs import run_prices, unpriced_budget
 from dspyops.consumers.store_calls import in_store
 from dspyops.events.envelope import Envelope
 from dspyops.runtime.evaluate import Scored
@@ -34,7 +35,13 @@ from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S
 from dspyops.runtime.pipeline import Search
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
-from dspyops.runtime.run_state import TIME_LIMIT_EXCEEDED, RunFailed, RunState, Stopped
+from dspyops.runtime.run_state import (
+    BUDGET_EXCEEDED,
+    TIME_LIMIT_EXCEEDED,
+    RunFailed,
+    RunState,
+    Stopped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +70,11 @@ class EvaluationJobs:
             return await self._fail_evaluation(run_id, "unknown_lm_profile", str(exc))
         except ProfileError as exc:
             return await self._fail_evaluation(run_id, *errors.describe(exc))
-        state = RunState(DEFAULT_TIME_LIMIT_S)
+        prices = run_prices(self.profiles, planned.lm)
+        unenforceable = unpriced_budget(planned.budget, prices, planned.lm)
+        if unenforceable is not None:
+            return await self._fail_evaluation(run_id, "unknown_price", unenforceable)
+        state = RunState(DEFAULT_TIME_LIMIT_S, budget=planned.budget, prices=prices)
         work = partial(
             run_evaluation,
             program_spec(planned, self.search(planned) if self.search else None),
@@ -84,14 +95,18 @@ class EvaluationJobs:
             raise
         try:
             scored: Scored = await future
-        except Stopped:
+        except Stopped as stop:
+            if stop.reason == BUDGET_EXCEEDED:
+                over = state.over_budget() or "limit reached"
+                message = f"the evaluation went over its budget: {over}"
+                return await self._fail_evaluation(run_id, BUDGET_EXCEEDED, message, state)
             message = f"the evaluation exceeded its time limit of {state.time_limit_s:g} s"
-            return await self._fail_evaluation(run_id, TIME_LIMIT_EXCEEDED, message)
+            return await self._fail_evaluation(run_id, TIME_LIMIT_EXCEEDED, message, state)
         except RunFailed as exc:
-            return await self._fail_evaluation(run_id, exc.code, exc.message)
+            return await self._fail_evaluation(run_id, exc.code, exc.message, state)
         except Exception as exc:
             log.exception("evaluation %s failed unexpectedly", run_id)
-            return await self._fail_evaluation(run_id, *errors.describe(exc))
+            return await self._fail_evaluation(run_id, *errors.describe(exc), state)
         outcome: Outcome = await self._in_store(
             evaluations.complete_evaluation,
             self.app,
@@ -99,12 +114,16 @@ class EvaluationJobs:
             scored.score,
             scored.per_example,
             scored.errored,
+            state.spend(),
         )
         return outcome
 
-    async def _fail_evaluation(self, run_id: str, code: str, message: str) -> Outcome:
+    async def _fail_evaluation(
+        self, run_id: str, code: str, message: str, state: RunState | None = None
+    ) -> Outcome:
+        spend = state.spend() if state is not None else None
         outcome: Outcome = await self._in_store(
-            evaluations.fail_evaluation, self.app, run_id, code, message
+            evaluations.fail_evaluation, self.app, run_id, code, message, spend
         )
         return outcome
 

@@ -51,9 +51,11 @@ from dspyops.runtime.optimize import (
 )
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
 from dspyops.runtime.pipeline import Search
+from dspyops.runtime.pricing import per_token_prices
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import (
+    BUDGET_EXCEEDED,
     CANCELLED,
     OPTIMIZATION_STEPS,
     TIME_LIMIT_EXCEEDED,
@@ -104,7 +106,11 @@ class RunJobs:
             return await self._fail(run_id, "unknown_lm_profile", str(exc))
         except ProfileError as exc:
             return await self._fail(run_id, *errors.describe(exc))
-        state = RunState(_time_limit(planned))
+        prices = run_prices(self.profiles, planned.lm)
+        unenforceable = unpriced_budget(planned.budget, prices, planned.lm)
+        if unenforceable is not None:
+            return await self._fail(run_id, "unknown_price", unenforceable)
+        state = RunState(_time_limit(planned), budget=planned.budget, prices=prices)
         work = partial(
             run_optimization,
             program_spec(planned, self.search(planned) if self.search else None),
@@ -128,10 +134,10 @@ class RunJobs:
         except Stopped as stop:
             return await self._stopped(run_id, stop.reason, state)
         except RunFailed as exc:
-            return await self._fail(run_id, exc.code, exc.message)
+            return await self._fail(run_id, exc.code, exc.message, state)
         except Exception as exc:
             log.exception("optimization %s failed unexpectedly", run_id)
-            return await self._fail(run_id, *errors.describe(exc))
+            return await self._fail(run_id, *errors.describe(exc), state)
         return await self._in_store(
             partial(
                 optimizations.complete_optimization,
@@ -140,6 +146,7 @@ class RunJobs:
                 state=optimized.state,
                 baseline_score=optimized.baseline_score,
                 optimized_score=optimized.optimized_score,
+                spend=state.spend(),
             )
         )
 
@@ -159,7 +166,7 @@ class RunJobs:
                 continue
             steps = state.finished_since(steps_reported)
             for step, total, best, message in steps:
-                await self._progress(run_id, envelope, step, total, best, message)
+                await self._progress(run_id, envelope, step, total, best, message, state)
             steps_reported += len(steps)
             step, total, best, calls, message = state.snapshot()
             if steps:
@@ -167,10 +174,10 @@ class RunJobs:
             elif calls != calls_reported and time.monotonic() - last_report >= self.heartbeat_s:
                 calls_reported, last_report = calls, time.monotonic()
                 message = f"{message}; {calls} metric calls so far"
-                await self._progress(run_id, envelope, step, total, best, message)
+                await self._progress(run_id, envelope, step, total, best, message, state)
         if state.reason is None:
             for step, total, best, message in state.finished_since(steps_reported):
-                await self._progress(run_id, envelope, step, total, best, message)
+                await self._progress(run_id, envelope, step, total, best, message, state)
 
     async def _progress(
         self,
@@ -180,6 +187,7 @@ class RunJobs:
         total: int,
         best: float | None,
         message: str,
+        state: RunState | None = None,
     ) -> None:
         try:
             outcome = await self._in_store(
@@ -187,7 +195,8 @@ class RunJobs:
             )
             if outcome is None:
                 return
-            data = {**outcome.data, "message": message}
+            spent = state.spend() if state is not None else {}
+            data = {**outcome.data, "message": message, **spent}
             result = result_envelope(
                 envelope,
                 outcome.result_type,
@@ -205,13 +214,19 @@ class RunJobs:
     async def _stopped(self, run_id: str, reason: str, state: RunState) -> Outcome:
         if reason == TIME_LIMIT_EXCEEDED:
             message = f"the run exceeded its time limit of {state.time_limit_s:g} s"
-            return await self._fail(run_id, TIME_LIMIT_EXCEEDED, message)
+            return await self._fail(run_id, TIME_LIMIT_EXCEEDED, message, state)
+        if reason == BUDGET_EXCEEDED:
+            message = f"the run went over its budget: {state.over_budget() or 'limit reached'}"
+            return await self._fail(run_id, BUDGET_EXCEEDED, message, state)
         # A cancelled run already has its outcome stored with the cancel: this returns it.
-        return await self._fail(run_id, CANCELLED, "cancelled on request")
+        return await self._fail(run_id, CANCELLED, "cancelled on request", state)
 
-    async def _fail(self, run_id: str, code: str, message: str) -> Outcome:
+    async def _fail(
+        self, run_id: str, code: str, message: str, state: RunState | None = None
+    ) -> Outcome:
+        spend = state.spend() if state is not None else None
         outcome: Outcome = await self._in_store(
-            optimizations.fail_optimization, self.app, run_id, code, message
+            optimizations.fail_optimization, self.app, run_id, code, message, spend
         )
         return outcome
 
@@ -225,3 +240,24 @@ def _time_limit(plan: OptimizationPlan) -> float:
     except InvalidConfig:
         # The run itself reports the bad config; the limit only has to be sane meanwhile.
         return DEFAULT_TIME_LIMIT_S
+
+
+def run_prices(profiles: ProfileRegistry, lm: str) -> tuple[float, float] | None:
+    """USD per (prompt, completion) token of a run's LM profile; None when unknown."""
+    try:
+        profile = profiles.get(lm)
+    except UnknownProfile:
+        return None
+    return (0.0, 0.0) if profile.offline else per_token_prices(profile)
+
+
+def unpriced_budget(
+    budget: dict[str, Any] | None, prices: tuple[float, float] | None, lm: str
+) -> str | None:
+    """Why a dollar budget cannot be kept (the LM has no known price), or None."""
+    if budget is None or budget.get("max_usd") is None or prices is not None:
+        return None
+    return (
+        f"the budget's max_usd needs the price of LM profile {lm!r}, which is unknown: "
+        "give the profile input_cost_per_million and output_cost_per_million"
+    )

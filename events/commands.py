@@ -115,6 +115,18 @@ class ExecuteProgram(Command):
     execution_id: Id | None = None
 
 
+class RunBudget(BaseModel):
+    """What one optimization or evaluation run may spend: LM calls (responses) and US
+    dollars (at the LM profile's prices); a limit left out (or null) does not limit. A
+    run that reaches one stops and fails with `budget_exceeded`; calls already in flight
+    finish, so it may pass the budget by as many calls as the run makes at once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_lm_calls: int | None = Field(default=None, ge=1, le=100_000_000)
+    max_usd: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
+
+
 class OptimizeProgram(Command):
     program_id: Id
     dataset_id: Id
@@ -122,6 +134,7 @@ class OptimizeProgram(Command):
     metric: str = "exact_match"
     config: dict[str, Any] = Field(default_factory=dict)
     optimization_id: Id | None = None
+    budget: RunBudget | None = None
 
 
 class EvaluateProgram(Command):
@@ -130,6 +143,7 @@ class EvaluateProgram(Command):
     metric: str = "exact_match"
     version: Version | None = None
     evaluation_id: Id | None = None
+    budget: RunBudget | None = None
 
 
 # Corpora: documents a program retrieves from. A 1 MiB message holds at most ~47,000 of

@@ -42,6 +42,17 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
 
+class RunSpend(BaseModel):
+    """What an optimization or evaluation run spent so far: LM responses, the tokens
+    they were billed for, and their US dollars (null: the LM's price is unknown). Null
+    throughout when nothing was counted (a run that failed before it started, or one
+    recorded before runs counted)."""
+
+    lm_calls: int | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None
+
+
 class CommandRejected(Result):
     """Validation or lifecycle error: nothing was changed."""
 
@@ -165,7 +176,7 @@ class ExecutionFailed(Result):
     cost_usd: float | None = None
 
 
-class OptimizationProgress(Result):
+class OptimizationProgress(Result, RunSpend):
     terminal: ClassVar[bool] = False
     optimization_id: str
     program_id: str
@@ -176,7 +187,7 @@ class OptimizationProgress(Result):
     message: str = ""
 
 
-class OptimizationCompleted(Result):
+class OptimizationCompleted(Result, RunSpend):
     optimization_id: str
     program_id: str
     version: int
@@ -188,7 +199,7 @@ class OptimizationCompleted(Result):
     score_scale: ScoreScale = "0-1"
 
 
-class OptimizationFailed(Result):
+class OptimizationFailed(Result, RunSpend):
     optimization_id: str
     program_id: str
     error: ErrorInfo
@@ -200,7 +211,7 @@ class OptimizationCancelled(Result):
     reason: str = "cancelled on request"
 
 
-class EvaluationCompleted(Result):
+class EvaluationCompleted(Result, RunSpend):
     evaluation_id: str
     program_id: str
     version: int
@@ -214,7 +225,7 @@ class EvaluationCompleted(Result):
     errored: int = 0
 
 
-class EvaluationFailed(Result):
+class EvaluationFailed(Result, RunSpend):
     evaluation_id: str
     program_id: str
     error: ErrorInfo

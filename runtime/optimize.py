@@ -47,6 +47,7 @@ from dspyops.runtime.run_state import (
     GuardedAdapter,
     RunFailed,
     RunState,
+    RunUsage,
     Stopped,
 )
 from dspyops.runtime.scoring import Metric, MetricOptionsError, UnknownMetric, build_metric
@@ -163,7 +164,13 @@ def run_optimization(
     counted = _CountedMetric(metric, state)
     callbacks = [_DevScores(state, len(dev))]
     compiling = _LMCalls()
-    with dspy.context(lm=lm, adapter=GuardedAdapter(state), callbacks=callbacks):
+    with dspy.context(
+        lm=lm,
+        adapter=GuardedAdapter(state),
+        callbacks=callbacks,
+        track_usage=True,
+        usage_tracker=RunUsage(state),
+    ):
         student = spec.program(spec.state)
         baseline = _guarded(
             state, errors, lambda: score_program(student, dev, metric, num_threads=1)
@@ -213,7 +220,9 @@ def run_evaluation(
     if not dev:
         raise RunFailed("dataset_too_small", "the dataset has no examples to score")
     state.total = 1
-    with dspy.context(lm=lm, adapter=GuardedAdapter(state)):
+    with dspy.context(
+        lm=lm, adapter=GuardedAdapter(state), track_usage=True, usage_tracker=RunUsage(state)
+    ):
         program = spec.program(spec.state)
         scored = _guarded(state, errors, lambda: score_program(program, dev, metric, num_threads=1))
     if scored.errors.all_failed:

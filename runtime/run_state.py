@@ -2,9 +2,10 @@
 cooperative stop.
 
 A thread cannot be killed, so stopping is cooperative: every LM call goes through a
-``GuardedAdapter`` that raises ``Stopped`` once the run is cancelled or past its time
-limit. ``RunState`` holds the step reached, the best score so far, the metric calls
-made and every finished step, for the loop to publish as progress.
+``GuardedAdapter`` that raises ``Stopped`` once the run is cancelled, past its time
+limit or over its budget. ``RunState`` holds the step reached, the best score so far,
+the metric calls made, every finished step, and what the run spent (LM calls, tokens,
+dollars: ``RunUsage`` counts each LM response), for the loop to publish as progress.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import time
 from typing import Any
 
 from dspy.adapters.chat_adapter import ChatAdapter
+from dspy.utils.usage_tracker import UsageTracker
 
 CANCELLED = "cancelled"
 TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
 EXAMPLES_ERRORED = "examples_errored"
 LM_CALLS_FAILED = "lm_calls_failed"
+BUDGET_EXCEEDED = "budget_exceeded"
 OPTIMIZATION_STEPS = 3
 
 
@@ -42,8 +45,23 @@ class RunFailed(Exception):
 class RunState:
     """Shared between the run's thread and the event loop that reports on it."""
 
-    def __init__(self, time_limit_s: float) -> None:
+    def __init__(
+        self,
+        time_limit_s: float,
+        *,
+        budget: dict[str, Any] | None = None,
+        prices: tuple[float, float] | None = None,
+    ) -> None:
+        """``budget``: events.commands.RunBudget as JSON (None: no limit); ``prices``:
+        USD per (prompt, completion) token of the run's LM, None when unknown."""
         self._lock = threading.Lock()
+        budget = budget or {}
+        self.max_lm_calls: int | None = budget.get("max_lm_calls")
+        self.max_usd: float | None = budget.get("max_usd")
+        self.prices = prices
+        self.lm_calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
         self._stop = threading.Event()
         self.deadline = time.monotonic() + time_limit_s
         self.time_limit_s = time_limit_s
@@ -66,6 +84,8 @@ class RunState:
     def check(self) -> None:
         if not self._stop.is_set() and time.monotonic() > self.deadline:
             self.stop(TIME_LIMIT_EXCEEDED)
+        if not self._stop.is_set() and self.over_budget() is not None:
+            self.stop(BUDGET_EXCEEDED)
         if self._stop.is_set():
             raise Stopped(self.reason or CANCELLED)
 
@@ -88,6 +108,46 @@ class RunState:
         with self._lock:
             self.metric_calls += 1
 
+    # --- what the run spent -------------------------------------------------------
+
+    def add_usage(self, usage: dict[str, Any]) -> None:
+        """One LM response and the tokens it was billed for (from RunUsage)."""
+        with self._lock:
+            self.lm_calls += 1
+            self.prompt_tokens += _tokens(usage.get("prompt_tokens"))
+            self.completion_tokens += _tokens(usage.get("completion_tokens"))
+
+    def cost_usd(self) -> float | None:
+        """Dollars spent so far; None when the LM's price is unknown."""
+        if self.prices is None:
+            return None
+        with self._lock:
+            return self.prompt_tokens * self.prices[0] + self.completion_tokens * self.prices[1]
+
+    def spend(self) -> dict[str, Any]:
+        """What the run spent so far, as results carry it."""
+        cost = self.cost_usd()
+        with self._lock:
+            prompt, completion = self.prompt_tokens, self.completion_tokens
+            return {
+                "lm_calls": self.lm_calls,
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+                "cost_usd": cost,
+            }
+
+    def over_budget(self) -> str | None:
+        """Says how the run went over its budget, or None while it is within it."""
+        if self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls:
+            return f"{self.lm_calls} LM calls made; the budget allows {self.max_lm_calls}"
+        cost = self.cost_usd()
+        if self.max_usd is not None and cost is not None and cost >= self.max_usd:
+            return f"${cost:.6f} spent; the budget allows ${self.max_usd:g}"
+        return None
+
     def snapshot(self) -> tuple[int, int, float | None, int, str]:
         with self._lock:
             return self.step, self.total, self.best_score, self.metric_calls, self.message
@@ -107,3 +167,19 @@ class GuardedAdapter(ChatAdapter):
     async def acall(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         self._state.check()
         return await super().acall(*args, **kwargs)
+
+
+class RunUsage(UsageTracker):
+    """DSPy's usage tracker for a run: each LM response's tokens go to the run's state."""
+
+    def __init__(self, state: RunState) -> None:
+        super().__init__()
+        self._state = state
+
+    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+        super().add_usage(lm, usage_entry)
+        self._state.add_usage(usage_entry)
+
+
+def _tokens(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0

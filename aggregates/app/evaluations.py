@@ -56,6 +56,7 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
         dataset_id=cmd.dataset_id,
         metric=cmd.metric,
         payload_digest=ctx.payload_digest,
+        budget=cmd.budget.model_dump() if cmd.budget is not None else None,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -73,6 +74,7 @@ def _plan(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
         dataset_id=run.dataset_id,
         devset=devset,
         metric=run.metric,
+        budget=run.budget,
         resumed=resumed,
         **plan_fields(program, program.get_version(run.version_used)),
         corpora=searched_corpora(app, program),
@@ -85,6 +87,7 @@ def complete_evaluation(
     score: float,
     per_example: list[dict[str, Any]],
     errored: int = 0,
+    spend: dict[str, Any] | None = None,
 ) -> Outcome:
     """`errored`: examples that could not be scored (a call failed), each counted 0 in `score`."""
 
@@ -92,7 +95,7 @@ def complete_evaluation(
         assert isinstance(run, Evaluation)
         bad = score_errors(score=score)
         if bad:
-            return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"])
+            return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"], spend)
         # Per-example outputs are what the LM said: made storable (NUL replaced).
         run.complete(score, storable(per_example), errored, **ctx.meta())
         result = EvaluationCompleted(
@@ -104,14 +107,21 @@ def complete_evaluation(
             score=score,
             examples=len(per_example),
             errored=errored,
+            **(spend or {}),
         )
         return app.record(ctx, Outcome.of(result, run.run_id), run)
 
     return finish_run(app, app.evaluation, evaluation_id, COMMAND, finish)
 
 
-def fail_evaluation(app: DspyOps, evaluation_id: str, code: str, message: str) -> Outcome:
+def fail_evaluation(
+    app: DspyOps,
+    evaluation_id: str,
+    code: str,
+    message: str,
+    spend: dict[str, Any] | None = None,
+) -> Outcome:
     def finish(run: Run, ctx: CommandContext) -> Outcome:
-        return fail_run(app, run, ctx, code, message)
+        return fail_run(app, run, ctx, code, message, spend)
 
     return finish_run(app, app.evaluation, evaluation_id, COMMAND, finish)

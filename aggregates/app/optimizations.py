@@ -68,6 +68,7 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
         metric=cmd.metric,
         config=cmd.config,
         payload_digest=ctx.payload_digest,
+        budget=cmd.budget.model_dump() if cmd.budget is not None else None,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -87,6 +88,7 @@ def _plan(app: DspyOps, run: Optimization, *, resumed: bool) -> OptimizationPlan
         optimizer=run.optimizer,
         metric=run.metric,
         config=run.config,
+        budget=run.budget,
         resumed=resumed,
         starts=run.starts,
         **plan_fields(program, program.get_version(run.base_version)),
@@ -129,15 +131,18 @@ def complete_optimization(
     state: dict[str, Any],
     baseline_score: float,
     optimized_score: float,
+    spend: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Add the optimized program version, status -> optimized; one save with the outcome."""
+    """Add the optimized program version, status -> optimized; one save with the outcome.
+    `spend`: what the run spent (events.results.RunSpend's fields), for the result."""
+    spent = spend or {}
 
     def finish(run: Run, ctx: CommandContext) -> Outcome:
         assert isinstance(run, Optimization)
         bad = score_errors(baseline_score=baseline_score, optimized_score=optimized_score)
         program = app.program(run.program_id)
         if bad:
-            return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"])
+            return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"], spent)
         try:
             version = program.add_optimized_version(
                 optimization_id=run.optimization_id,
@@ -154,7 +159,7 @@ def complete_optimization(
                 **ctx.meta(),
             )
         except DomainError as exc:
-            return fail_run(app, run, ctx, "illegal_transition", str(exc))
+            return fail_run(app, run, ctx, "illegal_transition", str(exc), spent)
         run.complete(version, baseline_score, optimized_score, **ctx.meta())
         result = OptimizationCompleted(
             optimization_id=run.optimization_id,
@@ -165,15 +170,22 @@ def complete_optimization(
             dataset_id=run.dataset_id,
             baseline_score=baseline_score,
             optimized_score=optimized_score,
+            **spent,
         )
         return app.record(ctx, Outcome.of(result, run.run_id), run, program)
 
     return finish_run(app, app.optimization, optimization_id, COMMAND, finish)
 
 
-def fail_optimization(app: DspyOps, optimization_id: str, code: str, message: str) -> Outcome:
+def fail_optimization(
+    app: DspyOps,
+    optimization_id: str,
+    code: str,
+    message: str,
+    spend: dict[str, Any] | None = None,
+) -> Outcome:
     def finish(run: Run, ctx: CommandContext) -> Outcome:
-        return fail_run(app, run, ctx, code, message)
+        return fail_run(app, run, ctx, code, message, spend)
 
     return finish_run(app, app.optimization, optimization_id, COMMAND, finish)
 

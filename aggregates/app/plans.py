@@ -64,6 +64,8 @@ class OptimizationPlan(Plan):
     optimizer: str
     metric: str
     config: dict[str, Any]
+    # events.commands.RunBudget as JSON; None: no limit.
+    budget: dict[str, Any] | None = None
     # True when the run was already recorded (a redelivered command after a crash).
     resumed: bool = False
     # Times a worker started this run before (progress step 0 recorded).
@@ -75,6 +77,7 @@ class EvaluationPlan(Plan):
     dataset_id: str
     devset: list[dict[str, Any]]
     metric: str
+    budget: dict[str, Any] | None = None
     resumed: bool = False
 
 

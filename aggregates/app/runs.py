@@ -8,6 +8,7 @@ has no HandledCommand, so a redelivered command finds the run and resumes it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
@@ -46,18 +47,29 @@ def finish_run(
     return app.attempt(ctx, work, run_id, foreign_ok=True)
 
 
-def fail_run(app: DspyOps, run: Run, ctx: CommandContext, code: str, message: str) -> Outcome:
-    """Record the run's failure and the asking command's outcome in one save."""
+def fail_run(
+    app: DspyOps,
+    run: Run,
+    ctx: CommandContext,
+    code: str,
+    message: str,
+    spend: dict[str, Any] | None = None,
+) -> Outcome:
+    """Record the run's failure and the asking command's outcome in one save; `spend`
+    (events.results.RunSpend's fields) goes into the result."""
+    spent = spend or {}
     message = clean(message)  # error text from an optimizer or an LM: made storable
     run.fail(code, message, **ctx.meta())
     error = ErrorInfo(code=code, message=message)
     result: OptimizationFailed | EvaluationFailed
     if isinstance(run, Optimization):
         result = OptimizationFailed(
-            optimization_id=run.run_id, program_id=run.program_id, error=error
+            optimization_id=run.run_id, program_id=run.program_id, error=error, **spent
         )
     else:
-        result = EvaluationFailed(evaluation_id=run.run_id, program_id=run.program_id, error=error)
+        result = EvaluationFailed(
+            evaluation_id=run.run_id, program_id=run.program_id, error=error, **spent
+        )
     return app.record(ctx, Outcome.of(result, run.run_id), run)
 
 

@@ -52,15 +52,17 @@ def few_shot_reply(request: Request) -> str:
     return chat_reply(answer="I do not know")
 
 
-def few_shot_lm(delay_s: float = 0.0) -> ScriptedLM:
-    return ScriptedLM(few_shot_reply, delay_s=delay_s)
+def few_shot_lm(delay_s: float = 0.0, usage: tuple[int, int] = (0, 0)) -> ScriptedLM:
+    return ScriptedLM(few_shot_reply, delay_s=delay_s, usage=usage)
 
 
 class ScriptedProfiles(ProfileRegistry):
     """The ``default`` profile, answered by one in-process LM."""
 
-    def __init__(self, lm: dspy.BaseLM) -> None:
-        super().__init__({"default": LMProfile(name="default", model="scripted/lm")})
+    def __init__(self, lm: dspy.BaseLM, **prices: float) -> None:
+        """``prices``: input_cost_per_million and output_cost_per_million, if priced."""
+        profile = LMProfile.model_validate({"name": "default", "model": "scripted/lm", **prices})
+        super().__init__({"default": profile})
         self._lm = lm
 
     def build_lm(self, name: str) -> dspy.BaseLM:

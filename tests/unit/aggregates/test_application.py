@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 from eventsourcing.persistence import StoredEvent
+from pydantic import ValidationError
 
 from dspyops.aggregates.app import (
     Checks,
     CommandContext,
     DspyOps,
+    EvaluationPlan,
     ExecutionPlan,
     OptimizationPlan,
     Outcome,
@@ -36,6 +38,7 @@ from dspyops.events.commands import (
     RegisterDataset,
     RegisterProgram,
     RollbackProgram,
+    RunBudget,
     TrainProgram,
     UpdateProgram,
 )
@@ -749,3 +752,44 @@ def test_a_batch_meeting_a_recorded_execution_falls_back_and_records_nothing_twi
     assert outcomes[0] == done
     assert outcomes[1].data["outputs"]["answer"] == "new"
     assert topics_since(app, length) == ["Requested", "Succeeded", "Handled"]
+
+
+def test_a_runs_budget_is_recorded_planned_and_old_requests_load_without_one(
+    app: DspyOps, ctx: Ids
+) -> None:
+    register(app, ctx)
+    add_dataset(app, ctx)
+    budget = RunBudget(max_lm_calls=50, max_usd=0.5)
+    optimize = OptimizeProgram(program_id="p", dataset_id="d", budget=budget)
+    evaluate = EvaluateProgram(program_id="p", dataset_id="d", budget=budget)
+
+    plans = [handle(app, optimize, ctx("o-budget")), handle(app, evaluate, ctx("e-budget"))]
+
+    for plan in plans:
+        assert isinstance(plan, OptimizationPlan | EvaluationPlan), plan
+        assert plan.budget == {"max_lm_calls": 50, "max_usd": 0.5}
+    # Requests written before budgets (class version 2) load without a limit.
+    for run_type in ("Optimization.Requested", "Evaluation.Requested"):
+        stored = next(
+            n for n in app.recorder.select_notifications(1, 1000) if n.topic.endswith(run_type)
+        )
+        state = app.mapper.transcoder.decode(stored.state)
+        assert (state["class_version"], state["budget"]) == (3, budget.model_dump())
+        state["class_version"] = 2
+        del state["budget"]
+        v2 = StoredEvent(
+            stored.originator_id,
+            stored.originator_version,
+            stored.topic,
+            app.mapper.transcoder.encode(state),
+        )
+        assert app.mapper.to_domain_event(v2).budget is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [{"max_lm_calls": 0}, {"max_usd": 0}, {"max_usd": -1}, {"max_lm_calls": 1, "x": 1}],
+)
+def test_a_budget_names_a_positive_limit(budget: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        RunBudget.model_validate(budget)

@@ -8,19 +8,29 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
 from dspyops.aggregates.app import (
     Checks,
     CommandContext,
     DspyOps,
+    EvaluationPlan,
     OptimizationPlan,
     Outcome,
     handle,
     optimizations,
 )
 from dspyops.aggregates.app.persistence import in_memory_env
+from dspyops.consumers.evaluations import EvaluationJobs
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.runs import MAX_STARTS, RunJobs
-from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
+from dspyops.events.commands import (
+    EvaluateProgram,
+    OptimizeProgram,
+    RegisterDataset,
+    RegisterProgram,
+    RunBudget,
+)
 from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.optimizers import validate_optimization
@@ -37,7 +47,12 @@ def _ctx(command_id: str) -> CommandContext:
     return CommandContext(command_id=command_id, correlation_id=command_id)
 
 
-def _jobs(delay_s: float = 0.0, heartbeat_s: float = 5.0) -> tuple[RunJobs, list[Outgoing]]:
+def _jobs(
+    delay_s: float = 0.0,
+    heartbeat_s: float = 5.0,
+    usage: tuple[int, int] = (0, 0),
+    **prices: float,
+) -> tuple[RunJobs, list[Outgoing]]:
     app = DspyOps(env=in_memory_env(), checks=Checks(optimization=validate_optimization))
     handle(app, RegisterProgram(program_id="p", name="p", signature=SIGNATURE), _ctx("r1"))
     handle(app, RegisterDataset(dataset_id="d", name="d", examples=EXAMPLES), _ctx("r2"))
@@ -48,7 +63,7 @@ def _jobs(delay_s: float = 0.0, heartbeat_s: float = 5.0) -> tuple[RunJobs, list
 
     jobs = RunJobs(
         app=app,
-        profiles=ScriptedProfiles(few_shot_lm(delay_s)),
+        profiles=ScriptedProfiles(few_shot_lm(delay_s, usage), **prices),
         topics=Topics("t."),
         publish=publish,
         pool=ThreadPoolExecutor(1),
@@ -145,3 +160,91 @@ async def test_a_long_compile_sends_heartbeats_with_the_metric_calls_so_far() ->
     best = [(m.envelope.data or {})["best_score"] for m in published[1:]]
     assert best == sorted(best)
     assert best[-1] == 1.0
+
+
+async def optimize(jobs: RunJobs, **data: Any) -> Outcome:
+    data = {"program_id": "p", "dataset_id": "d", **data}
+    envelope = command_envelope("OptimizeProgram", data, subject="p")
+    return await run(jobs, envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
+
+
+async def test_a_run_says_what_it_spent_in_its_progress_and_its_result() -> None:
+    jobs, published = _jobs(usage=(100, 20))
+
+    outcome = await optimize(jobs, optimizer="LabeledFewShot")
+
+    assert outcome.result_type == "OptimizationCompleted"
+    # The baseline and the optimized program are each scored on the dev split.
+    calls = outcome.data["lm_calls"]
+    assert calls > 0
+    assert outcome.data["usage"] == {
+        "prompt_tokens": 100 * calls,
+        "completion_tokens": 20 * calls,
+        "total_tokens": 120 * calls,
+    }
+    assert outcome.data["cost_usd"] is None  # the scripted model has no price
+    spent = [(m.envelope.data or {})["lm_calls"] for m in published]
+    # "started" is published before the run counts anything; then calls so far, growing.
+    assert spent[0] is None
+    counted = spent[1:]
+    assert counted
+    assert counted == sorted(counted)
+    assert 0 < counted[-1] <= calls
+
+
+async def test_a_run_over_its_lm_call_budget_fails_with_what_it_spent() -> None:
+    jobs, _ = _jobs(usage=(100, 20))
+
+    outcome = await optimize(jobs, optimizer="BootstrapFewShot", budget={"max_lm_calls": 3})
+
+    assert outcome.result_type == "OptimizationFailed"
+    assert outcome.data["error"]["code"] == "budget_exceeded"
+    assert "the budget allows 3" in outcome.data["error"]["message"]
+    # One DSPy call at a time here: it stops at the limit.
+    assert outcome.data["lm_calls"] == 3
+    assert outcome.data["usage"]["total_tokens"] == 360
+    assert jobs.app.program("p").latest_version == 1
+
+
+async def test_a_dollar_budget_stops_a_priced_run() -> None:
+    # $1 per million prompt tokens, $4 per million completion tokens: 180 µ$ per call.
+    jobs, _ = _jobs(usage=(100, 20), input_cost_per_million=1.0, output_cost_per_million=4.0)
+
+    outcome = await optimize(jobs, optimizer="LabeledFewShot", budget={"max_usd": 0.0005})
+
+    assert outcome.result_type == "OptimizationFailed"
+    assert outcome.data["error"]["code"] == "budget_exceeded"
+    assert outcome.data["lm_calls"] == 3  # 3 x $0.00018 = $0.00054 >= $0.0005
+    assert outcome.data["cost_usd"] == pytest.approx(3 * 0.00018)
+
+
+async def test_a_dollar_budget_needs_a_known_price() -> None:
+    jobs, _ = _jobs()
+
+    outcome = await optimize(jobs, optimizer="LabeledFewShot", budget={"max_usd": 1.0})
+
+    assert outcome.result_type == "OptimizationFailed"
+    assert outcome.data["error"]["code"] == "unknown_price"
+    assert "input_cost_per_million" in outcome.data["error"]["message"]
+    assert outcome.data["lm_calls"] is None  # refused before any call
+
+
+async def test_an_evaluation_over_its_budget_fails_with_what_it_spent() -> None:
+    jobs, _ = _jobs(usage=(100, 20))
+    evaluations = EvaluationJobs(
+        app=jobs.app,
+        profiles=jobs.profiles,
+        pool=ThreadPoolExecutor(1),
+        poll_interval_s=0.01,
+        redactor=Redactor(),
+    )
+    command = EvaluateProgram(program_id="p", dataset_id="d", budget=RunBudget(max_lm_calls=2))
+    plan = handle(jobs.app, command, _ctx("e-over"))
+    assert isinstance(plan, EvaluationPlan), plan
+
+    outcome = await evaluations.evaluate(command_envelope("EvaluateProgram", {}), plan, _ctx("e"))
+
+    assert outcome.result_type == "EvaluationFailed"
+    assert outcome.data["error"]["code"] == "budget_exceeded"
+    assert outcome.data["lm_calls"] == 2
+    assert outcome.data["usage"]["prompt_tokens"] == 200
