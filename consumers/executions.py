@@ -23,7 +23,7 @@ from dspyops.events.results import ErrorInfo, Usage
 from dspyops.runtime.executor import ExecutionOutcome, execute_program
 from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.pricing import cost_usd
-from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
+from dspyops.runtime.profiles import LMProfile, ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
 
 
@@ -46,11 +46,16 @@ class ExecutionJobs:
             lm = self.profiles.build_lm(plan.lm)
         except UnknownProfile as exc:
             error = ErrorInfo(code="unknown_lm_profile", message=str(exc))
-            return await self._record(Completion(plan, ctx, None, error, 0.0, Usage(), "", False))
+            # No LM was called: nothing was billed.
+            return await self._record(
+                Completion(plan, ctx, None, error, 0.0, Usage(), "", False, cost_usd=0.0)
+            )
         except ProfileError as exc:  # its key variable is not set on this worker
             code, message = errors.describe(exc)
             error = ErrorInfo(code=code, message=message)
-            return await self._record(Completion(plan, ctx, None, error, 0.0, Usage(), "", False))
+            return await self._record(
+                Completion(plan, ctx, None, error, 0.0, Usage(), "", False, cost_usd=0.0)
+            )
         module = self.modules.get(plan)
         # The profile's timeout is per attempt and the LM retries: the deadline covers all.
         deadline = min(self.execution_timeout_s, (profile.num_retries + 1) * profile.timeout_s)
@@ -67,7 +72,7 @@ class ExecutionJobs:
         finally:
             metrics.EXECUTIONS_IN_FLIGHT.dec()
         self.telemetry.program(outcome.trace, outcome.trace_started_ns)
-        cost = cost_usd(profile, outcome.usage.prompt_tokens, outcome.usage.completion_tokens)
+        cost = execution_cost(profile, outcome)
         _count(plan.program_id, outcome, cost)
         failure = None
         if not outcome.ok:
@@ -127,3 +132,13 @@ def lm_spans(span: dict[str, Any] | None) -> list[dict[str, Any]]:
     for child in span.get("children", []):
         found += lm_spans(child)
     return found
+
+
+def execution_cost(profile: LMProfile, outcome: ExecutionOutcome) -> float | None:
+    """What an execution cost: nothing without an LM call; unknown (None) when its LM
+    calls came without token counts or the model has no known price."""
+    if outcome.lm_calls == 0:
+        return 0.0
+    if not outcome.usage_reported:
+        return None
+    return cost_usd(profile, outcome.usage.prompt_tokens, outcome.usage.completion_tokens)

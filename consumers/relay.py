@@ -195,6 +195,7 @@ class OutboxRelay:
             inclusive_of_start=False,
         )
         if not notifications:
+            metrics.RELAY_LAG.set(0)  # read to the end of the log
             return 0
         batch = [
             Outgoing(self._topics.events, *event_envelope(self._app, n)) for n in notifications

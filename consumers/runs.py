@@ -42,6 +42,7 @@ from dspyops.aggregates.app import (
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.run_threads import abandon, program_spec
 from dspyops.consumers.store_calls import in_store
+from dspyops.consumers.telemetry import current_traceparent
 from dspyops.events.envelope import Envelope, result_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.lm_errors import LMErrors
@@ -205,6 +206,7 @@ class RunJobs:
                 # Each progress message is its own event; the terminal result keeps the
                 # deterministic id that makes a republished result recognisable.
                 id=str(uuid.uuid4()),
+                traceparent=current_traceparent(envelope),
             )
             await self.publish([Outgoing(self.topics.results, envelope.correlation_id, result)])
         except Exception:

@@ -230,11 +230,7 @@ class Telemetry:
 
     def traceparent(self, command: Envelope, record: Incoming | None = None) -> str | None:
         """What a result of ``command`` carries: the current span, else the command's."""
-        if self.provider is not None and trace.get_current_span().get_span_context().is_valid:
-            carrier: dict[str, str] = {}
-            _PROPAGATOR.inject(carrier)
-            return carrier.get(TRACEPARENT)
-        return traceparent_of(command, record)
+        return current_traceparent(command, record)
 
     # --- an execution's program ---------------------------------------------------------
 
@@ -289,6 +285,16 @@ class Telemetry:
         )
         for child in span.get("children", []):
             self._spans(child, context, started_ns, finished)
+
+
+def current_traceparent(command: Envelope, record: Incoming | None = None) -> str | None:
+    """The current span's W3C context (tracing on, inside a command's spans), else the
+    command's own: what every message the command causes carries on."""
+    if trace.get_current_span().get_span_context().is_valid:
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        return carrier.get(TRACEPARENT)
+    return traceparent_of(command, record)
 
 
 def traceparent_of(envelope: Envelope, record: Incoming | None = None) -> str | None:

@@ -50,6 +50,9 @@ class ExecutionOutcome(BaseModel):
     model: str
     # LM responses received (retries inside one DSPy call count once).
     lm_calls: int = 0
+    # False when LM responses came without token counts (some providers, DummyLM): the
+    # zeros in `usage` are then unknown, not free.
+    usage_reported: bool = True
     # The execution's trace (runtime.trace), its per-step summary, and for a failure the
     # step that raised.
     trace: dict[str, Any] | None = None
@@ -78,9 +81,13 @@ async def execute_program(
     outputs: dict[str, Any] | None = None
     code: str | None = None
     message: str | None = None
-    # Idempotent: the worker's cached programs and LMs are made traced on first use.
-    instrument(module, steps=steps or ())
-    instrument_lm(lm)
+    # Idempotent: the worker's cached programs and LMs are made traced on first use. A
+    # class that cannot be subclassed runs untraced rather than not at all.
+    try:
+        instrument(module, steps=steps or ())
+        instrument_lm(lm)
+    except Exception:
+        logger.warning("could not trace %s; it runs untraced", type(module).__name__, exc_info=True)
     recorder = TraceRecorder(redact=errors.redactor.redact)
     # Our own tracker (not only pred.get_lm_usage()) so a failed execution still
     # reports the tokens it was billed for; it also gives each LM call's usage to its span.
@@ -103,6 +110,11 @@ async def execute_program(
                 logger.exception("execution failed with an unexpected error")
     latency_ms = (time.monotonic() - start) * 1000
     usage, lm_calls = _usage(tracker.get_total_tokens(), tracker.usage_data)
+    reported = all(
+        any(key in entry for key in ("prompt_tokens", "completion_tokens", "total_tokens"))
+        for entries in tracker.usage_data.values()
+        for entry in entries
+    )
     return ExecutionOutcome(
         ok=code is None,
         outputs=outputs,
@@ -112,6 +124,7 @@ async def execute_program(
         usage=usage,
         model=str(getattr(lm, "model", type(lm).__name__)),
         lm_calls=lm_calls,
+        usage_reported=reported,
         trace=recorder.tree(),
         steps=recorder.summary(),
         failed_step=None if code is None else recorder.failed_step(),

@@ -1,9 +1,12 @@
 """The trace of one execution: every step, predictor, LM call, tool and retrieval, nested.
 
 A `TraceRecorder` records one execution: `recording()` makes it the current one (a
-context variable, so concurrent executions on one worker, and the threads a step hands
-work to, each see their own), and the traced classes of `runtime.traced` open and close
-spans in it, nesting them by the same context variable.
+context variable, so concurrent executions on one worker each see their own, as do the
+threads a step starts with `asyncio.to_thread`, which copies the context), and the traced
+classes of `runtime.traced` open and close spans in it, nesting them by the same context
+variable. Threads that do not copy the context (DSPy's `Parallel` and `ParallelExecutor`
+inside a module) record no spans; their LM calls still count in the execution's usage.
+A value a span cannot hold as JSON is kept as its type name (`safely_bounded`).
 
 Token usage is attributed to the LM call it belongs to through `SpanUsage`, the usage
 tracker DSPy reports to while the call is open. Values kept in a span are bounded (long
@@ -143,7 +146,7 @@ class TraceRecorder:
         kind, name = label(instance)
         inputs: Any = None
         if kind != "lm":
-            inputs = bounded({**kwargs, "args": list(args)} if args else kwargs)
+            inputs = safely_bounded({**kwargs, "args": list(args)} if args else kwargs)
         span = Span(
             kind, name, base_class(type(instance)).__name__, time.monotonic(), id(instance), inputs
         )
@@ -158,11 +161,17 @@ class TraceRecorder:
     def close_span(self, span: Span, outputs: Any, exception: BaseException | None) -> None:
         span.end = time.monotonic()
         if outputs is not None and span.kind != "lm":
-            span.outputs = bounded(dict(outputs.items()) if hasattr(outputs, "items") else outputs)
+            values = dict(outputs.items()) if hasattr(outputs, "items") else outputs
+            span.outputs = safely_bounded(values)
             if span.kind == "retrieval":
-                span.extra["document_ids"] = list(getattr(outputs, "document_ids", []) or [])
+                ids = getattr(outputs, "document_ids", []) or []
+                span.extra["document_ids"] = safely_bounded(list(ids))
         if exception is not None:
-            message = self._redact(str(exception))[:MAX_TEXT]
+            try:
+                text = str(exception)
+            except Exception:  # an exception whose __str__ fails still gets its type told
+                text = ""
+            message = self._redact(text)[:MAX_TEXT]
             span.error = {"type": type(exception).__name__, "message": message}
 
     def _json(self, span: Span) -> dict[str, Any]:
@@ -227,6 +236,15 @@ def _usage(span: Span) -> dict[str, int]:
         for key, value in _usage(child).items():
             total[key] = total.get(key, 0) + value
     return total
+
+
+def safely_bounded(value: Any) -> Any:
+    """`bounded`, or the value's type name when it cannot be made JSON (bytes that are not
+    UTF-8, a circular structure): recording a trace must never fail the program."""
+    try:
+        return bounded(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def bounded(value: Any, depth: int = 0) -> Any:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from dspyops import metrics
 from dspyops.api import views
@@ -40,26 +43,41 @@ SCRAPED = tuple(f"dspyops_projection_{name}" for name, _ in PROJECTION_GAUGES) +
     summary="Prometheus text format",
 )
 async def prometheus_metrics(db: DbDep, settings: SettingsDep) -> Response:
-    # The read side's figures are read at each scrape, into a registry of this scrape's
-    # own: they are the database's, not this process's, so every API worker says the same.
+    # The read side's figures are read at each scrape: they are the database's, not this
+    # process's, so every API worker says the same. Metric families made here, not Gauge
+    # objects, which in multi-process mode would write per-process files that outlive it.
     schema = settings.read_model_schema
-    scrape = CollectorRegistry()
     lag = await views.projection_lag(db, settings.event_store_schema, schema)
     values = {
         "position": lag["position"],
         "lag_events": lag["lag"],
         "skipped_events": lag["skipped"],
     }
-    for name, help_text in PROJECTION_GAUGES:
-        Gauge(f"dspyops_projection_{name}", help_text, registry=scrape).set(values[name])
+    families = [
+        GaugeMetricFamily(f"dspyops_projection_{name}", help_text, value=values[name])
+        for name, help_text in PROJECTION_GAUGES
+    ]
     if lag["built"]:
-        await _row_counts(db, schema, scrape)
+        families += await _row_counts(db, schema)
+    scrape = CollectorRegistry()
+    scrape.register(_Families(families))
     body = generate_latest(scrape) + metrics.exposition(metrics.API)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-async def _row_counts(db: Any, schema: str, scrape: CollectorRegistry) -> None:
+class _Families(Collector):
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self.families)
+
+
+async def _row_counts(db: Any, schema: str) -> list[GaugeMetricFamily]:
+    families = []
     for table, name, what in ROW_COUNTS:
-        gauge = Gauge(name, f"{what} in the read model by status.", ["status"], registry=scrape)
+        family = GaugeMetricFamily(name, f"{what} in the read model by status.", labels=["status"])
         for row in await views.count_by_status(db, schema, table):
-            gauge.labels(row["status"]).set(row["n"])
+            family.add_metric([row["status"]], row["n"])
+        families.append(family)
+    return families

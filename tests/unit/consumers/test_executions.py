@@ -9,14 +9,16 @@ import pytest
 from dspy import lm15
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, in_memory_env
-from dspyops.consumers.executions import ExecutionJobs
+from dspyops.consumers.executions import ExecutionJobs, execution_cost
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
 from dspyops.events.codec import encode
 from dspyops.events.envelope import command_envelope
 from dspyops.events.topics import Topics
-from dspyops.runtime.profiles import ProfileRegistry, load_profiles
+from dspyops.runtime.executor import ExecutionOutcome
+from dspyops.runtime.executor import Usage as RuntimeUsage
+from dspyops.runtime.profiles import LMProfile, ProfileRegistry, load_profiles
 from dspyops.runtime.redaction import Redactor
 from dspyops.settings import Settings
 from tests.support.scripted_lm import ScriptedLM
@@ -92,3 +94,26 @@ async def test_a_profile_whose_key_is_not_set_fails_the_execution_not_the_comman
     assert error["code"] == "lm_error"
     assert "profile not usable on this worker" in error["message"]
     assert KEY_ENV not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("lm_calls", "reported", "expected"),
+    [(0, True, 0.0), (0, False, 0.0), (2, False, None), (2, True, (30 * 2.0 + 7 * 8.0) / 1e6)],
+)
+def test_an_executions_cost_is_unknown_when_its_calls_reported_no_tokens(
+    lm_calls: int, reported: bool, expected: float | None
+) -> None:
+    profile = LMProfile(
+        name="p", model="openai/x", input_cost_per_million=2.0, output_cost_per_million=8.0
+    )
+    outcome = ExecutionOutcome(
+        ok=True,
+        latency_ms=1.0,
+        model="openai/x",
+        usage=RuntimeUsage(prompt_tokens=30, completion_tokens=7, total_tokens=37),
+        lm_calls=lm_calls,
+        usage_reported=reported,
+    )
+    assert execution_cost(profile, outcome) == (
+        pytest.approx(expected) if expected is not None else None
+    )

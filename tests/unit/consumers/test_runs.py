@@ -162,9 +162,14 @@ async def test_a_long_compile_sends_heartbeats_with_the_metric_calls_so_far() ->
     assert best[-1] == 1.0
 
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 async def optimize(jobs: RunJobs, **data: Any) -> Outcome:
     data = {"program_id": "p", "dataset_id": "d", **data}
-    envelope = command_envelope("OptimizeProgram", data, subject="p")
+    envelope = command_envelope("OptimizeProgram", data, subject="p").model_copy(
+        update={"traceparent": TRACEPARENT}
+    )
     return await run(jobs, envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
 
 
@@ -183,6 +188,8 @@ async def test_a_run_says_what_it_spent_in_its_progress_and_its_result() -> None
         "total_tokens": 120 * calls,
     }
     assert outcome.data["cost_usd"] is None  # the scripted model has no price
+    # Progress carries the command's trace context on, as results do.
+    assert {(m.envelope.model_extra or {}).get("traceparent") for m in published} == {TRACEPARENT}
     spent = [(m.envelope.data or {})["lm_calls"] for m in published]
     # "started" is published before the run counts anything; then calls so far, growing.
     assert spent[0] is None

@@ -136,10 +136,16 @@ async def test_outside_an_execution_traced_classes_record_nothing() -> None:
     recorder = TraceRecorder()
 
     with dspy.context(lm=ScriptedLM(reply)):
-        result = await module.acall(question="Q-A")
+        outside = await module.acall(question="Q-A")  # no recording: runs as plain DSPy
+        with recorder.recording():
+            await module.acall(question="Q-B")
 
-    assert result.answer == "A"
-    assert recorder.tree() is None
+    assert outside.answer == "A"
+    tree = recorder.tree()
+    assert tree is not None
+    # Only the recorded call is in the tree: one program span, its own question.
+    assert tree["name"] == "program"
+    assert tree["children"][0]["inputs"] == {"question": "Q-B"}
 
 
 def test_a_sync_call_inside_recording_is_traced() -> None:
@@ -216,3 +222,34 @@ def test_pipeline_steps_keep_their_class_names_in_the_trace() -> None:
     assert isinstance(module, Pipeline)
     assert type(module.answer).__name__ == "ChainOfThought"
     assert isinstance(module.answer.predict, dspy.Predict)
+
+
+class Odd(dspy.Module):
+    """A sub-module given values JSON cannot hold (bytes that are not UTF-8, a cycle)."""
+
+    def forward(self, blob: bytes, loop: list[Any]) -> dspy.Prediction:
+        return dspy.Prediction(size=len(blob), loop=loop)
+
+
+class OddProgram(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.odd = Odd()
+
+    async def aforward(self, question: str) -> dspy.Prediction:
+        loop: list[Any] = []
+        loop.append(loop)
+        return self.odd(blob=b"\xff\xfe", loop=loop)
+
+
+async def test_values_a_trace_cannot_hold_do_not_fail_the_program() -> None:
+    outcome = await execute_program(
+        OddProgram(), {"question": "q"}, ScriptedLM(reply), timeout_s=10, errors=ERRORS
+    )
+
+    assert outcome.trace is not None
+    odd = outcome.trace["children"][0]
+    assert odd["name"] == "odd"
+    assert odd["inputs"] == "<dict>"
+    assert odd["outputs"] == "<dict>"
+    assert odd["error"] is None
