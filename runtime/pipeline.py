@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import dspy
 
+from dspyops.runtime.run_state import CANCELLED, GuardedAdapter, RunState
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
 
@@ -120,9 +121,7 @@ class Pipeline(dspy.Module):
             if hasattr(step, "aforward"):
                 values[name] = await step.acall(**arguments)
             else:
-                # DSPy's BestOfN and Refine have no async path (Module.acall would fail):
-                # their sync one runs in a thread, with this execution's context.
-                values[name] = await asyncio.to_thread(step, **arguments)
+                values[name] = await _in_thread(step, arguments)
         return self._result(inputs, values)
 
     def _arguments(
@@ -137,6 +136,24 @@ class Pipeline(dspy.Module):
         return dspy.Prediction(
             **{name: _read(reference, inputs, values) for name, reference in self._outputs.items()}
         )
+
+
+async def _in_thread(step: dspy.Module, arguments: dict[str, Any]) -> Any:
+    """A step without an async path (DSPy's BestOfN and Refine: Module.acall would fail),
+    run sync in a thread with this execution's context. A thread cannot be killed: when
+    the execution is cancelled (its deadline, a stopping worker) the step is told to stop,
+    and its next LM call raises instead of going out (the call in flight, if any, ends)."""
+    stop = RunState(float("inf"))
+
+    def run() -> Any:
+        with dspy.context(adapter=GuardedAdapter(stop)):
+            return step(**arguments)
+
+    try:
+        return await asyncio.to_thread(run)
+    except asyncio.CancelledError:
+        stop.stop(CANCELLED)
+        raise
 
 
 def _read(reference: str, inputs: dict[str, Any], values: dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@ along the bindings, state saved per predictor and checked on load."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from dspyops.runtime.modules import StateMismatch, load_state, state_problems
 from dspyops.runtime.offline import OfflineLM
 from dspyops.runtime.pipeline import Pipeline, StepServices
 from dspyops.signatures import compile_signature
+from tests.support.openai_server import chat_reply
+from tests.support.scripted_lm import ScriptedLM
 
 PROGRAM = compile_signature("question: str -> answer: str, sources: list[str]")
 STEPS = [
@@ -151,3 +154,31 @@ def test_labelled_demos_with_the_programs_fields_load_on_a_step_predictor() -> N
     (demo,) = fresh.query.demos
     assert dict(demo) == {"question": "q", "answer": "a", "sources": ["s"]}
     assert fresh.answer.predict.demos == []
+
+
+async def test_a_thread_step_stops_calling_the_lm_once_its_execution_is_cancelled() -> None:
+    # BestOfN runs in a thread, which a deadline cannot kill: it is told to stop instead.
+    program = compile_signature("question: str -> answer: str")
+    step = {
+        "name": "best",
+        "kind": "BestOfN",
+        "signature": "question: str -> answer: str",
+        "reward": "never",
+        "attempts": 6,
+        "threshold": 1.0,
+    }
+    checkers = Checkers(lambda c: True, lambda names: [], lambda name: [])
+    steps, outputs = check_pipeline(program, [Step.model_validate(step)], None, checkers)
+    module = Pipeline(
+        program.text, steps, outputs, StepServices(reward=lambda name, fields: lambda i, p: 0.0)
+    )
+    lm = ScriptedLM(chat_reply(answer="a"), delay_s=0.15)
+
+    with dspy.context(lm=lm):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await module.acall(question="why?")
+        await asyncio.sleep(1.2)  # six attempts would take 0.9 s
+
+    # The call in flight when the deadline passed ends; no attempt starts after it.
+    assert 1 <= len(lm.engine_state.requests) <= 2
