@@ -70,6 +70,18 @@ def ctx() -> Ids:
     return Ids()
 
 
+def restored(app: DspyOps, stored: StoredEvent, state: dict[str, Any]) -> Any:
+    """The domain event `stored` would be had it been written with `state` (an event as
+    an earlier class version wrote it, to check it still loads)."""
+    older = StoredEvent(
+        stored.originator_id,
+        stored.originator_version,
+        stored.topic,
+        app.mapper.transcoder.encode(state),
+    )
+    return app.mapper.to_domain_event(older)
+
+
 def log_length(app: DspyOps) -> int:
     return app.recorder.max_notification_id() or 0
 
@@ -336,16 +348,10 @@ def test_an_executions_cost_is_in_its_result_and_events_and_old_events_load(
         del state["cost_usd"]
         if ending == "Failed":
             del state["usage"]
-        v2 = StoredEvent(
-            stored.originator_id,
-            stored.originator_version,
-            stored.topic,
-            app.mapper.transcoder.encode(state),
-        )
-        event = app.mapper.to_domain_event(v2)
-        assert event.cost_usd is None  # type: ignore[attr-defined]
+        event = restored(app, stored, state)
+        assert event.cost_usd is None
         if ending == "Failed":
-            assert event.usage is None  # type: ignore[attr-defined]
+            assert event.usage is None
 
 
 def test_outputs_that_violate_the_signature_fail_the_execution(app: DspyOps, ctx: Ids) -> None:
@@ -672,13 +678,7 @@ def test_an_evaluation_records_how_many_examples_errored(app: DspyOps, ctx: Ids)
     assert (state["class_version"], state["errored"]) == (2, 1)
     # A v1 event (no count, no class version) loads with the count unknown, not 0.
     del state["class_version"], state["errored"]
-    v1 = StoredEvent(
-        stored.originator_id,
-        stored.originator_version,
-        stored.topic,
-        app.mapper.transcoder.encode(state),
-    )
-    assert app.mapper.to_domain_event(v1).errored is None  # type: ignore[attr-defined]
+    assert restored(app, stored, state).errored is None
 
 
 def test_an_evaluation_with_an_unknown_metric_is_rejected_and_records_no_run(ctx: Ids) -> None:
@@ -777,13 +777,7 @@ def test_a_runs_budget_is_recorded_planned_and_old_requests_load_without_one(
         assert (state["class_version"], state["budget"]) == (3, budget.model_dump())
         state["class_version"] = 2
         del state["budget"]
-        v2 = StoredEvent(
-            stored.originator_id,
-            stored.originator_version,
-            stored.topic,
-            app.mapper.transcoder.encode(state),
-        )
-        assert app.mapper.to_domain_event(v2).budget is None  # type: ignore[attr-defined]
+        assert restored(app, stored, state).budget is None
 
 
 @pytest.mark.parametrize(
