@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -59,9 +60,6 @@ def dev(
 
 
 def _show_where(services: LocalServices) -> None:
-    # Imported here: OpenTelemetry is the server extra's, and only dev needs this line.
-    from dspyops.consumers.telemetry import where_traces_go
-
     s = services.settings
     url = s.api_url
     topics = Topics(s.topic_prefix)
@@ -86,3 +84,20 @@ def _where_metrics_go(s: Settings) -> str:
 
     worker, projector = at(s.worker_metrics_port), at(s.projector_metrics_port)
     return f"worker {worker}, projector {projector}, API {s.api_url}/metrics"
+
+
+def where_traces_go(environ: dict[str, str] | None = None) -> str:
+    """One line for `dspyops dev`: where the worker sends its traces, if anywhere."""
+    # Imported here: OpenTelemetry is the server extra's, and only dev needs this line.
+    from dspyops.consumers.telemetry import tracing_configured
+
+    env = os.environ if environ is None else environ
+    exporter = tracing_configured(dict(env))
+    if exporter is None:
+        return "off (set OTEL_EXPORTER_OTLP_ENDPOINT to send them over OTLP/HTTP)"
+    if exporter == "console":
+        return "to the worker's log (OTEL_TRACES_EXPORTER=console)"
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/") + "/v1/traces"
+    )
+    return f"OTLP/HTTP to {endpoint}"

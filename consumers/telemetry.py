@@ -68,20 +68,6 @@ def tracing_configured(environ: dict[str, str] | None = None) -> str | None:
     return "otlp" if not exporter and endpoint else None
 
 
-def where_traces_go(environ: dict[str, str] | None = None) -> str:
-    """One line for `dspyops dev`: where the worker sends its traces, if anywhere."""
-    env = os.environ if environ is None else environ
-    exporter = tracing_configured(dict(env))
-    if exporter is None:
-        return "off (set OTEL_EXPORTER_OTLP_ENDPOINT to send them over OTLP/HTTP)"
-    if exporter == "console":
-        return "to the worker's log (OTEL_TRACES_EXPORTER=console)"
-    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
-        env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/") + "/v1/traces"
-    )
-    return f"OTLP/HTTP to {endpoint}"
-
-
 class Telemetry:
     """The worker's spans; ``Telemetry()`` is off."""
 

@@ -13,11 +13,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from dspyops import metrics
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, in_memory_env
+from dspyops.cli.dev_commands import where_traces_go
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
-from dspyops.consumers.telemetry import Telemetry, tracing_configured, where_traces_go
+from dspyops.consumers.telemetry import Telemetry, tracing_configured
 from dspyops.events.codec import encode
 from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics
