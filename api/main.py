@@ -29,10 +29,13 @@ from dspyops.api.routes import (
 )
 from dspyops.api.telemetry import RequestMetricsMiddleware
 from dspyops.settings import Settings, get_settings
+from dspyops.tracing import Tracing
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, tracing: Tracing | None = None) -> FastAPI:
+    """The read API; ``tracing`` defaults to what the OTEL_* variables ask for."""
     settings = settings or get_settings()
+    tracing = tracing or Tracing.from_environment("dspyops-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None if guarded_docs else "/openapi.json",
     )
     app.state.settings = settings
-    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, tracing=tracing)
     app.add_exception_handler(psycopg.DataError, _bad_value)
     app.add_exception_handler(psycopg.errors.UndefinedTable, _not_built)
     app.add_exception_handler(psycopg.errors.UndefinedColumn, _outdated)

@@ -16,11 +16,13 @@ from collections.abc import Callable
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
+from opentelemetry.trace import SpanKind
 
 from dspyops import metrics
 from dspyops.projections.projector import Projector
 from dspyops.projections.upgrade import OutdatedReadSchema
 from dspyops.settings import Settings
+from dspyops.tracing import Tracing
 
 # The projector reports its lag this often, so a stalled read side shows in its log.
 REPORT_EVERY_S = 10.0
@@ -56,6 +58,8 @@ def run_projector(settings: Settings, stop: threading.Event, report: Report = _s
     metrics.serve(
         settings.projector_metrics_port, settings.metrics_host, "projector", metrics.PROJECTOR
     )
+    # A span per batch applied (the events' own traces are not carried in the store).
+    tracing = Tracing.from_environment("dspyops-projector")
     try:
         runner = _open(settings, report)
     except psycopg.Error as exc:
@@ -66,7 +70,7 @@ def run_projector(settings: Settings, stop: threading.Event, report: Report = _s
         raise NotStarted(str(exc)) from exc
     while not stop.is_set():
         try:
-            _project(runner, settings, stop, report)
+            _project(runner, settings, stop, report, tracing)
         except OUTAGES as exc:
             report(f"projector: database unavailable ({exc}); retrying in {RETRY_S} s")
             runner.close_quietly()
@@ -96,12 +100,26 @@ def _open(settings: Settings, report: Report) -> Projector:
     return runner
 
 
-def _project(runner: Projector, settings: Settings, stop: threading.Event, report: Report) -> None:
+def _project(
+    runner: Projector,
+    settings: Settings,
+    stop: threading.Event,
+    report: Report,
+    tracing: Tracing,
+) -> None:
     while not stop.is_set():
         deadline = time.monotonic() + REPORT_EVERY_S
         while not stop.is_set() and time.monotonic() < deadline:
             started = time.perf_counter()
-            applied = runner.run_batch()
+            with tracing.continue_trace(
+                None,
+                "project batch",
+                SpanKind.INTERNAL,
+                {"dspyops.read_schema": runner.read_schema},
+            ) as span:
+                applied = runner.run_batch()
+                span.dropped = applied == 0  # a poll that found nothing is no span
+                span.attributes["dspyops.events"] = applied
             if applied == 0:
                 metrics.PROJECTOR_LAG.set(0)
                 stop.wait(settings.projection_poll_interval_s)

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader, command, send_commands
+from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.projector_process import projector_env, start_projector
 from tests.support.worker_process import WorkerProcess
 from tests.support.worker_stack import drop_schema, stack_env
@@ -88,10 +89,14 @@ async def test_worker_and_projector_serve_their_metrics(
     assert worker[("dspyops_commands_total", handled)] == 1
     assert ("process_resident_memory_bytes", ()) in worker
 
+    otlp = OtlpReceiver().__enter__()
     projector = start_projector(
         {
             **projector_env(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"], f"read_{unique}"),
             "DSPYOPS_PROJECTOR_METRICS_PORT": str(projector_port),
+            # And a span per batch applied, to a loopback OTLP receiver.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
     )
     try:
@@ -106,6 +111,13 @@ async def test_worker_and_projector_serve_their_metrics(
         assert samples[("dspyops_projector_batch_duration_seconds_count", ())] >= 1
         # The worker's metrics are the worker's: not on the projector's endpoint.
         assert not any(name.startswith("dspyops_executions") for name, _ in samples)
+        deadline = time.monotonic() + 30
+        while not (batches := [s for s in otlp.spans if s.name == "project batch"]):
+            assert time.monotonic() < deadline, "no projector span"
+            await asyncio.sleep(0.2)
+        assert sum(int(s.attributes["dspyops.events"]) for s in batches) >= 3
+        assert {s.service for s in batches} == {"dspyops-projector"}
     finally:
         projector.terminate()
         projector.wait(timeout=30)
+        otlp.__exit__()

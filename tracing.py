@@ -1,0 +1,219 @@
+"""OpenTelemetry spans for dspyops' processes, made by hand; off unless configured.
+
+Configured only by the standard variables. Tracing is on when ``OTEL_TRACES_EXPORTER``
+is ``otlp`` or ``console``, or when it is unset and an OTLP endpoint is
+(``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``); the SDK
+itself reads ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``
+(and ``_ARG``), ``OTEL_BSP_*`` and the exporter's headers and timeout. OTLP goes over
+HTTP with protobuf. Off, no span object is made: each hook is one attribute test.
+
+Every span is made by hand: ids, the provider's sampler for a unit of work's first span,
+a non-recording span made current for what nests inside, and a finished
+``ReadableSpan`` handed to the span processor at the end. The SDK's live spans, with
+their locks and per-span checks, cost several times more on a worker's hot path. The
+worker's command spans are ``consumers.telemetry``'s; the API's request spans
+``api.telemetry``'s; the projector's batch spans ``projections.run``'s.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from dspyops.events.envelope import TRACEPARENT
+
+PROPAGATOR = TraceContextTextMapPropagator()
+SCOPE = InstrumentationScope("dspyops")
+# Spans waiting for export; the SDK's default (2,048) drops spans under a burst of
+# executions (about ten spans each). OTEL_BSP_MAX_QUEUE_SIZE still decides when set.
+MAX_QUEUE = 16_384
+
+
+def tracing_configured(environ: dict[str, str] | None = None) -> str | None:
+    """The exporter the OTEL_* variables ask for (``otlp`` or ``console``), else None."""
+    env = os.environ if environ is None else environ
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter in {"otlp", "console"}:
+        return exporter
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    return "otlp" if not exporter and endpoint else None
+
+
+@dataclass
+class SpanDetails:
+    """What the block of a span may still change before the span ends."""
+
+    name: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    # Not exported after all (a poll that found no work).
+    dropped: bool = False
+
+
+def current_traceparent() -> str | None:
+    """The current span's W3C trace context, or None outside any span."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier)
+    return carrier.get(TRACEPARENT)
+
+
+class Tracing:
+    """A process's spans; ``Tracing()`` is off."""
+
+    def __init__(self, provider: TracerProvider | None = None) -> None:
+        self.provider = provider
+        self._processors: list[SpanProcessor] = []
+
+    @classmethod
+    def with_exporter(cls, exporter: SpanExporter, provider: TracerProvider) -> Self:
+        """On, exporting through ``exporter`` in batches (tests give their own)."""
+        queue = None if "OTEL_BSP_MAX_QUEUE_SIZE" in os.environ else MAX_QUEUE
+        processor = BatchSpanProcessor(exporter, max_queue_size=queue)
+        provider.add_span_processor(processor)
+        tracing = cls(provider)
+        tracing._processors.append(processor)
+        return tracing
+
+    @classmethod
+    def with_processor(cls, processor: SpanProcessor, provider: TracerProvider) -> Self:
+        provider.add_span_processor(processor)
+        tracing = cls(provider)
+        tracing._processors.append(processor)
+        return tracing
+
+    @classmethod
+    def from_environment(cls, service_name: str) -> Self:
+        """On as the OTEL_* variables say (``service_name`` unless OTEL_SERVICE_NAME)."""
+        exporter = tracing_configured()
+        if exporter is None:
+            return cls()
+        # OTEL_SERVICE_NAME or a service.name in OTEL_RESOURCE_ATTRIBUTES wins.
+        named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get(
+            "OTEL_RESOURCE_ATTRIBUTES", ""
+        )
+        resource = Resource.create({} if named else {"service.name": service_name})
+        provider = TracerProvider(resource=resource)
+        if exporter == "console":
+            return cls.with_exporter(ConsoleSpanExporter(), provider)
+        # Imported only when used: the exporter pulls in protobuf and requests.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return cls.with_exporter(OTLPSpanExporter(), provider)
+
+    @property
+    def enabled(self) -> bool:
+        return self.provider is not None
+
+    # --- spans -------------------------------------------------------------------------
+
+    @contextmanager
+    def continue_trace(
+        self, traceparent: str | None, name: str, kind: SpanKind, attributes: dict[str, Any]
+    ) -> Iterator[SpanDetails]:
+        """The first span of a unit of work, current inside the block: a child of the
+        remote ``traceparent`` when it names one, else the root of a new trace, sampled
+        as the provider's sampler decides."""
+        details = SpanDetails(name, dict(attributes))
+        if self.provider is None:
+            yield details
+            return
+        parent_context = PROPAGATOR.extract({TRACEPARENT: traceparent or ""})
+        parent = trace.get_current_span(parent_context).get_span_context()
+        trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128) or 1
+        sampling = self.provider.sampler.should_sample(
+            parent_context, trace_id, name, kind, attributes
+        )
+        details.attributes.update(sampling.attributes or {})
+        with self._span(
+            details,
+            trace_id,
+            parent if parent.is_valid else None,
+            kind,
+            sampled=sampling.decision.is_sampled(),
+            trace_state=sampling.trace_state,
+        ):
+            yield details
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """A child of the current span (a worker's ``handle``, ``run``, ``record``)."""
+        parent = trace.get_current_span().get_span_context()
+        if self.provider is None or not parent.is_valid or not parent.trace_flags.sampled:
+            yield
+            return
+        details = SpanDetails(name)
+        with self._span(details, parent.trace_id, parent, SpanKind.INTERNAL, sampled=True):
+            yield
+
+    @contextmanager
+    def _span(
+        self,
+        details: SpanDetails,
+        trace_id: int,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        *,
+        sampled: bool,
+        trace_state: Any = None,
+    ) -> Iterator[None]:
+        flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        span_context = SpanContext(trace_id, random.getrandbits(64) or 1, False, flags, trace_state)
+        # Current (as a non-recording span) so nested stages and traceparent see it.
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(span_context)))
+        start = time.time_ns()
+        status = Status(StatusCode.UNSET)
+        try:
+            yield
+        except BaseException as exc:
+            status = Status(StatusCode.ERROR, type(exc).__name__)
+            raise
+        finally:
+            otel_context.detach(token)
+            if sampled and not details.dropped:
+                self.emit(
+                    ReadableSpan(
+                        details.name,
+                        context=span_context,
+                        parent=parent,
+                        resource=self.resource(),
+                        attributes=details.attributes,
+                        kind=kind,
+                        status=status,
+                        start_time=start,
+                        end_time=time.time_ns(),
+                        instrumentation_scope=SCOPE,
+                    )
+                )
+
+    def resource(self) -> Resource:
+        assert self.provider is not None
+        return self.provider.resource
+
+    def emit(self, *spans: ReadableSpan) -> None:
+        for processor in self._processors:
+            for span in spans:
+                processor.on_end(span)
