@@ -97,6 +97,13 @@ UNPRICED = Counter(
     ["program_id"],
     registry=WORKER,
 )
+CONSUMER_LAG = Gauge(
+    "dspyops_consumer_lag_messages",
+    "Command records not yet committed, per topic and partition assigned to this worker.",
+    ["topic", "partition"],
+    multiprocess_mode="max",
+    registry=WORKER,
+)
 DEAD_LETTERS = Counter(
     "dspyops_dead_letters_total",
     "Records sent to the dead-letter topic, by reason.",

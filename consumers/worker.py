@@ -44,6 +44,10 @@ async def prepare_topics(settings: Settings) -> None:
     )
 
 
+# How often the worker reports its consumer lag (metrics.CONSUMER_LAG).
+CONSUMER_LAG_EVERY_S = 2.0
+
+
 def build_worker_app(
     settings: Settings,
     *,
@@ -118,6 +122,11 @@ def build_worker_app(
         publisher,
         concurrency=OPTIMIZATION_CONCURRENCY,
     )
+
+    @app.timer(interval=CONSUMER_LAG_EVERY_S)
+    async def consumer_lag() -> None:
+        record_consumer_lag(app)
+
     if relay:
         outbox = OutboxRelay(
             store,
@@ -156,3 +165,16 @@ def run_worker(
         loop=loop,
     )
     worker.execute_from_commandline()
+
+
+def record_consumer_lag(app: faust.App) -> None:
+    """Per assigned partition: its high watermark less the committed offset (the records
+    not yet done). Partitions no longer assigned drop out."""
+    metrics.CONSUMER_LAG.clear()
+    committed = app.monitor.tp_committed_offsets or {}
+    for tp in app.consumer.assignment():
+        end = app.consumer.highwater(tp)
+        done = committed.get(tp)
+        if end is None or end < 0 or done is None:
+            continue  # not fetched or not committed yet: unknown, not 0
+        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(end - done, 0))

@@ -77,7 +77,7 @@ async def test_worker_and_projector_serve_their_metrics(
             for envelope in (register, execute):
                 await send_commands(bootstrap, topics, [envelope])
                 (result,) = (await results.results_for([envelope.id], timeout_s=120))[envelope.id]
-        worker = scrape(worker_port, "dspyops_executions_total")
+        worker = scrape(worker_port, "dspyops_consumer_lag_messages")
 
     assert result["type"] == "dspyops.result.ExecutionSucceeded", result
     succeeded = (("program_id", program_id), ("status", "succeeded"))
@@ -88,6 +88,13 @@ async def test_worker_and_projector_serve_their_metrics(
     handled = (("command_type", "RegisterProgram"), ("result", "ProgramRegistered"))
     assert worker[("dspyops_commands_total", handled)] == 1
     assert ("process_resident_memory_bytes", ()) in worker
+    # Every command was done: no lag on the partitions it reports (it reports some).
+    lags = {
+        labels: v for (name, labels), v in worker.items() if name == "dspyops_consumer_lag_messages"
+    }
+    assert lags
+    assert set(lags.values()) == {0}
+    assert {dict(labels)["topic"] for labels in lags} <= set(topics.commands)
 
     otlp = OtlpReceiver().__enter__()
     projector = start_projector(
