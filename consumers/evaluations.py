@@ -25,7 +25,7 @@ from dspyops.aggregates.app import (
     evaluations,
 )
 from dspyops.consumers.run_threads import abandon, program_spec
-from dspyops.consumers.runs import run_prices, unpriced_budget
+from dspyops.consumers.runs import unpriced_budget
 from dspyops.consumers.store_calls import in_store
 from dspyops.events.envelope import Envelope
 from dspyops.runtime.evaluate import Scored
@@ -33,6 +33,7 @@ from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.optimize import run_evaluation
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S
 from dspyops.runtime.pipeline import Search
+from dspyops.runtime.pricing import profile_prices
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import (
@@ -70,7 +71,7 @@ class EvaluationJobs:
             return await self._fail_evaluation(run_id, "unknown_lm_profile", str(exc))
         except ProfileError as exc:
             return await self._fail_evaluation(run_id, *errors.describe(exc))
-        prices = run_prices(self.profiles, planned.lm)
+        prices = profile_prices(self.profiles, planned.lm)
         unenforceable = unpriced_budget(planned.budget, prices, planned.lm)
         if unenforceable is not None:
             return await self._fail_evaluation(run_id, "unknown_price", unenforceable)

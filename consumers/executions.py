@@ -22,7 +22,7 @@ from dspyops.events.envelope import Envelope
 from dspyops.events.results import ErrorInfo, Usage
 from dspyops.runtime.executor import ExecutionOutcome, execute_program
 from dspyops.runtime.lm_errors import LMErrors
-from dspyops.runtime.pricing import cost_usd
+from dspyops.runtime.pricing import cost_usd, profile_prices
 from dspyops.runtime.profiles import LMProfile, ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
 
@@ -71,6 +71,7 @@ class ExecutionJobs:
             )
         finally:
             metrics.EXECUTIONS_IN_FLIGHT.dec()
+        price_lm_spans(outcome.trace, profile_prices(self.profiles, plan.lm))
         self.telemetry.program(outcome.trace, outcome.trace_started_ns)
         cost = execution_cost(profile, outcome)
         _count(plan.program_id, outcome, cost)
@@ -142,3 +143,15 @@ def execution_cost(profile: LMProfile, outcome: ExecutionOutcome) -> float | Non
     if not outcome.usage_reported:
         return None
     return cost_usd(profile, outcome.usage.prompt_tokens, outcome.usage.completion_tokens)
+
+
+def price_lm_spans(trace: dict[str, Any] | None, prices: tuple[float, float] | None) -> None:
+    """Each LM span of `trace` gets its `cost_usd` (None: the price or its tokens unknown)."""
+    for span in lm_spans(trace):
+        usage = span.get("usage") or {}
+        known = prices is not None and "prompt_tokens" in usage and "completion_tokens" in usage
+        span["cost_usd"] = (
+            usage["prompt_tokens"] * prices[0] + usage["completion_tokens"] * prices[1]
+            if known and prices is not None
+            else None
+        )

@@ -52,7 +52,7 @@ from dspyops.runtime.optimize import (
 )
 from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, parse_config
 from dspyops.runtime.pipeline import Search
-from dspyops.runtime.pricing import per_token_prices
+from dspyops.runtime.pricing import profile_prices
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import (
@@ -107,7 +107,7 @@ class RunJobs:
             return await self._fail(run_id, "unknown_lm_profile", str(exc))
         except ProfileError as exc:
             return await self._fail(run_id, *errors.describe(exc))
-        prices = run_prices(self.profiles, planned.lm)
+        prices = profile_prices(self.profiles, planned.lm)
         unenforceable = unpriced_budget(planned.budget, prices, planned.lm)
         if unenforceable is not None:
             return await self._fail(run_id, "unknown_price", unenforceable)
@@ -242,15 +242,6 @@ def _time_limit(plan: OptimizationPlan) -> float:
     except InvalidConfig:
         # The run itself reports the bad config; the limit only has to be sane meanwhile.
         return DEFAULT_TIME_LIMIT_S
-
-
-def run_prices(profiles: ProfileRegistry, lm: str) -> tuple[float, float] | None:
-    """USD per (prompt, completion) token of a run's LM profile; None when unknown."""
-    try:
-        profile = profiles.get(lm)
-    except UnknownProfile:
-        return None
-    return (0.0, 0.0) if profile.offline else per_token_prices(profile)
 
 
 def unpriced_budget(

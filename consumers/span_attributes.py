@@ -51,6 +51,8 @@ def program_span_attributes(span: dict[str, Any]) -> dict[str, Any]:
         ):
             if key in usage:
                 attributes[attribute] = usage[key]
+        if span.get("cost_usd") is not None:
+            attributes[SpanAttributes.LLM_COST_TOTAL] = span["cost_usd"]
     if kind == "tool":
         attributes[SpanAttributes.TOOL_NAME] = span["name"]
     if kind == "retrieval":

@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from dspyops.runtime.profiles import ProfileRegistry, UnknownProfile
+
 COST_MAP_FILE = "model_prices_and_context_window_backup.json"
 
 
@@ -78,3 +80,13 @@ def cost_map() -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return loaded if isinstance(loaded, dict) else {}
+
+
+def profile_prices(profiles: ProfileRegistry, name: str) -> tuple[float, float] | None:
+    """USD per (prompt, completion) token of LM profile `name`; None when unknown (or
+    no such profile); the offline profile's are 0."""
+    try:
+        profile = profiles.get(name)
+    except UnknownProfile:
+        return None
+    return (0.0, 0.0) if profile.offline else per_token_prices(profile)

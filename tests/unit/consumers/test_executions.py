@@ -9,10 +9,11 @@ import pytest
 from dspy import lm15
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, in_memory_env
-from dspyops.consumers.executions import ExecutionJobs, execution_cost
+from dspyops.consumers.executions import ExecutionJobs, execution_cost, price_lm_spans
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
+from dspyops.consumers.span_attributes import program_span_attributes
 from dspyops.events.codec import encode
 from dspyops.events.envelope import command_envelope
 from dspyops.events.topics import Topics
@@ -117,3 +118,23 @@ def test_an_executions_cost_is_unknown_when_its_calls_reported_no_tokens(
     assert execution_cost(profile, outcome) == (
         pytest.approx(expected) if expected is not None else None
     )
+
+
+def test_each_lm_span_gets_its_cost_and_openinference_its_attribute() -> None:
+    trace: dict[str, Any] = {
+        "kind": "program",
+        "children": [
+            {"kind": "lm", "name": "m", "usage": {"prompt_tokens": 30, "completion_tokens": 7}},
+            {"kind": "step", "children": [{"kind": "lm", "name": "m", "usage": {}}]},
+        ],
+    }
+
+    price_lm_spans(trace, (2.0 / 1e6, 8.0 / 1e6))
+
+    priced, unreported = trace["children"][0], trace["children"][1]["children"][0]
+    assert priced["cost_usd"] == pytest.approx((30 * 2.0 + 7 * 8.0) / 1e6)
+    assert unreported["cost_usd"] is None  # no tokens reported: unknown, not free
+    assert program_span_attributes(priced)["llm.cost.total"] == priced["cost_usd"]
+    assert "llm.cost.total" not in program_span_attributes(unreported)
+    price_lm_spans(trace, None)
+    assert priced["cost_usd"] is None
