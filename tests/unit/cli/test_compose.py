@@ -50,7 +50,7 @@ def test_every_published_port_listens_on_loopback_only() -> None:
         for name, service in _compose()["services"].items()
         for port in service.get("ports", [])
     ]
-    assert {name for name, _ in published} == {"kafka", "postgres", "api"}
+    assert {name for name, _ in published} == {"kafka", "postgres", "api", "worker", "projector"}
     for name, port in published:
         assert str(port).startswith("127.0.0.1:"), (name, port)
 
