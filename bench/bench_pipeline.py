@@ -1,6 +1,6 @@
 """Executions through dspyops against direct DSPy calls, measured in one run on this machine.
 
-    .venv/bin/python -m bench.bench_pipeline [--executions 3000]
+    .venv/bin/python -m bench.bench_pipeline [--executions 3000] [--otel]
 
 Needs the local stack (`dspyops infra up`). Prints:
   (a) direct in-process `module.acall` with a zero-latency stub LM (executions/s),
@@ -55,6 +55,7 @@ from dspyops.runtime.redaction import Redactor
 from dspyops.settings import Settings, get_settings
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
+from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.scripted_lm import ScriptedLM
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
@@ -286,6 +287,34 @@ async def profile_processing(settings: Settings, count: int) -> str:
     return summary + "\n".join(out.getvalue().splitlines()[:60])
 
 
+async def tracing_cost(
+    settings: Settings,
+    env: dict[str, str],
+    executions: int,
+    workers: int,
+    **stack: Any,
+) -> None:
+    """(b) with tracing off and on (OTLP/HTTP to a loopback receiver, every execution
+    sampled), two turns each, alternating; the best of each."""
+    best: dict[bool, float] = {}
+    with OtlpReceiver(decode=False) as otlp:
+        traced_env = {
+            **env,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+        for turn in range(4):
+            on = turn % 2 == 1
+            async with StubStack(
+                settings, traced_env if on else env, 0, None, workers, **stack
+            ) as pipe:
+                rate = await pipe.run_burst(executions)
+            best[on] = max(rate, best.get(on, 0.0))
+            print(f"    tracing {'on ' if on else 'off'}: {rate:6.0f} executions/s")
+        received = f"{otlp.requests} OTLP requests, {otlp.bytes / 1e6:.1f} MB received"
+    print(f"(c) tracing on / off: {best[True] / best[False]:.2f}  (target >= 0.9); {received}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=3000)
@@ -294,8 +323,19 @@ async def main() -> None:
     parser.add_argument(
         "--py-spy", metavar="FILE", help="record the zero-latency worker with py-spy into FILE"
     )
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="only (b), with OpenTelemetry tracing off and on in turns, and their ratio",
+    )
     args = parser.parse_args()
     env, settings = await bench_stack()
+    if args.otel:
+        try:
+            await tracing_cost(settings, env, args.executions, args.workers)
+        finally:
+            await clean_up(settings)
+        return
 
     direct = await direct_rate(args.executions)
     print(f"(a) direct DSPy acall, stub LM 0 ms:        {direct:8.0f} executions/s")

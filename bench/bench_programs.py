@@ -28,14 +28,13 @@ from typing import Any
 
 import dspy
 
-from bench.bench_pipeline import StubStack, bench_stack, clean_up, summarize_py_spy
+from bench.bench_pipeline import StubStack, bench_stack, clean_up, summarize_py_spy, tracing_cost
 from bench.stub_worker import reply
 from dspyops.aggregates.pipeline import Checkers, check_pipeline
 from dspyops.events.steps import Step
 from dspyops.runtime.programs import PIPELINE, ProgramShape, build_program
 from dspyops.runtime.retrieval import IndexCache
 from dspyops.signatures import compile_signature
-from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.scripted_lm import ScriptedLM
 
 CORPUS = "bench-facts"
@@ -100,45 +99,6 @@ async def in_process_rate(module: dspy.Module, count: int, concurrency: int = 20
     return count / (time.perf_counter() - began)
 
 
-async def tracing_cost(
-    settings: Any,
-    env: dict[str, str],
-    setup: list[tuple[str, dict[str, Any]]],
-    program: dict[str, Any],
-    executions: int,
-    workers: int,
-) -> None:
-    """(b) with tracing off and on (OTLP/HTTP to a loopback receiver, every execution
-    sampled), two turns each, alternating; the best of each."""
-    best: dict[bool, float] = {}
-    with OtlpReceiver() as otlp:
-        traced_env = {
-            **env,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
-            "OTEL_TRACES_SAMPLER": "always_on",
-        }
-        for turn in range(4):
-            on = turn % 2 == 1
-            async with StubStack(
-                settings,
-                traced_env if on else env,
-                0,
-                None,
-                workers,
-                setup=setup,
-                program=program,
-                inputs=question,
-            ) as stack:
-                rate = await stack.run_burst(executions)
-            best[on] = max(rate, best.get(on, 0.0))
-            print(f"    tracing {'on ' if on else 'off'}: {rate:6.0f} executions/s")
-        spans = len(otlp.spans)
-    print(
-        f"(c) tracing on / off: {best[True] / best[False]:.2f}  (target >= 0.9); "
-        f"{spans} spans received"
-    )
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=2000)
@@ -183,7 +143,15 @@ async def main() -> None:
                 f"ms, p99 {p99:.1f} ms"
             )
         if args.otel:
-            await tracing_cost(settings, env, setup, program, args.executions, args.workers)
+            await tracing_cost(
+                settings,
+                env,
+                args.executions,
+                args.workers,
+                setup=setup,
+                program=program,
+                inputs=question,
+            )
     finally:
         await clean_up(settings)
     if args.py_spy and os.path.exists(args.py_spy):  # noqa: ASYNC240 (once, at the end)

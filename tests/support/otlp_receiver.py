@@ -38,18 +38,27 @@ class ReceivedSpan:
 
 
 class OtlpReceiver:
-    def __init__(self) -> None:
+    def __init__(self, *, decode: bool = True) -> None:
+        """``decode=False`` only counts requests and bytes: a benchmark's collector should
+        not compete for the CPU the measured processes use."""
+        self.decode = decode
         self.spans: list[ReceivedSpan] = []
         self.requests = 0
+        self.bytes = 0
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                receiver._keep(request)
+                if receiver.decode:
+                    request = ExportTraceServiceRequest()
+                    request.ParseFromString(body)
+                    receiver._keep(request)
+                else:
+                    with receiver._lock:
+                        receiver.requests += 1
+                        receiver.bytes += len(body)
                 reply = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200 if self.path == "/v1/traces" else 404)
                 self.send_header("Content-Type", "application/x-protobuf")
