@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from dspyops.aggregates.app import Checks, DspyOps, eventsourcing_env
-from dspyops.settings import Settings, get_settings
+from dspyops.settings import Settings
 
 if TYPE_CHECKING:
     from dspyops.runtime.profiles import ProfileRegistry
@@ -27,7 +27,6 @@ STORE_THREADS = 10
 __all__ = [
     "STORE_THREADS",
     "create_schema",
-    "get_settings",
     "lm_profiles",
     "open_store",
     "open_worker_store",

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from dspyops.aggregates.errors import ErrorDict, InvalidInput
+from dspyops.aggregates.errors import MAX_REPORTED_ERRORS, ErrorDict, InvalidInput, error
 from dspyops.aggregates.ids import corpus_uuid
 from dspyops.events.commands import MAX_DOCUMENTS_PER_MESSAGE
 
@@ -41,7 +41,6 @@ MAX_CORPUS_TEXT_CHARS = 20_000_000
 MAX_TEXT_CHARS = 100_000
 MAX_METADATA_BYTES = 32_768
 # A report stops here; the first errors are enough to fix a batch.
-MAX_REPORTED_ERRORS = 50
 
 
 def metadata_bytes(metadata: dict[str, Any]) -> int:
@@ -67,26 +66,26 @@ def check_documents(
         if doc_id in first_at:
             first = first_at[doc_id]
             msg = f"document id {doc_id!r} is sent twice (first at documents[{first}])"
-            errors.append(_error([*where, "id"], msg, "duplicate_id"))
+            errors.append(error([*where, "id"], msg, "duplicate_id"))
         elif doc_id in stored:
             msg = f"document id {doc_id!r} is already in corpus {corpus_id!r}"
-            errors.append(_error([*where, "id"], msg, "already_exists"))
+            errors.append(error([*where, "id"], msg, "already_exists"))
         first_at.setdefault(doc_id, index)
         if not text.strip():
             msg = f"document {doc_id!r}: the text is empty or only whitespace"
-            errors.append(_error([*where, "text"], msg, "empty_text"))
+            errors.append(error([*where, "text"], msg, "empty_text"))
         elif len(text) > MAX_TEXT_CHARS:
             msg = (
                 f"document {doc_id!r}: {len(text):,} characters of text, at most {MAX_TEXT_CHARS:,}"
             )
-            errors.append(_error([*where, "text"], msg, "too_large"))
+            errors.append(error([*where, "text"], msg, "too_large"))
         size = metadata_bytes(document["metadata"]) if "metadata" in document else 0
         if size > MAX_METADATA_BYTES:
             msg = (
                 f"document {doc_id!r}: {size:,} bytes of metadata JSON, "
                 f"at most {MAX_METADATA_BYTES:,}"
             )
-            errors.append(_error([*where, "metadata"], msg, "too_large"))
+            errors.append(error([*where, "metadata"], msg, "too_large"))
     if errors:
         raise InvalidInput(errors=errors[:MAX_REPORTED_ERRORS])
 
@@ -98,20 +97,20 @@ def _batch_errors(
     sent = len(documents)
     if sent > MAX_DOCUMENTS_PER_MESSAGE:
         msg = f"{sent:,} documents, at most {MAX_DOCUMENTS_PER_MESSAGE:,} per message"
-        errors.append(_error(["documents"], msg, "too_large"))
+        errors.append(error(["documents"], msg, "too_large"))
     if stored_size + sent > MAX_DOCUMENTS_PER_CORPUS:
         msg = (
             f"a corpus holds at most {MAX_DOCUMENTS_PER_CORPUS:,} documents "
             f"({stored_size:,} stored, {sent:,} sent)"
         )
-        errors.append(_error(["documents"], msg, "too_large"))
+        errors.append(error(["documents"], msg, "too_large"))
     chars = sum(len(document["text"]) for document in documents)
     if stored_chars + chars > MAX_CORPUS_TEXT_CHARS:
         msg = (
             f"a corpus holds at most {MAX_CORPUS_TEXT_CHARS:,} characters of text "
             f"({stored_chars:,} stored, {chars:,} sent)"
         )
-        errors.append(_error(["documents"], msg, "too_large"))
+        errors.append(error(["documents"], msg, "too_large"))
     return errors
 
 
@@ -119,26 +118,22 @@ def check_removal(document_ids: Sequence[str], *, corpus_id: str, stored: Contai
     """Raise InvalidInput naming every id that is sent twice or not in the corpus."""
     errors: list[ErrorDict] = []
     if not document_ids:
-        errors.append(_error(["document_ids"], "remove at least one document", "invalid_input"))
+        errors.append(error(["document_ids"], "remove at least one document", "invalid_input"))
     if len(document_ids) > MAX_DOCUMENTS_PER_MESSAGE:
         msg = f"{len(document_ids):,} ids, at most {MAX_DOCUMENTS_PER_MESSAGE:,} per message"
-        errors.append(_error(["document_ids"], msg, "too_large"))
+        errors.append(error(["document_ids"], msg, "too_large"))
     first_at: dict[str, int] = {}
     for index, doc_id in enumerate(document_ids):
         if doc_id in first_at:
             first = first_at[doc_id]
             msg = f"document id {doc_id!r} is sent twice (first at document_ids[{first}])"
-            errors.append(_error(["document_ids", index], msg, "duplicate_id"))
+            errors.append(error(["document_ids", index], msg, "duplicate_id"))
         elif doc_id not in stored:
             msg = f"document {doc_id!r} is not in corpus {corpus_id!r}"
-            errors.append(_error(["document_ids", index], msg, "not_found"))
+            errors.append(error(["document_ids", index], msg, "not_found"))
         first_at.setdefault(doc_id, index)
     if errors:
         raise InvalidInput(errors=errors[:MAX_REPORTED_ERRORS])
-
-
-def _error(loc: list[str | int], msg: str, error_type: str) -> ErrorDict:
-    return {"loc": loc, "msg": msg, "type": error_type}
 
 
 class Corpus(Aggregate):

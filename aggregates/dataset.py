@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from eventsourcing.domain import Aggregate, event
 
-from dspyops.aggregates.errors import ErrorDict, InvalidInput, prefixed
+from dspyops.aggregates.errors import MAX_REPORTED_ERRORS, ErrorDict, InvalidInput, prefixed
 from dspyops.aggregates.ids import dataset_uuid
 
 Example = dict[str, Any]
@@ -24,7 +24,6 @@ MAX_EXAMPLE_BYTES = 32_000
 # One event holds one message's examples: keep it well below PostgreSQL's and Kafka's limits.
 MAX_BATCH_BYTES = 4_000_000
 # A validation report stops here; the first errors are enough to fix a dataset.
-MAX_REPORTED_ERRORS = 50
 
 TRAIN, DEV = "train", "dev"
 

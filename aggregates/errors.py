@@ -10,6 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 ErrorDict = dict[str, Any]
+# A command with more problems than this reports the first ones only.
+MAX_REPORTED_ERRORS = 50
+
+
+def error(loc: list[str | int], msg: str, type_: str) -> ErrorDict:
+    """One machine-readable problem, as InvalidInput and CommandRejected carry them."""
+    return {"loc": loc, "msg": msg, "type": type_}
 
 
 class DomainError(Exception):

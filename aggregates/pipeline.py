@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dspyops.aggregates.errors import ErrorDict, InvalidInput
+from dspyops.aggregates.errors import ErrorDict, InvalidInput, error
 from dspyops.events.steps import Step
 from dspyops.signatures import CompiledSignature, SignatureError, compile_signature
 from dspyops.signatures.render import render_type
@@ -71,11 +71,11 @@ def check_pipeline(
         where: list[str | int] = ["steps", index]
         if step.name in seen:
             errors.append(
-                _error([*where, "name"], f"two steps are named {step.name!r}", "duplicate")
+                error([*where, "name"], f"two steps are named {step.name!r}", "duplicate")
             )
         elif step.name in RESERVED_STEP_NAMES:
             msg = f"step name {step.name!r} is reserved (every dspy.Module has it)"
-            errors.append(_error([*where, "name"], msg, "reserved_name"))
+            errors.append(error([*where, "name"], msg, "reserved_name"))
         seen.add(step.name)
         compiled = _step_signature(step, where, errors)
         options = _options(step, where, checkers, errors)
@@ -106,19 +106,19 @@ def _step_signature(
     if step.kind == "Retrieve":
         if text is not None and _canonical(text) != _canonical(RETRIEVE_SIGNATURE):
             msg = f"a Retrieve step's signature is fixed: {RETRIEVE_SIGNATURE} (or leave it out)"
-            errors.append(_error([*where, "signature"], msg, "invalid_signature"))
+            errors.append(error([*where, "signature"], msg, "invalid_signature"))
             return None
         text = RETRIEVE_SIGNATURE
     if text is None:
         errors.append(
-            _error([*where, "signature"], f"a {step.kind} step needs a signature", "missing")
+            error([*where, "signature"], f"a {step.kind} step needs a signature", "missing")
         )
         return None
     try:
         return compile_signature(text, instructions=step.instructions)
     except SignatureError as exc:
         for issue in exc.issues:
-            errors.append(_error([*where, "signature"], str(issue), issue.code))
+            errors.append(error([*where, "signature"], str(issue), issue.code))
         return None
 
 
@@ -138,32 +138,32 @@ def _options(
         given = getattr(step, name)
         if given is not None and name not in allowed:
             msg = f"a {step.kind} step takes no {name!r}"
-            errors.append(_error([*where, name], msg, "not_allowed"))
+            errors.append(error([*where, name], msg, "not_allowed"))
         values[name] = given if given is not None else allowed.get(name)
     if step.kind == "Retrieve" and values["corpus"] is None:
-        errors.append(_error([*where, "corpus"], "a Retrieve step names its corpus", "missing"))
+        errors.append(error([*where, "corpus"], "a Retrieve step names its corpus", "missing"))
     if step.kind == "ReAct":
         if values["tools"] is None:
-            errors.append(_error([*where, "tools"], "a ReAct step names its tools", "missing"))
+            errors.append(error([*where, "tools"], "a ReAct step names its tools", "missing"))
         else:
-            for error in checkers.tool_errors(list(values["tools"])):
-                errors.append({**error, "loc": [*where, "tools", *error.get("loc", [])]})
+            for problem in checkers.tool_errors(list(values["tools"])):
+                errors.append({**problem, "loc": [*where, "tools", *problem.get("loc", [])]})
         uses_search = CORPUS_SEARCH in (values["tools"] or [])
         if uses_search and values["corpus"] is None:
             msg = f"the {CORPUS_SEARCH} tool searches the step's corpus: name one"
-            errors.append(_error([*where, "corpus"], msg, "missing"))
+            errors.append(error([*where, "corpus"], msg, "missing"))
         if values["corpus"] is not None and not uses_search:
             msg = f"a ReAct step's corpus is for the {CORPUS_SEARCH} tool, which it does not use"
-            errors.append(_error([*where, "corpus"], msg, "not_allowed"))
+            errors.append(error([*where, "corpus"], msg, "not_allowed"))
     if step.kind in {"BestOfN", "Refine"}:
         if values["reward"] is None:
             msg = f"a {step.kind} step names its reward: a registered metric"
-            errors.append(_error([*where, "reward"], msg, "missing"))
+            errors.append(error([*where, "reward"], msg, "missing"))
         else:
-            for error in checkers.metric_errors(values["reward"]):
-                errors.append({**error, "loc": [*where, "reward"]})
+            for problem in checkers.metric_errors(values["reward"]):
+                errors.append({**problem, "loc": [*where, "reward"]})
     if values.get("corpus") is not None and not checkers.corpus_exists(values["corpus"]):
-        errors.append(_error([*where, "corpus"], f"no corpus {values['corpus']!r}", "not_found"))
+        errors.append(error([*where, "corpus"], f"no corpus {values['corpus']!r}", "not_found"))
     return values
 
 
@@ -178,17 +178,17 @@ def _bindings(
     for name in step.bindings:
         if name not in inputs:
             msg = f"step {step.name!r} has no input {name!r} (its inputs: {', '.join(inputs)})"
-            errors.append(_error([*where, "bindings", name], msg, "unknown_field"))
+            errors.append(error([*where, "bindings", name], msg, "unknown_field"))
     bound: dict[str, str] = {}
     for name, field in inputs.items():
         reference = step.bindings.get(name, name)
         loc = [*where, "bindings", name]
         source = available.get(reference)
         if source is None:
-            errors.append(_error(loc, _unbound(step.name, name, reference, available), "unbound"))
+            errors.append(error(loc, _unbound(step.name, name, reference, available), "unbound"))
         elif not assignable(source, field.type):
             errors.append(
-                _error(
+                error(
                     loc,
                     _mismatch(reference, source, f"{step.name}.{name}", field.type),
                     "type_mismatch",
@@ -210,7 +210,7 @@ def _outputs(
     for name in given:
         if name not in fields:
             msg = f"the program has no output {name!r} (its outputs: {', '.join(fields)})"
-            errors.append(_error(["outputs", name], msg, "unknown_field"))
+            errors.append(error(["outputs", name], msg, "unknown_field"))
     bound: dict[str, str] = {}
     for name, field in fields.items():
         reference = given.get(name) or _last_step_with(name, steps, available)
@@ -222,10 +222,10 @@ def _outputs(
                 if reference is None
                 else _unbound("the program", name, reference, available)
             )
-            errors.append(_error(["outputs", name], msg, "unbound"))
+            errors.append(error(["outputs", name], msg, "unbound"))
         elif not assignable(source, field.type):
             errors.append(
-                _error(
+                error(
                     ["outputs", name],
                     _mismatch(reference, source, name, field.type),
                     "type_mismatch",
@@ -265,7 +265,3 @@ def _unbound(owner: str, name: str, reference: str, available: dict[str, TypeSpe
 
 def _mismatch(source: str, source_type: TypeSpec, target: str, target_type: TypeSpec) -> str:
     return f"{source} is {render_type(source_type)}, but {target} takes {render_type(target_type)}"
-
-
-def _error(loc: list[str | int], msg: str, type_: str) -> ErrorDict:
-    return {"loc": loc, "msg": msg, "type": type_}

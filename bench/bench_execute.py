@@ -30,7 +30,7 @@ from bench.stub_worker import reply
 from dspyops.runtime.executor import configure_dspy_for_workers, execute_program
 from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.redaction import Redactor
-from dspyops.runtime.trace import SpanUsage, TraceRecorder
+from dspyops.runtime.trace import TraceRecorder, UsageTo
 from dspyops.runtime.traced import instrument, instrument_lm
 from tests.support.scripted_lm import ScriptedLM
 
@@ -51,7 +51,7 @@ def ways(
             await module.acall(**question(n))
 
     async def usage(n: int) -> None:
-        tracker = SpanUsage(TraceRecorder())
+        tracker = UsageTo(TraceRecorder().add_usage)
         with dspy.context(lm=lm, track_usage=True, usage_tracker=tracker):
             await module.acall(**question(n))
 
@@ -61,7 +61,7 @@ def ways(
 
     async def recorder(n: int) -> None:
         recording = TraceRecorder()
-        tracker = SpanUsage(recording)
+        tracker = UsageTo(recording.add_usage)
         with (
             dspy.context(lm=traced_lm, track_usage=True, usage_tracker=tracker),
             recording.recording(),

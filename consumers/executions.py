@@ -71,10 +71,11 @@ class ExecutionJobs:
             )
         finally:
             metrics.EXECUTIONS_IN_FLIGHT.dec()
-        price_lm_spans(outcome.trace, profile_prices(self.profiles, plan.lm))
+        lms = lm_spans(outcome.trace)
+        price_lm_spans(lms, profile_prices(self.profiles, plan.lm))
         self.telemetry.program(outcome.trace, outcome.trace_started_ns)
         cost = execution_cost(profile, outcome)
-        _count(plan.program_id, outcome, cost)
+        _count(plan.program_id, outcome, cost, lms)
         failure = None
         if not outcome.ok:
             failure = ErrorInfo(
@@ -109,7 +110,9 @@ class ExecutionJobs:
         return outcomes
 
 
-def _count(program_id: str, outcome: ExecutionOutcome, cost: float | None) -> None:
+def _count(
+    program_id: str, outcome: ExecutionOutcome, cost: float | None, lms: list[dict[str, Any]]
+) -> None:
     """The execution in the worker's metrics (an output that fails the signature check
     afterwards still counts as the program's run it was)."""
     metrics.EXECUTIONS.labels(program_id, "succeeded" if outcome.ok else "failed").inc()
@@ -120,7 +123,7 @@ def _count(program_id: str, outcome: ExecutionOutcome, cost: float | None) -> No
         metrics.UNPRICED.labels(program_id).inc()
     else:
         metrics.COST.labels(program_id).inc(cost)
-    for span in lm_spans(outcome.trace):
+    for span in lms:
         if span.get("latency_ms") is not None:
             model = str(span.get("model") or span.get("name"))
             metrics.LM_CALL_SECONDS.labels(model).observe(span["latency_ms"] / 1000)
@@ -145,9 +148,10 @@ def execution_cost(profile: LMProfile, outcome: ExecutionOutcome) -> float | Non
     return cost_usd(profile, outcome.usage.prompt_tokens, outcome.usage.completion_tokens)
 
 
-def price_lm_spans(trace: dict[str, Any] | None, prices: tuple[float, float] | None) -> None:
-    """Each LM span of `trace` gets its `cost_usd` (None: the price or its tokens unknown)."""
-    for span in lm_spans(trace):
+def price_lm_spans(lms: list[dict[str, Any]], prices: tuple[float, float] | None) -> None:
+    """Each LM span (`lm_spans` of a trace) gets its `cost_usd` (None: the price or its
+    tokens unknown)."""
+    for span in lms:
         usage = span.get("usage") or {}
         known = prices is not None and "prompt_tokens" in usage and "completion_tokens" in usage
         span["cost_usd"] = (

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_jsonable_python
 
 from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
-from dspyops.runtime.trace import SpanUsage, TraceRecorder
+from dspyops.runtime.trace import TraceRecorder, UsageTo
 from dspyops.runtime.traced import instrument, instrument_lm
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ async def execute_program(
     recorder = TraceRecorder(redact=errors.redactor.redact)
     # Our own tracker (not only pred.get_lm_usage()) so a failed execution still
     # reports the tokens it was billed for; it also gives each LM call's usage to its span.
-    tracker = SpanUsage(recorder)
+    tracker = UsageTo(recorder.add_usage)
     with (
         dspy.context(lm=lm, track_usage=True, usage_tracker=tracker),
         recorder.recording(),

@@ -47,10 +47,10 @@ from dspyops.runtime.run_state import (
     GuardedAdapter,
     RunFailed,
     RunState,
-    RunUsage,
     Stopped,
 )
 from dspyops.runtime.scoring import Metric, MetricOptionsError, UnknownMetric, build_metric
+from dspyops.runtime.trace import UsageTo
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -169,7 +169,7 @@ def run_optimization(
         adapter=GuardedAdapter(state),
         callbacks=callbacks,
         track_usage=True,
-        usage_tracker=RunUsage(state),
+        usage_tracker=UsageTo(state.add_usage),
     ):
         student = spec.program(spec.state)
         baseline = _guarded(
@@ -221,7 +221,10 @@ def run_evaluation(
         raise RunFailed("dataset_too_small", "the dataset has no examples to score")
     state.total = 1
     with dspy.context(
-        lm=lm, adapter=GuardedAdapter(state), track_usage=True, usage_tracker=RunUsage(state)
+        lm=lm,
+        adapter=GuardedAdapter(state),
+        track_usage=True,
+        usage_tracker=UsageTo(state.add_usage),
     ):
         program = spec.program(spec.state)
         scored = _guarded(state, errors, lambda: score_program(program, dev, metric, num_threads=1))

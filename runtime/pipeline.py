@@ -16,24 +16,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import dspy
 
+from dspyops.runtime.modules import MODULE_KINDS
 from dspyops.runtime.run_state import CANCELLED, GuardedAdapter, RunState
+from dspyops.runtime.tools_builtin import Passage
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
 
 Step = dict[str, Any]
 Reward = Callable[[dict[str, Any], Any], float]
-
-
-class Passage(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def text(self) -> str: ...
 
 
 # (corpus id, query, k) -> passages of the corpus version the execution was planned with.
@@ -172,10 +166,8 @@ def build_step(step: Step, services: StepServices) -> dspy.Module:
         return Retrieve(corpus, step["k"], services.search, services.versions.get(corpus))
     compiled = compile_signature(step["signature"], instructions=step.get("instructions"))
     signature = dspy_signature(compiled)
-    if kind == "Predict":
-        return dspy.Predict(signature)
-    if kind == "ChainOfThought":
-        return dspy.ChainOfThought(signature)
+    if kind in MODULE_KINDS:  # Predict, ChainOfThought: as for a one-signature program
+        return MODULE_KINDS[kind](signature)
     if kind == "ReAct":
         if services.tools is None:
             raise RuntimeError("a ReAct step needs tools, which were not given")

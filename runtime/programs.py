@@ -16,12 +16,13 @@ from typing import Any
 import dspy
 
 from dspyops.runtime.modules import build_module, load_state
-from dspyops.runtime.pipeline import Passage, Pipeline, Search, StepServices
+from dspyops.runtime.pipeline import Pipeline, Search, StepServices
 from dspyops.runtime.plugin_context import Passage as PluginPassage
 from dspyops.runtime.plugin_context import Search as PluginSearch
 from dspyops.runtime.plugins import build_plugin, plugin_name
 from dspyops.runtime.scoring import build_metric
 from dspyops.runtime.tools import build_tools
+from dspyops.runtime.tools_builtin import Passage
 from dspyops.signatures import CompiledSignature
 from dspyops.signatures.dspy_signature import dspy_signature
 

@@ -5,7 +5,8 @@ A thread cannot be killed, so stopping is cooperative: every LM call goes throug
 ``GuardedAdapter`` that raises ``Stopped`` once the run is cancelled, past its time
 limit or over its budget. ``RunState`` holds the step reached, the best score so far,
 the metric calls made, every finished step, and what the run spent (LM calls, tokens,
-dollars: ``RunUsage`` counts each LM response), for the loop to publish as progress.
+dollars: ``runtime.trace.UsageTo(state.add_usage)`` counts each
+LM response), for the loop to publish as progress.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 from typing import Any
 
 from dspy.adapters.chat_adapter import ChatAdapter
-from dspy.utils.usage_tracker import UsageTracker
 
 CANCELLED = "cancelled"
 TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
@@ -167,18 +167,6 @@ class GuardedAdapter(ChatAdapter):
     async def acall(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         self._state.check()
         return await super().acall(*args, **kwargs)
-
-
-class RunUsage(UsageTracker):
-    """DSPy's usage tracker for a run: each LM response's tokens go to the run's state."""
-
-    def __init__(self, state: RunState) -> None:
-        super().__init__()
-        self._state = state
-
-    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        super().add_usage(lm, usage_entry)
-        self._state.add_usage(usage_entry)
 
 
 def _tokens(value: Any) -> int:

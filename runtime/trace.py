@@ -8,7 +8,7 @@ variable. Threads that do not copy the context (DSPy's `Parallel` and `ParallelE
 inside a module) record no spans; their LM calls still count in the execution's usage.
 A value a span cannot hold as JSON is kept as its type name (`safely_bounded`).
 
-Token usage is attributed to the LM call it belongs to through `SpanUsage`, the usage
+Token usage is attributed to the LM call it belongs to through `UsageTo`, the usage
 tracker DSPy reports to while the call is open. Values kept in a span are bounded (long
 text cut, long lists shortened) so a trace stays small enough to be an event: the full
 outputs are the execution's own. Error messages in spans are redacted (the recorder's
@@ -91,7 +91,7 @@ class TraceRecorder:
         finally:
             current.reset(token)
 
-    # --- usage, from SpanUsage ------------------------------------------------------
+    # --- usage, from UsageTo ------------------------------------------------------
 
     def add_usage(self, usage: dict[str, Any]) -> None:
         frame = current.get()
@@ -191,16 +191,18 @@ class TraceRecorder:
         }
 
 
-class SpanUsage(UsageTracker):
-    """DSPy's usage tracker that also gives each LM call's usage to the open LM span."""
+class UsageTo(UsageTracker):
+    """DSPy's usage tracker that also hands each LM response's usage to `sink`: the
+    recorder's open LM span (`TraceRecorder.add_usage`), a run's spend
+    (`RunState.add_usage`)."""
 
-    def __init__(self, recorder: TraceRecorder) -> None:
+    def __init__(self, sink: Callable[[dict[str, Any]], None]) -> None:
         super().__init__()
-        self._recorder = recorder
+        self._sink = sink
 
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         super().add_usage(lm, usage_entry)
-        self._recorder.add_usage(usage_entry)
+        self._sink(usage_entry)
 
 
 def base_class(cls: type) -> type:

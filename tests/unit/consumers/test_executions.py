@@ -9,7 +9,12 @@ import pytest
 from dspy import lm15
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, in_memory_env
-from dspyops.consumers.executions import ExecutionJobs, execution_cost, price_lm_spans
+from dspyops.consumers.executions import (
+    ExecutionJobs,
+    execution_cost,
+    lm_spans,
+    price_lm_spans,
+)
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
@@ -129,12 +134,12 @@ def test_each_lm_span_gets_its_cost_and_openinference_its_attribute() -> None:
         ],
     }
 
-    price_lm_spans(trace, (2.0 / 1e6, 8.0 / 1e6))
+    price_lm_spans(lm_spans(trace), (2.0 / 1e6, 8.0 / 1e6))
 
     priced, unreported = trace["children"][0], trace["children"][1]["children"][0]
     assert priced["cost_usd"] == pytest.approx((30 * 2.0 + 7 * 8.0) / 1e6)
     assert unreported["cost_usd"] is None  # no tokens reported: unknown, not free
     assert program_span_attributes(priced)["llm.cost.total"] == priced["cost_usd"]
     assert "llm.cost.total" not in program_span_attributes(unreported)
-    price_lm_spans(trace, None)
+    price_lm_spans(lm_spans(trace), None)
     assert priced["cost_usd"] is None
