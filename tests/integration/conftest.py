@@ -14,6 +14,7 @@ import pytest
 
 from dspyops.cli.infra.kafka import metadata_answers
 from dspyops.settings import Settings, get_settings
+from tests.support.worker_stack import drop_schema, stack_env
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -61,3 +62,13 @@ def pg_schema(database_url: str, unique: str) -> Iterator[str]:
     yield schema
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
+    """A worker's environment with topics, consumer group and event store of the test's own
+    (`stack_env`); the event store and a `read_<unique>` read schema are dropped after."""
+    values = stack_env(bootstrap_servers, database_url, unique)
+    yield values
+    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
+    drop_schema(database_url, f"read_{unique}")

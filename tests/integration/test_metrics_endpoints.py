@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dspyops.consumers.topic_admin import ensure_topics
@@ -18,7 +16,6 @@ from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.projector_process import projector_env, start_projector
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env
 
 
 def free_port() -> int:
@@ -48,14 +45,6 @@ def scrape(
         if time.monotonic() > deadline:
             raise AssertionError(f"no {wanted} at :{port}/metrics after {timeout_s}s")
         time.sleep(0.2)
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
-    drop_schema(database_url, f"read_{unique}")
 
 
 async def test_worker_and_projector_serve_their_metrics(

@@ -11,11 +11,8 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from dspyops.aggregates.ids import optimization_uuid
 from dspyops.bootstrap import open_store
@@ -25,7 +22,7 @@ from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer, chat_reply
 from tests.support.optimization import ANSWERS, register_commands
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env, stored_events
+from tests.support.worker_stack import stored_events
 
 
 def _few_shot_responder(messages: list[dict[str, Any]]) -> str:
@@ -37,13 +34,6 @@ def _few_shot_responder(messages: list[dict[str, Any]]) -> str:
     if shown > 1 and last in ANSWERS:
         return chat_reply(answer=ANSWERS[last])
     return chat_reply(answer="I do not know")
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 
 async def test_kill_9_during_an_optimization_then_restart_completes_it(

@@ -6,11 +6,8 @@ from the command's consumer span down to each LM call; the result carries the co
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
@@ -19,7 +16,6 @@ from tests.support.lm_replies import Messages, output_fields
 from tests.support.openai_server import OpenAIServer, chat_reply
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"
@@ -51,13 +47,6 @@ PIPELINE = {
 def reply(messages: Messages) -> str:
     values = {"query": "capital of France", "reasoning": "d1 says so", "answer": "Paris"}
     return chat_reply(**{name: values.get(name, "x") for name in output_fields(messages)})
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 
 async def test_a_pipeline_execution_is_one_otlp_trace_under_the_callers_span(

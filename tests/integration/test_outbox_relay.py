@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from dspyops.aggregates.app import CommandContext, DspyOps, handle
 from dspyops.bootstrap import open_store
@@ -18,14 +16,7 @@ from dspyops.events.commands import RegisterProgram, UpdateProgram
 from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, settings_for, stack_env, stored_events
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
+from tests.support.worker_stack import settings_for, stored_events
 
 
 def _write_events(store: DspyOps, unique: str, start: int, count: int) -> None:

@@ -29,7 +29,6 @@ from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.lm_replies import Messages, last_user_text, output_fields
 from tests.support.openai_server import OpenAIServer, chat_reply
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env
 
 OUTPUTS = "answer: str, sources: list[str], confidence: float[0, 1]"
 SIGNATURE = "question: str -> " + OUTPUTS
@@ -65,14 +64,6 @@ def reply(messages: Messages) -> str:
         "confidence": 0.9,
     }
     return chat_reply(**{name: values.get(name, "x") for name in fields})
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
-    drop_schema(database_url, f"read_{unique}")
 
 
 class Conversation:

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from dspyops.bootstrap import open_store
 from dspyops.consumers.topic_admin import ensure_topics
@@ -26,7 +23,7 @@ from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer, chat_reply
 from tests.support.optimization import ANSWERS, EXAMPLES, SIGNATURE
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env, stored_events
+from tests.support.worker_stack import stored_events
 
 _QUESTION = re.compile(r"\[\[ ## question ## \]\]\n(.*?)\n")
 RESULT = "dspyops.result."
@@ -35,13 +32,6 @@ RESULT = "dspyops.result."
 def _right_answer(messages: list[dict[str, Any]]) -> str:
     questions = _QUESTION.findall(str(messages[-1]["content"]))
     return chat_reply(answer=ANSWERS.get(questions[-1], "?") if questions else "?")
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 
 def _profile(server: OpenAIServer) -> dict[str, Any]:

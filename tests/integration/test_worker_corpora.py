@@ -4,12 +4,10 @@ readable at every version from the worker's event store, and projected."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from dspyops.aggregates.app.corpora import documents_at
 from dspyops.bootstrap import open_store
@@ -21,15 +19,6 @@ from dspyops.events.topics import Topics, command_topic
 from dspyops.projections.projector import Projector
 from tests.support.kafka import TopicReader, produce
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
-    drop_schema(database_url, f"read_{unique}")
 
 
 def doc(doc_id: str, text: str = "", **metadata: Any) -> dict[str, Any]:

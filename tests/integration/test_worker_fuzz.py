@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 
 from dspyops.consumers.topic_admin import ensure_topics
@@ -23,16 +21,8 @@ from dspyops.events.topics import Topics, command_topic
 from tests.support.fuzz_messages import agrees, broken, encoded, expected, outcome, valid
 from tests.support.kafka import TopicReader, produce
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env
 
 PER_COMMAND = 12  # valid and broken each, per command type
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 
 def sample() -> list[tuple[str, dict[str, Any]]]:

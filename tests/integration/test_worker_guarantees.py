@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from dspyops.aggregates.ids import execution_uuid
 from dspyops.consumers.topic_admin import ensure_topics
@@ -17,16 +14,9 @@ from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader, command, produce, send_commands
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env, stored_events
+from tests.support.worker_stack import stored_events
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 
 async def _topics(env: dict[str, str]) -> Topics:

@@ -5,28 +5,17 @@ known fake LM key that an LM echoes back never appears."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env
 
 KEY = "sk-json-logs-5f1e0d9c8b7a6f5e4d3c"
 TRACE_ID = "5bf92f3577b34da6a3ce929d0e0e4737"
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 
 async def test_json_lines_name_the_command_and_never_the_key(

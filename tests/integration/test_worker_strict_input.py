@@ -9,12 +9,10 @@ says, and the read side projects what the worker stored without skipping anythin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.codec import encode
@@ -23,19 +21,10 @@ from dspyops.events.topics import Topics, command_topic
 from dspyops.projections.projector import Projector
 from tests.support.kafka import TopicReader, command, produce, send_commands
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env
 
 SIGNATURE = "question: str -> answer: str"
 NUL = "a\u0000b"
 SURROGATE = "a\ud800b"
-
-
-@pytest.fixture
-def env(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[dict[str, str]]:
-    values = stack_env(bootstrap_servers, database_url, unique)
-    yield values
-    drop_schema(database_url, values["DSPYOPS_EVENT_STORE_SCHEMA"])
-    drop_schema(database_url, f"read_{unique}")
 
 
 def raw(envelope: Envelope, **attributes: Any) -> bytes:
