@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dspyops.aggregates.errors import ErrorDict, InvalidInput, error
+from dspyops.aggregates.errors import ErrorDict, InvalidInput, error, prefixed
 from dspyops.events.steps import Step
 from dspyops.signatures import CompiledSignature, SignatureError, compile_signature
 from dspyops.signatures.render import render_type
@@ -146,8 +146,7 @@ def _options(
         if values["tools"] is None:
             errors.append(error([*where, "tools"], "a ReAct step names its tools", "missing"))
         else:
-            for problem in checkers.tool_errors(list(values["tools"])):
-                errors.append({**problem, "loc": [*where, "tools", *problem.get("loc", [])]})
+            errors += prefixed(checkers.tool_errors(list(values["tools"])), *where, "tools")
         uses_search = CORPUS_SEARCH in (values["tools"] or [])
         if uses_search and values["corpus"] is None:
             msg = f"the {CORPUS_SEARCH} tool searches the step's corpus: name one"
