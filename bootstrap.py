@@ -16,6 +16,7 @@ from psycopg import sql
 
 from dspyops.aggregates.app import Checks, DspyOps, eventsourcing_env
 from dspyops.settings import Settings
+from dspyops.spend_ledger import PostgresLedger
 
 if TYPE_CHECKING:
     from dspyops.runtime.profiles import ProfileRegistry
@@ -52,7 +53,7 @@ def open_store(
     env = eventsourcing_env(database_url, schema=schema)
     if pool_size is not None:
         env["POSTGRES_POOL_SIZE"] = str(pool_size)
-    return DspyOps(env, checks=checks)
+    return DspyOps(env, checks=checks, ledger=PostgresLedger(database_url, schema))
 
 
 def open_worker_store(settings: Settings, profiles: ProfileRegistry) -> DspyOps:

@@ -5,9 +5,10 @@ Lifecycle (the seed's state machine, exactly):
     optimize   draft, training    -> optimized
     deploy     optimized          -> deployed
     deprecate  optimized, deployed -> deprecated
-Two actions outside the seed keep the status unchanged:
+Actions outside the seed keep the status unchanged:
     update     any but deprecated (instructions make a new version)
     rollback   deployed: the deployed alias moves to an earlier existing version
+    budget     any but deprecated: limits on its executions (USD per day, per minute)
 
 Versions are immutable and numbered from 1 (v1 is the unoptimized program). The deployed
 version is an alias pointing at one of them, as MLflow's registry aliases do.
@@ -93,14 +94,19 @@ def _version(number: int, source: str, instructions: str | None, **rest: Any) ->
 
 
 class Program(Aggregate):
-    # Snapshots are versioned too: a snapshot taken before pipelines lacks their fields.
-    class_version = 2
+    # Snapshots are versioned too: a snapshot taken before pipelines lacks their fields,
+    # one taken before budgets lacks `budget`.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state.update(steps=None, outputs=None, options=None)
         for version in state.get("versions", []):
             version.setdefault("plugin", None)
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["budget"] = None
 
     @staticmethod
     def create_id(program_id: str) -> Any:
@@ -219,6 +225,16 @@ class Program(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["status"] = DEPRECATED
 
+    class BudgetSet(Aggregate.Event):
+        """The program's execution budget (None: a limit that does not limit)."""
+
+        usd_per_day: float | None
+        executions_per_minute: int | None
+        reason: str | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
     @event(Registered)
     def __init__(
         self,
@@ -259,6 +275,8 @@ class Program(Aggregate):
             _version(version, "registered", instructions, plugin=plugin)
         ]
         self.deployed_version: int | None = None
+        # {"usd_per_day", "executions_per_minute"} while a budget is set.
+        self.budget: dict[str, Any] | None = None
 
     # --- queries -------------------------------------------------------------------
 
@@ -360,6 +378,26 @@ class Program(Aggregate):
     def deprecate(self, **meta: Any) -> None:
         self._deprecated(status=self.next_status("deprecate"), **meta)
 
+    def set_budget(
+        self,
+        usd_per_day: float | None,
+        executions_per_minute: int | None,
+        reason: str | None,
+        **meta: Any,
+    ) -> None:
+        """Limits on the program's executions; both None removes the budget."""
+        if self.status == DEPRECATED:
+            raise IllegalTransition(
+                f"program {self.program_id!r} is deprecated and runs no executions",
+                loc=["program_id"],
+            )
+        self._budget_set(
+            usd_per_day=usd_per_day,
+            executions_per_minute=executions_per_minute,
+            reason=reason,
+            **meta,
+        )
+
     # --- events: the state change only; guards ran before ---------------------------
 
     @event(TrainingStarted)
@@ -455,3 +493,16 @@ class Program(Aggregate):
         self, status: str, command_id: str, correlation_id: str, actor: str | None
     ) -> None:
         self.status = status
+
+    @event(BudgetSet)
+    def _budget_set(
+        self,
+        usd_per_day: float | None,
+        executions_per_minute: int | None,
+        reason: str | None,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        limits = {"usd_per_day": usd_per_day, "executions_per_minute": executions_per_minute}
+        self.budget = limits if any(v is not None for v in limits.values()) else None

@@ -6,6 +6,7 @@ without a broker and exercised with one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 from dspyops import metrics
 from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, Plan, handle
+from dspyops.aggregates.app.budgets import Wait
 from dspyops.aggregates.app.handlers import for_command
 from dspyops.consumers.log_format import command_logging
 from dspyops.consumers.records import Incoming, Outgoing
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 # Runs the work a plan describes (an execution, an optimization, an evaluation) to the
 # command's one terminal outcome.
 Job = Callable[[Envelope, Any, CommandContext], Awaitable[Outcome]]
+
+# Pauses between plans of an execution waiting for its program's first cost (doubling).
+BUDGET_WAIT_FIRST_S = 0.02
+BUDGET_WAIT_MAX_S = 0.5
 
 
 @dataclass
@@ -110,7 +116,7 @@ class Processor:
             ),
         )
         with self.telemetry.stage("handle"):
-            decided = await in_store(self.store_executor, handle, self.app, command, ctx)
+            decided = await self._handle(command, ctx)
         if isinstance(decided, Plan):
             kind = type(decided).__name__.removesuffix("Plan").lower()
             runs = metrics.RUNS_ACTIVE.labels(kind) if kind != "execution" else None
@@ -123,6 +129,17 @@ class Processor:
                 if runs is not None:
                     runs.dec()
         return [self._outcome(envelope, decided, ctx.payload_digest, record)]
+
+    async def _handle(self, command: Any, ctx: CommandContext) -> Outcome | Plan:
+        """`handle` in a store thread; a budgeted program whose first execution is still
+        running (`budgets.Wait`) is asked again after a pause that holds no thread."""
+        pause = BUDGET_WAIT_FIRST_S
+        while True:
+            try:
+                return await in_store(self.store_executor, handle, self.app, command, ctx)
+            except Wait:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, BUDGET_WAIT_MAX_S)
 
     def _wrong_topic(self, record: Incoming, envelope: Envelope) -> CommandRejected | None:
         try:

@@ -89,6 +89,26 @@ class DeprecateProgram(Command):
     program_id: Id
 
 
+class ProgramBudget(BaseModel):
+    """What a program's executions may spend: US dollars per UTC day (at its LM profile's
+    prices) and executions per minute (any 60 seconds). A limit left out (or null) does
+    not limit. An execution over either ends as `CommandRejected` (`budget_exceeded`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    usd_per_day: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
+    executions_per_minute: int | None = Field(default=None, ge=1, le=10_000_000)
+
+
+class SetBudget(Command):
+    """Sets (or, with both limits left out, removes) a program's execution budget."""
+
+    program_id: Id
+    usd_per_day: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
+    executions_per_minute: int | None = Field(default=None, ge=1, le=10_000_000)
+    reason: Annotated[str, Field(max_length=2_000)] | None = None
+
+
 Example = dict[str, Any]
 
 
@@ -195,6 +215,7 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     DeployProgram,
     RollbackProgram,
     DeprecateProgram,
+    SetBudget,
     RegisterDataset,
     AppendExamples,
     RegisterCorpus,

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 ProgramStatus = Literal["draft", "training", "optimized", "deployed", "deprecated"]
 ScoreScale = Literal["0-1"]
@@ -26,6 +32,16 @@ class ErrorItem(BaseModel):
     loc: list[str | int] = Field(default_factory=list)
     msg: str
     type: str
+    # Figures behind the problem, as pydantic's `ctx` (e.g. `budget_exceeded`: the limit,
+    # what was spent and what is allowed); left out of the JSON when there are none.
+    ctx: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_ctx(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("ctx") is None:
+            data.pop("ctx", None)
+        return data
 
 
 class ErrorInfo(BaseModel):
@@ -93,6 +109,13 @@ class ProgramRolledBack(ProgramResult):
 
 class ProgramDeprecated(ProgramResult):
     pass
+
+
+class ProgramBudgetSet(ProgramResult):
+    """The program's execution budget after the change; a null limit does not limit."""
+
+    usd_per_day: float | None = None
+    executions_per_minute: int | None = None
 
 
 class DatasetResult(Result):
@@ -241,6 +264,7 @@ RESULT_TYPES: dict[str, type[Result]] = {
         ProgramDeployed,
         ProgramRolledBack,
         ProgramDeprecated,
+        ProgramBudgetSet,
         DatasetRegistered,
         ExamplesAppended,
         CorpusRegistered,

@@ -62,6 +62,8 @@ PROGRAMS = Table(
         ("created_at", "timestamptz NOT NULL"),
         ("updated_at", "timestamptz NOT NULL"),
         ("position", "bigint NOT NULL UNIQUE"),
+        # {"usd_per_day", "executions_per_minute"} while a budget is set (SetBudget).
+        ("budget", "jsonb"),
     ),
     key=("id",),
 )

@@ -71,6 +71,7 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(RUNS, ("errored",), _nothing_to_fill),
     Upgrade(EXECUTIONS, ("trace", "failed_step"), _nothing_to_fill),
     Upgrade(EXECUTIONS, ("cost_usd",), _nothing_to_fill),
+    Upgrade(PROGRAMS, ("budget",), _nothing_to_fill),
 )
 
 

@@ -26,6 +26,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import EnvType
 
+from dspyops.aggregates.app.budgets import InMemoryLedger, SpendLedger
 from dspyops.aggregates.app.checks import Checks
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.outcomes import handled_record, id_reused, rejected
@@ -73,7 +74,13 @@ class DspyOps(Application):
     # Programs are read on every execution: keep them cached and fast-forward on read.
     default_cache_maxsize = "1000"
 
-    def __init__(self, env: EnvType | None = None, *, checks: Checks | None = None) -> None:
+    def __init__(
+        self,
+        env: EnvType | None = None,
+        *,
+        checks: Checks | None = None,
+        ledger: SpendLedger | None = None,
+    ) -> None:
         # Events stored by earlier layouts must load: their old topics resolve first.
         register_legacy_topics()
         env = dict(env or {})
@@ -81,8 +88,15 @@ class DspyOps(Application):
             env.setdefault(self.AGGREGATE_CACHE_MAXSIZE, self.default_cache_maxsize)
         super().__init__(env)
         self.checks = checks or Checks()
+        # What budgeted programs' executions spent, shared by every worker (PostgreSQL's
+        # from the composition root; one process's own for the in-memory store).
+        self.ledger: SpendLedger = ledger or InMemoryLedger()
         # Optimistic-concurrency conflicts met and retried: a health signal for workers.
         self.conflicts = 0
+
+    def close(self) -> None:
+        self.ledger.close()
+        super().close()
 
     # --- commands -----------------------------------------------------------------
 

@@ -16,9 +16,15 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
 from dspyops.aggregates.app.application import DspyOps
+from dspyops.aggregates.app.budgets import refusal
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.corpora import searched_corpora
-from dspyops.aggregates.app.outcomes import check_same_command, error_items, handled_record
+from dspyops.aggregates.app.outcomes import (
+    check_same_command,
+    error_items,
+    errors_of,
+    handled_record,
+)
 from dspyops.aggregates.app.plans import ExecutionPlan, plan_fields
 from dspyops.aggregates.errors import IllegalTransition, InvalidInput, prefixed
 from dspyops.aggregates.execution import Execution
@@ -78,10 +84,19 @@ def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> Ex
         inputs = compiled.validate_inputs(cmd.inputs)
     except ValidationFailed as exc:
         raise InvalidInput(errors=prefixed(exc.errors, "inputs")) from exc
+    budget = program.budget
+    if budget is not None:
+        # Last: nothing is reserved for an execution refused for another reason.
+        refused = app.ledger.admit(
+            cmd.program_id, execution_id, lambda spend: refusal(budget, cmd.program_id, spend)
+        )
+        if refused is not None:
+            raise refused
     return ExecutionPlan(
         execution_id=execution_id,
         inputs=inputs,
         requested=existing is not None,
+        budgeted=budget is not None,
         **plan_fields(program, version),
         corpora=searched_corpora(app, program),
     )
@@ -112,9 +127,14 @@ def complete_executions(app: DspyOps, completions: Sequence[Completion]) -> list
             outcomes = built
         except RecordConflictError:
             app.conflicts += 1
-    return [
+    ended = [
         outcomes[i] if i in outcomes else _complete_one(app, c) for i, c in enumerate(completions)
     ]
+    # After the save: a crash before this leaves the estimate counted, never less.
+    costs = [(c.plan.execution_id, c.cost_usd) for c in completions if c.plan.budgeted]
+    if costs:
+        app.ledger.settle(costs)
+    return ended
 
 
 def _complete_one(app: DspyOps, completion: Completion) -> Outcome:
@@ -241,7 +261,7 @@ def _checked_outputs(
         return {}, ErrorInfo(
             code="output_invalid",
             message=clean(f"outputs do not match the signature: {exc}"),
-            details=error_items(storable(prefixed(exc.errors, "outputs"))),
+            details=error_items(storable(prefixed(errors_of(exc), "outputs"))),
         )
     if reasoning is not None:
         validated[REASONING] = clean(str(reasoning))

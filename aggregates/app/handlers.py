@@ -43,6 +43,7 @@ from dspyops.events.commands import (
     RegisterProgram,
     RemoveDocuments,
     RollbackProgram,
+    SetBudget,
     TrainProgram,
     UpdateProgram,
 )
@@ -56,6 +57,7 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     DeployProgram: programs.deploy_program,
     RollbackProgram: programs.rollback_program,
     DeprecateProgram: programs.deprecate_program,
+    SetBudget: programs.set_budget,
     RegisterDataset: datasets.register_dataset,
     AppendExamples: datasets.append_examples,
     RegisterCorpus: corpora.register_corpus,
@@ -91,6 +93,7 @@ ImmediateCommand = (
     | DeployProgram
     | RollbackProgram
     | DeprecateProgram
+    | SetBudget
     | RegisterDataset
     | AppendExamples
     | RegisterCorpus

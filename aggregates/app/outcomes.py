@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -43,15 +44,19 @@ def rejected(ctx: CommandContext, exc: Exception, subject: str) -> Outcome:
 
 
 def errors_of(exc: Exception) -> list[ErrorDict]:
+    """The problems `exc` reports; only a DomainError's carry their `ctx` figures (the
+    others' come from pydantic and say nothing a client needs beyond `msg`)."""
     if isinstance(exc, DomainError):
         return exc.errors
     if isinstance(exc, SignatureError):
-        return exc.errors()
-    if isinstance(exc, ValidationFailed):
-        return exc.errors
-    if isinstance(exc, ValidationError):
-        return [dict(e) for e in exc.errors(include_url=False, include_input=False)]
-    return [{"loc": [], "msg": str(exc), "type": type(exc).__name__}]
+        found = exc.errors()
+    elif isinstance(exc, ValidationFailed):
+        found = exc.errors
+    elif isinstance(exc, ValidationError):
+        found = [dict(e) for e in exc.errors(include_url=False, include_input=False)]
+    else:
+        return [{"loc": [], "msg": str(exc), "type": type(exc).__name__}]
+    return [{k: v for k, v in e.items() if k != "ctx"} for e in found]
 
 
 def error_items(errors: list[ErrorDict]) -> list[ErrorItem]:
@@ -60,6 +65,7 @@ def error_items(errors: list[ErrorDict]) -> list[ErrorItem]:
             loc=[part if isinstance(part, int) else str(part) for part in error.get("loc", ())],
             msg=str(error.get("msg", "")),
             type=str(error.get("type", "error")),
+            ctx=_plain_ctx(error.get("ctx")),
         )
         for error in errors
     ]
@@ -122,3 +128,12 @@ def payload_digest(command: Command) -> str:
         ensure_ascii=False,
     )
     return DIGEST_SCHEME + ":" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _plain_ctx(ctx: Any) -> dict[str, Any] | None:
+    """An error's figures when they are plain JSON values (pydantic's own `ctx` can hold
+    the exception object a validator raised: that stays out)."""
+    if not isinstance(ctx, dict):
+        return None
+    plain = (str, int, float, bool, type(None))
+    return {str(k): v for k, v in ctx.items() if isinstance(v, plain)} or None

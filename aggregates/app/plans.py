@@ -52,6 +52,8 @@ class ExecutionPlan(Plan):
     inputs: dict[str, Any]
     # True when the request was already stored (on its own) when planned.
     requested: bool = False
+    # True when the program has a budget: the execution's cost settles its reservation.
+    budgeted: bool = False
 
 
 class OptimizationPlan(Plan):

@@ -1,4 +1,4 @@
-"""Program commands: register, update, train, deploy, roll back, deprecate.
+"""Program commands: register, update, train, deploy, roll back, deprecate, set a budget.
 
 Each handler loads what it changes, calls guarded aggregate methods (which raise a
 DomainError before recording anything) and ends with `app.record(...)`, which saves the
@@ -21,10 +21,12 @@ from dspyops.events.commands import (
     DeprecateProgram,
     RegisterProgram,
     RollbackProgram,
+    SetBudget,
     TrainProgram,
     UpdateProgram,
 )
 from dspyops.events.results import (
+    ProgramBudgetSet,
     ProgramDeployed,
     ProgramDeprecated,
     ProgramRegistered,
@@ -179,6 +181,18 @@ def deprecate_program(app: DspyOps, cmd: DeprecateProgram, ctx: CommandContext) 
     program = app.program(cmd.program_id)
     program.deprecate(**ctx.meta())
     return app.record(ctx, _program_result(ProgramDeprecated, program), program)
+
+
+def set_budget(app: DspyOps, cmd: SetBudget, ctx: CommandContext) -> Outcome:
+    program = app.program(cmd.program_id)
+    program.set_budget(cmd.usd_per_day, cmd.executions_per_minute, cmd.reason, **ctx.meta())
+    result = _program_result(
+        ProgramBudgetSet,
+        program,
+        usd_per_day=cmd.usd_per_day,
+        executions_per_minute=cmd.executions_per_minute,
+    )
+    return app.record(ctx, result, program)
 
 
 def _program_result(cls: type[ProgramResult], program: Program, **extra: Any) -> Outcome:

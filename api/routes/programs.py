@@ -21,6 +21,13 @@ ProgramId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 VersionNumber = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
+class Budget(BaseModel):
+    """US dollars per UTC day and executions per minute; a null limit does not limit."""
+
+    usd_per_day: float | None
+    executions_per_minute: int | None
+
+
 class Program(BaseModel):
     program_id: str
     name: str
@@ -32,6 +39,8 @@ class Program(BaseModel):
     status: ProgramStatus
     latest_version: int
     deployed_version: int | None
+    # What its executions may spend (SetBudget); null: no budget.
+    budget: Budget | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -37,6 +37,7 @@ AUDITED = (
     "status",
     "latest_version",
     "deployed_version",
+    "budget",
 )
 
 
@@ -54,6 +55,7 @@ class ProgramsApplier:
             Program.Deployed: self.deployed,
             event_class(Program, "RolledBack"): self.rolled_back,
             Program.Deprecated: self.deprecated,
+            Program.BudgetSet: self.budget_set,
         }
 
     def registered(self, e: Program.Registered, position: int) -> None:
@@ -69,6 +71,7 @@ class ProgramsApplier:
             "status": e.status,
             "latest_version": e.version,
             "deployed_version": None,
+            "budget": None,
             "created_at": e.timestamp,
             "updated_at": e.timestamp,
             "position": position,
@@ -157,6 +160,27 @@ class ProgramsApplier:
 
     def deprecated(self, e: Program.Deprecated, position: int) -> None:
         self._change(e, position, status=e.status)
+
+    def budget_set(self, e: Program.BudgetSet, position: int) -> None:
+        limits = {"usd_per_day": e.usd_per_day, "executions_per_minute": e.executions_per_minute}
+        budget = limits if any(v is not None for v in limits.values()) else None
+        before = self._program(e)
+        self.rows.update(
+            PROGRAMS, {"id": e.originator_id}, {"budget": budget, "updated_at": e.timestamp}
+        )
+        # The reason is the change's, not the program's: kept in the audit entry only.
+        changed = changes(before, {"budget": budget})
+        if e.reason is not None:
+            changed["reason"] = {"before": None, "after": e.reason}
+        program_id = before["program_id"]
+        self.audit.record(
+            e,
+            position,
+            kind="program",
+            aggregate_id=program_id,
+            program_id=program_id,
+            changed=changed,
+        )
 
     def _program(self, e: Recorded) -> Row:
         return self.rows.select(PROGRAMS, {"id": e.originator_id})

@@ -78,6 +78,19 @@ def test_programs_list_filters_and_one(client: TestClient) -> None:
     assert qa["status"] == "deployed"
     assert (qa["latest_version"], qa["deployed_version"]) == (3, 1)
     assert "lm" not in qa
+    assert qa["budget"] is None
+    summarize = client.get("/programs/sum").json()
+    assert summarize["budget"] == {"usd_per_day": 2.5, "executions_per_minute": None}
+    (budget_set,) = [
+        e
+        for e in client.get("/programs/sum/audit").json()["items"]
+        if e["event_type"] == "BudgetSet"
+    ]
+    assert budget_set["actor"] == "dana"
+    assert budget_set["changes"] == {
+        "budget": {"before": None, "after": {"usd_per_day": 2.5, "executions_per_minute": None}},
+        "reason": {"before": None, "after": "pilot"},
+    }
 
 
 def test_programs_pagination(client: TestClient) -> None:

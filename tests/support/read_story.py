@@ -28,6 +28,7 @@ from dspyops.events.commands import (
     RegisterDataset,
     RegisterProgram,
     RollbackProgram,
+    SetBudget,
     TrainProgram,
     UpdateProgram,
 )
@@ -107,6 +108,8 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
         RegisterProgram(program_id="sum", name="Summarize", signature="text: str -> summary: str"),
         ctx("bob"),
     )
+    budget = SetBudget(program_id="sum", usd_per_day=2.5, reason="pilot")
+    assert handle(app, budget, ctx("dana")).result_type == "ProgramBudgetSet"
     examples = [
         {"question": f"q{i}", "context": "c", "answer": f"a{i}", "confidence": 0.9}
         for i in range(20)

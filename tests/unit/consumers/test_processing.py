@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,11 +14,13 @@ from dspyops.aggregates.app import (
     DspyOps,
     ExecutionPlan,
     Outcome,
+    handle,
     in_memory_env,
 )
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
 from dspyops.events.codec import encode
+from dspyops.events.commands import ExecuteProgram
 from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics
 
@@ -124,3 +127,29 @@ async def test_a_reused_ids_refusal_is_a_message_of_its_own(app: DspyOps) -> Non
     assert (reused.envelope.data or {})["errors"][0]["type"] == "id_reused"
     # Consumers deduplicate by result id: the refusal must not look like the first reply.
     assert reused.envelope.id != rejected.envelope.id
+
+
+async def test_an_execution_waiting_for_its_programs_first_cost_holds_no_thread(
+    app: DspyOps,
+) -> None:
+    """Under a dollar budget with no execution ended yet, the next execution is planned
+    again after pauses (not refused, not admitted unestimated) until the first ends."""
+    from tests.support.executions import complete
+
+    processor = Processor(app, TOPICS, {ExecutionPlan: Jobs().run})
+    await processor.process(record(command_envelope("RegisterProgram", REGISTER)))
+    budget = {"program_id": "p", "usd_per_day": 1.0}
+    await processor.process(record(command_envelope("SetBudget", budget)))
+    execute: dict[str, Any] = {"program_id": "p", "inputs": {"question": "?"}}
+    ctx = CommandContext(command_id="first", correlation_id="first", actor=None)
+    first = handle(app, ExecuteProgram(**execute), ctx)
+    assert isinstance(first, ExecutionPlan)
+
+    second = asyncio.create_task(
+        processor.process(record(command_envelope("ExecuteProgram", execute), TOPICS.executions))
+    )
+    await asyncio.sleep(0.3)
+    assert not second.done()
+    complete(app, first, ctx, outputs={"answer": "a"}, cost_usd=0.1)
+    (out,) = await asyncio.wait_for(second, 5)
+    assert out.envelope.type == "dspyops.result.ExecutionSucceeded"

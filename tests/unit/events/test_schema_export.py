@@ -99,6 +99,7 @@ _COMMAND_SAMPLES: dict[str, dict[str, Any]] = {
     "TrainProgram": {"program_id": "qa"},
     "DeployProgram": {"program_id": "qa", "version": 2},
     "RollbackProgram": {"program_id": "qa", "version": 1},
+    "SetBudget": {"program_id": "qa", "usd_per_day": 5.0, "executions_per_minute": 600},
     "DeprecateProgram": {"program_id": "qa"},
     "RegisterDataset": {"name": "qa-set", "examples": [{"question": "q", "answer": "a"}]},
     "AppendExamples": {"dataset_id": "qa-set", "examples": [{"question": "q", "answer": "a"}]},

@@ -23,6 +23,7 @@ VALID: dict[str, dict[str, Any]] = {
     "TrainProgram": {"program_id": "p"},
     "DeployProgram": {"program_id": "p", "version": 1},
     "RollbackProgram": {"program_id": "p", "version": 1},
+    "SetBudget": {"program_id": "p", "usd_per_day": 2.5, "reason": "r"},
     "DeprecateProgram": {"program_id": "p"},
     "RegisterDataset": {"name": "d", "examples": [{"q": "x"}]},
     "AppendExamples": {"dataset_id": "d", "examples": [{"q": "x"}]},

@@ -50,6 +50,7 @@ def test_the_aggregates_define_the_events_expected() -> None:
         f"Program.{name}"
         for name in (
             "Registered",
+            "BudgetSet",
             "TrainingStarted",
             "Updated",
             "Optimized",
