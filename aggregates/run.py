@@ -52,6 +52,8 @@ class Run(Aggregate):
         self.error_code: str | None = None
         self.error_message: str | None = None
         self.cancel_reason: str | None = None
+        # Optimizations stopped over budget: the version made from their best candidate.
+        self.kept_version: int | None = None
         # How often a worker started the run: each start is recorded as progress step 0
         # (a worker that died mid-run makes the next one start it again).
         self.starts = 0
@@ -82,9 +84,9 @@ class Run(Aggregate):
         self._check(frozenset({RUNNING}), "record progress of")
         self._progressed(step=step, total=total, best_score=best_score, **meta)
 
-    def fail(self, code: str, message: str, **meta: Any) -> None:
+    def fail(self, code: str, message: str, kept_version: int | None = None, **meta: Any) -> None:
         self._check(OPEN, "fail")
-        self._failed(code=code, message=message, **meta)
+        self._failed(code=code, message=message, kept_version=kept_version, **meta)
 
     def cancel(self, reason: str, **meta: Any) -> None:
         self._check(OPEN, "cancel")
@@ -110,13 +112,35 @@ class Run(Aggregate):
         if step == 0:
             self.starts += 1
 
-    @event("Failed")
+    class Failed(Aggregate.Event):
+        code: str
+        message: str
+        # The version an optimization stopped over budget kept (its best candidate,
+        # better than the baseline); None otherwise, and for every version 1 event.
+        kept_version: int | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["kept_version"] = None
+
+    @event(Failed)
     def _failed(
-        self, code: str, message: str, command_id: str, correlation_id: str, actor: str | None
+        self,
+        code: str,
+        message: str,
+        kept_version: int | None,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
     ) -> None:
         self.status = FAILED
         self.error_code = code
         self.error_message = message
+        self.kept_version = kept_version
 
     @event("Cancelled")
     def _cancelled(

@@ -39,6 +39,7 @@ from dspyops.aggregates.app import (
     Plan,
     optimizations,
 )
+from dspyops.aggregates.app.optimizations import BestFound
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.run_threads import abandon, program_spec
 from dspyops.consumers.store_calls import in_store
@@ -133,7 +134,7 @@ class RunJobs:
         try:
             optimized: Optimized = await future
         except Stopped as stop:
-            return await self._stopped(run_id, stop.reason, state)
+            return await self._stopped(run_id, stop, state)
         except RunFailed as exc:
             return await self._fail(run_id, exc.code, exc.message, state)
         except Exception as exc:
@@ -213,23 +214,30 @@ class RunJobs:
             # Progress is informative: a failure to report it must not fail the run.
             log.warning("could not report progress of %s", run_id, exc_info=True)
 
-    async def _stopped(self, run_id: str, reason: str, state: RunState) -> Outcome:
-        if reason == TIME_LIMIT_EXCEEDED:
+    async def _stopped(self, run_id: str, stop: Stopped, state: RunState) -> Outcome:
+        if stop.reason == TIME_LIMIT_EXCEEDED:
             message = f"the run exceeded its time limit of {state.time_limit_s:g} s"
             return await self._fail(run_id, TIME_LIMIT_EXCEEDED, message, state)
-        if reason == BUDGET_EXCEEDED:
+        if stop.reason == BUDGET_EXCEEDED:
             message = f"the run went over its budget: {state.over_budget() or 'limit reached'}"
-            return await self._fail(run_id, BUDGET_EXCEEDED, message, state)
+            # runtime.Optimized and BestFound hold the same fields: one layer each.
+            kept = None if stop.best is None else BestFound(**vars(stop.best))
+            return await self._fail(run_id, BUDGET_EXCEEDED, message, state, kept)
         # A cancelled run already has its outcome stored with the cancel: this returns it.
         return await self._fail(run_id, CANCELLED, "cancelled on request", state)
 
     async def _fail(
-        self, run_id: str, code: str, message: str, state: RunState | None = None
+        self,
+        run_id: str,
+        code: str,
+        message: str,
+        state: RunState | None = None,
+        best: BestFound | None = None,
     ) -> Outcome:
+        """End the run failed; `best`: the candidate a run stopped over budget keeps."""
         spend = state.spend() if state is not None else None
-        outcome: Outcome = await self._in_store(
-            optimizations.fail_optimization, self.app, run_id, code, message, spend
-        )
+        fail = partial(optimizations.fail_optimization, best=best)
+        outcome: Outcome = await self._in_store(fail, self.app, run_id, code, message, spend)
         return outcome
 
     async def _in_store(self, fn: Any, *args: Any) -> Any:

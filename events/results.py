@@ -226,6 +226,12 @@ class OptimizationFailed(Result, RunSpend):
     optimization_id: str
     program_id: str
     error: ErrorInfo
+    # A run stopped over its budget (`budget_exceeded`) keeps its best candidate as a
+    # new version when that scored better than the baseline on the dev split: that
+    # version and both scores (0-1); null when nothing was kept.
+    kept_version: int | None = None
+    baseline_score: float | None = None
+    optimized_score: float | None = None
 
 
 class OptimizationCancelled(Result):

@@ -8,7 +8,10 @@ A thread cannot be killed, so stopping is cooperative: every LM call goes throug
 ``GuardedAdapter`` that raises ``Stopped`` once the run is cancelled or past its time
 limit. Optimizers treat that as a failed example; they either give up (``max_errors``)
 or finish quickly with every later call failing, and the run then reports why it
-stopped, never the half-optimized program.
+stopped, never the half-optimized program. One exception: a run stopped over its
+budget carries out (``Stopped.best``) the best candidate the optimizer scored on the
+dev split before the stop, when it beat the baseline, for the run to keep as a version
+(``runtime.candidates`` says which optimizers score candidates).
 
 Steps (``RunState.step`` of ``total``): 1 baseline scored on dev, 2 optimizer compiled,
 3 optimized program scored on dev. ``metric_calls`` grows while the optimizer works.
@@ -26,7 +29,8 @@ The state the loop reads and the cooperative stop live in ``runtime.run_state``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,6 +38,7 @@ import dspy
 from dspy.utils.callback import BaseCallback
 from pydantic_core import to_jsonable_python
 
+from dspyops.runtime.candidates import BestCandidate, DevScores
 from dspyops.runtime.evaluate import Scored, score_program, to_examples
 from dspyops.runtime.failures import Failed, Tally
 from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
@@ -41,10 +46,12 @@ from dspyops.runtime.modules import build_module, state_problems
 from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
 from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
 from dspyops.runtime.run_state import (
+    BUDGET_EXCEEDED,
     CANCELLED,
     EXAMPLES_ERRORED,
     LM_CALLS_FAILED,
     GuardedAdapter,
+    Optimized,
     RunFailed,
     RunState,
     Stopped,
@@ -54,32 +61,6 @@ from dspyops.runtime.trace import UsageTo
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class _DevScores(BaseCallback):
-    """Best score so far while compiling: every ``dspy.Evaluate`` over the whole dev split.
-
-    Optimizers that search (random search, MIPROv2) score candidates with
-    ``dspy.Evaluate``; evaluations on a minibatch are left out, their scores are not
-    comparable with the dev split's.
-    """
-
-    def __init__(self, state: RunState, dev_size: int) -> None:
-        self._state = state
-        self._dev_size = dev_size
-        self._sizes: dict[str, int] = {}
-
-    def on_evaluate_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        devset = inputs.get("devset") or getattr(instance, "devset", None) or []
-        self._sizes[call_id] = len(devset)
-
-    def on_evaluate_end(
-        self, call_id: str, outputs: Any | None, exception: BaseException | None = None
-    ) -> None:
-        size = self._sizes.pop(call_id, 0)
-        score = getattr(outputs, "score", None)
-        if exception is None and size == self._dev_size and isinstance(score, int | float):
-            self._state.saw_score(round(float(score) / 100, 4))
 
 
 class _LMCalls(BaseCallback):
@@ -133,13 +114,6 @@ class ProgramSpec:
         return build_module(self.module, self.signature, state)
 
 
-@dataclass(frozen=True)
-class Optimized:
-    state: dict[str, Any]
-    baseline_score: float
-    optimized_score: float
-
-
 def run_optimization(
     spec: ProgramSpec,
     *,
@@ -162,7 +136,7 @@ def run_optimization(
     # A dataset without a dev split is scored on its training examples (said in the docs).
     dev = to_examples(devset, spec.input_names) or train
     counted = _CountedMetric(metric, state)
-    callbacks = [_DevScores(state, len(dev))]
+    callbacks = [DevScores(state, len(dev))]
     compiling = _LMCalls()
     with dspy.context(
         lm=lm,
@@ -177,27 +151,29 @@ def run_optimization(
         )
         _no_failed_calls("scoring the baseline", baseline.errors, "examples", EXAMPLES_ERRORED)
         state.advance(1, "baseline scored on the dev split", baseline.score)
-        with dspy.context(callbacks=[*callbacks, compiling]):
-            compiled = _guarded(
-                state,
-                errors,
-                lambda: compile_program(
-                    optimizer,
-                    parsed,
-                    student.deepcopy(),
-                    metric=counted,
-                    trainset=train,
-                    devset=dev,
-                    lm=lm,
-                ),
+        candidates = BestCandidate(state, dev)
+        with _keeping_best(spec, state, candidates, baseline.score, compiling.tally):
+            with dspy.context(callbacks=[*callbacks, compiling, candidates]):
+                compiled = _guarded(
+                    state,
+                    errors,
+                    lambda: compile_program(
+                        optimizer,
+                        parsed,
+                        student.deepcopy(),
+                        metric=counted,
+                        trainset=train,
+                        devset=dev,
+                        lm=lm,
+                    ),
+                )
+            _no_failed_calls(
+                f"compiling with {optimizer}", compiling.tally, "LM calls", LM_CALLS_FAILED
             )
-        _no_failed_calls(
-            f"compiling with {optimizer}", compiling.tally, "LM calls", LM_CALLS_FAILED
-        )
-        state.advance(2, f"{optimizer} compiled")
-        optimized = _guarded(
-            state, errors, lambda: score_program(compiled, dev, metric, num_threads=1)
-        )
+            state.advance(2, f"{optimizer} compiled")
+            optimized = _guarded(
+                state, errors, lambda: score_program(compiled, dev, metric, num_threads=1)
+            )
         _no_failed_calls(
             "scoring the optimized program", optimized.errors, "examples", EXAMPLES_ERRORED
         )
@@ -272,6 +248,29 @@ def _guarded(state: RunState, errors: LMErrors, work: Callable[[], T]) -> T:
         raise RunFailed(code, message) from exc
     state.check()
     return result
+
+
+@contextmanager
+def _keeping_best(
+    spec: ProgramSpec, state: RunState, candidates: BestCandidate, baseline: float, tally: Tally
+) -> Iterator[None]:
+    """A stop over budget while compiling or scoring carries the best candidate out, if
+    one beat the baseline: the run keeps it as a version (``consumers.runs``)."""
+    try:
+        yield
+    except Stopped as stop:
+        best = candidates.best
+        if stop.reason != BUDGET_EXCEEDED or best is None or best.score <= baseline:
+            raise
+        if tally.failed:
+            # As for a completed run: no version is made from a run whose calls failed.
+            log.warning("best candidate not kept: %s", tally.summary("LM calls"))
+            raise
+        problems = state_problems(spec.program(None), best.state)
+        if problems:
+            log.warning("best candidate not kept: %s", "; ".join(problems))
+            raise
+        raise Stopped(stop.reason, Optimized(best.state, baseline, best.score)) from None
 
 
 def _no_failed_calls(phase: str, tally: Tally, unit: str, code: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from dspy.adapters.chat_adapter import ChatAdapter
@@ -25,11 +26,25 @@ BUDGET_EXCEEDED = "budget_exceeded"
 OPTIMIZATION_STEPS = 3
 
 
-class Stopped(Exception):
-    """Raised inside DSPy calls once a run must stop; ``reason`` is a code above."""
+@dataclass(frozen=True)
+class Optimized:
+    """A program state worth a new version: its score and the baseline's, both on dev."""
 
-    def __init__(self, reason: str) -> None:
+    state: dict[str, Any]
+    baseline_score: float
+    optimized_score: float
+
+
+class Stopped(Exception):
+    """Raised inside DSPy calls once a run must stop; ``reason`` is a code above.
+
+    ``best``: on the way out of an optimization stopped over its budget, the best
+    candidate it scored, when that beat the baseline (``runtime.candidates``).
+    """
+
+    def __init__(self, reason: str, best: Optimized | None = None) -> None:
         self.reason = reason
+        self.best = best
         super().__init__(f"run stopped: {reason}")
 
 

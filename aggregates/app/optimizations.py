@@ -7,6 +7,7 @@ functions here while the optimizer runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import RecordConflictError
@@ -17,6 +18,7 @@ from dspyops.aggregates.app.corpora import searched_corpora
 from dspyops.aggregates.app.outcomes import check_same_command, handled_record, run_context
 from dspyops.aggregates.app.plans import OptimizationPlan, plan_fields
 from dspyops.aggregates.app.runs import (
+    KeptVersion,
     dataset_problems,
     fail_run,
     finish_run,
@@ -27,6 +29,7 @@ from dspyops.aggregates.dataset import DEV, TRAIN
 from dspyops.aggregates.errors import DomainError, InvalidInput, NotFound
 from dspyops.aggregates.ids import optimization_uuid
 from dspyops.aggregates.optimization import Optimization
+from dspyops.aggregates.program import Program
 from dspyops.aggregates.run import CANCELLED, RUNNING, Run
 from dspyops.events.commands import CancelOptimization, OptimizeProgram
 from dspyops.events.results import (
@@ -139,32 +142,15 @@ def complete_optimization(
 
     def finish(run: Run, ctx: CommandContext) -> Outcome:
         assert isinstance(run, Optimization)
-        bad = score_errors(baseline_score=baseline_score, optimized_score=optimized_score)
         program = app.program(run.program_id)
-        if bad:
-            return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"], spent)
-        try:
-            version = program.add_optimized_version(
-                optimization_id=run.optimization_id,
-                # Bootstrapped demos hold LM text: made storable (NUL replaced).
-                state=storable(state),
-                optimizer=run.optimizer,
-                metric=run.metric,
-                config=run.config,
-                dataset_id=run.dataset_id,
-                baseline_score=baseline_score,
-                optimized_score=optimized_score,
-                # The plugin module the run optimized: the base version's.
-                plugin=program.get_version(run.base_version)["plugin"],
-                **ctx.meta(),
-            )
-        except DomainError as exc:
-            return fail_run(app, run, ctx, "illegal_transition", str(exc), spent)
-        run.complete(version, baseline_score, optimized_score, **ctx.meta())
+        added = _add_version(run, program, ctx, state, baseline_score, optimized_score)
+        if isinstance(added, tuple):
+            return fail_run(app, run, ctx, *added, spent)
+        run.complete(added, baseline_score, optimized_score, **ctx.meta())
         result = OptimizationCompleted(
             optimization_id=run.optimization_id,
             program_id=run.program_id,
-            version=version,
+            version=added,
             optimizer=run.optimizer,
             metric=run.metric,
             dataset_id=run.dataset_id,
@@ -177,17 +163,77 @@ def complete_optimization(
     return finish_run(app, app.optimization, optimization_id, COMMAND, finish)
 
 
+@dataclass(frozen=True)
+class BestFound:
+    """The best candidate a failed run found, better than its baseline: kept as a version."""
+
+    state: dict[str, Any]
+    baseline_score: float
+    optimized_score: float
+
+
 def fail_optimization(
     app: DspyOps,
     optimization_id: str,
     code: str,
     message: str,
     spend: dict[str, Any] | None = None,
+    *,
+    best: BestFound | None = None,
 ) -> Outcome:
+    """End the run failed; with `best` (a run stopped over budget), first add the version
+    a completed run would have added from it, and name it on the failure."""
+
     def finish(run: Run, ctx: CommandContext) -> Outcome:
-        return fail_run(app, run, ctx, code, message, spend)
+        assert isinstance(run, Optimization)
+        if best is None:
+            return fail_run(app, run, ctx, code, message, spend)
+        program = app.program(run.program_id)
+        added = _add_version(
+            run, program, ctx, best.state, best.baseline_score, best.optimized_score
+        )
+        if isinstance(added, tuple):
+            why = f"{message}; its best candidate was not kept: {added[1]}"
+            return fail_run(app, run, ctx, code, why, spend)
+        kept = KeptVersion(added, best.baseline_score, best.optimized_score)
+        why = (
+            f"{message}; kept its best candidate as version {added} "
+            f"(score {best.optimized_score:g}, baseline {best.baseline_score:g})"
+        )
+        return fail_run(app, run, ctx, code, why, spend, kept, program)
 
     return finish_run(app, app.optimization, optimization_id, COMMAND, finish)
+
+
+def _add_version(
+    run: Optimization,
+    program: Program,
+    ctx: CommandContext,
+    state: dict[str, Any],
+    baseline_score: float,
+    optimized_score: float,
+) -> int | tuple[str, str]:
+    """The new version's number, or why none was added: (error code, message)."""
+    bad = score_errors(baseline_score=baseline_score, optimized_score=optimized_score)
+    if bad:
+        return "invalid_result", bad[0]["msg"]
+    try:
+        return program.add_optimized_version(
+            optimization_id=run.optimization_id,
+            # Bootstrapped demos hold LM text: made storable (NUL replaced).
+            state=storable(state),
+            optimizer=run.optimizer,
+            metric=run.metric,
+            config=run.config,
+            dataset_id=run.dataset_id,
+            baseline_score=baseline_score,
+            optimized_score=optimized_score,
+            # The plugin module the run optimized: the base version's.
+            plugin=program.get_version(run.base_version)["plugin"],
+            **ctx.meta(),
+        )
+    except DomainError as exc:
+        return "illegal_transition", str(exc)
 
 
 def cancel_optimization(app: DspyOps, cmd: CancelOptimization, ctx: CommandContext) -> Outcome:

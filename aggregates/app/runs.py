@@ -8,7 +8,10 @@ has no HandledCommand, so a redelivered command finds the run and resumes it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from eventsourcing.domain import Aggregate
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
@@ -47,6 +50,16 @@ def finish_run(
     return app.attempt(ctx, work, run_id, foreign_ok=True)
 
 
+@dataclass(frozen=True)
+class KeptVersion:
+    """The version a failed optimization kept (made from its best candidate) and the
+    scores it was kept on."""
+
+    version: int
+    baseline_score: float
+    optimized_score: float
+
+
 def fail_run(
     app: DspyOps,
     run: Run,
@@ -54,23 +67,32 @@ def fail_run(
     code: str,
     message: str,
     spend: dict[str, Any] | None = None,
+    kept: KeptVersion | None = None,
+    *changed: Aggregate,
 ) -> Outcome:
-    """Record the run's failure and the asking command's outcome in one save; `spend`
+    """Record the run's failure and the asking command's outcome in one save, with the
+    `changed` aggregates (the program a kept version went to); `spend`
     (events.results.RunSpend's fields) goes into the result."""
     spent = spend or {}
     message = clean(message)  # error text from an optimizer or an LM: made storable
-    run.fail(code, message, **ctx.meta())
+    run.fail(code, message, kept.version if kept else None, **ctx.meta())
     error = ErrorInfo(code=code, message=message)
     result: OptimizationFailed | EvaluationFailed
     if isinstance(run, Optimization):
         result = OptimizationFailed(
-            optimization_id=run.run_id, program_id=run.program_id, error=error, **spent
+            optimization_id=run.run_id,
+            program_id=run.program_id,
+            error=error,
+            kept_version=kept.version if kept else None,
+            baseline_score=kept.baseline_score if kept else None,
+            optimized_score=kept.optimized_score if kept else None,
+            **spent,
         )
     else:
         result = EvaluationFailed(
             evaluation_id=run.run_id, program_id=run.program_id, error=error, **spent
         )
-    return app.record(ctx, Outcome.of(result, run.run_id), run)
+    return app.record(ctx, Outcome.of(result, run.run_id), run, *changed)
 
 
 def dataset_problems(

@@ -635,6 +635,71 @@ def test_failed_optimization_and_out_of_range_scores(app: DspyOps, ctx: Ids) -> 
     assert app.program("p").latest_version == 1
 
 
+def test_a_failed_optimization_keeps_its_best_candidate_as_a_version(
+    app: DspyOps, ctx: Ids
+) -> None:
+    register(app, ctx)
+    add_dataset(app, ctx)
+    for run_id in ("o1", "o2"):
+        plan = handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx(run_id))
+        assert isinstance(plan, OptimizationPlan)
+    best = optimizations.BestFound(state=STATE, baseline_score=0.25, optimized_score=0.75)
+
+    kept = optimizations.fail_optimization(app, "o1", "budget_exceeded", "over budget", best=best)
+
+    assert kept.result_type == "OptimizationFailed"
+    assert kept.data["error"]["code"] == "budget_exceeded"
+    assert kept.data["error"]["message"].startswith("over budget; kept its best candidate")
+    assert (kept.data["kept_version"], kept.data["baseline_score"]) == (2, 0.25)
+    assert kept.data["optimized_score"] == 0.75
+    program = app.program("p")
+    # The same version a completed run would have added.
+    version = program.get_version(2)
+    assert (version["source"], version["optimization_id"], version["state"]) == (
+        "optimized",
+        "o1",
+        STATE,
+    )
+    assert (version["baseline_score"], version["optimized_score"]) == (0.25, 0.75)
+    assert program.status == "optimized"
+    run = app.optimization("o1")
+    assert (run.status, run.kept_version, run.version_created) == ("failed", 2, None)
+    assert app.stored_outcome(run.command_id) == kept
+    # Scores out of range keep nothing, and say why.
+    bad = optimizations.BestFound(state=STATE, baseline_score=0.25, optimized_score=75)
+    failed = optimizations.fail_optimization(app, "o2", "budget_exceeded", "over", best=bad)
+    assert failed.data["kept_version"] is None
+    assert "not kept: optimized_score 75 is not in [0, 1]" in failed.data["error"]["message"]
+    assert app.program("p").latest_version == 2
+
+
+def test_run_failures_stored_before_kept_versions_load_with_none_kept(
+    app: DspyOps, ctx: Ids
+) -> None:
+    program_in(app, ctx, "optimized")  # p, to evaluate
+    register(app, ctx, "q")  # to optimize
+    add_dataset(app, ctx)
+    for command, run_id in [
+        (OptimizeProgram(program_id="q", dataset_id="d"), "o-lost"),
+        (EvaluateProgram(program_id="p", dataset_id="d"), "e-lost"),
+    ]:
+        assert isinstance(handle(app, command, ctx(run_id)), OptimizationPlan | EvaluationPlan)
+    optimizations.fail_optimization(app, "o-lost", "worker_lost", "the worker died")
+    evaluations.fail_evaluation(app, "e-lost", "metric_error", "boom")
+    # Both kinds store their failure under Run.Failed's topic.
+    stored_failures = [
+        n for n in app.recorder.select_notifications(1, 1000) if n.topic.endswith(":Run.Failed")
+    ]
+    assert len(stored_failures) == 2
+    for stored in stored_failures:
+        state = app.mapper.transcoder.decode(stored.state)
+        assert (state["class_version"], state["kept_version"]) == (2, None)
+        # Version 1 (no class version, no kept_version) loads as keeping nothing.
+        del state["class_version"], state["kept_version"]
+        event = restored(app, stored, state)
+        assert (event.code, event.kept_version) == (state["code"], None)
+
+
 def test_evaluation_records_score_and_per_example_results(app: DspyOps, ctx: Ids) -> None:
     program_in(app, ctx, "optimized")
     add_dataset(app, ctx)

@@ -210,7 +210,64 @@ async def test_a_run_over_its_lm_call_budget_fails_with_what_it_spent() -> None:
     # One DSPy call at a time here: it stops at the limit.
     assert outcome.data["lm_calls"] == 3
     assert outcome.data["usage"]["total_tokens"] == 360
+    # BootstrapFewShot scores no candidate while compiling: nothing to keep.
+    assert outcome.data["kept_version"] is None
     assert jobs.app.program("p").latest_version == 1
+
+
+# Random search with 2 candidate programs scores, on the dev split (4 examples, one LM
+# call each): the baseline (0.0), then the zero-shot candidate (0.0, calls 5-8), then the
+# labelled-demos candidate (1.0, calls 9-12), before it bootstraps more.
+RANDOM_SEARCH = {
+    "optimizer": "BootstrapFewShotWithRandomSearch",
+    "config": {"num_candidate_programs": 2},
+}
+
+
+async def test_a_run_stopped_over_budget_keeps_its_best_candidate_as_a_version() -> None:
+    jobs, _ = _jobs(usage=(100, 20))
+
+    outcome = await optimize(jobs, **RANDOM_SEARCH, budget={"max_lm_calls": 12})
+
+    assert outcome.result_type == "OptimizationFailed"
+    assert outcome.data["error"]["code"] == "budget_exceeded"
+    assert "kept its best candidate as version 2" in outcome.data["error"]["message"]
+    assert outcome.data["lm_calls"] == 12
+    assert outcome.data["kept_version"] == 2
+    assert (outcome.data["baseline_score"], outcome.data["optimized_score"]) == (0.0, 1.0)
+    # The version a completed run would have made, from the candidate with demos.
+    program = jobs.app.program("p")
+    assert (program.latest_version, program.status) == (2, "optimized")
+    version = program.get_version(2)
+    run = jobs.app.optimization(outcome.data["optimization_id"])
+    assert version["optimization_id"] == run.optimization_id
+    assert (version["baseline_score"], version["optimized_score"]) == (0.0, 1.0)
+    kept_state = version["state"]
+    assert kept_state is not None
+    assert kept_state["demos"]
+    assert (run.status, run.kept_version) == ("failed", 2)
+
+
+@pytest.mark.parametrize(
+    "max_lm_calls",
+    [
+        8,  # only the zero-shot candidate was scored: no better than the baseline
+        11,  # stopped while scoring the labelled candidate: a partial score counts not
+    ],
+)
+async def test_a_run_stopped_before_a_candidate_beat_the_baseline_keeps_nothing(
+    max_lm_calls: int,
+) -> None:
+    jobs, _ = _jobs(usage=(100, 20))
+
+    outcome = await optimize(jobs, **RANDOM_SEARCH, budget={"max_lm_calls": max_lm_calls})
+
+    assert outcome.result_type == "OptimizationFailed"
+    assert outcome.data["error"]["code"] == "budget_exceeded"
+    assert "kept" not in outcome.data["error"]["message"]
+    assert outcome.data["kept_version"] is None
+    assert jobs.app.program("p").latest_version == 1
+    assert jobs.app.optimization(outcome.data["optimization_id"]).kept_version is None
 
 
 async def test_a_dollar_budget_stops_a_priced_run() -> None:
