@@ -197,6 +197,9 @@ RUNS = Table(
         ("requested_at", "timestamptz NOT NULL"),
         ("updated_at", "timestamptz NOT NULL"),
         ("position", "bigint NOT NULL UNIQUE"),
+        # Optimizations stopped over budget: the version kept from their best candidate
+        # (NULL when none was, and for runs recorded before runs kept one).
+        ("kept_version", "integer"),
     ),
     key=("id",),
     constraints=("UNIQUE (kind, run_id)",),

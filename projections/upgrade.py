@@ -72,6 +72,7 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(EXECUTIONS, ("trace", "failed_step"), _nothing_to_fill),
     Upgrade(EXECUTIONS, ("cost_usd",), _nothing_to_fill),
     Upgrade(PROGRAMS, ("budget",), _nothing_to_fill),
+    Upgrade(RUNS, ("kept_version",), _nothing_to_fill),
 )
 
 

@@ -54,6 +54,9 @@ class Optimization(Run):
     version_created: int | None
     baseline_score: float | None
     optimized_score: float | None
+    # A run stopped over its budget (error `budget_exceeded`) that kept its best
+    # candidate: that version; null otherwise.
+    kept_version: int | None
 
 
 class Evaluation(Run):

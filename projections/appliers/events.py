@@ -126,6 +126,7 @@ class RunProgressed(Recorded, Protocol):
 class RunFailed(Recorded, Protocol):
     code: str
     message: str
+    kept_version: int | None
 
 
 class RunCancelled(Recorded, Protocol):

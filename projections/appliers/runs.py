@@ -71,7 +71,14 @@ class RunsApplier:
         self._change(e, position, step=e.step, total=e.total, best_score=e.best_score)
 
     def failed(self, e: RunFailed, position: int) -> None:
-        self._change(e, position, status=FAILED, error_code=e.code, error_message=e.message)
+        self._change(
+            e,
+            position,
+            status=FAILED,
+            error_code=e.code,
+            error_message=e.message,
+            kept_version=e.kept_version,
+        )
 
     def cancelled(self, e: RunCancelled, position: int) -> None:
         self._change(e, position, status=CANCELLED, cancel_reason=e.reason)
