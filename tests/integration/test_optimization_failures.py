@@ -1,15 +1,23 @@
 """Every way an optimization or evaluation can go wrong ends in one clear terminal result.
 
 One in-process worker: a cancel and a time limit during runs that are running at the
-same time (the optimizations agent runs several), then the rejections a bad command gets.
+same time (the optimizations agent runs several), budgets that stop runs (one keeping
+its best candidate as a version), then the rejections a bad command gets.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 
+import psycopg
+from psycopg import sql
+
+from dspyops.aggregates.dataset import DEV
+from dspyops.bootstrap import open_store
 from dspyops.events.envelope import Envelope
+from dspyops.projections.projector import Projector
 from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.optimization import (
     SIGNATURE,
@@ -19,6 +27,7 @@ from tests.support.optimization import (
     settings_for_test,
     stack,
 )
+from tests.support.read_story import schemas
 
 __all__ = ["settings_for_test", "stack"]  # fixtures
 
@@ -83,6 +92,75 @@ async def test_cancel_and_time_limit_end_running_optimizations(stack: Stack, uni
     assert "2 s" in timed_out["data"]["error"]["message"]
     assert cancel_took < 15
     assert total < 30
+
+
+async def test_a_run_over_budget_keeps_its_best_candidate_and_the_read_model_says_which(
+    stack: Stack, unique: str, database_url: str
+) -> None:
+    settings, topics, _, _ = stack
+    register, dataset = register_commands(unique)
+    other = command(
+        "RegisterProgram", {"program_id": f"other-{unique}", "name": "b", "signature": SIGNATURE}
+    )
+    dataset_id = f"sums-{unique}"
+    async with TopicReader(settings.bootstrap_servers, topics.results) as results:
+        await send_and_wait(settings, topics, results, register, dataset, other)
+        store = open_store(settings.effective_database_url, settings.event_store_schema)
+        dev = len(store.dataset(dataset_id).split(DEV))
+        store.close()
+        # Random search scores on the dev split (one LM call per example) the baseline
+        # (0), the zero-shot candidate (0), then the labelled-demos candidate (1).
+        candidates = {"num_candidate_programs": 2}
+        kept = _optimize(
+            f"add-{unique}",
+            dataset_id,
+            f"kept-{unique}",
+            config=candidates,
+            budget={"max_lm_calls": 3 * dev},
+        )
+        none = _optimize(
+            f"other-{unique}",
+            dataset_id,
+            f"none-{unique}",
+            config=candidates,
+            budget={"max_lm_calls": 2 * dev},
+        )
+        ends = await send_and_wait(settings, topics, results, kept, none)
+    for end in ends.values():
+        print(end["type"].rsplit(".", 1)[-1], json.dumps(end["data"]))
+    assert {e["type"] for e in ends.values()} == {"dspyops.result.OptimizationFailed"}
+    assert {e["data"]["error"]["code"] for e in ends.values()} == {"budget_exceeded"}
+    kept_data, none_data = ends[kept.id]["data"], ends[none.id]["data"]
+    assert kept_data["lm_calls"] == 3 * dev
+    assert (kept_data["kept_version"], kept_data["optimized_score"]) == (2, 1.0)
+    assert none_data["kept_version"] is None
+    read = f"test_rd_{uuid.uuid4().hex[:10]}"
+    with schemas(database_url, read):
+        projector = Projector(
+            database_url, event_store_schema=settings.event_store_schema, read_schema=read
+        )
+        projector.catch_up()
+        projector.close()
+        with psycopg.connect(database_url) as conn:
+            query = "SELECT run_id, status, error_code, kept_version FROM {}.runs"
+            runs = conn.execute(
+                sql.SQL(query + " WHERE run_id = ANY(%s)").format(sql.Identifier(read)),
+                [[f"kept-{unique}", f"none-{unique}"]],
+            ).fetchall()
+            query = "SELECT program_id, number, optimization_id FROM {}.program_versions"
+            versions = conn.execute(
+                sql.SQL(query + " WHERE program_id = ANY(%s)").format(sql.Identifier(read)),
+                [[f"add-{unique}", f"other-{unique}"]],
+            ).fetchall()
+    assert sorted(runs) == [
+        (f"kept-{unique}", "failed", "budget_exceeded", 2),
+        (f"none-{unique}", "failed", "budget_exceeded", None),
+    ]
+    assert sorted(versions) == [
+        (f"add-{unique}", 1, None),
+        (f"add-{unique}", 2, f"kept-{unique}"),
+        (f"other-{unique}", 1, None),
+    ]
 
 
 async def test_bad_optimizer_config_metric_and_dataset_are_rejected(
