@@ -124,6 +124,15 @@ RUNS_ACTIVE = Gauge(
     registry=WORKER,
 )
 
+RUN_PROGRESS = Gauge(
+    "dspyops_optimization_progress_ratio",
+    "Steps done / steps planned of the optimization last reported, per program "
+    "(1 once completed; it keeps its last value after a failure).",
+    ["program_id"],
+    multiprocess_mode="livemax",
+    registry=WORKER,
+)
+
 # --- projector --------------------------------------------------------------------------
 
 PROJECTED = Counter(

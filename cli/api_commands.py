@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from dspyops.cli.log_options import LogFormatOpt, LogLevelOpt, configure
 from dspyops.settings import get_settings
 
 
@@ -14,6 +15,8 @@ def api(
     host: Annotated[str | None, typer.Option(help="Default: DSPYOPS_API_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: DSPYOPS_API_PORT.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    log_level: LogLevelOpt = "info",
+    log_format: LogFormatOpt = "console",
 ) -> None:
     """Serve the read-only query API (OpenAPI at /docs)."""
     settings = get_settings()
@@ -23,7 +26,7 @@ def api(
         host=host or settings.api_host,
         port=port or settings.api_port,
         workers=workers,
-        log_level="info",
+        log_config=configure(log_format, log_level),
         # Access lines cost more than a read query; request counts are on /metrics.
         access_log=False,
     )

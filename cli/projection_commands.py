@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Annotated, Any
 
 import psycopg
 import typer
 
-from dspyops.cli.console import err, fail, out, print_json
+from dspyops.cli.console import fail, out, print_json
+from dspyops.cli.log_options import LogFormatOpt, LogLevelOpt, configure
 from dspyops.projections.lag import read_lag
 from dspyops.projections.rebuild import rebuild as rebuild_read_models
 from dspyops.projections.run import NotStarted, run_projector, stop_on_signals
@@ -17,18 +19,26 @@ from dspyops.settings import Settings, get_settings
 
 app = typer.Typer(help="Rebuild and inspect the read models (PostgreSQL projections).")
 
+log = logging.getLogger("dspyops.projector")
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
-def projector() -> None:
+def projector(log_level: LogLevelOpt = "info", log_format: LogFormatOpt = "console") -> None:
     """Apply stored events to the read models until SIGTERM/SIGINT; each exactly once."""
     settings = get_settings()
+    configure(log_format, log_level)
     stop = stop_on_signals()
-    out.print(f"projector: {settings.event_store_schema} -> {settings.read_model_schema}")
+    log.info("projector: %s -> %s", settings.event_store_schema, settings.read_model_schema)
     try:
-        run_projector(settings, stop, report=err.print)
+        run_projector(settings, stop, report=_logged)
     except NotStarted as exc:
         fail(str(exc), exc.hint)
+
+
+def _logged(line: str) -> None:
+    """The projector's report lines as log lines: an outage is a warning."""
+    (log.warning if "unavailable" in line else log.info)(line)
 
 
 @app.command()

@@ -24,7 +24,7 @@ from dspyops.aggregates.app import (
     Plan,
     evaluations,
 )
-from dspyops.consumers.run_threads import abandon, program_spec
+from dspyops.consumers.run_threads import abandon, in_run_thread, program_spec
 from dspyops.consumers.runs import unpriced_budget
 from dspyops.consumers.store_calls import in_store
 from dspyops.events.envelope import Envelope
@@ -85,7 +85,7 @@ class EvaluationJobs:
             state=state,
             errors=errors,
         )
-        future = asyncio.get_running_loop().run_in_executor(self.pool, work)
+        future = in_run_thread(self.pool, work)
         try:
             while not future.done():
                 await asyncio.wait({future}, timeout=self.poll_interval_s)

@@ -8,8 +8,11 @@ to be redelivered and started again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import Executor
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from dspyops.aggregates.app import EvaluationPlan, OptimizationPlan, Plan
 from dspyops.runtime.optimize import ProgramSpec
@@ -19,6 +22,14 @@ from dspyops.runtime.run_state import RunState
 from dspyops.signatures.dspy_signature import dspy_signature
 
 SHUTDOWN = "worker_shutdown"
+T = TypeVar("T")
+
+
+def in_run_thread(pool: Executor, work: Callable[[], T]) -> asyncio.Future[T]:
+    """`work` in a pool thread, in a copy of the caller's context: the thread's log lines
+    (DSPy's, LiteLLM's) name the command, as the worker's own lines do."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(pool, context.run, work)
 
 
 def abandon(future: asyncio.Future[Any], state: RunState) -> None:

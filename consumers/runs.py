@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from dspyops import metrics
 from dspyops.aggregates.app import (
     CommandContext,
     DspyOps,
@@ -41,7 +42,7 @@ from dspyops.aggregates.app import (
 )
 from dspyops.aggregates.app.optimizations import BestFound
 from dspyops.consumers.records import Outgoing
-from dspyops.consumers.run_threads import abandon, program_spec
+from dspyops.consumers.run_threads import abandon, in_run_thread, program_spec
 from dspyops.consumers.store_calls import in_store
 from dspyops.consumers.telemetry import current_traceparent
 from dspyops.events.envelope import Envelope, result_envelope
@@ -125,7 +126,7 @@ class RunJobs:
             state=state,
             errors=errors,
         )
-        future = asyncio.get_running_loop().run_in_executor(self.pool, work)
+        future = in_run_thread(self.pool, work)
         try:
             await self._watch(future, state, run_id, envelope)
         except asyncio.CancelledError:
@@ -140,6 +141,7 @@ class RunJobs:
         except Exception as exc:
             log.exception("optimization %s failed unexpectedly", run_id)
             return await self._fail(run_id, *errors.describe(exc), state)
+        metrics.RUN_PROGRESS.labels(planned.program_id).set(1.0)
         return await self._in_store(
             partial(
                 optimizations.complete_optimization,
@@ -197,6 +199,8 @@ class RunJobs:
             )
             if outcome is None:
                 return
+            if total:
+                metrics.RUN_PROGRESS.labels(outcome.data["program_id"]).set(step / total)
             spent = state.spend() if state is not None else {}
             data = {**outcome.data, "message": message, **spent}
             result = result_envelope(

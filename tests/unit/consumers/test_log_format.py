@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,6 +22,7 @@ from dspyops.consumers.log_format import (
 from dspyops.consumers.log_redaction import redact_record
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
+from dspyops.consumers.run_threads import in_run_thread
 from dspyops.events.codec import encode
 from dspyops.events.envelope import command_envelope
 from dspyops.events.topics import Topics
@@ -107,3 +109,13 @@ def test_console_lines_name_the_command() -> None:
 )
 def test_fausts_level_names_are_the_standard_librarys(given: str, expected: str) -> None:
     assert level_name(given) == expected
+
+
+async def test_a_runs_thread_logs_under_its_command(json_lines: Lines) -> None:
+    """An optimization's DSPy work runs in a pool thread; its lines still name the command."""
+    with ThreadPoolExecutor(1) as pool, command_logging("cmd-7", "corr-7", "OptimizeProgram", None):
+        await in_run_thread(
+            pool, lambda: logging.getLogger("dspyops.runtime.optimize").warning("trial 3")
+        )
+    (line,) = [json.loads(line) for line in json_lines.lines if "trial 3" in line]
+    assert (line["command_id"], line["command_type"]) == ("cmd-7", "OptimizeProgram")

@@ -7,9 +7,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
+from dspyops import metrics
 from dspyops.aggregates.app import (
     Checks,
     CommandContext,
@@ -96,6 +98,25 @@ async def test_a_run_publishes_its_steps_and_ends_with_a_new_version() -> None:
     assert steps == [0, 1, 2, 3]
     assert {m.envelope.causationid for m in published} == {envelope.id}
     assert len({m.envelope.id for m in published}) == 4
+
+
+async def test_a_runs_progress_is_a_metric_per_program() -> None:
+    jobs, _ = _jobs()
+    data: dict[str, Any] = {"program_id": "p", "dataset_id": "d", "optimizer": "LabeledFewShot"}
+    envelope = command_envelope("OptimizeProgram", data, subject="p")
+    progress = metrics.RUN_PROGRESS.labels("p")
+    seen: list[float] = []
+    real_set = progress.set
+
+    def record(value: float) -> None:
+        seen.append(value)
+        real_set(value)
+
+    with patch.object(progress, "set", record):
+        await run(jobs, envelope, OptimizeProgram.model_validate(data), _ctx(envelope.id))
+    assert seen == [0.0, 1 / 3, 2 / 3, 1.0, 1.0]
+    sample = {"program_id": "p"}
+    assert metrics.WORKER.get_sample_value("dspyops_optimization_progress_ratio", sample) == 1.0
 
 
 async def test_a_run_interrupted_too_often_fails_with_the_reason() -> None:
