@@ -34,6 +34,13 @@ def test_every_metric_the_dashboard_queries_is_exposed() -> None:
     assert queried <= exposed(), queried - exposed()
 
 
+def test_every_query_names_its_series() -> None:
+    # A legend per query: Grafana and scripts/observability-screenshots name series by it.
+    dashboard = json.loads((EXAMPLES / "grafana-dashboard.json").read_text())
+    for panel in dashboard["panels"]:
+        assert all(target.get("legendFormat") for target in panel["targets"]), panel["title"]
+
+
 def test_the_names_follow_the_convention() -> None:
     # process_* (CPU, memory) are prometheus-client's own, named as every exporter does.
     for name in exposed() - {n for n in exposed() if n.startswith("process_")}:
