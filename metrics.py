@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -24,6 +25,8 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from dspyops.events.codec import UndecodableCode
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,10 @@ DEAD_LETTERS = Counter(
     ["reason"],
     registry=WORKER,
 )
+# Every reason served at 0 from the start: a series born at 1 hides its first dead letter
+# from increase() and rate(), and the first is the one to see.
+for _reason in get_args(UndecodableCode):
+    DEAD_LETTERS.labels(_reason)
 RELAY_LAG = Gauge(
     "dspyops_relay_lag_events",
     "Stored events the outbox relay has not published yet.",

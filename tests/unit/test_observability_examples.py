@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import get_args
 
 import yaml
 
 from dspyops import metrics
 from dspyops.api.routes.prometheus import SCRAPED
+from dspyops.events.codec import UndecodableCode
 from dspyops.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "observability"
@@ -39,6 +41,13 @@ def test_every_query_names_its_series() -> None:
     dashboard = json.loads((EXAMPLES / "grafana-dashboard.json").read_text())
     for panel in dashboard["panels"]:
         assert all(target.get("legendFormat") for target in panel["targets"]), panel["title"]
+
+
+def test_every_dead_letter_reason_is_served_before_the_first() -> None:
+    # Served (at 0 until one comes) from the start, so increase() counts the first one.
+    for reason in get_args(UndecodableCode):
+        labels = {"reason": reason}
+        assert metrics.WORKER.get_sample_value("dspyops_dead_letters_total", labels) is not None
 
 
 def test_the_names_follow_the_convention() -> None:
