@@ -148,7 +148,12 @@ class PostgresLedger:
             if self._ready:
                 return
             self._pool.open(wait=True)
-            with self._pool.connection() as conn:
+            with self._pool.connection() as conn, conn.transaction():
+                # Two workers creating the table at once would collide in the catalog.
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [f"dspyops.budget:create:{self._table.as_string(conn)}"],
+                )
                 for statement in SCHEMA.split(";"):
                     conn.execute(
                         sql.SQL(statement.strip()).format(table=self._table, index=self._index)

@@ -147,7 +147,24 @@ class DspyOps(Application):
         """
         handled = [handled_record(ctx, outcome)] if ctx.store_outcome else []
         self.save(*changed, *handled)
+        self._cache_programs(changed)
         return outcome
+
+    def _cache_programs(self, saved: tuple[Aggregate, ...]) -> None:
+        """Programs just saved replace their cached copies.
+
+        Executions read a program from the cache and, while another thread fast-forwards
+        it, use it as it is (`find`): right after a change (a budget, a deploy) 200
+        executions planned at once would otherwise see the program as it was before. On
+        this worker they now see the change at once; other workers see it at their next
+        read of the program.
+        """
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate in saved:
+            if isinstance(aggregate, Program):
+                cache.put(aggregate.id, aggregate)
 
     def owns_id(self, ctx: CommandContext) -> bool:
         """Whether no other command has stored an outcome under this command's id."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def reply(messages: Messages) -> str:
 
 
 async def test_200_in_flight_pass_a_budget_by_at_most_one_execution(
-    env: dict[str, str], tmp_path: Path, unique: str
+    env: dict[str, str], database_url: str, tmp_path: Path, unique: str
 ) -> None:
     topics = Topics(env["DSPYOPS_TOPIC_PREFIX"])
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
@@ -128,9 +129,24 @@ async def test_200_in_flight_pass_a_budget_by_at_most_one_execution(
     )
 
     minute_ok = [r for r in ended["minute"] if r["type"].endswith("ExecutionSucceeded")]
-    assert len(minute_ok) == 25
     minute_refused = [r for r in ended["minute"] if r["type"].endswith("CommandRejected")]
-    assert len(minute_refused) == IN_FLIGHT - 25
+    assert len(minute_ok) + len(minute_refused) == IN_FLIGHT
+    # The window slides: on a loaded machine the burst may take over a minute to plan,
+    # and the next minute admits again. No 60 s ever held more than 25 admissions.
+    with psycopg.connect(database_url) as conn:
+        admitted = [
+            at
+            for (at,) in conn.execute(
+                f'SELECT admitted_at FROM "{env["DSPYOPS_EVENT_STORE_SCHEMA"]}".program_spend'
+                " WHERE program_id = 'minute' ORDER BY admitted_at"
+            )
+        ]
+    assert len(admitted) == len(minute_ok) >= 25
+    busiest = max(
+        sum(1 for other in admitted if start <= other < start + timedelta(seconds=60))
+        for start in admitted
+    )
+    assert busiest == 25
     ctx = minute_refused[0]["data"]["errors"][0]["ctx"]
     assert (ctx["limit"], ctx["spent"], ctx["allowed"]) == ("executions_per_minute", 25, 25)
     assert 0 < ctx["retry_after_s"] <= 60

@@ -203,3 +203,15 @@ def test_a_program_without_budget_never_asks_the_ledger(ctx: Ids) -> None:
     plan = execute(app, ctx())
     assert isinstance(plan, ExecutionPlan)
     assert not plan.budgeted
+
+
+def test_the_saved_program_is_what_the_next_execution_reads(app: DspyOps, ctx: Ids) -> None:
+    """Executions read the cached program without waiting for a fast-forward in progress:
+    the saved program replaces the cached one, so none is planned without the budget."""
+    register(app, ctx)
+    before = app.program("p", copy=False)
+    handle(app, SetBudget(program_id="p", executions_per_minute=1), ctx())
+    assert app.repository.cache is not None
+    cached: Any = app.repository.cache.get(before.id)
+    assert cached is not before
+    assert cached.budget == {"usd_per_day": None, "executions_per_minute": 1}
