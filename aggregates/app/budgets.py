@@ -78,8 +78,9 @@ def refusal(budget: dict[str, Any], program_id: str, spend: Spend) -> BudgetExce
             errors=[
                 {
                     "loc": ["program_id"],
-                    "msg": f"program {program_id!r} ran {spend.last_minute} executions in "
-                    f"the last minute, its budget allows {per_minute} per minute; "
+                    "msg": f"program {program_id!r} started {spend.last_minute} "
+                    f"execution{'' if spend.last_minute == 1 else 's'} in the last minute, "
+                    f"its budget allows {per_minute} per minute; "
                     f"retry after {math.ceil(retry_after)} s",
                     "type": BUDGET_EXCEEDED,
                     "ctx": {
