@@ -164,29 +164,22 @@ class ProgramsApplier:
     def budget_set(self, e: Program.BudgetSet, position: int) -> None:
         limits = {"usd_per_day": e.usd_per_day, "executions_per_minute": e.executions_per_minute}
         budget = limits if any(v is not None for v in limits.values()) else None
-        before = self._program(e)
-        self.rows.update(
-            PROGRAMS, {"id": e.originator_id}, {"budget": budget, "updated_at": e.timestamp}
-        )
         # The reason is the change's, not the program's: kept in the audit entry only.
-        changed = changes(before, {"budget": budget})
-        if e.reason is not None:
-            changed["reason"] = {"before": None, "after": e.reason}
-        program_id = before["program_id"]
-        self.audit.record(
-            e,
-            position,
-            kind="program",
-            aggregate_id=program_id,
-            program_id=program_id,
-            changed=changed,
-        )
+        reason = {"reason": {"before": None, "after": e.reason}} if e.reason is not None else {}
+        self._change(e, position, noted=reason, budget=budget)
 
     def _program(self, e: Recorded) -> Row:
         return self.rows.select(PROGRAMS, {"id": e.originator_id})
 
-    def _change(self, e: Recorded, position: int, before: Row | None = None, **after: Any) -> None:
-        """Update the program's row with `after` and audit what changed."""
+    def _change(
+        self,
+        e: Recorded,
+        position: int,
+        before: Row | None = None,
+        noted: Row | None = None,
+        **after: Any,
+    ) -> None:
+        """Update the program's row with `after` and audit what changed (and `noted`)."""
         if before is None:
             before = self._program(e)
         self.rows.update(PROGRAMS, {"id": e.originator_id}, {**after, "updated_at": e.timestamp})
@@ -197,7 +190,7 @@ class ProgramsApplier:
             kind="program",
             aggregate_id=program_id,
             program_id=program_id,
-            changed=changes(before, after),
+            changed={**changes(before, after), **(noted or {})},
         )
 
     def _add_version(
