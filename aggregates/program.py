@@ -1,17 +1,41 @@
 """The Program aggregate: a DSPy program's definition, its lifecycle and its versions.
 
-Lifecycle (the seed's state machine, exactly):
-    train      draft              -> training
-    optimize   draft, training    -> optimized
-    deploy     optimized          -> deployed
-    deprecate  optimized, deployed -> deprecated
-Actions outside the seed keep the status unchanged:
-    update     any but deprecated (instructions make a new version)
-    rollback   deployed: the deployed alias moves to an earlier existing version
-    budget     any but deprecated: limits on its executions (USD per day, per minute)
+A program keeps improving: it is optimized and evaluated again and again, each
+optimization adding a version, and `production` (the deployed version) moves to any of
+them. Versions are immutable and numbered from 1 (v1 is the unoptimized program); the
+deployed version is an alias pointing at one of them, as MLflow's registry aliases do.
 
-Versions are immutable and numbered from 1 (v1 is the unoptimized program). The deployed
-version is an alias pointing at one of them, as MLflow's registry aliases do.
+The program's status is the seed's coarse state and follows from its versions: draft
+until a version serves (training once TrainProgram said runs are being prepared,
+optimized once an optimized candidate waits), deployed from the first deploy on (a new
+candidate waits beside the version serving, which does not make the program less
+deployed), deprecated at the end. `TRANSITIONS` is the one table (action, from -> to);
+`REJECTED` says why each missing pair is refused:
+
+    action     allowed from -> status after             rejected (IllegalTransition)
+    train      draft -> training                        training, optimized, deployed: it
+                                                        has begun already (optimize it);
+                                                        deprecated (loc status)
+    optimize   draft, training, optimized -> optimized  deprecated (loc status)
+               deployed -> deployed
+    evaluate   any but deprecated (unchanged)           deprecated (loc status)
+    update     any but deprecated (unchanged)           deprecated (loc status)
+    deploy     draft, training, optimized, deployed     deprecated (loc status); the version
+               -> deployed                              serving now (loc version); a version
+                                                        that does not exist: NotFound
+    rollback   deployed -> deployed                     draft, training, optimized: nothing
+                                                        has served (loc status); deprecated;
+                                                        a version that never served, or the
+                                                        one serving now (loc version)
+    deprecate  optimized, deployed -> deprecated        draft, training: nothing to retire
+                                                        (the seed's rule); deprecated
+
+Rollback returns to an earlier-served version: one `production` pointed at before (by a
+deploy or a rollback) and does not point at now, whatever its number; `served_versions`
+lists them in the order they first served. Deploy takes any existing version.
+Optimizations and evaluations in flight are their own aggregates with their own status:
+they do not change the program's (its events record only what happened to it).
+Budgets (SetBudget) are allowed in any status but deprecated and keep the status.
 
 This module is long because the event classes are declared here, next to the methods
 that record them: they carry class versions and upcasts for events stored long ago, and
@@ -41,15 +65,27 @@ STATUSES: tuple[Status, ...] = (DRAFT, TRAINING, OPTIMIZED, DEPLOYED, DEPRECATED
 PIPELINE = "Pipeline"
 PLUGIN_PREFIX = "plugin:"
 
-# action -> (statuses it is allowed from, status it leads to; None keeps the status)
-TRANSITIONS: dict[str, tuple[frozenset[Status], Status | None]] = {
-    "train": (frozenset({DRAFT}), TRAINING),
-    "optimize": (frozenset({DRAFT, TRAINING}), OPTIMIZED),
-    "deploy": (frozenset({OPTIMIZED}), DEPLOYED),
-    "deprecate": (frozenset({OPTIMIZED, DEPLOYED}), DEPRECATED),
-    "update": (frozenset({DRAFT, TRAINING, OPTIMIZED, DEPLOYED}), None),
-    "rollback": (frozenset({DEPLOYED}), None),
+LIVE = frozenset({DRAFT, TRAINING, OPTIMIZED, DEPLOYED})
+
+# action -> {status it is allowed from: status it leads to}; a missing status is refused
+# for the reason in REJECTED. "evaluate" records no program event: it is checked only.
+TRANSITIONS: dict[str, dict[Status, Status]] = {
+    "train": {DRAFT: TRAINING},
+    "optimize": {DRAFT: OPTIMIZED, TRAINING: OPTIMIZED, OPTIMIZED: OPTIMIZED, DEPLOYED: DEPLOYED},
+    "evaluate": {status: status for status in LIVE},
+    "update": {status: status for status in LIVE},
+    "deploy": {status: DEPLOYED for status in LIVE},
+    "rollback": {DEPLOYED: DEPLOYED},
+    "deprecate": {OPTIMIZED: DEPRECATED, DEPLOYED: DEPRECATED},
 }
+
+# (action, status) -> why it is refused; (action, None) for every other refused status.
+REJECTED: dict[tuple[str, Status | None], str] = {
+    ("train", None): "training marks a draft's first runs; this program has begun: optimize it",
+    ("rollback", None): "no version has served yet: deploy one",
+    ("deprecate", None): "only an optimized or deployed program is deprecated (the seed's rule)",
+}
+DEPRECATED_REASON = "a deprecated program changes no more"
 
 
 class ProgramVersion(TypedDict):
@@ -95,8 +131,9 @@ def _version(number: int, source: str, instructions: str | None, **rest: Any) ->
 
 class Program(Aggregate):
     # Snapshots are versioned too: a snapshot taken before pipelines lacks their fields,
-    # one taken before budgets lacks `budget`.
-    class_version = 3
+    # one taken before budgets lacks `budget`, one taken before redeploys lacks
+    # `served_versions`.
+    class_version = 4
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -107,6 +144,13 @@ class Program(Aggregate):
     @staticmethod
     def upcast_v2_v3(state: dict[str, Any]) -> None:
         state["budget"] = None
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        # Such a snapshot knows only the version serving then: versions that served before
+        # it (left by a rollback) are not known, and a rollback to them is refused.
+        deployed = state.get("deployed_version")
+        state["served_versions"] = [] if deployed is None else [deployed]
 
     @staticmethod
     def create_id(program_id: str) -> Any:
@@ -275,6 +319,8 @@ class Program(Aggregate):
             _version(version, "registered", instructions, plugin=plugin)
         ]
         self.deployed_version: int | None = None
+        # Every version `production` has pointed at, in the order each first served.
+        self.served_versions: list[int] = []
         # {"usd_per_day", "executions_per_minute"} while a budget is set.
         self.budget: dict[str, Any] | None = None
 
@@ -300,22 +346,28 @@ class Program(Aggregate):
         return self.get_version(self.deployed_version or self.latest_version)
 
     def can(self, action: str) -> bool:
-        return self.status in TRANSITIONS[action][0]
+        return self.status in TRANSITIONS[action]
 
     def next_status(self, action: str) -> Status:
         """The status `action` leads to (checked first): what its event records."""
         self.check(action)
-        _, to = TRANSITIONS[action]
-        return self.status if to is None else to
+        return TRANSITIONS[action][self.status]
 
     def check(self, action: str) -> None:
-        allowed, _ = TRANSITIONS[action]
-        if self.status not in allowed:
-            raise IllegalTransition(
-                f"cannot {action} program {self.program_id!r} in status {self.status!r}; "
-                f"{action} is allowed from {', '.join(sorted(allowed))}",
-                loc=["status"],
-            )
+        """Refuse `action` in this status, with the reason from `REJECTED`."""
+        allowed = TRANSITIONS[action]
+        if self.status in allowed:
+            return
+        reason = (
+            DEPRECATED_REASON
+            if self.status == DEPRECATED
+            else REJECTED.get((action, self.status)) or REJECTED[(action, None)]
+        )
+        raise IllegalTransition(
+            f"cannot {action} program {self.program_id!r} in status {self.status!r}: "
+            f"{reason}; {action} is allowed from {', '.join(sorted(allowed))}",
+            loc=["status"],
+        )
 
     # --- guarded actions: check everything, then record one event ----------------------
 
@@ -359,18 +411,32 @@ class Program(Aggregate):
         return self.latest_version
 
     def deploy(self, version: int, **meta: Any) -> None:
+        """Point `production` at any existing version but the one serving now."""
         status = self.next_status("deploy")
         self.get_version(version)
+        if version == self.deployed_version:
+            raise IllegalTransition(
+                f"version {version} of program {self.program_id!r} is serving already",
+                loc=["version"],
+            )
         self._deployed(version=version, status=status, **meta)
 
     def rollback(self, version: int, **meta: Any) -> None:
+        """Point `production` back at a version that served before (any number)."""
         self.check("rollback")
         self.get_version(version)
         assert self.deployed_version is not None
-        if version >= self.deployed_version:
+        if version == self.deployed_version:
             raise IllegalTransition(
-                f"rollback needs a version earlier than the deployed version "
-                f"{self.deployed_version}, got {version}",
+                f"version {version} of program {self.program_id!r} is serving already",
+                loc=["version"],
+            )
+        if version not in self.served_versions:
+            served = ", ".join(str(v) for v in self.served_versions if v != self.deployed_version)
+            raise IllegalTransition(
+                f"rollback returns to a version that served before; version {version} of "
+                f"program {self.program_id!r} never served (served before: "
+                f"{served or 'none'}): deploy it instead",
                 loc=["version"],
             )
         self._rolled_back(version=version, previous_version=self.deployed_version, **meta)
@@ -474,7 +540,7 @@ class Program(Aggregate):
     def _deployed(
         self, version: int, status: str, command_id: str, correlation_id: str, actor: str | None
     ) -> None:
-        self.deployed_version = version
+        self._serve(version)
         self.status = status
 
     @event("RolledBack")
@@ -486,7 +552,12 @@ class Program(Aggregate):
         correlation_id: str,
         actor: str | None,
     ) -> None:
+        self._serve(version)
+
+    def _serve(self, version: int) -> None:
         self.deployed_version = version
+        if version not in self.served_versions:
+            self.served_versions.append(version)
 
     @event(Deprecated)
     def _deprecated(

@@ -21,10 +21,9 @@ from dspyops.aggregates.app.runs import (
     score_errors,
 )
 from dspyops.aggregates.dataset import DEV
-from dspyops.aggregates.errors import IllegalTransition, InvalidInput
+from dspyops.aggregates.errors import InvalidInput
 from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.ids import evaluation_uuid
-from dspyops.aggregates.program import DEPRECATED
 from dspyops.aggregates.run import Run
 from dspyops.events.commands import EvaluateProgram
 from dspyops.events.results import EvaluationCompleted
@@ -42,8 +41,7 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
         )
         return _plan(app, existing, resumed=True)
     program = app.program(cmd.program_id)
-    if program.status == DEPRECATED:
-        raise IllegalTransition(f"program {cmd.program_id!r} is deprecated", loc=["program_id"])
+    program.check("evaluate")
     version = program.serving_version(cmd.version)
     errors = named("metric", cmd.metric) or app.checks.metric(cmd.metric)
     errors += dataset_problems(app, program, version, cmd.dataset_id)

@@ -122,6 +122,8 @@ def program_in(app: DspyOps, ctx: Ids, status: str) -> None:
     if status in {"optimized", "deployed", "deprecated"}:
         assert optimized(app, ctx).result_type == "OptimizationCompleted"
     if status == "deployed":
+        # v1 served, then v2: so a rollback to v1 is possible (tests/support/lifecycle.py).
+        handle(app, DeployProgram(program_id="p", version=1), ctx())
         handle(app, DeployProgram(program_id="p", version=2), ctx())
     if status == "deprecated":
         handle(app, DeprecateProgram(program_id="p"), ctx())
@@ -170,7 +172,7 @@ def test_a_bad_signature_is_rejected_with_its_position(app: DspyOps, ctx: Ids) -
 
 STATUS_COMMANDS: dict[str, Callable[[], Command]] = {
     "train": lambda: TrainProgram(program_id="p"),
-    "deploy": lambda: DeployProgram(program_id="p", version=2),
+    "deploy": lambda: DeployProgram(program_id="p", version=1),
     "rollback": lambda: RollbackProgram(program_id="p", version=1),
     "deprecate": lambda: DeprecateProgram(program_id="p"),
     "update": lambda: UpdateProgram(program_id="p", instructions="Shorter."),
@@ -464,6 +466,7 @@ def test_executions_use_deployed_else_latest_unless_named(app: DspyOps, ctx: Ids
     plan = execute(app, ctx())
     assert isinstance(plan, ExecutionPlan)
     assert (plan.version, plan.state) == (2, STATE)
+    handle(app, DeployProgram(program_id="p", version=1), ctx())
     handle(app, DeployProgram(program_id="p", version=2), ctx())
     handle(app, RollbackProgram(program_id="p", version=1), ctx())
     handle(app, UpdateProgram(program_id="p", instructions="Newest."), ctx())
@@ -576,11 +579,62 @@ def test_optimization_requests_are_checked(app: DspyOps, ctx: Ids) -> None:
     assert outcome.data["errors"][0]["loc"] == ["dataset_id"]
 
 
-def test_optimize_follows_the_seed_state_machine(app: DspyOps, ctx: Ids) -> None:
+@pytest.mark.parametrize("status", ["draft", "training", "optimized", "deployed", "deprecated"])
+def test_optimize_and_evaluate_from_every_status(app: DspyOps, ctx: Ids, status: str) -> None:
+    program_in(app, ctx, status)
+    add_dataset(app, ctx, dataset_id="more")
+    planned = {
+        "optimize": handle(app, OptimizeProgram(program_id="p", dataset_id="more"), ctx()),
+        "evaluate": handle(app, EvaluateProgram(program_id="p", dataset_id="more"), ctx()),
+    }
+    for action, answer in planned.items():
+        if (status, action) in ALLOWED:
+            assert not isinstance(answer, Outcome), answer
+        else:
+            assert isinstance(answer, Outcome)
+            assert answer.data["errors"][0]["type"] == "illegal_transition"
+            assert answer.data["errors"][0]["loc"] == ["status"]
+
+
+def test_a_deployed_program_optimized_again_gets_a_new_version_and_stays_deployed(
+    app: DspyOps, ctx: Ids
+) -> None:
     program_in(app, ctx, "deployed")
-    outcome = handle(app, OptimizeProgram(program_id="p", dataset_id="d-p"), ctx())
-    assert isinstance(outcome, Outcome)
-    assert outcome.data["errors"][0]["type"] == "illegal_transition"
+    plan = handle(app, OptimizeProgram(program_id="p", dataset_id="d-p"), ctx())
+    assert isinstance(plan, OptimizationPlan)
+    outcome = optimizations.complete_optimization(
+        app, plan.optimization_id, state=STATE, baseline_score=0.5, optimized_score=0.9
+    )
+    assert outcome.result_type == "OptimizationCompleted", outcome
+    assert outcome.data["version"] == 3
+    program = app.program("p")
+    assert (program.status, program.deployed_version, program.latest_version) == ("deployed", 2, 3)
+    deployed = handle(app, DeployProgram(program_id="p", version=3), ctx())
+    assert (deployed.data["status"], deployed.data["deployed_version"]) == ("deployed", 3)
+    rolled = handle(app, RollbackProgram(program_id="p", version=2), ctx())
+    assert (rolled.data["version"], rolled.data["previous_version"]) == (2, 3)
+    again = handle(app, RollbackProgram(program_id="p", version=3), ctx())
+    assert again.result_type == "ProgramRolledBack", again  # v3 served: back to it
+    refused = handle(app, DeployProgram(program_id="p", version=3), ctx())
+    assert refused.data["errors"][0]["loc"] == ["version"]
+
+
+def test_a_program_snapshot_from_before_redeploys_loads(app: DspyOps, ctx: Ids) -> None:
+    program_in(app, ctx, "deployed")
+    program_id = app.program("p").id
+    app.take_snapshot(program_id)
+    assert app.snapshots is not None
+    stored = app.snapshots.recorder.select_events(program_id, desc=True, limit=1)[0]
+    snapshot = app.mapper.transcoder.decode(stored.state)
+    # As class version 3 wrote it: no served versions, only the deployed one.
+    del snapshot["state"]["served_versions"]
+    snapshot["state"]["class_version"] = 3
+    program = restored(app, stored, snapshot).mutate(None)
+    assert (program.status, program.deployed_version, program.served_versions) == (
+        "deployed",
+        2,
+        [2],
+    )
 
 
 def test_a_redelivered_optimize_command_resumes_the_same_run(app: DspyOps, ctx: Ids) -> None:

@@ -1,4 +1,4 @@
-"""Program lifecycle: every action from every status, versions, rollback and updates."""
+"""Program lifecycle: every action from every status, versions, redeploys, rollback, updates."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dspyops.aggregates.program import STATUSES, Program
 from tests.support.lifecycle import ALLOWED
 
 META: dict[str, Any] = {"command_id": "c", "correlation_id": "c", "actor": "tester"}
-ACTIONS = ("train", "optimize", "deploy", "rollback", "deprecate", "update")
+ACTIONS = ("train", "optimize", "evaluate", "deploy", "rollback", "deprecate", "update")
 
 
 def new_program() -> Program:
@@ -50,7 +50,9 @@ def program_in(status: str) -> Program:
     elif status == "optimized":
         optimize(program)
     elif status == "deployed":
+        # v1 served, then v2: a rollback to v1 and a deploy of v1 are both possible.
         optimize(program)
+        program.deploy(1, **META)
         program.deploy(2, **META)
     elif status == "deprecated":
         optimize(program)
@@ -64,8 +66,10 @@ def act(program: Program, action: str) -> None:
         program.train(**META)
     elif action == "optimize":
         optimize(program)
+    elif action == "evaluate":
+        program.check("evaluate")
     elif action == "deploy":
-        program.deploy(program.latest_version, **META)
+        program.deploy(1, **META)
     elif action == "rollback":
         program.rollback(1, **META)
     elif action == "deprecate":
@@ -82,11 +86,13 @@ def test_every_action_from_every_status(status: str, action: str) -> None:
     if (status, action) in ALLOWED:
         act(program, action)
         assert program.status == ALLOWED[(status, action)]
-        assert len(program.pending_events) == pending + 1
+        # An evaluation is its own aggregate: checking it records nothing on the program.
+        assert len(program.pending_events) == pending + (action != "evaluate")
     else:
         with pytest.raises(IllegalTransition) as info:
             act(program, action)
         assert info.value.errors[0]["type"] == "illegal_transition"
+        assert info.value.errors[0]["loc"] == ["status"]
         assert status in info.value.errors[0]["msg"]
         assert program.status == status
         assert len(program.pending_events) == pending
@@ -123,17 +129,109 @@ def test_serving_version_is_named_then_deployed_then_latest() -> None:
         program.serving_version(9)
 
 
-def test_rollback_moves_the_alias_to_an_earlier_version_only() -> None:
-    program = program_in("deployed")
-    with pytest.raises(IllegalTransition):
+def test_rollback_moves_the_alias_to_a_version_that_served_before_only() -> None:
+    program = program_in("optimized")
+    program.update(None, "newer", **META)  # v3
+    program.deploy(2, **META)
+    with pytest.raises(IllegalTransition) as never:
+        program.rollback(1, **META)
+    assert never.value.errors[0]["loc"] == ["version"]
+    assert "never served" in never.value.errors[0]["msg"]
+    with pytest.raises(IllegalTransition) as serving:
         program.rollback(2, **META)
+    assert serving.value.errors[0]["loc"] == ["version"]
     with pytest.raises(NotFound):
         program.rollback(7, **META)
-    program.rollback(1, **META)
-    assert (program.status, program.deployed_version) == ("deployed", 1)
+    program.deploy(3, **META)
+    program.rollback(2, **META)
+    assert (program.status, program.deployed_version) == ("deployed", 2)
     event = program.collect_events()[-1]
     assert type(event).__name__ == "RolledBack"
-    assert (event.version, event.previous_version) == (1, 2)  # type: ignore[attr-defined]
+    assert (event.version, event.previous_version) == (2, 3)  # type: ignore[attr-defined]
+    # "Earlier" is earlier in serving order, not a lower number: back to v3 from v2.
+    program.rollback(3, **META)
+    assert program.deployed_version == 3
+    assert program.served_versions == [2, 3]
+
+
+def test_a_program_keeps_improving_while_it_serves() -> None:
+    program = new_program()
+    assert optimize(program) == 2
+    program.deploy(2, **META)
+    assert optimize(program) == 3
+    # A candidate waits beside the version serving: the program stays deployed.
+    assert (program.status, program.deployed_version, program.latest_version) == ("deployed", 2, 3)
+    program.deploy(3, **META)
+    program.rollback(2, **META)
+    assert optimize(program) == 4
+    program.deploy(4, **META)
+    assert (program.status, program.deployed_version, program.latest_version) == ("deployed", 4, 4)
+    assert program.served_versions == [2, 3, 4]
+    facts = [
+        (type(e).__name__, getattr(e, "status", None), getattr(e, "version", None))
+        for e in program.collect_events()[1:]
+    ]
+    assert facts == [
+        ("Optimized", "optimized", 2),
+        ("Deployed", "deployed", 2),
+        ("Optimized", "deployed", 3),
+        ("Deployed", "deployed", 3),
+        ("RolledBack", None, 2),
+        ("Optimized", "deployed", 4),
+        ("Deployed", "deployed", 4),
+    ]
+
+
+def test_deploying_the_version_serving_now_is_refused() -> None:
+    program = program_in("deployed")
+    with pytest.raises(IllegalTransition) as info:
+        program.deploy(2, **META)
+    assert info.value.errors[0]["loc"] == ["version"]
+    assert "serving already" in info.value.errors[0]["msg"]
+
+
+def test_a_draft_deploys_its_first_version() -> None:
+    program = new_program()
+    program.deploy(1, **META)
+    assert (program.status, program.deployed_version, program.served_versions) == (
+        "deployed",
+        1,
+        [1],
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "reason"),
+    [
+        ("optimized", "train", "this program has begun"),
+        ("draft", "rollback", "no version has served yet"),
+        ("training", "deprecate", "only an optimized or deployed program"),
+        ("deprecated", "optimize", "a deprecated program changes no more"),
+        ("deprecated", "evaluate", "a deprecated program changes no more"),
+        ("deprecated", "deploy", "a deprecated program changes no more"),
+    ],
+)
+def test_each_refusal_says_why(status: str, action: str, reason: str) -> None:
+    with pytest.raises(IllegalTransition) as info:
+        act(program_in(status), action)
+    assert reason in info.value.errors[0]["msg"]
+
+
+def test_replaying_the_events_gives_the_served_versions_back() -> None:
+    program = new_program()
+    optimize(program)
+    program.deploy(2, **META)
+    program.deploy(1, **META)
+    program.rollback(2, **META)
+    replayed = None
+    for event in program.collect_events():
+        replayed = event.mutate(replayed)
+    assert isinstance(replayed, Program)
+    assert (replayed.status, replayed.deployed_version, replayed.served_versions) == (
+        "deployed",
+        2,
+        [2, 1],
+    )
 
 
 def test_deploy_needs_an_existing_version() -> None:
