@@ -221,10 +221,11 @@ def test_audit_trail_with_before_and_after(client: TestClient) -> None:
     assert ("program", "Deployed") in events
     assert ("optimization", "Progressed") in events
     assert ("evaluation", "Completed") in events
-    deployed = next(e for e in entries if e["event_type"] == "Deployed")
+    first, deployed = [e for e in reversed(entries) if e["event_type"] == "Deployed"]
+    assert first["changes"]["status"] == {"before": "optimized", "after": "deployed"}
+    assert first["changes"]["deployed_version"] == {"before": None, "after": 1}
     assert deployed["actor"] == "carol"
-    assert deployed["changes"]["status"] == {"before": "optimized", "after": "deployed"}
-    assert deployed["changes"]["deployed_version"] == {"before": None, "after": 2}
+    assert deployed["changes"] == {"deployed_version": {"before": 1, "after": 2}}
     assert deployed["command_id"]
     assert deployed["correlation_id"].startswith("corr-")
     rolled = next(e for e in entries if e["event_type"] == "RolledBack")

@@ -58,6 +58,8 @@ def test_every_v1_event_loads_and_replays_to_the_same_state(v1_store: DspyOps) -
     qa: Program = v1_store.repository.get(program_uuid("qa"))
     assert isinstance(qa, Program)
     assert (qa.status, qa.latest_version, qa.deployed_version) == ("deprecated", 3, 2)
+    # Deployed v3, then rolled back to v2: both served, in that order.
+    assert qa.served_versions == [3, 2]
     assert [v["source"] for v in qa.versions] == ["registered", "updated", "optimized"]
     assert qa.versions[2]["optimized_score"] == 0.75
     assert qa.versions[1]["instructions"] == "Answer briefly."

@@ -78,7 +78,10 @@ async def test_optimized_version_carries_demos_into_executions_and_scores_match_
             "UpdateProgram", {"program_id": program_id, "instructions": "Add the two numbers."}
         )
         await send_and_wait(settings, topics, results, register_v3)
-        rollback = command("RollbackProgram", {"program_id": program_id, "version": 1})
+        deploy_v3 = command("DeployProgram", {"program_id": program_id, "version": 3})
+        await send_and_wait(settings, topics, results, deploy_v3)
+        # Back to v2, which served before v3.
+        rollback = command("RollbackProgram", {"program_id": program_id, "version": 2})
         rolled = await send_and_wait(settings, topics, results, rollback)
         mine = [m for m in results.messages if m.get("causationid") == optimize.id]
 

@@ -127,9 +127,14 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
     optimizations.complete_optimization(
         app, "opt1", state={"demos": []}, baseline_score=0.4, optimized_score=0.8
     )
+    # v1 serves first, then v2; the rollback returns to v1, which served before.
+    assert handle(app, DeployProgram(program_id="qa", version=1), ctx()).result_type == (
+        "ProgramDeployed"
+    )
     handle(app, DeployProgram(program_id="qa", version=2), ctx("carol"))
     handle(app, UpdateProgram(program_id="qa", instructions="Answer in one word."), ctx())
-    handle(app, RollbackProgram(program_id="qa", version=1), ctx())
+    rolled = handle(app, RollbackProgram(program_id="qa", version=1), ctx())
+    assert rolled.result_type == "ProgramRolledBack", rolled
     handle(app, EvaluateProgram(program_id="qa", dataset_id="ds", evaluation_id="ev1"), ctx())
     per_example: list[dict[str, Any]] = [
         {"index": 0, "score": 1.0},
