@@ -292,10 +292,12 @@ async def tracing_cost(
     env: dict[str, str],
     executions: int,
     workers: int,
+    py_spy: str | None = None,
     **stack: Any,
 ) -> None:
     """(b) with tracing off and on (OTLP/HTTP to a loopback receiver, every execution
-    sampled), two turns each, alternating; the best of each."""
+    sampled), two turns each, alternating; the best of each. ``py_spy``: the first
+    turn of each kind is recorded to ``<py_spy>.off`` and ``<py_spy>.on`` (slower for it)."""
     best: dict[bool, float] = {}
     with OtlpReceiver(decode=False) as otlp:
         traced_env = {
@@ -305,8 +307,9 @@ async def tracing_cost(
         }
         for turn in range(4):
             on = turn % 2 == 1
+            spy = f"{py_spy}.{'on' if on else 'off'}" if py_spy and turn < 2 else None
             async with StubStack(
-                settings, traced_env if on else env, 0, None, workers, **stack
+                settings, traced_env if on else env, 0, spy, workers, **stack
             ) as pipe:
                 rate = await pipe.run_burst(executions)
             best[on] = max(rate, best.get(on, 0.0))
@@ -332,9 +335,12 @@ async def main() -> None:
     env, settings = await bench_stack()
     if args.otel:
         try:
-            await tracing_cost(settings, env, args.executions, args.workers)
+            await tracing_cost(settings, env, args.executions, args.workers, args.py_spy)
         finally:
             await clean_up(settings)
+        for kind in ("off", "on") if args.py_spy else ():
+            print(f"\nwhere the worker's time goes, tracing {kind} (py-spy, first turn):")
+            print(summarize_py_spy(f"{args.py_spy}.{kind}"))
         return
 
     direct = await direct_rate(args.executions)
