@@ -10,7 +10,8 @@ HTTP with protobuf. Off, no span object is made: each hook is one attribute test
 Every span is made by hand: ids, the provider's sampler for a unit of work's first span,
 a non-recording span made current for what nests inside, and a finished
 ``ReadableSpan`` handed to the span processor at the end. The SDK's live spans, with
-their locks and per-span checks, cost several times more on a worker's hot path. The
+their locks and per-span checks, cost several times more on a worker's hot path. OTLP
+goes through ``otlp.OtlpSpanExporter``: the SDK's exporter with a cheaper encoding. The
 worker's command spans are ``consumers.telemetry``'s; the API's request spans
 ``api.telemetry``'s; the projector's batch spans ``projections.run``'s.
 """
@@ -120,9 +121,9 @@ class Tracing:
         if exporter == "console":
             return cls.with_exporter(ConsoleSpanExporter(), provider)
         # Imported only when used: the exporter pulls in protobuf and requests.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from dspyops.otlp import OtlpSpanExporter
 
-        return cls.with_exporter(OTLPSpanExporter(), provider)
+        return cls.with_exporter(OtlpSpanExporter(), provider)
 
     @property
     def enabled(self) -> bool:
