@@ -21,8 +21,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -39,6 +38,7 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    TraceState,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -49,6 +49,11 @@ SCOPE = InstrumentationScope("dspyops")
 # Spans waiting for export; the SDK's default (2,048) drops spans under a burst of
 # executions (about ten spans each). OTEL_BSP_MAX_QUEUE_SIZE still decides when set.
 MAX_QUEUE = 16_384
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_UNSET = Status(StatusCode.UNSET)
+# What a span's block gets when tracing is off or the trace is not sampled.
+OFF: AbstractContextManager[object] = nullcontext()
 
 
 def tracing_configured(environ: dict[str, str] | None = None) -> str | None:
@@ -63,7 +68,7 @@ def tracing_configured(environ: dict[str, str] | None = None) -> str | None:
     return "otlp" if not exporter and endpoint else None
 
 
-@dataclass
+@dataclass(slots=True)
 class SpanDetails:
     """What the block of a span may still change before the span ends."""
 
@@ -75,11 +80,11 @@ class SpanDetails:
 
 def current_traceparent() -> str | None:
     """The current span's W3C trace context, or None outside any span."""
-    if not trace.get_current_span().get_span_context().is_valid:
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
         return None
-    carrier: dict[str, str] = {}
-    PROPAGATOR.inject(carrier)
-    return carrier.get(TRACEPARENT)
+    # What PROPAGATOR.inject writes as traceparent, without its carrier.
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 class Tracing:
@@ -131,17 +136,15 @@ class Tracing:
 
     # --- spans -------------------------------------------------------------------------
 
-    @contextmanager
     def continue_trace(
         self, traceparent: str | None, name: str, kind: SpanKind, attributes: dict[str, Any]
-    ) -> Iterator[SpanDetails]:
+    ) -> AbstractContextManager[SpanDetails]:
         """The first span of a unit of work, current inside the block: a child of the
         remote ``traceparent`` when it names one, else the root of a new trace, sampled
         as the provider's sampler decides."""
         details = SpanDetails(name, dict(attributes))
         if self.provider is None:
-            yield details
-            return
+            return nullcontext(details)
         parent_context = PROPAGATOR.extract({TRACEPARENT: traceparent or ""})
         parent = trace.get_current_span(parent_context).get_span_context()
         trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128) or 1
@@ -149,66 +152,24 @@ class Tracing:
             parent_context, trace_id, name, kind, attributes
         )
         details.attributes.update(sampling.attributes or {})
-        with self._span(
+        return _OpenSpan(
+            self,
             details,
             trace_id,
             parent if parent.is_valid else None,
             kind,
-            sampled=sampling.decision.is_sampled(),
-            trace_state=sampling.trace_state,
-        ):
-            yield details
+            sampling.decision.is_sampled(),
+            sampling.trace_state,
+        )
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str) -> AbstractContextManager[object]:
         """A child of the current span (a worker's ``handle``, ``run``, ``record``)."""
+        if self.provider is None:
+            return OFF
         parent = trace.get_current_span().get_span_context()
-        if self.provider is None or not parent.is_valid or not parent.trace_flags.sampled:
-            yield
-            return
-        details = SpanDetails(name)
-        with self._span(details, parent.trace_id, parent, SpanKind.INTERNAL, sampled=True):
-            yield
-
-    @contextmanager
-    def _span(
-        self,
-        details: SpanDetails,
-        trace_id: int,
-        parent: SpanContext | None,
-        kind: SpanKind,
-        *,
-        sampled: bool,
-        trace_state: Any = None,
-    ) -> Iterator[None]:
-        flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
-        span_context = SpanContext(trace_id, random.getrandbits(64) or 1, False, flags, trace_state)
-        # Current (as a non-recording span) so nested stages and traceparent see it.
-        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(span_context)))
-        start = time.time_ns()
-        status = Status(StatusCode.UNSET)
-        try:
-            yield
-        except BaseException as exc:
-            status = Status(StatusCode.ERROR, type(exc).__name__)
-            raise
-        finally:
-            otel_context.detach(token)
-            if sampled and not details.dropped:
-                self.emit(
-                    ReadableSpan(
-                        details.name,
-                        context=span_context,
-                        parent=parent,
-                        resource=self.resource(),
-                        attributes=details.attributes,
-                        kind=kind,
-                        status=status,
-                        start_time=start,
-                        end_time=time.time_ns(),
-                        instrumentation_scope=SCOPE,
-                    )
-                )
+        if not parent.is_valid or not parent.trace_flags.sampled:
+            return OFF
+        return _OpenSpan(self, SpanDetails(name), parent.trace_id, parent, SpanKind.INTERNAL, True)
 
     def resource(self) -> Resource:
         assert self.provider is not None
@@ -218,3 +179,61 @@ class Tracing:
         for processor in self._processors:
             for span in spans:
                 processor.on_end(span)
+
+
+class _OpenSpan:
+    """A span while its block runs: current (as a non-recording span) so that nested
+    stages and ``current_traceparent`` see it; handed to the processors as a finished
+    ``ReadableSpan`` when the block ends, if sampled and not dropped. A plain class, not a
+    generator: a worker opens four of these per command."""
+
+    __slots__ = ("_context", "_details", "_kind", "_parent", "_start", "_token", "_tracing")
+
+    def __init__(
+        self,
+        tracing: Tracing,
+        details: SpanDetails,
+        trace_id: int,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        sampled: bool,
+        trace_state: TraceState | None = None,
+    ) -> None:
+        self._tracing = tracing
+        self._details = details
+        self._parent = parent
+        self._kind = kind
+        flags = _SAMPLED if sampled else _NOT_SAMPLED
+        span_id = random.getrandbits(64) or 1
+        self._context = SpanContext(trace_id, span_id, False, flags, trace_state)
+
+    def __enter__(self) -> SpanDetails:
+        span = NonRecordingSpan(self._context)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        self._start = time.time_ns()
+        return self._details
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        end = time.time_ns()
+        otel_context.detach(self._token)
+        details = self._details
+        if not self._context.trace_flags.sampled or details.dropped:
+            return
+        tracing = self._tracing
+        assert tracing.provider is not None
+        tracing.emit(
+            ReadableSpan(
+                details.name,
+                context=self._context,
+                parent=self._parent,
+                resource=tracing.provider.resource,
+                attributes=details.attributes,
+                kind=self._kind,
+                status=_UNSET if exc_type is None else Status(StatusCode.ERROR, exc_type.__name__),
+                start_time=self._start,
+                end_time=end,
+                instrumentation_scope=SCOPE,
+            )
+        )

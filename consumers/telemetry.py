@@ -13,8 +13,7 @@ command's own).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import trace
@@ -26,7 +25,7 @@ from dspyops import tracing
 from dspyops.consumers.records import Incoming
 from dspyops.consumers.span_attributes import program_span_attributes
 from dspyops.events.envelope import TRACEPARENT, Envelope
-from dspyops.tracing import SCOPE, Tracing, tracing_configured
+from dspyops.tracing import OFF, SCOPE, Tracing, tracing_configured
 
 __all__ = ["Telemetry", "current_traceparent", "traceparent_of", "tracing_configured"]
 
@@ -34,12 +33,10 @@ __all__ = ["Telemetry", "current_traceparent", "traceparent_of", "tracing_config
 class Telemetry(Tracing):
     """The worker's spans; ``Telemetry()`` is off."""
 
-    @contextmanager
-    def command(self, record: Incoming, envelope: Envelope) -> Iterator[None]:
+    def command(self, record: Incoming, envelope: Envelope) -> AbstractContextManager[object]:
         """The command's consumer span, current inside the block."""
         if self.provider is None:
-            yield
-            return
+            return OFF
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
@@ -51,13 +48,12 @@ class Telemetry(Tracing):
             "dspyops.correlation_id": envelope.correlation_id,
             **({"dspyops.subject": envelope.subject} if envelope.subject else {}),
         }
-        with self.continue_trace(
+        return self.continue_trace(
             traceparent_of(envelope, record),
             f"process {envelope.short_type}",
             SpanKind.CONSUMER,
             attributes,
-        ):
-            yield
+        )
 
     def traceparent(self, command: Envelope, record: Incoming | None = None) -> str | None:
         """What a result of ``command`` carries: the current span, else the command's."""

@@ -1,0 +1,91 @@
+"""dspyops.tracing's hand-made spans: current inside their block, finished when it ends,
+an error's type as their status, nothing when dropped, unsampled or off."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind, StatusCode
+
+from dspyops.tracing import Tracing, current_traceparent
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+def traced(provider: TracerProvider | None = None) -> tuple[Tracing, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    return Tracing.with_processor(SimpleSpanProcessor(exporter), provider or TracerProvider()), (
+        exporter
+    )
+
+
+def test_a_stage_is_a_child_of_the_current_span_and_both_end_with_their_block() -> None:
+    tracing, exporter = traced()
+    with tracing.continue_trace(TRACEPARENT, "process X", SpanKind.CONSUMER, {"a": 1}):
+        root_traceparent = current_traceparent()
+        with tracing.stage("handle"):
+            stage_traceparent = current_traceparent()
+        assert len(exporter.get_finished_spans()) == 1
+    assert current_traceparent() is None
+    stage, root = exporter.get_finished_spans()
+    assert root.name == "process X"
+    assert root.kind == SpanKind.CONSUMER
+    assert root.attributes == {"a": 1}
+    assert root.parent is not None
+    assert root.parent.span_id == 0x00F067AA0BA902B7
+    assert root.parent.is_remote
+    assert stage.parent == root.context
+    assert root.context is not None
+    assert stage.context is not None
+    assert root_traceparent == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{root.context.span_id:016x}-01"
+    assert (
+        stage_traceparent == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{stage.context.span_id:016x}-01"
+    )
+    assert root.start_time is not None
+    assert stage.start_time is not None
+    assert stage.end_time is not None
+    assert root.end_time is not None
+    assert root.start_time <= stage.start_time <= stage.end_time <= root.end_time
+    assert root.status.status_code == StatusCode.UNSET
+
+
+def test_a_span_whose_block_raises_has_the_errors_type_as_its_status() -> None:
+    tracing, exporter = traced()
+    with (
+        pytest.raises(KeyError),
+        tracing.continue_trace(None, "root", SpanKind.SERVER, {}),
+        tracing.stage("run"),
+    ):
+        raise KeyError("x")
+    assert current_traceparent() is None
+    for span in exporter.get_finished_spans():
+        assert span.status.status_code == StatusCode.ERROR
+        assert span.status.description == "KeyError"
+
+
+def test_a_dropped_span_is_not_exported_but_its_children_are() -> None:
+    tracing, exporter = traced()
+    with tracing.continue_trace(None, "poll", SpanKind.INTERNAL, {}) as details:
+        with tracing.stage("nothing"):
+            pass
+        details.dropped = True
+    assert [span.name for span in exporter.get_finished_spans()] == ["nothing"]
+
+
+def test_unsampled_or_off_nothing_is_exported_and_the_context_is_passed_on() -> None:
+    tracing, exporter = traced(TracerProvider(sampler=ALWAYS_OFF))
+    with tracing.continue_trace(TRACEPARENT, "root", SpanKind.CONSUMER, {}):
+        with tracing.stage("handle"):
+            pass
+        assert current_traceparent() is not None  # the span is current, not sampled
+        assert current_traceparent() != TRACEPARENT
+    assert exporter.get_finished_spans() == ()
+    off = Tracing()
+    with off.continue_trace(TRACEPARENT, "root", SpanKind.CONSUMER, {"a": 1}) as details:
+        assert details.attributes == {"a": 1}
+        with off.stage("handle"):
+            assert current_traceparent() is None
