@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -117,6 +118,7 @@ class StubStack:
         self.sent: dict[str, float] = {}
         self.received: dict[str, float] = {}
         self.program_id = f"bench-{uuid.uuid4().hex[:8]}"
+        self.cpu_ms_per_execution = 0.0
 
     async def __aenter__(self) -> StubStack:
         command = [
@@ -210,14 +212,29 @@ class StubStack:
             await asyncio.sleep(0.01)
 
     async def run_burst(self, count: int) -> float:
-        """Sends `count` executions at once; returns executions/s until the last result."""
+        """Sends `count` executions at once; returns executions/s until the last result.
+        ``cpu_ms_per_execution`` is then the worker processes' CPU time (all threads) per
+        execution: less disturbed than the rate by other work on the machine."""
         commands = [self._execution(n) for n in range(count)]
+        cpu_before = self._workers_cpu_s()
         began = time.perf_counter()
         for c in commands:
             await self._send(self.topics.executions, c)
         await self.producer.flush()
         await self.wait([c.id for c in commands])
-        return count / (time.perf_counter() - began)
+        elapsed = time.perf_counter() - began
+        self.cpu_ms_per_execution = (self._workers_cpu_s() - cpu_before) / count * 1000
+        return count / elapsed
+
+    def _workers_cpu_s(self) -> float:
+        """User + system CPU seconds of the worker processes (under py-spy: its child)."""
+        total = 0.0
+        for worker in self.workers:
+            process = psutil.Process(worker.pid)
+            for one in [process, *process.children()]:
+                times = one.cpu_times()
+                total += times.user + times.system
+        return total
 
     async def run_paced(self, rate: float, seconds: float) -> list[float]:
         """Sends at a fixed rate; returns each command's end-to-end latency in ms."""
@@ -299,6 +316,7 @@ async def tracing_cost(
     sampled), two turns each, alternating; the best of each. ``py_spy``: the first
     turn of each kind is recorded to ``<py_spy>.off`` and ``<py_spy>.on`` (slower for it)."""
     best: dict[bool, float] = {}
+    cpu: dict[bool, float] = {}
     with OtlpReceiver(decode=False) as otlp:
         traced_env = {
             **env,
@@ -313,9 +331,14 @@ async def tracing_cost(
             ) as pipe:
                 rate = await pipe.run_burst(executions)
             best[on] = max(rate, best.get(on, 0.0))
-            print(f"    tracing {'on ' if on else 'off'}: {rate:6.0f} executions/s")
+            cpu[on] = min(pipe.cpu_ms_per_execution, cpu.get(on, float("inf")))
+            print(
+                f"    tracing {'on ' if on else 'off'}: {rate:6.0f} executions/s, "
+                f"worker CPU {pipe.cpu_ms_per_execution:.2f} ms per execution"
+            )
         received = f"{otlp.requests} OTLP requests, {otlp.bytes / 1e6:.1f} MB received"
     print(f"(c) tracing on / off: {best[True] / best[False]:.2f}  (target >= 0.9); {received}")
+    print(f"    worker CPU per execution, off / on: {cpu[False] / cpu[True]:.2f} (best of each)")
 
 
 async def main() -> None:
