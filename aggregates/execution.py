@@ -3,6 +3,7 @@
 One aggregate per execution keeps a busy Program small. The worker usually records the
 request and the terminal event together after the LM call, but a request stored alone
 (e.g. by a worker that records before calling) is a valid state to complete later.
+Once ended, an execution collects feedback (`FeedbackRecorded`), any number of times.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from dspyops.aggregates.errors import IllegalTransition
+from dspyops.aggregates.errors import IllegalTransition, InvalidInput
 from dspyops.aggregates.ids import execution_uuid
 
 REQUESTED, SUCCEEDED, FAILED = "requested", "succeeded", "failed"
+
+# The range of every feedback score: programs do not declare their own (yet). A scale a
+# program declared would be passed to `record_feedback` in its place.
+FEEDBACK_SCALE = (0.0, 1.0)
 
 
 class Execution(Aggregate):
@@ -101,6 +106,8 @@ class Execution(Aggregate):
         self.trace: dict[str, Any] | None = None
         self.failed_step: str | None = None
         self.cost_usd: float | None = None
+        # Feedback recorded on it so far; the next one is number `feedback_count + 1`.
+        self.feedback_count = 0
 
     def _check_open(self) -> None:
         if self.status != REQUESTED:
@@ -209,3 +216,61 @@ class Execution(Aggregate):
         self.failed_step = failed_step
         self.usage = dict(usage) if usage is not None else None
         self.cost_usd = cost_usd
+
+    def record_feedback(
+        self,
+        *,
+        score: float | None,
+        label: str | None,
+        comment: str | None,
+        corrected_outputs: dict[str, Any] | None,
+        scale: tuple[float, float] = FEEDBACK_SCALE,
+        **meta: Any,
+    ) -> None:
+        """Feedback on an ended execution (a failed one too: its corrected outputs say
+        what it should have answered). `corrected_outputs` come validated by the caller."""
+        if self.status == REQUESTED:
+            raise IllegalTransition(
+                f"execution {self.execution_id!r} has not ended: feedback waits for its end",
+                loc=["execution_id"],
+            )
+        low, high = scale
+        if score is not None and not low <= score <= high:
+            raise InvalidInput(
+                f"score {score} is outside the program's feedback scale {low:g}..{high:g}",
+                errors=[
+                    {
+                        "loc": ["score"],
+                        "msg": f"score must be between {low:g} and {high:g}",
+                        "type": "out_of_range",
+                    }
+                ],
+            )
+        self._feedback_recorded(
+            execution_id=self.execution_id,
+            number=self.feedback_count + 1,
+            program_id=self.program_id,
+            version=self.version_used,
+            score=score,
+            label=label,
+            comment=comment,
+            corrected_outputs=corrected_outputs,
+            **meta,
+        )
+
+    @event("FeedbackRecorded")
+    def _feedback_recorded(
+        self,
+        execution_id: str,
+        number: int,
+        program_id: str,
+        version: int,
+        score: float | None,
+        label: str | None,
+        comment: str | None,
+        corrected_outputs: dict[str, Any] | None,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.feedback_count = number

@@ -25,6 +25,7 @@ from dspyops.projections.read_schema import (
     CORPORA,
     DATASETS,
     EXECUTIONS,
+    FEEDBACK,
     PROGRAM_VERSIONS,
     PROGRAMS,
     RUNS,
@@ -47,6 +48,7 @@ CORPUS_COLUMNS = CORPORA.without("id")
 # A list leaves the trace out (it can be large); one execution's view has it.
 EXECUTION_COLUMNS = EXECUTIONS.without("id", "trace")
 EXECUTION_DETAIL_COLUMNS = EXECUTIONS.without("id")
+FEEDBACK_COLUMNS = FEEDBACK.without("execution_id", "program_id", "version", "position")
 
 STATS = sql.SQL(
     "count(*) AS count, "
@@ -61,7 +63,18 @@ STATS = sql.SQL(
     # Known costs summed (NULL when none is known); `unpriced` counts the ended
     # executions whose model has no known price, so a partial sum says so.
     "sum(cost_usd) AS cost_usd, "
-    "count(*) FILTER (WHERE status <> 'requested' AND cost_usd IS NULL) AS unpriced"
+    "count(*) FILTER (WHERE status <> 'requested' AND cost_usd IS NULL) AS unpriced, "
+    # Feedback on these executions (FEEDBACK_PER_EXECUTION, joined one row each): how
+    # much, how much of it scored, and the mean of the scores given.
+    "coalesce(sum(fb.n), 0)::bigint AS feedback_count, "
+    "coalesce(sum(fb.scored), 0)::bigint AS feedback_scored, "
+    "sum(fb.score_sum) / nullif(sum(fb.scored), 0) AS feedback_score_mean"
+)
+# One row per execution (an index lookup on the feedback table's key), so `count(*)`
+# above still counts executions.
+FEEDBACK_PER_EXECUTION = sql.SQL(
+    "LEFT JOIN LATERAL (SELECT count(*) AS n, count(f.score) AS scored, sum(f.score) AS score_sum "
+    "FROM {} f WHERE f.execution_id = e.execution_id) fb ON true"
 )
 
 
@@ -148,6 +161,17 @@ async def execution(conn: AsyncConnection, schema: str, execution_id: str) -> Ro
     return await _one(conn, schema, EXECUTIONS, EXECUTION_DETAIL_COLUMNS, execution_id=execution_id)
 
 
+async def feedback(conn: AsyncConnection, schema: str, execution_id: str) -> list[Row]:
+    """An execution's feedback, in the order it was recorded."""
+    return await _fetch_all(
+        conn,
+        sql.SQL("SELECT {} FROM {} WHERE execution_id = %s ORDER BY number").format(
+            _columns(FEEDBACK_COLUMNS), _table(schema, FEEDBACK)
+        ),
+        [execution_id],
+    )
+
+
 async def execution_stats(
     conn: AsyncConnection,
     schema: str,
@@ -158,7 +182,8 @@ async def execution_stats(
     until: datetime | None,
 ) -> dict[str, list[Row]]:
     """STATS over a program's executions: `overall` (no row when there are none),
-    `by_version` and `by_time` (per `bucket`); each row's group is in `k`."""
+    `by_version` and `by_time` (per `bucket`); each row's group is in `k`. The feedback
+    counted is that on the executions counted, whenever it was given."""
     conditions = _given(
         ("program_id", "=", program_id), ("requested_at", ">=", since), ("requested_at", "<", until)
     )
@@ -168,8 +193,14 @@ async def execution_stats(
     async def grouped(key: sql.Composable, key_params: list[Any]) -> list[Row]:
         return await _fetch_all(
             conn,
-            sql.SQL("SELECT {key} AS k, {stats} FROM {t} WHERE {w} GROUP BY 1 ORDER BY 1").format(
-                key=key, stats=STATS, t=_table(schema, EXECUTIONS), w=where
+            sql.SQL(
+                "SELECT {key} AS k, {stats} FROM {t} AS e {fb} WHERE {w} GROUP BY 1 ORDER BY 1"
+            ).format(
+                key=key,
+                stats=STATS,
+                t=_table(schema, EXECUTIONS),
+                fb=FEEDBACK_PER_EXECUTION.format(_table(schema, FEEDBACK)),
+                w=where,
             ),
             [*key_params, *params],
         )

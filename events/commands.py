@@ -27,6 +27,7 @@ ModuleKind = Annotated[
 ]
 
 MAX_EXAMPLES_PER_MESSAGE = 10_000
+MAX_FEEDBACK_COMMENT_CHARS = 10_000
 
 
 class Command(BaseModel):
@@ -208,6 +209,29 @@ class CancelOptimization(Command):
     optimization_id: Id
 
 
+class RecordFeedback(Command):
+    """Someone's judgement of one finished execution; many per execution.
+
+    `score` must lie in the program's feedback scale (0..1 for now, checked by the
+    execution, not here: a declared scale would otherwise need another schema);
+    `corrected_outputs` are what the execution should have answered, checked against the
+    signature's outputs of the version it ran. Who gave it is the envelope's `actor`.
+    """
+
+    execution_id: Id
+    score: float | None = Field(default=None, allow_inf_nan=False)
+    label: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    comment: Annotated[str, Field(max_length=MAX_FEEDBACK_COMMENT_CHARS)] | None = None
+    corrected_outputs: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> RecordFeedback:
+        given = (self.score, self.label, self.comment, self.corrected_outputs)
+        if all(value is None for value in given):
+            raise ValueError("give a score, a label, a comment or corrected outputs")
+        return self
+
+
 PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     RegisterProgram,
     UpdateProgram,
@@ -224,6 +248,9 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     # Not on the optimizations topic: a running optimization holds its partition there,
     # and the cancel must get through while it runs.
     CancelOptimization,
+    # Keyed by the execution id, but not on the executions topic: a quick write that
+    # should not wait behind LM calls there (and is handled in order, one at a time).
+    RecordFeedback,
 )
 EXECUTION_COMMANDS: tuple[type[Command], ...] = (ExecuteProgram,)
 OPTIMIZATION_COMMANDS: tuple[type[Command], ...] = (OptimizeProgram, EvaluateProgram)

@@ -199,6 +199,17 @@ class ExecutionFailed(Result):
     cost_usd: float | None = None
 
 
+class FeedbackRecorded(Result):
+    """`number`: its place among the execution's feedback; `version`: what that ran."""
+
+    execution_id: str
+    program_id: str
+    version: int
+    number: int
+    score: float | None = None
+    label: str | None = None
+
+
 class OptimizationProgress(Result, RunSpend):
     terminal: ClassVar[bool] = False
     optimization_id: str
@@ -278,6 +289,7 @@ RESULT_TYPES: dict[str, type[Result]] = {
         DocumentsRemoved,
         ExecutionSucceeded,
         ExecutionFailed,
+        FeedbackRecorded,
         OptimizationProgress,
         OptimizationCompleted,
         OptimizationFailed,

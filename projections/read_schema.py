@@ -164,6 +164,29 @@ EXECUTIONS = Table(
     key=("id",),
 )
 
+# Feedback on executions, one row each (RecordFeedback): `number` is its place among the
+# execution's feedback. `program_id` and `version` are the execution's, copied so that
+# stats by version read this table alone.
+FEEDBACK = Table(
+    "feedback",
+    (
+        ("execution_id", "text NOT NULL"),
+        ("number", "integer NOT NULL"),
+        ("program_id", "text NOT NULL"),
+        ("version", "integer NOT NULL"),
+        ("score", "double precision"),
+        ("label", "text"),
+        ("comment", "text"),
+        ("corrected_outputs", "jsonb"),
+        ("command_id", "text NOT NULL"),
+        ("correlation_id", "text NOT NULL"),
+        ("actor", "text"),
+        ("recorded_at", "timestamptz NOT NULL"),
+        ("position", "bigint NOT NULL UNIQUE"),
+    ),
+    key=("execution_id", "number"),
+)
+
 RUNS = Table(
     "runs",
     (
@@ -230,6 +253,7 @@ READ_MODELS: tuple[Table, ...] = (
     DATASETS,
     CORPORA,
     EXECUTIONS,
+    FEEDBACK,
     RUNS,
     AUDIT_LOG,
 )
@@ -269,4 +293,5 @@ INDEXES: tuple[tuple[Table, str], ...] = (
     (EXECUTIONS, "program_id, requested_at"),
     (RUNS, "kind, program_id, position"),
     (AUDIT_LOG, "program_id, position"),
+    (FEEDBACK, "program_id, version"),
 )

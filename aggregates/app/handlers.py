@@ -20,6 +20,7 @@ from dspyops.aggregates.app import (
     datasets,
     evaluations,
     executions,
+    feedback,
     optimizations,
     programs,
 )
@@ -38,6 +39,7 @@ from dspyops.events.commands import (
     EvaluateProgram,
     ExecuteProgram,
     OptimizeProgram,
+    RecordFeedback,
     RegisterCorpus,
     RegisterDataset,
     RegisterProgram,
@@ -67,6 +69,7 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     OptimizeProgram: optimizations.plan_optimization,
     EvaluateProgram: evaluations.plan_evaluation,
     CancelOptimization: optimizations.cancel_optimization,
+    RecordFeedback: feedback.record_feedback,
 }
 
 # A command type without a handler would be accepted on the wire and never answered.
@@ -100,6 +103,7 @@ ImmediateCommand = (
     | AppendDocuments
     | RemoveDocuments
     | CancelOptimization
+    | RecordFeedback
 )
 
 

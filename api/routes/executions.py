@@ -54,10 +54,25 @@ class Execution(BaseModel):
     cost_usd: float | None
 
 
+class Feedback(BaseModel):
+    # Its place among the execution's feedback: 1, 2, ...
+    number: int
+    score: float | None
+    label: str | None
+    comment: str | None
+    corrected_outputs: dict[str, Any] | None
+    actor: str | None
+    command_id: str
+    correlation_id: str
+    recorded_at: datetime
+
+
 class ExecutionDetail(Execution):
     # Every step, predictor, LM call (model, tokens), tool call and retrieval, nested,
     # with timings (docs/programs.md, "Traces"); null for executions recorded before.
     trace: dict[str, Any] | None
+    # What people (and judges) said of it (RecordFeedback), oldest first.
+    feedback: list[Feedback]
 
 
 def shape(row: dict[str, Any]) -> dict[str, Any]:
@@ -109,14 +124,15 @@ async def list_executions(
 @router.get(
     "/executions/{execution_id}",
     response_model=ExecutionDetail,
-    summary="One execution, with its trace",
+    summary="One execution, with its trace and feedback",
 )
 async def get_execution(
     execution_id: Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)],
     db: DbDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
-    row = await views.execution(db, settings.read_model_schema, execution_id)
+    schema = settings.read_model_schema
+    row = await views.execution(db, schema, execution_id)
     if row is None:
         raise not_found("execution", execution_id)
-    return shape(row)
+    return {**shape(row), "feedback": await views.feedback(db, schema, execution_id)}

@@ -34,6 +34,11 @@ class Stats(BaseModel):
     # counts the ended executions without one, so a partial sum says so.
     cost_usd: float | None
     unpriced: int
+    # Feedback (RecordFeedback) on these executions: how many, how many gave a score,
+    # and the mean of those scores (0..1; null when none did).
+    feedback_count: int
+    feedback_scored: int
+    feedback_score_mean: float | None
 
 
 class VersionStats(Stats):
@@ -56,7 +61,7 @@ class ProgramMetrics(BaseModel):
 @router.get(
     "/programs/{program_id}/metrics",
     response_model=ProgramMetrics,
-    summary="Count, success rate, p50/p95 latency, tokens per execution and cost",
+    summary="Count, success rate, p50/p95 latency, tokens per execution, cost and feedback",
 )
 async def program_stats(
     program_id: ProgramId,
@@ -82,6 +87,9 @@ async def program_stats(
         "tokens_per_execution": None,
         "cost_usd": None,
         "unpriced": 0,
+        "feedback_count": 0,
+        "feedback_scored": 0,
+        "feedback_score_mean": None,
     }
     return {
         "program_id": program_id,

@@ -1,8 +1,10 @@
-"""The audit trail: one `audit_log` row per event of a program, dataset, corpus or run.
+"""The audit trail: one `audit_log` row per event of a program, dataset, corpus or run,
+and per feedback on an execution.
 
 It has no handlers of its own: the applier that changes a row alone knows the row's
 values before the event, so it records the entry, with what changed, through `AuditTrail`.
-Execution events are not audited (the execution row is their record).
+Execution events are not audited (the execution row is their record), but for the
+feedback on an execution: someone's judgement, with who gave it.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ class BatchApplier:
     def __init__(self, conn: Connection, schema: str) -> None:
         rows = Rows(conn, schema)
         audit = AuditTrail(rows)
-        self.executions = ExecutionsApplier(rows)
+        self.executions = ExecutionsApplier(rows, audit)
         self.handlers: Handlers = {}
         for applier in (
             ProgramsApplier(rows, audit),

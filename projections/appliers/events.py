@@ -99,6 +99,17 @@ class ExecutionFailed(Recorded, Protocol):
     cost_usd: float | None
 
 
+class FeedbackRecorded(Recorded, Protocol):
+    execution_id: str
+    number: int
+    program_id: str
+    version: int
+    score: float | None
+    label: str | None
+    comment: str | None
+    corrected_outputs: dict[str, Any] | None
+
+
 class RunRequested(Recorded, Protocol):
     program_id: str
     dataset_id: str

@@ -1,5 +1,6 @@
 """The executions read model, the bulk of the events: rows are built in memory and
-inserted together when the batch is flushed."""
+inserted together when the batch is flushed; and the feedback on executions, one row and
+one audit entry each (people's judgements are audited; the runs themselves are not)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ from typing import Any
 from uuid import UUID
 
 from dspyops.aggregates.execution import FAILED, REQUESTED, SUCCEEDED, Execution
-from dspyops.projections.appliers.audit import meta
+from dspyops.projections.appliers.audit import AuditTrail, changes, meta
 from dspyops.projections.appliers.events import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
+    FeedbackRecorded,
     Handlers,
     Recorded,
     event_class,
 )
 from dspyops.projections.appliers.rows import Row, Rows
-from dspyops.projections.read_schema import EXECUTIONS
+from dspyops.projections.read_schema import EXECUTIONS, FEEDBACK
 
 
 class ExecutionsApplier:
-    def __init__(self, rows: Rows) -> None:
+    def __init__(self, rows: Rows, audit: AuditTrail) -> None:
         self.rows = rows
+        self.audit = audit
         # Requested in this batch, not inserted yet; their end usually follows in the batch.
         self.pending: dict[UUID, Row] = {}
 
@@ -31,6 +34,7 @@ class ExecutionsApplier:
             event_class(Execution, "Requested"): self.requested,
             event_class(Execution, "Succeeded"): self.succeeded,
             event_class(Execution, "Failed"): self.failed,
+            event_class(Execution, "FeedbackRecorded"): self.feedback_recorded,
         }
 
     def requested(self, e: ExecutionRequested, position: int) -> None:
@@ -91,6 +95,37 @@ class ExecutionsApplier:
             trace=e.trace,
             failed_step=e.failed_step,
             completed_at=e.timestamp,
+        )
+
+    def feedback_recorded(self, e: FeedbackRecorded, position: int) -> None:
+        """Its own row, written at once: it needs nothing of the execution's row."""
+        given = {
+            "score": e.score,
+            "label": e.label,
+            "comment": e.comment,
+            "corrected_outputs": e.corrected_outputs,
+        }
+        self.rows.insert(
+            FEEDBACK,
+            {
+                "execution_id": e.execution_id,
+                "number": e.number,
+                "program_id": e.program_id,
+                "version": e.version,
+                **given,
+                **meta(e),
+                "recorded_at": e.timestamp,
+                "position": position,
+            },
+        )
+        after = {"number": e.number, **{k: v for k, v in given.items() if v is not None}}
+        self.audit.record(
+            e,
+            position,
+            kind="execution",
+            aggregate_id=e.execution_id,
+            program_id=e.program_id,
+            changed=changes(None, {"feedback": after}),
         )
 
     def flush(self) -> None:

@@ -185,12 +185,48 @@ def test_execution_stats(client: TestClient) -> None:
     assert overall["latency_p50_ms"] is not None
     assert overall["latency_p95_ms"] >= overall["latency_p50_ms"]
     assert [v["version"] for v in body["by_version"]] == [1]  # rolled back to v1
+    # Three feedback, two of them scored (1.0 and 0.5); still 10 executions counted.
+    version = body["by_version"][0]
+    assert (version["count"], version["feedback_count"], version["feedback_scored"]) == (10, 3, 2)
+    assert version["feedback_score_mean"] == pytest.approx(0.75)
+    assert overall["feedback_count"] == 3
+    assert sum(b["feedback_count"] for b in body["by_time"]) == 3
     assert sum(b["count"] for b in body["by_time"]) == 10
     sums = client.get("/programs/sum/metrics").json()["overall"]
     assert sums["count"] == BULK
     empty = client.get("/programs/qa/metrics?until=2000-01-01T00:00:00Z").json()
     assert empty["overall"]["count"] == 0
+    assert empty["overall"]["feedback_score_mean"] is None
     assert empty["by_version"] == []
+    assert sums["feedback_count"] == 0
+
+
+def test_an_executions_feedback_is_listed_and_audited(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    story = world["story"]
+    one = client.get(f"/executions/{story['succeeded'][0]}").json()
+    assert [(f["number"], f["score"], f["label"]) for f in one["feedback"]] == [
+        (1, 1.0, "good"),
+        (2, 0.5, None),
+    ]
+    second = one["feedback"][1]
+    assert second["corrected_outputs"] == {"answer": "a", "confidence": 1.0}
+    assert (second["comment"], second["actor"]) == ("right, but unsure", "erin")
+    failed = client.get(f"/executions/{story['failed'][0]}").json()
+    assert [f["corrected_outputs"] for f in failed["feedback"]] == [
+        {"answer": "b", "confidence": 1.0}
+    ]
+    assert client.get(f"/executions/{story['failed'][1]}").json()["feedback"] == []
+    entries = [e for page in pages(client, "/programs/qa/audit", limit=50) for e in page]
+    audited = [e for e in entries if e["event_type"] == "FeedbackRecorded"]
+    assert [(e["aggregate_kind"], e["actor"]) for e in audited] == [("execution", "erin")] * 3
+    newest = audited[0]
+    assert newest["aggregate_id"] == story["failed"][0]
+    assert newest["changes"]["feedback"]["after"] == {
+        "number": 1,
+        "corrected_outputs": {"answer": "b", "confidence": 1.0},
+    }
 
 
 def test_datasets(client: TestClient) -> None:

@@ -25,6 +25,7 @@ from dspyops.events.commands import (
     EvaluateProgram,
     ExecuteProgram,
     OptimizeProgram,
+    RecordFeedback,
     RegisterDataset,
     RegisterProgram,
     RollbackProgram,
@@ -142,6 +143,18 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
     ]
     evaluations.complete_evaluation(app, "ev1", 0.5, per_example, errored=1)
     later = [execute(app, "qa", latency_ms=5.0) for _ in range(2)]
+    feedback = [
+        RecordFeedback(execution_id=ok[0], score=1.0, label="good"),
+        RecordFeedback(
+            execution_id=ok[0],
+            score=0.5,
+            comment="right, but unsure",
+            corrected_outputs={"answer": "a", "confidence": 1.0},
+        ),
+        RecordFeedback(execution_id=bad[0], corrected_outputs={"answer": "b", "confidence": 1.0}),
+    ]
+    for given in feedback:
+        assert handle(app, given, ctx("erin")).result_type == "FeedbackRecorded"
     return {"succeeded": ok + later, "failed": bad}
 
 

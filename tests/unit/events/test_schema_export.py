@@ -113,6 +113,11 @@ _COMMAND_SAMPLES: dict[str, dict[str, Any]] = {
     "OptimizeProgram": {"program_id": "qa", "dataset_id": "qa-set"},
     "EvaluateProgram": {"program_id": "qa", "dataset_id": "qa-set"},
     "CancelOptimization": {"program_id": "qa", "optimization_id": "opt-1"},
+    "RecordFeedback": {
+        "execution_id": "run-1",
+        "score": 0.5,
+        "corrected_outputs": {"answer": "Paris"},
+    },
 }
 
 

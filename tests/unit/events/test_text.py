@@ -34,6 +34,7 @@ VALID: dict[str, dict[str, Any]] = {
     "OptimizeProgram": {"program_id": "p", "dataset_id": "d"},
     "EvaluateProgram": {"program_id": "p", "dataset_id": "d"},
     "CancelOptimization": {"program_id": "p", "optimization_id": "o"},
+    "RecordFeedback": {"execution_id": "e", "score": 0.5, "label": "l", "comment": "c"},
 }
 BAD = {"nul": "a\u0000b", "surrogate": "a\ud800b"}
 
