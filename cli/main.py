@@ -22,6 +22,7 @@ app = typer.Typer(
 # Client commands: the light install has everything they need.
 app.add_typer(schema_commands.app, name="schema")
 app.command(name="send")(send_commands.send)
+app.command(name="feedback")(send_commands.feedback)
 app.command(name="watch")(watch_commands.watch)
 app.command(name="programs")(read_commands.programs)
 app.command(name="executions")(read_commands.executions)

@@ -1,4 +1,5 @@
-"""`dspyops send TYPE --data FILE|-`: publish any command and print its result."""
+"""`dspyops send TYPE --data FILE|-`: publish any command and print its result; and
+`dspyops feedback EXECUTION_ID --score X`, a RecordFeedback built from options."""
 
 from __future__ import annotations
 
@@ -57,6 +58,58 @@ def send(
     """Publish one command on its topic and print its terminal result."""
     name = _command_name(command_type)
     payload = _read_data(data)
+    _publish(name, payload, command_id, correlation_id, actor, timeout, no_wait, json_out)
+
+
+def feedback(
+    execution_id: Annotated[str, typer.Argument(help="The execution the feedback is about.")],
+    score: Annotated[
+        float | None, typer.Option(help="On the program's feedback scale: 0..1 for now.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="A short verdict, e.g. good.")] = None,
+    comment: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    corrected: Annotated[
+        str | None,
+        typer.Option(
+            metavar="JSON", help="What it should have answered: a JSON object of its outputs."
+        ),
+    ] = None,
+    command_id: Annotated[
+        str | None, typer.Option("--id", help="Command id (idempotency key). Default: new.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Who gives it; kept with it.")] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the result.")] = 60.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record feedback on an execution (RecordFeedback) and print the result."""
+    payload: dict[str, Any] = {"execution_id": execution_id}
+    given = {"score": score, "label": label, "comment": comment}
+    payload.update({k: v for k, v in given.items() if v is not None})
+    if corrected is not None:
+        payload["corrected_outputs"] = _json_object(corrected, "--corrected")
+    _publish("RecordFeedback", payload, command_id, None, actor, timeout, False, json_out)
+
+
+def _json_object(text: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{where} is not JSON: {exc.msg} at column {exc.colno}", code=EXIT_USAGE)
+    if not isinstance(value, dict):
+        fail(f"{where} holds {type(value).__name__}, not a JSON object", code=EXIT_USAGE)
+    return value
+
+
+def _publish(
+    name: str,
+    payload: dict[str, Any],
+    command_id: str | None,
+    correlation_id: str | None,
+    actor: str | None,
+    timeout: float,
+    no_wait: bool,
+    json_out: bool,
+) -> None:
     settings = get_settings()
     if not metadata_answers(settings.bootstrap_servers, timeout_s=3.0):
         fail(
