@@ -13,12 +13,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
+from opentelemetry.trace import SpanKind
 
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import encode
 from dspyops.events.envelope import TRACEPARENT, Envelope
 from dspyops.settings import Settings
+from dspyops.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,15 @@ def create_app(settings: Settings, *, app_id: str | None = None) -> faust.App:
 
 
 class Publisher:
-    """Sends envelopes and waits until Kafka has them all."""
+    """Sends envelopes and waits until Kafka has them all.
 
-    def __init__(self, app: faust.App) -> None:
+    With tracing on, sending a command's results is a `publish` span under the command's
+    own (the trace context its results carry); dead letters, which carry none, are not.
+    """
+
+    def __init__(self, app: faust.App, tracing: Tracing | None = None) -> None:
         self._app = app
+        self._tracing = tracing or Tracing()
         self._topics: dict[str, faust.TopicT] = {}
 
     def _topic(self, name: str) -> faust.TopicT:
@@ -62,6 +69,20 @@ class Publisher:
         return topic
 
     async def publish(self, messages: Sequence[Outgoing]) -> None:
+        traceparent = _traceparent(messages[0].envelope) if messages else None
+        if traceparent is None or not self._tracing.enabled:
+            await self._publish(messages)
+            return
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": messages[0].topic,
+            "messaging.batch.message_count": len(messages),
+        }
+        with self._tracing.continue_trace(traceparent, "publish", SpanKind.PRODUCER, attributes):
+            await self._publish(messages)
+
+    async def _publish(self, messages: Sequence[Outgoing]) -> None:
         pending = []
         for message in messages:
             pending.append(await self._send(message.topic, message.key, message.envelope))
@@ -70,12 +91,12 @@ class Publisher:
     async def _send(self, topic: str, key: str | None, envelope: Envelope) -> Awaitable[Any]:
         # force=True: send now rather than attached to the current event (faust's
         # default), so we can wait for the broker's acknowledgement ourselves.
-        traceparent = (envelope.model_extra or {}).get(TRACEPARENT)
+        traceparent = _traceparent(envelope)
         return await self._topic(topic).send(
             key=key.encode() if key is not None else None,
             value=encode(envelope),
             # The trace context as a header too, for consumers that read only headers.
-            headers={TRACEPARENT: traceparent.encode()} if isinstance(traceparent, str) else None,
+            headers={TRACEPARENT: traceparent.encode()} if traceparent is not None else None,
             force=True,
         )
 
@@ -127,6 +148,11 @@ def add_command_agent(
             await handle_record(record, process, publisher)
 
     app.agent(topic, name=f"{topic_name}-agent", concurrency=concurrency)(agent)
+
+
+def _traceparent(envelope: Envelope) -> str | None:
+    value = (envelope.model_extra or {}).get(TRACEPARENT)
+    return value if isinstance(value, str) else None
 
 
 def _header(headers: Any, name: str) -> str | None:

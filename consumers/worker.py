@@ -63,10 +63,10 @@ def build_worker_app(
     redactor = redactor or Redactor.for_worker(settings, lm_profiles)
     store = bootstrap.open_worker_store(settings, lm_profiles)
     app = create_app(settings)
-    publisher = Publisher(app)
+    telemetry = Telemetry.from_environment("dspyops-worker")
+    publisher = Publisher(app, telemetry)
     store_executor = ThreadPoolExecutor(bootstrap.STORE_THREADS, thread_name_prefix="store")
     corpora = CorpusSearch(store)
-    telemetry = Telemetry.from_environment("dspyops-worker")
     executions = ExecutionJobs(
         app=store,
         profiles=lm_profiles,

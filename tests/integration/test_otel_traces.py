@@ -92,7 +92,10 @@ async def test_a_pipeline_execution_is_one_otlp_trace_under_the_callers_span(
     assert root.name == "process ExecuteProgram"
     assert root.service == f"worker-{unique}"
     assert root.attributes["messaging.destination.name"] == topics.executions
-    assert tree(root) == ["handle", "run"]
+    # Consume -> validate and plan (handle) -> program and record (run) -> publish.
+    assert tree(root) == ["handle", "run", "publish"]
+    (publish,) = [span for span in spans if span.name == "publish"]
+    assert publish.attributes["messaging.destination.name"] == topics.results
     (run,) = [span for span in spans if span.name == "run"]
     assert tree(run) == ["program program", "record"]
     (program_span,) = [span for span in spans if span.name == "program program"]
@@ -115,7 +118,8 @@ async def test_a_pipeline_execution_is_one_otlp_trace_under_the_callers_span(
 def _complete(spans: list[ReceivedSpan]) -> bool:
     names = {span.name for span in spans}
     llm = [span for span in spans if span.attributes.get("openinference.span.kind") == "LLM"]
-    return {"process ExecuteProgram", "record", "step answer"} <= names and len(llm) == 2
+    wanted = {"process ExecuteProgram", "record", "step answer", "publish"}
+    return wanted <= names and len(llm) == 2
 
 
 def _tree(spans: list[ReceivedSpan]) -> Any:
