@@ -42,7 +42,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from dspyops.events.envelope import TRACEPARENT
+from dspyops.events.envelope import TRACEPARENT, TRACESTATE
 
 PROPAGATOR = TraceContextTextMapPropagator()
 SCOPE = InstrumentationScope("dspyops")
@@ -137,7 +137,12 @@ class Tracing:
     # --- spans -------------------------------------------------------------------------
 
     def continue_trace(
-        self, traceparent: str | None, name: str, kind: SpanKind, attributes: dict[str, Any]
+        self,
+        traceparent: str | None,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        tracestate: str | None = None,
     ) -> AbstractContextManager[SpanDetails]:
         """The first span of a unit of work, current inside the block: a child of the
         remote ``traceparent`` when it names one, else the root of a new trace, sampled
@@ -145,7 +150,10 @@ class Tracing:
         details = SpanDetails(name, dict(attributes))
         if self.provider is None:
             return nullcontext(details)
-        parent_context = PROPAGATOR.extract({TRACEPARENT: traceparent or ""})
+        carrier = {TRACEPARENT: traceparent or ""}
+        if tracestate:
+            carrier[TRACESTATE] = tracestate
+        parent_context = PROPAGATOR.extract(carrier)
         parent = trace.get_current_span(parent_context).get_span_context()
         trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128) or 1
         sampling = self.provider.sampler.should_sample(

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dspyops import metrics
-from dspyops.tracing import TRACEPARENT, Tracing
+from dspyops.tracing import TRACEPARENT, TRACESTATE, Tracing
 
 
 def route_of(scope: Scope) -> str:
@@ -49,8 +49,11 @@ class RequestMetricsMiddleware:
         method = scope["method"]
         headers = dict(scope.get("headers") or [])
         traceparent = headers.get(TRACEPARENT.encode(), b"").decode("latin-1") or None
+        tracestate = headers.get(TRACESTATE.encode(), b"").decode("latin-1") or None
         attributes = {"http.request.method": method, "url.path": scope.get("path", "")}
-        with self.tracing.continue_trace(traceparent, method, SpanKind.SERVER, attributes) as span:
+        with self.tracing.continue_trace(
+            traceparent, method, SpanKind.SERVER, attributes, tracestate
+        ) as span:
             try:
                 await self.app(scope, receive, sending)
             finally:

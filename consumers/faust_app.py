@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import encode
-from dspyops.events.envelope import TRACEPARENT, Envelope
+from dspyops.events.envelope import TRACEPARENT, TRACESTATE, Envelope
 from dspyops.settings import Settings
 from dspyops.tracing import Tracing
 
@@ -79,7 +79,10 @@ class Publisher:
             "messaging.destination.name": messages[0].topic,
             "messaging.batch.message_count": len(messages),
         }
-        with self._tracing.continue_trace(traceparent, "publish", SpanKind.PRODUCER, attributes):
+        tracestate = (messages[0].envelope.model_extra or {}).get(TRACESTATE)
+        with self._tracing.continue_trace(
+            traceparent, "publish", SpanKind.PRODUCER, attributes, tracestate
+        ):
             await self._publish(messages)
 
     async def _publish(self, messages: Sequence[Outgoing]) -> None:
@@ -91,12 +94,16 @@ class Publisher:
     async def _send(self, topic: str, key: str | None, envelope: Envelope) -> Awaitable[Any]:
         # force=True: send now rather than attached to the current event (faust's
         # default), so we can wait for the broker's acknowledgement ourselves.
-        traceparent = _traceparent(envelope)
+        # The trace context as headers too, for consumers that read only headers.
+        headers = {
+            name: value.encode()
+            for name in (TRACEPARENT, TRACESTATE)
+            if isinstance(value := (envelope.model_extra or {}).get(name), str)
+        }
         return await self._topic(topic).send(
             key=key.encode() if key is not None else None,
             value=encode(envelope),
-            # The trace context as a header too, for consumers that read only headers.
-            headers={TRACEPARENT: traceparent.encode()} if traceparent is not None else None,
+            headers=headers or None,
             force=True,
         )
 
@@ -144,6 +151,7 @@ def add_command_agent(
                 key=message.key,
                 value=message.value,
                 traceparent=_header(message.headers, TRACEPARENT),
+                tracestate=_header(message.headers, TRACESTATE),
             )
             await handle_record(record, process, publisher)
 

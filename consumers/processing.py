@@ -21,7 +21,7 @@ from dspyops.aggregates.app.handlers import for_command
 from dspyops.consumers.log_format import command_logging
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.store_calls import in_store
-from dspyops.consumers.telemetry import Telemetry, traceparent_of
+from dspyops.consumers.telemetry import Telemetry, traceparent_of, tracestate_of
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
 from dspyops.events.deadletter import deadletter_envelope
@@ -175,6 +175,7 @@ class Processor:
             subject=outcome.subject,
             id=result_id(command.id, key),
             traceparent=self.telemetry.traceparent(command, record),
+            tracestate=tracestate_of(command, record),
         )
         return Outgoing(self.topics.results, command.correlation_id, envelope)
 
@@ -188,6 +189,7 @@ class Processor:
             data,
             subject=subject,
             traceparent=self.telemetry.traceparent(command, record),
+            tracestate=tracestate_of(command, record),
         )
         return Outgoing(self.topics.results, command.correlation_id, envelope)
 

@@ -16,8 +16,10 @@ class Incoming:
     offset: int
     key: bytes | None
     value: bytes | None
-    # The record's W3C `traceparent` header, if it had one (consumers.telemetry).
+    # The record's W3C `traceparent` and `tracestate` headers, if it had them
+    # (consumers.telemetry).
     traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from dspyops.aggregates.app.optimizations import BestFound
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.run_threads import abandon, in_run_thread, program_spec
 from dspyops.consumers.store_calls import in_store
-from dspyops.consumers.telemetry import current_traceparent
+from dspyops.consumers.telemetry import current_traceparent, tracestate_of
 from dspyops.events.envelope import Envelope, result_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.lm_errors import LMErrors
@@ -212,6 +212,7 @@ class RunJobs:
                 # deterministic id that makes a republished result recognisable.
                 id=str(uuid.uuid4()),
                 traceparent=current_traceparent(envelope),
+                tracestate=tracestate_of(envelope),
             )
             await self.publish([Outgoing(self.topics.results, envelope.correlation_id, result)])
         except Exception:

@@ -24,10 +24,16 @@ from opentelemetry.util.types import AttributeValue
 from dspyops import tracing
 from dspyops.consumers.records import Incoming
 from dspyops.consumers.span_attributes import program_span_attributes
-from dspyops.events.envelope import TRACEPARENT, Envelope
+from dspyops.events.envelope import TRACEPARENT, TRACESTATE, Envelope
 from dspyops.tracing import OFF, SCOPE, Tracing, tracing_configured
 
-__all__ = ["Telemetry", "current_traceparent", "traceparent_of", "tracing_configured"]
+__all__ = [
+    "Telemetry",
+    "current_traceparent",
+    "traceparent_of",
+    "tracestate_of",
+    "tracing_configured",
+]
 
 
 class Telemetry(Tracing):
@@ -53,6 +59,7 @@ class Telemetry(Tracing):
             f"process {envelope.short_type}",
             SpanKind.CONSUMER,
             attributes,
+            tracestate_of(envelope, record),
         )
 
     def traceparent(self, command: Envelope, record: Incoming | None = None) -> str | None:
@@ -118,6 +125,15 @@ def current_traceparent(command: Envelope, record: Incoming | None = None) -> st
     """The current span's W3C context (tracing on, inside a command's spans), else the
     command's own: what every message the command causes carries on."""
     return tracing.current_traceparent() or traceparent_of(command, record)
+
+
+def tracestate_of(envelope: Envelope, record: Incoming | None = None) -> str | None:
+    """The W3C `tracestate` a command came with (its envelope's, else its record's), which
+    every message it causes carries on unchanged."""
+    value = (envelope.model_extra or {}).get(TRACESTATE)
+    if isinstance(value, str) and value:
+        return value
+    return record.tracestate if record is not None else None
 
 
 def traceparent_of(envelope: Envelope, record: Incoming | None = None) -> str | None:

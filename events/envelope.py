@@ -56,6 +56,8 @@ Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
 # The W3C trace context, as the CloudEvents distributed-tracing extension names it (and
 # the Kafka record header beside it).
 TRACEPARENT = "traceparent"
+# Vendors' entries of that context: passed on unchanged (dspyops adds none).
+TRACESTATE = "tracestate"
 
 
 class Envelope(BaseModel):
@@ -143,10 +145,14 @@ def result_envelope(
     id: str | None = None,
     source: str = DEFAULT_SOURCE,
     traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> Envelope:
     """A result caused by `command`: same correlation id, `causationid` = the command id;
-    `traceparent` (the W3C trace context of the work that made it) as an extension."""
+    `traceparent` (the W3C trace context of the work that made it) and `tracestate` as
+    extensions."""
     extensions: dict[str, Any] = {TRACEPARENT: traceparent} if traceparent else {}
+    if traceparent and tracestate:
+        extensions[TRACESTATE] = tracestate
     return Envelope(
         id=id or result_id(command.id, result_type),
         source=source,

@@ -240,3 +240,36 @@ async def test_an_execution_counts_in_the_workers_metrics() -> None:
     )
     assert handled == before["handled"] + 1
     assert sample("dspyops_executions_in_flight") == 0
+
+
+TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+
+
+async def test_tracestate_goes_with_the_trace_into_spans_and_results() -> None:
+    telemetry, exporter = traced()
+
+    result = await execute(worker(telemetry), traceparent=TRACEPARENT, tracestate=TRACESTATE)
+
+    # Passed on unchanged: dspyops adds no entry of its own.
+    assert (result.model_extra or {})["tracestate"] == TRACESTATE
+    spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == int(TRACE_ID, 16)]
+    root = by_name(tuple(spans))["process ExecuteProgram"]
+    assert root.context.trace_state.to_header() == TRACESTATE
+
+
+async def test_tracestate_from_the_record_header_when_tracing_is_off() -> None:
+    processor = worker(Telemetry())
+    await execute(processor)
+    command = command_envelope("ExecuteProgram", {"program_id": "q", "inputs": {"question": "?"}})
+    record = Incoming(
+        TOPICS.executions,
+        0,
+        8,
+        b"k",
+        encode(command),
+        traceparent=TRACEPARENT,
+        tracestate=TRACESTATE,
+    )
+    (out,) = await processor.process(record)
+    assert (out.envelope.model_extra or {})["traceparent"] == TRACEPARENT
+    assert (out.envelope.model_extra or {})["tracestate"] == TRACESTATE
