@@ -9,6 +9,7 @@ without it they say so and which packages are missing, instead of an ImportError
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 # Import names of the server extra's distributions that those commands load.
 SERVER_MODULES = ("dspy", "faust", "eventsourcing", "psycopg", "fastapi", "uvicorn")
@@ -20,10 +21,15 @@ def missing_server_modules() -> list[str]:
     """The server extra's modules that cannot be imported here (empty when installed)."""
     missing = []
     for name in SERVER_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):  # a module set to None in sys.modules
-            found = False
+        if name in sys.modules:
+            # Imported already (or set to None: blocked). Not find_spec: faust replaces
+            # its module with a lazy one that has no __spec__, and find_spec then raises.
+            found = sys.modules[name] is not None
+        else:
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = False
         if not found:
             missing.append(name)
     return missing

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from dspyops.cli.extras import SERVER_COMMANDS, SERVER_MODULES
+from dspyops.cli.extras import SERVER_COMMANDS, SERVER_MODULES, missing_server_modules
 
 # The commands that run or manage the service (cli/main.py adds them only with the extra).
 NEEDS_SERVER = {"infra", "worker", "projector", "projections", "api", "dev", "demo"}
@@ -61,3 +61,13 @@ def test_with_the_extra_the_server_commands_are_the_real_ones() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--loglevel" in result.stdout
+
+
+def test_a_server_module_imported_already_is_installed() -> None:
+    """faust swaps its module for a lazy one without __spec__ once imported: the CLI,
+    imported after it (as in a test run that imports faust first), still has every
+    server command."""
+    import faust
+
+    assert faust.__spec__ is None  # what made find_spec raise
+    assert missing_server_modules() == []
