@@ -29,6 +29,12 @@ deployed), deprecated at the end. `TRANSITIONS` is the one table (action, from -
                                                         one serving now (loc version)
     deprecate  optimized, deployed -> deprecated        draft, training: nothing to retire
                                                         (the seed's rule); deprecated
+    alias      any but deprecated (unchanged)           deprecated (loc status); `production`
+                                                        (loc alias: deploy or roll back);
+                                                        the version it points at already
+                                                        (loc version); a version, or on
+                                                        removal an alias, that does not
+                                                        exist: NotFound
 
 Rollback returns to an earlier-served version: one `production` pointed at before (by a
 deploy or a rollback) and does not point at now, whatever its number; `served_versions`
@@ -37,6 +43,12 @@ Optimizations and evaluations in flight are their own aggregates with their own 
 they do not change the program's (its events record only what happened to it).
 Budgets (SetBudget) are allowed in any status but deprecated and keep the status.
 
+Aliases are named pointers to versions (`staging`, `canary`, any `[a-z][a-z0-9-]{0,31}`),
+set and removed by SetAlias and RemoveAlias with the actor and a reason. `production` is
+one of them, and it IS the deployed version: only deploy and rollback move it (SetAlias
+and RemoveAlias refuse it), so its lifecycle rules stay in one place. `aliases` holds
+every pointer, `production` included while a version serves.
+
 This module is long because the event classes are declared here, next to the methods
 that record them: they carry class versions and upcasts for events stored long ago, and
 their topics (`dspyops.aggregates.program:Program.<Event>`) are stored with every event.
@@ -44,12 +56,14 @@ their topics (`dspyops.aggregates.program:Program.<Event>`) are stored with ever
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypedDict
 
 from eventsourcing.domain import Aggregate, event
 
-from dspyops.aggregates.errors import IllegalTransition, NotFound
+from dspyops.aggregates.errors import IllegalTransition, InvalidInput, NotFound
 from dspyops.aggregates.ids import program_uuid
+from dspyops.events.fields import ALIAS_PATTERN
 
 Status = str
 DRAFT, TRAINING, OPTIMIZED, DEPLOYED, DEPRECATED = (
@@ -67,6 +81,9 @@ PLUGIN_PREFIX = "plugin:"
 
 LIVE = frozenset({DRAFT, TRAINING, OPTIMIZED, DEPLOYED})
 
+# The alias deploy and rollback move: the deployed version.
+PRODUCTION = "production"
+
 # action -> {status it is allowed from: status it leads to}; a missing status is refused
 # for the reason in REJECTED. "evaluate" records no program event: it is checked only.
 TRANSITIONS: dict[str, dict[Status, Status]] = {
@@ -77,6 +94,7 @@ TRANSITIONS: dict[str, dict[Status, Status]] = {
     "deploy": {status: DEPLOYED for status in LIVE},
     "rollback": {DEPLOYED: DEPLOYED},
     "deprecate": {OPTIMIZED: DEPRECATED, DEPLOYED: DEPRECATED},
+    "alias": {status: status for status in LIVE},
 }
 
 # (action, status) -> why it is refused; (action, None) for every other refused status.
@@ -132,8 +150,8 @@ def _version(number: int, source: str, instructions: str | None, **rest: Any) ->
 class Program(Aggregate):
     # Snapshots are versioned too: a snapshot taken before pipelines lacks their fields,
     # one taken before budgets lacks `budget`, one taken before redeploys lacks
-    # `served_versions`.
-    class_version = 4
+    # `served_versions`, one taken before aliases lacks `aliases`.
+    class_version = 5
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -151,6 +169,12 @@ class Program(Aggregate):
         # it (left by a rollback) are not known, and a rollback to them is refused.
         deployed = state.get("deployed_version")
         state["served_versions"] = [] if deployed is None else [deployed]
+
+    @staticmethod
+    def upcast_v4_v5(state: dict[str, Any]) -> None:
+        # No alias was ever set before aliases: only `production`, while one served.
+        deployed = state.get("deployed_version")
+        state["aliases"] = {} if deployed is None else {PRODUCTION: deployed}
 
     @staticmethod
     def create_id(program_id: str) -> Any:
@@ -279,6 +303,27 @@ class Program(Aggregate):
         correlation_id: str
         actor: str | None
 
+    class AliasSet(Aggregate.Event):
+        """`alias` points at `version` now (at `previous_version` before, None: new)."""
+
+        alias: str
+        version: int
+        previous_version: int | None
+        reason: str | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
+    class AliasRemoved(Aggregate.Event):
+        """`alias`, which pointed at `version`, names no version any more."""
+
+        alias: str
+        version: int
+        reason: str | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
     @event(Registered)
     def __init__(
         self,
@@ -321,6 +366,8 @@ class Program(Aggregate):
         self.deployed_version: int | None = None
         # Every version `production` has pointed at, in the order each first served.
         self.served_versions: list[int] = []
+        # alias -> version: `production` (while one serves) and those SetAlias set.
+        self.aliases: dict[str, int] = {}
         # {"usd_per_day", "executions_per_minute"} while a budget is set.
         self.budget: dict[str, Any] | None = None
 
@@ -339,11 +386,27 @@ class Program(Aggregate):
             )
         return self.versions[number - 1]
 
-    def serving_version(self, requested: int | None = None) -> ProgramVersion:
-        """The version an execution uses: the named one, else the deployed, else the latest."""
+    def serving_version(
+        self, requested: int | None = None, alias: str | None = None
+    ) -> ProgramVersion:
+        """The version an execution uses: the named one, else the one `alias` points at,
+        else the deployed one, else (never deployed) the latest."""
         if requested is not None:
             return self.get_version(requested)
+        if alias is not None:
+            return self.get_version(self.aliased_version(alias))
         return self.get_version(self.deployed_version or self.latest_version)
+
+    def aliased_version(self, alias: str) -> int:
+        """The version `alias` points at; NotFound (loc alias) for an alias not set."""
+        if alias not in self.aliases:
+            known = ", ".join(sorted(self.aliases)) or "none"
+            hint = " (no version is deployed)" if alias == PRODUCTION else ""
+            raise NotFound(
+                f"program {self.program_id!r} has no alias {alias!r}{hint}; its aliases: {known}",
+                loc=["alias"],
+            )
+        return self.aliases[alias]
 
     def can(self, action: str) -> bool:
         return self.status in TRANSITIONS[action]
@@ -443,6 +506,40 @@ class Program(Aggregate):
 
     def deprecate(self, **meta: Any) -> None:
         self._deprecated(status=self.next_status("deprecate"), **meta)
+
+    def set_alias(self, alias: str, version: int, reason: str | None, **meta: Any) -> None:
+        """Point `alias` (any but `production`) at an existing version."""
+        self._check_alias(alias)
+        self.get_version(version)
+        previous = self.aliases.get(alias)
+        if version == previous:
+            raise IllegalTransition(
+                f"alias {alias!r} of program {self.program_id!r} points at version "
+                f"{version} already",
+                loc=["version"],
+            )
+        self._alias_set(
+            alias=alias, version=version, previous_version=previous, reason=reason, **meta
+        )
+
+    def remove_alias(self, alias: str, reason: str | None, **meta: Any) -> None:
+        self._check_alias(alias)
+        version = self.aliased_version(alias)
+        self._alias_removed(alias=alias, version=version, reason=reason, **meta)
+
+    def _check_alias(self, alias: str) -> None:
+        self.check("alias")
+        if re.fullmatch(ALIAS_PATTERN, alias) is None:
+            raise InvalidInput(
+                f"an alias matches {ALIAS_PATTERN} (lowercase letters, digits, '-'): {alias!r}",
+                loc=["alias"],
+            )
+        if alias == PRODUCTION:
+            raise IllegalTransition(
+                f"{PRODUCTION!r} is the deployed version: move it with DeployProgram or "
+                "RollbackProgram",
+                loc=["alias"],
+            )
 
     def set_budget(
         self,
@@ -556,6 +653,7 @@ class Program(Aggregate):
 
     def _serve(self, version: int) -> None:
         self.deployed_version = version
+        self.aliases[PRODUCTION] = version
         if version not in self.served_versions:
             self.served_versions.append(version)
 
@@ -577,3 +675,28 @@ class Program(Aggregate):
     ) -> None:
         limits = {"usd_per_day": usd_per_day, "executions_per_minute": executions_per_minute}
         self.budget = limits if any(v is not None for v in limits.values()) else None
+
+    @event(AliasSet)
+    def _alias_set(
+        self,
+        alias: str,
+        version: int,
+        previous_version: int | None,
+        reason: str | None,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.aliases[alias] = version
+
+    @event(AliasRemoved)
+    def _alias_removed(
+        self,
+        alias: str,
+        version: int,
+        reason: str | None,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        del self.aliases[alias]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dspyops.events.fields import MAX_SIGNATURE_CHARS, MAX_TEXT_CHARS, Id
+from dspyops.events.fields import MAX_SIGNATURE_CHARS, MAX_TEXT_CHARS, AliasName, Id
 from dspyops.events.steps import MAX_STEPS, Reference, Step
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -110,6 +110,24 @@ class SetBudget(Command):
     reason: Annotated[str, Field(max_length=2_000)] | None = None
 
 
+Reason = Annotated[str, Field(max_length=2_000)]
+
+
+class SetAlias(Command):
+    """Points `alias` at an existing version; `production` moves by deploy and rollback."""
+
+    program_id: Id
+    alias: AliasName
+    version: Version
+    reason: Reason | None = None
+
+
+class RemoveAlias(Command):
+    program_id: Id
+    alias: AliasName
+    reason: Reason | None = None
+
+
 Example = dict[str, Any]
 
 
@@ -131,7 +149,10 @@ class AppendExamples(Command):
 class ExecuteProgram(Command):
     program_id: Id
     inputs: dict[str, Any]
+    # Give at most one: a version, or the alias of one; neither runs `production`, or the
+    # latest version of a program never deployed.
     version: Version | None = None
+    alias: AliasName | None = None
     # Generated from the envelope id if absent, so a redelivered command maps to one run.
     execution_id: Id | None = None
 
@@ -240,6 +261,8 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     RollbackProgram,
     DeprecateProgram,
     SetBudget,
+    SetAlias,
+    RemoveAlias,
     RegisterDataset,
     AppendExamples,
     RegisterCorpus,

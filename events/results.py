@@ -2,6 +2,10 @@
 
 Each command ends in exactly one *terminal* result; long jobs also send progress results
 before it. Scores are always on a 0..1 scale (``score_scale`` says so on the wire).
+
+This module is long because it is the wire contract of every result in one place: one
+small model per result type (the JSON Schemas and docs/contract.md's table follow it),
+and splitting them by subject would scatter `RESULT_TYPES` over several modules.
 """
 
 from __future__ import annotations
@@ -116,6 +120,18 @@ class ProgramBudgetSet(ProgramResult):
 
     usd_per_day: float | None = None
     executions_per_minute: int | None = None
+
+
+class ProgramAliasSet(ProgramResult):
+    alias: str
+    version: int
+    previous_version: int | None = None
+
+
+class ProgramAliasRemoved(ProgramResult):
+    alias: str
+    # The version it pointed at.
+    version: int
 
 
 class DatasetResult(Result):
@@ -282,6 +298,8 @@ RESULT_TYPES: dict[str, type[Result]] = {
         ProgramRolledBack,
         ProgramDeprecated,
         ProgramBudgetSet,
+        ProgramAliasSet,
+        ProgramAliasRemoved,
         DatasetRegistered,
         ExamplesAppended,
         CorpusRegistered,

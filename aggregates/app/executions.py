@@ -67,18 +67,21 @@ class Completion:
 def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> ExecutionPlan:
     """What to run for `cmd`; raises a DomainError when it cannot run."""
     execution_id = cmd.execution_id or ctx.command_id
+    if cmd.version is not None and cmd.alias is not None:
+        raise InvalidInput("give a version or an alias, not both", loc=["alias"])
     existing = app.execution(execution_id)
-    requested_version = cmd.version
+    requested_version, alias = cmd.version, cmd.alias
     if existing is not None:
         check_same_command(existing.command_id, ctx, "execution_id", execution_id)
-        requested_version = existing.version_used
+        # The version it was planned with, wherever an alias points now.
+        requested_version, alias = existing.version_used, None
     program = app.program(cmd.program_id, copy=False)
     if program.status == DEPRECATED:
         raise IllegalTransition(
             f"program {cmd.program_id!r} is deprecated and runs no executions",
             loc=["program_id"],
         )
-    version = program.serving_version(requested_version)
+    version = program.serving_version(requested_version, alias)
     compiled = app.compiled(program, version)
     try:
         inputs = compiled.validate_inputs(cmd.inputs)

@@ -43,8 +43,10 @@ from dspyops.events.commands import (
     RegisterCorpus,
     RegisterDataset,
     RegisterProgram,
+    RemoveAlias,
     RemoveDocuments,
     RollbackProgram,
+    SetAlias,
     SetBudget,
     TrainProgram,
     UpdateProgram,
@@ -60,6 +62,8 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     RollbackProgram: programs.rollback_program,
     DeprecateProgram: programs.deprecate_program,
     SetBudget: programs.set_budget,
+    SetAlias: programs.set_alias,
+    RemoveAlias: programs.remove_alias,
     RegisterDataset: datasets.register_dataset,
     AppendExamples: datasets.append_examples,
     RegisterCorpus: corpora.register_corpus,
@@ -97,6 +101,8 @@ ImmediateCommand = (
     | RollbackProgram
     | DeprecateProgram
     | SetBudget
+    | SetAlias
+    | RemoveAlias
     | RegisterDataset
     | AppendExamples
     | RegisterCorpus

@@ -1,4 +1,5 @@
-"""Program commands: register, update, train, deploy, roll back, deprecate, set a budget.
+"""Program commands: register, update, train, deploy, roll back, deprecate, set a budget,
+set and remove aliases.
 
 Each handler loads what it changes, calls guarded aggregate methods (which raise a
 DomainError before recording anything) and ends with `app.record(...)`, which saves the
@@ -20,12 +21,16 @@ from dspyops.events.commands import (
     DeployProgram,
     DeprecateProgram,
     RegisterProgram,
+    RemoveAlias,
     RollbackProgram,
+    SetAlias,
     SetBudget,
     TrainProgram,
     UpdateProgram,
 )
 from dspyops.events.results import (
+    ProgramAliasRemoved,
+    ProgramAliasSet,
     ProgramBudgetSet,
     ProgramDeployed,
     ProgramDeprecated,
@@ -192,6 +197,25 @@ def set_budget(app: DspyOps, cmd: SetBudget, ctx: CommandContext) -> Outcome:
         usd_per_day=cmd.usd_per_day,
         executions_per_minute=cmd.executions_per_minute,
     )
+    return app.record(ctx, result, program)
+
+
+def set_alias(app: DspyOps, cmd: SetAlias, ctx: CommandContext) -> Outcome:
+    program = app.program(cmd.program_id)
+    previous = program.aliases.get(cmd.alias)
+    program.set_alias(cmd.alias, cmd.version, cmd.reason, **ctx.meta())
+    result = _program_result(
+        ProgramAliasSet, program, alias=cmd.alias, version=cmd.version, previous_version=previous
+    )
+    return app.record(ctx, result, program)
+
+
+def remove_alias(app: DspyOps, cmd: RemoveAlias, ctx: CommandContext) -> Outcome:
+    program = app.program(cmd.program_id)
+    version = program.aliases.get(cmd.alias)
+    program.remove_alias(cmd.alias, cmd.reason, **ctx.meta())
+    assert version is not None
+    result = _program_result(ProgramAliasRemoved, program, alias=cmd.alias, version=version)
     return app.record(ctx, result, program)
 
 

@@ -51,6 +51,8 @@ def test_the_aggregates_define_the_events_expected() -> None:
         for name in (
             "Registered",
             "BudgetSet",
+            "AliasSet",
+            "AliasRemoved",
             "TrainingStarted",
             "Updated",
             "Optimized",
