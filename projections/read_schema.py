@@ -64,6 +64,8 @@ PROGRAMS = Table(
         ("position", "bigint NOT NULL UNIQUE"),
         # {"usd_per_day", "executions_per_minute"} while a budget is set (SetBudget).
         ("budget", "jsonb"),
+        # {alias: version}: `production` (the deployed version) and those SetAlias set.
+        ("aliases", "jsonb NOT NULL DEFAULT '{}'::jsonb"),
     ),
     key=("id",),
 )

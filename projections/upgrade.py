@@ -59,6 +59,18 @@ def _fill_version_schemas(conn: Connection, schema: str) -> int:
     return len(versions)
 
 
+def _fill_production_alias(conn: Connection, schema: str) -> int:
+    """Rows made before aliases: no alias was set then, `production` is the deployed
+    version, as projecting their events again gives."""
+    filled = conn.execute(
+        sql.SQL(
+            "UPDATE {}.{} SET aliases = jsonb_build_object('production', deployed_version) "
+            "WHERE deployed_version IS NOT NULL"
+        ).format(sql.Identifier(schema), sql.Identifier(PROGRAMS.name))
+    )
+    return filled.rowcount
+
+
 def _nothing_to_fill(conn: Connection, schema: str) -> int:
     """Rows made before the column existed came from events that did not carry it: NULL,
     exactly what projecting those events again gives."""
@@ -73,6 +85,7 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(EXECUTIONS, ("cost_usd",), _nothing_to_fill),
     Upgrade(PROGRAMS, ("budget",), _nothing_to_fill),
     Upgrade(RUNS, ("kept_version",), _nothing_to_fill),
+    Upgrade(PROGRAMS, ("aliases",), _fill_production_alias),
 )
 
 

@@ -41,6 +41,8 @@ class Program(BaseModel):
     deployed_version: int | None
     # What its executions may spend (SetBudget); null: no budget.
     budget: Budget | None = None
+    # Named versions: {alias: version}, `production` (the deployed version) among them.
+    aliases: dict[str, int] = {}
     created_at: datetime
     updated_at: datetime
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from dspyops.aggregates.program import Program
+from dspyops.aggregates.program import PRODUCTION, Program
 from dspyops.projections.appliers.audit import AuditTrail, changes
 from dspyops.projections.appliers.events import (
     Handlers,
@@ -56,6 +56,8 @@ class ProgramsApplier:
             event_class(Program, "RolledBack"): self.rolled_back,
             Program.Deprecated: self.deprecated,
             Program.BudgetSet: self.budget_set,
+            Program.AliasSet: self.alias_set,
+            Program.AliasRemoved: self.alias_removed,
         }
 
     def registered(self, e: Program.Registered, position: int) -> None:
@@ -72,6 +74,7 @@ class ProgramsApplier:
             "latest_version": e.version,
             "deployed_version": None,
             "budget": None,
+            "aliases": {},
             "created_at": e.timestamp,
             "updated_at": e.timestamp,
             "position": position,
@@ -152,11 +155,26 @@ class ProgramsApplier:
         )
         self._change(e, position, before=before, status=e.status, latest_version=number)
 
+    # `production` is the deployed version: its move shows as `deployed_version` in the
+    # audit entry (as before aliases), and the row's aliases follow it.
     def deployed(self, e: Program.Deployed, position: int) -> None:
-        self._change(e, position, status=e.status, deployed_version=e.version)
+        before = self._program(e)
+        aliases = {**before["aliases"], PRODUCTION: e.version}
+        self._change(
+            e,
+            position,
+            before=before,
+            unaudited={"aliases": aliases},
+            status=e.status,
+            deployed_version=e.version,
+        )
 
     def rolled_back(self, e: ProgramRolledBack, position: int) -> None:
-        self._change(e, position, deployed_version=e.version)
+        before = self._program(e)
+        aliases = {**before["aliases"], PRODUCTION: e.version}
+        self._change(
+            e, position, before=before, unaudited={"aliases": aliases}, deployed_version=e.version
+        )
 
     def deprecated(self, e: Program.Deprecated, position: int) -> None:
         self._change(e, position, status=e.status)
@@ -164,9 +182,17 @@ class ProgramsApplier:
     def budget_set(self, e: Program.BudgetSet, position: int) -> None:
         limits = {"usd_per_day": e.usd_per_day, "executions_per_minute": e.executions_per_minute}
         budget = limits if any(v is not None for v in limits.values()) else None
-        # The reason is the change's, not the program's: kept in the audit entry only.
-        reason = {"reason": {"before": None, "after": e.reason}} if e.reason is not None else {}
-        self._change(e, position, noted=reason, budget=budget)
+        self._change(e, position, noted=_reason(e.reason), budget=budget)
+
+    def alias_set(self, e: Program.AliasSet, position: int) -> None:
+        before = self._program(e)
+        aliases = {**before["aliases"], e.alias: e.version}
+        self._change(e, position, before=before, noted=_reason(e.reason), aliases=aliases)
+
+    def alias_removed(self, e: Program.AliasRemoved, position: int) -> None:
+        before = self._program(e)
+        aliases = {k: v for k, v in before["aliases"].items() if k != e.alias}
+        self._change(e, position, before=before, noted=_reason(e.reason), aliases=aliases)
 
     def _program(self, e: Recorded) -> Row:
         return self.rows.select(PROGRAMS, {"id": e.originator_id})
@@ -177,12 +203,15 @@ class ProgramsApplier:
         position: int,
         before: Row | None = None,
         noted: Row | None = None,
+        unaudited: Row | None = None,
         **after: Any,
     ) -> None:
-        """Update the program's row with `after` and audit what changed (and `noted`)."""
+        """Update the program's row with `after` (and `unaudited`) and audit what changed
+        in `after` (and `noted`)."""
         if before is None:
             before = self._program(e)
-        self.rows.update(PROGRAMS, {"id": e.originator_id}, {**after, "updated_at": e.timestamp})
+        update = {**after, **(unaudited or {}), "updated_at": e.timestamp}
+        self.rows.update(PROGRAMS, {"id": e.originator_id}, update)
         program_id = before["program_id"]
         self.audit.record(
             e,
@@ -207,6 +236,11 @@ class ProgramsApplier:
             )
         )
         self.rows.insert(PROGRAM_VERSIONS, row)
+
+
+def _reason(reason: str | None) -> Row:
+    """The reason is the change's, not the program's: kept in the audit entry only."""
+    return {"reason": {"before": None, "after": reason}} if reason is not None else {}
 
 
 def _created_version(recorded: int | None, program: Row) -> int:

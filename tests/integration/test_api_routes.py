@@ -79,6 +79,8 @@ def test_programs_list_filters_and_one(client: TestClient) -> None:
     assert (qa["latest_version"], qa["deployed_version"]) == (3, 1)
     assert "lm" not in qa
     assert qa["budget"] is None
+    # production is the deployed version; staging was moved to v3, canary removed.
+    assert qa["aliases"] == {"production": 1, "staging": 3}
     summarize = client.get("/programs/sum").json()
     assert summarize["budget"] == {"usd_per_day": 2.5, "executions_per_minute": None}
     (budget_set,) = [
@@ -91,6 +93,57 @@ def test_programs_list_filters_and_one(client: TestClient) -> None:
         "budget": {"before": None, "after": {"usd_per_day": 2.5, "executions_per_minute": None}},
         "reason": {"before": None, "after": "pilot"},
     }
+
+
+def test_alias_changes_are_audited_with_actor_and_reason(client: TestClient) -> None:
+    assert client.get("/programs/sum").json()["aliases"] == {}
+    entries = [
+        e
+        for e in reversed(client.get("/programs/qa/audit", params={"limit": 100}).json()["items"])
+        if e["event_type"] in {"AliasSet", "AliasRemoved"}
+    ]
+    assert [(e["event_type"], e["actor"], e["changes"]) for e in entries] == [
+        (
+            "AliasSet",
+            "frank",
+            {
+                "aliases": {"before": {"production": 1}, "after": {"production": 1, "staging": 2}},
+                "reason": {"before": None, "after": "new demos"},
+            },
+        ),
+        (
+            "AliasSet",
+            "frank",
+            {
+                "aliases": {
+                    "before": {"production": 1, "staging": 2},
+                    "after": {"production": 1, "staging": 2, "canary": 3},
+                }
+            },
+        ),
+        (
+            "AliasSet",
+            "gina",
+            {
+                "aliases": {
+                    "before": {"production": 1, "staging": 2, "canary": 3},
+                    "after": {"production": 1, "staging": 3, "canary": 3},
+                },
+                "reason": {"before": None, "after": "one-word answers"},
+            },
+        ),
+        (
+            "AliasRemoved",
+            "gina",
+            {
+                "aliases": {
+                    "before": {"production": 1, "staging": 3, "canary": 3},
+                    "after": {"production": 1, "staging": 3},
+                },
+                "reason": {"before": None, "after": "seen enough"},
+            },
+        ),
+    ]
 
 
 def test_programs_pagination(client: TestClient) -> None:

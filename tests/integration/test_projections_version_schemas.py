@@ -202,3 +202,23 @@ def test_a_read_schema_without_costs_gets_the_column_and_serves_null(
         # Rows projected before the column existed: unknown, not 0.
         assert {e["cost_usd"] for e in executions} == {None}
         assert client.get("/programs/qa/metrics").json()["overall"]["cost_usd"] is None
+
+
+def test_a_read_schema_without_aliases_gets_production_from_the_deployed_version(
+    stores: tuple[str, str, str], database_url: str, settings: Settings
+) -> None:
+    es, live, _ = stores
+    project(database_url, es, live)
+    execute(database_url, "ALTER TABLE {}.programs DROP COLUMN aliases", live)
+
+    upgrades = project(database_url, es, live)
+
+    assert len(upgrades) == 1
+    assert "programs.aliases" in upgrades[0]
+    assert "filled 1 rows" in upgrades[0]
+    with client_for(settings, database_url, es, live) as client:
+        # An earlier layout's projector never saw a SetAlias (its code had none): the
+        # backfill knows production only, the deployed version; the story's staging alias,
+        # projected before the column was dropped here, is not derivable from the row.
+        assert client.get("/programs/qa").json()["aliases"] == {"production": 1}
+        assert client.get("/programs/sum").json()["aliases"] == {}

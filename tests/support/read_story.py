@@ -28,7 +28,9 @@ from dspyops.events.commands import (
     RecordFeedback,
     RegisterDataset,
     RegisterProgram,
+    RemoveAlias,
     RollbackProgram,
+    SetAlias,
     SetBudget,
     TrainProgram,
     UpdateProgram,
@@ -136,6 +138,20 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
     handle(app, UpdateProgram(program_id="qa", instructions="Answer in one word."), ctx())
     rolled = handle(app, RollbackProgram(program_id="qa", version=1), ctx())
     assert rolled.result_type == "ProgramRolledBack", rolled
+    # Aliases beside production: staging set, moved and kept; canary set and removed.
+    for alias, version, actor, reason in (
+        ("staging", 2, "frank", "new demos"),
+        ("canary", 3, "frank", None),
+        ("staging", 3, "gina", "one-word answers"),
+    ):
+        aliased = handle(
+            app, SetAlias(program_id="qa", alias=alias, version=version, reason=reason), ctx(actor)
+        )
+        assert aliased.result_type == "ProgramAliasSet", aliased
+    removed = handle(
+        app, RemoveAlias(program_id="qa", alias="canary", reason="seen enough"), ctx("gina")
+    )
+    assert removed.result_type == "ProgramAliasRemoved", removed
     handle(app, EvaluateProgram(program_id="qa", dataset_id="ds", evaluation_id="ev1"), ctx())
     per_example: list[dict[str, Any]] = [
         {"index": 0, "score": 1.0},
