@@ -3,6 +3,10 @@
 Each example's split comes from a hash of its canonical JSON against `dev_fraction`, and
 is recorded in the event, so appending examples never moves an existing one and a
 replay never re-splits.
+
+Examples promoted from executions (PromoteExecutions) keep their source execution's id,
+recorded beside them in `ExamplesAppended`; an execution already promoted into a dataset
+is skipped, so none is added twice.
 """
 
 from __future__ import annotations
@@ -84,6 +88,19 @@ def check_batch(examples: list[Example], *, already: int) -> None:
         raise InvalidInput(errors=errors[:MAX_REPORTED_ERRORS])
 
 
+def _relocated(errors: list[ErrorDict], places: list[int]) -> list[ErrorDict]:
+    """Errors about `examples` (or its i-th item) as errors about `execution_ids`."""
+    moved: list[ErrorDict] = []
+    for error in errors:
+        loc = list(error.get("loc") or [])
+        if loc[:1] == ["examples"]:
+            loc[0] = "execution_ids"
+            if len(loc) > 1 and isinstance(loc[1], int):
+                loc[1] = places[loc[1]]
+        moved.append({**error, "loc": loc})
+    return moved
+
+
 def _limit(loc: list[str | int], msg: str) -> ErrorDict:
     return {"loc": loc, "msg": msg, "type": "too_large"}
 
@@ -96,6 +113,24 @@ class Dataset(Aggregate):
     @staticmethod
     def create_id(dataset_id: str) -> Any:
         return dataset_uuid(dataset_id)
+
+    # Version 2 of ExamplesAppended names each example's source execution (None for the
+    # examples sent as such by AppendExamples); version 1 events had none: None.
+    # Datasets are not snapshotted (DspyOps.snapshotting_intervals), so their state needs
+    # no class_version of its own.
+
+    class ExamplesAppended(Aggregate.Event):
+        examples: list[Example]
+        splits: list[str]
+        source_execution_ids: list[str] | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["source_execution_ids"] = None
 
     @classmethod
     def register(
@@ -130,15 +165,44 @@ class Dataset(Aggregate):
         self.dev_fraction = dev_fraction
         self.examples: list[Example] = list(examples)
         self.splits: list[str] = list(splits)
+        # Each example's source execution id, None for an example sent as such.
+        self.sources: list[str | None] = [None] * len(examples)
 
     def append(self, examples: list[Example], **meta: Any) -> None:
         if not examples:
             raise InvalidInput("append at least one example", loc=["examples"])
         check_batch(examples, already=len(self.examples))
         splits = [split_of(example, self.dev_fraction) for example in examples]
-        self._appended(examples=examples, splits=splits, **meta)
+        self._appended(examples=examples, splits=splits, source_execution_ids=None, **meta)
 
-    @event("ExamplesAppended")
+    def promote(self, sourced: list[tuple[str, Example]], **meta: Any) -> int:
+        """Append the examples of `(execution_id, example)` pairs whose execution is not in
+        this dataset yet; return how many were skipped (already in, or sent twice).
+
+        Size limits are checked on what is appended; a problem is reported at the pair's
+        place in `sourced` (`["execution_ids", i]`).
+        """
+        seen = {source for source in self.sources if source is not None}
+        places: list[int] = []
+        for place, (execution_id, _) in enumerate(sourced):
+            if execution_id not in seen:
+                seen.add(execution_id)
+                places.append(place)
+        if places:
+            examples = [sourced[place][1] for place in places]
+            try:
+                check_batch(examples, already=len(self.examples))
+            except InvalidInput as exc:
+                raise InvalidInput(errors=_relocated(exc.errors, places)) from exc
+            self._appended(
+                examples=examples,
+                splits=[split_of(example, self.dev_fraction) for example in examples],
+                source_execution_ids=[sourced[place][0] for place in places],
+                **meta,
+            )
+        return len(sourced) - len(places)
+
+    @event(ExamplesAppended)
     def _appended(
         self,
         examples: list[Example],
@@ -146,9 +210,11 @@ class Dataset(Aggregate):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        source_execution_ids: list[str] | None = None,
     ) -> None:
         self.examples.extend(examples)
         self.splits.extend(splits)
+        self.sources.extend(source_execution_ids or [None] * len(examples))
 
     # --- queries -------------------------------------------------------------------
 

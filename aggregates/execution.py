@@ -108,6 +108,9 @@ class Execution(Aggregate):
         self.cost_usd: float | None = None
         # Feedback recorded on it so far; the next one is number `feedback_count + 1`.
         self.feedback_count = 0
+        # The corrected outputs of its latest feedback that gave some: its label when it
+        # is promoted into a dataset (PromoteExecutions).
+        self.corrected_outputs: dict[str, Any] | None = None
 
     def _check_open(self) -> None:
         if self.status != REQUESTED:
@@ -274,3 +277,15 @@ class Execution(Aggregate):
         actor: str | None,
     ) -> None:
         self.feedback_count = number
+        if corrected_outputs is not None:
+            self.corrected_outputs = dict(corrected_outputs)
+
+    # --- queries -------------------------------------------------------------------
+
+    @property
+    def labelled_outputs(self) -> dict[str, Any] | None:
+        """What it should answer: the latest corrected outputs, else a success's own
+        outputs; None for a failure nobody corrected (or one not ended)."""
+        if self.corrected_outputs is not None:
+            return self.corrected_outputs
+        return self.outputs if self.status == SUCCEEDED else None

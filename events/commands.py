@@ -146,6 +146,18 @@ class AppendExamples(Command):
     examples: Annotated[list[Example], Field(min_length=1, max_length=MAX_EXAMPLES_PER_MESSAGE)]
 
 
+class PromoteExecutions(Command):
+    """Examples from production: each execution's inputs and its outputs (the corrected
+    outputs of its latest feedback that gave some), appended to an existing dataset.
+
+    The executions are named by id; a filter (program, version, score, time) is applied by
+    the client over the read API and sent as the ids it found (docs/contract.md).
+    """
+
+    dataset_id: Id
+    execution_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_EXAMPLES_PER_MESSAGE)]
+
+
 class ExecuteProgram(Command):
     program_id: Id
     inputs: dict[str, Any]
@@ -265,6 +277,7 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     RemoveAlias,
     RegisterDataset,
     AppendExamples,
+    PromoteExecutions,
     RegisterCorpus,
     AppendDocuments,
     RemoveDocuments,

@@ -150,6 +150,14 @@ class ExamplesAppended(DatasetResult):
     appended: int
 
 
+class ExecutionsPromoted(DatasetResult):
+    """`appended`: examples added; `skipped`: executions already in the dataset (or named
+    twice), not added again."""
+
+    appended: int
+    skipped: int
+
+
 class StepSummary(BaseModel):
     """One step of an execution (a predictor, for a one-signature program): the whole
     trace is on the read API (`GET /executions/{id}`)."""
@@ -302,6 +310,7 @@ RESULT_TYPES: dict[str, type[Result]] = {
         ProgramAliasRemoved,
         DatasetRegistered,
         ExamplesAppended,
+        ExecutionsPromoted,
         CorpusRegistered,
         DocumentsAppended,
         DocumentsRemoved,

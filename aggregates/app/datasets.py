@@ -1,4 +1,12 @@
-"""Dataset commands: register a dataset, append examples (each split recorded once)."""
+"""Dataset commands: register a dataset, append examples (each split recorded once), and
+promote executions into examples.
+
+PromoteExecutions reads each execution from the event store (never a read model): an
+execution that ended with outputs (a success, or any execution with corrected outputs)
+becomes `{**inputs, **outputs}`. Whether those fields fit a program is checked where a
+dataset meets a program, when an optimization or evaluation starts
+(`Dataset.validate_against`), as for examples appended by hand.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,23 @@ from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.dataset import Dataset
-from dspyops.aggregates.errors import AlreadyExists
+from dspyops.aggregates.dataset import Dataset, Example
+from dspyops.aggregates.errors import (
+    MAX_REPORTED_ERRORS,
+    AlreadyExists,
+    ErrorDict,
+    InvalidInput,
+    error,
+)
+from dspyops.aggregates.execution import REQUESTED
 from dspyops.aggregates.ids import dataset_uuid
-from dspyops.events.commands import AppendExamples, RegisterDataset
-from dspyops.events.results import DatasetRegistered, DatasetResult, ExamplesAppended
+from dspyops.events.commands import AppendExamples, PromoteExecutions, RegisterDataset
+from dspyops.events.results import (
+    DatasetRegistered,
+    DatasetResult,
+    ExamplesAppended,
+    ExecutionsPromoted,
+)
 
 
 def register_dataset(app: DspyOps, cmd: RegisterDataset, ctx: CommandContext) -> Outcome:
@@ -32,6 +52,41 @@ def append_examples(app: DspyOps, cmd: AppendExamples, ctx: CommandContext) -> O
     dataset.append(list(cmd.examples), **ctx.meta())
     result = _result(ExamplesAppended, dataset, appended=len(cmd.examples))
     return app.record(ctx, result, dataset)
+
+
+def promote_executions(app: DspyOps, cmd: PromoteExecutions, ctx: CommandContext) -> Outcome:
+    dataset = app.dataset(cmd.dataset_id)
+    sourced = _examples_of(app, cmd.execution_ids)
+    skipped = dataset.promote(sourced, **ctx.meta())
+    appended = len(sourced) - skipped
+    result = _result(ExecutionsPromoted, dataset, appended=appended, skipped=skipped)
+    return app.record(ctx, result, dataset)
+
+
+def _examples_of(app: DspyOps, execution_ids: list[str]) -> list[tuple[str, Example]]:
+    """Each execution's id and example; every id that cannot be one is rejected at its
+    place in the list (`["execution_ids", i]`)."""
+    sourced: list[tuple[str, Example]] = []
+    errors: list[ErrorDict] = []
+    for index, execution_id in enumerate(execution_ids):
+        loc: list[str | int] = ["execution_ids", index]
+        execution = app.execution(execution_id)
+        if execution is None:
+            errors.append(error(loc, f"no execution {execution_id!r}", "not_found"))
+            continue
+        outputs = execution.labelled_outputs
+        if execution.status == REQUESTED:
+            errors.append(error(loc, f"execution {execution_id!r} has not ended", "not_ended"))
+        elif outputs is None:
+            msg = f"execution {execution_id!r} failed and has no corrected outputs"
+            errors.append(error(loc, msg, "no_outputs"))
+        else:
+            sourced.append((execution_id, {**execution.inputs, **outputs}))
+        if len(errors) >= MAX_REPORTED_ERRORS:
+            break
+    if errors:
+        raise InvalidInput(errors=errors)
+    return sourced
 
 
 def _result(cls: type[DatasetResult], dataset: Dataset, **extra: Any) -> Outcome:

@@ -39,6 +39,7 @@ from dspyops.events.commands import (
     EvaluateProgram,
     ExecuteProgram,
     OptimizeProgram,
+    PromoteExecutions,
     RecordFeedback,
     RegisterCorpus,
     RegisterDataset,
@@ -66,6 +67,7 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     RemoveAlias: programs.remove_alias,
     RegisterDataset: datasets.register_dataset,
     AppendExamples: datasets.append_examples,
+    PromoteExecutions: datasets.promote_executions,
     RegisterCorpus: corpora.register_corpus,
     AppendDocuments: corpora.append_documents,
     RemoveDocuments: corpora.remove_documents,
@@ -105,6 +107,7 @@ ImmediateCommand = (
     | RemoveAlias
     | RegisterDataset
     | AppendExamples
+    | PromoteExecutions
     | RegisterCorpus
     | AppendDocuments
     | RemoveDocuments

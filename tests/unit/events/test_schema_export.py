@@ -105,6 +105,7 @@ _COMMAND_SAMPLES: dict[str, dict[str, Any]] = {
     "DeprecateProgram": {"program_id": "qa"},
     "RegisterDataset": {"name": "qa-set", "examples": [{"question": "q", "answer": "a"}]},
     "AppendExamples": {"dataset_id": "qa-set", "examples": [{"question": "q", "answer": "a"}]},
+    "PromoteExecutions": {"dataset_id": "qa-set", "execution_ids": ["run-1", "run-2"]},
     "RegisterCorpus": {"name": "wiki", "documents": [{"id": "p1", "text": "Paris is in France."}]},
     "AppendDocuments": {
         "corpus_id": "wiki",

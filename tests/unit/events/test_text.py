@@ -29,6 +29,7 @@ VALID: dict[str, dict[str, Any]] = {
     "DeprecateProgram": {"program_id": "p"},
     "RegisterDataset": {"name": "d", "examples": [{"q": "x"}]},
     "AppendExamples": {"dataset_id": "d", "examples": [{"q": "x"}]},
+    "PromoteExecutions": {"dataset_id": "d", "execution_ids": ["e1", "e2"]},
     "RegisterCorpus": {"name": "c", "documents": [{"id": "d1", "text": "x"}]},
     "AppendDocuments": {"corpus_id": "c", "documents": [{"id": "d2", "text": "y"}]},
     "RemoveDocuments": {"corpus_id": "c", "document_ids": ["d1"]},
