@@ -146,6 +146,8 @@ async def executions(
     until: datetime | None,
     limit: int,
     cursor: str | None,
+    min_score: float | None = None,
+    max_score: float | None = None,
 ) -> PageRows:
     conditions = _given(
         ("program_id", "=", program_id),
@@ -154,7 +156,19 @@ async def executions(
         ("requested_at", ">=", since),
         ("requested_at", "<", until),
     )
+    for op, bound in ((">=", min_score), ("<=", max_score)):
+        if bound is not None:
+            conditions.append((_latest_score(schema, op), bound))
     return await _page(conn, schema, EXECUTIONS, EXECUTION_COLUMNS, conditions, limit, cursor)
+
+
+def _latest_score(schema: str, op: str) -> sql.Composed:
+    """`latest score op %s`: the score of the execution's latest feedback that gave one
+    (no such feedback: no match), an index lookup on the feedback table's key."""
+    return sql.SQL(
+        "(SELECT f.score FROM {} f WHERE f.execution_id = {}.execution_id "
+        "AND f.score IS NOT NULL ORDER BY f.number DESC LIMIT 1) {} %s"
+    ).format(_table(schema, FEEDBACK), _table(schema, EXECUTIONS), sql.SQL(op))
 
 
 async def execution(conn: AsyncConnection, schema: str, execution_id: str) -> Row | None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from dspyops.cli import read_commands, schema_commands, send_commands, watch_commands
+from dspyops.cli import (
+    promote_command,
+    read_commands,
+    schema_commands,
+    send_commands,
+    watch_commands,
+)
 from dspyops.cli.console import fail
 from dspyops.cli.extras import (
     INSTALL_HINT,
@@ -23,6 +29,7 @@ app = typer.Typer(
 app.add_typer(schema_commands.app, name="schema")
 app.command(name="send")(send_commands.send)
 app.command(name="feedback")(send_commands.feedback)
+app.command(name="promote")(promote_command.promote)
 app.command(name="watch")(watch_commands.watch)
 app.command(name="programs")(read_commands.programs)
 app.command(name="executions")(read_commands.executions)

@@ -58,7 +58,7 @@ def send(
     """Publish one command on its topic and print its terminal result."""
     name = _command_name(command_type)
     payload = _read_data(data)
-    _publish(name, payload, command_id, correlation_id, actor, timeout, no_wait, json_out)
+    publish(name, payload, command_id, correlation_id, actor, timeout, no_wait, json_out)
 
 
 def feedback(
@@ -87,7 +87,7 @@ def feedback(
     payload.update({k: v for k, v in given.items() if v is not None})
     if corrected is not None:
         payload["corrected_outputs"] = _json_object(corrected, "--corrected")
-    _publish("RecordFeedback", payload, command_id, None, actor, timeout, False, json_out)
+    publish("RecordFeedback", payload, command_id, None, actor, timeout, False, json_out)
 
 
 def _json_object(text: str, where: str) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def _json_object(text: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _publish(
+def publish(
     name: str,
     payload: dict[str, Any],
     command_id: str | None,

@@ -102,6 +102,14 @@ async def list_executions(
     version: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
     since: Annotated[datetime | None, Query(description="Requested at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Requested before.")] = None,
+    min_score: Annotated[
+        float | None,
+        Query(description="Latest scored feedback at least this (unscored: left out)."),
+    ] = None,
+    max_score: Annotated[
+        float | None,
+        Query(description="Latest scored feedback at most this (unscored: left out)."),
+    ] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
@@ -117,6 +125,8 @@ async def list_executions(
         until=until,
         limit=limit,
         cursor=cursor,
+        min_score=min_score,
+        max_score=max_score,
     )
     return found.as_page(shape)
 

@@ -282,6 +282,24 @@ def test_an_executions_feedback_is_listed_and_audited(
     }
 
 
+def test_executions_filtered_by_their_latest_scored_feedback(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    story = world["story"]
+
+    def ids(**params: Any) -> list[str]:
+        body = client.get("/programs/qa/executions", params={"limit": 200, **params}).json()
+        return [e["execution_id"] for e in body["items"]]
+
+    # Scored 1.0, then 0.5: the latest score is the one filtered on.
+    assert ids(min_score=0.5) == [story["succeeded"][0]]
+    assert ids(min_score=0.6) == []
+    assert ids(max_score=0.5, min_score=0.5) == [story["succeeded"][0]]
+    # Executions with no scored feedback (the failed one was only corrected) are left out.
+    assert ids(max_score=1.0) == [story["succeeded"][0]]
+    assert len(ids()) > 1
+
+
 def test_datasets(client: TestClient) -> None:
     items = client.get("/datasets").json()["items"]
     assert [(d["dataset_id"], d["size"]) for d in items] == [("ds", 20)]

@@ -15,7 +15,7 @@ from dspyops.cli.main import app
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(send_commands, "_publish", lambda *args: calls.append(args))
+    monkeypatch.setattr(send_commands, "publish", lambda *args: calls.append(args))
     return calls
 
 
