@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, Outcome, handle
 from dspyops.aggregates.app.persistence import in_memory_env
-from dspyops.aggregates.dataset import Dataset
+from dspyops.aggregates.dataset import MAX_EXAMPLE_BYTES, Dataset
+from dspyops.aggregates.errors import InvalidInput
 from dspyops.aggregates.execution import Execution
 from dspyops.events.commands import (
     AppendExamples,
@@ -203,3 +204,17 @@ def test_the_command_takes_one_to_ten_thousand_ids() -> None:
         PromoteExecutions.model_validate(
             {"dataset_id": "d", "execution_ids": ["e"], "filter": {"program_id": "p"}}
         )
+
+
+def test_a_size_limit_is_reported_at_the_executions_place() -> None:
+    meta = {"command_id": "c", "correlation_id": "c", "actor": None}
+    dataset = Dataset.register(dataset_id="d", name="D", examples=[], dev_fraction=0.2, **meta)
+    dataset.promote([("e1", {"q": "small"})], **meta)
+    huge = {"q": "x" * (MAX_EXAMPLE_BYTES + 1)}
+    with pytest.raises(InvalidInput) as caught:
+        # e1 is skipped (in already): e2's example is the second appended, the third sent.
+        dataset.promote([("e1", {"q": "small"}), ("e3", {"q": "ok"}), ("e2", huge)], **meta)
+    assert [(e["loc"], e["type"]) for e in caught.value.errors] == [
+        (["execution_ids", 2], "too_large")
+    ]
+    assert dataset.sources == ["e1"]
