@@ -26,8 +26,8 @@ from tests.unit.aggregates.test_application import (
     execute,
     log_length,
     optimized,
+    program_from_older_snapshot,
     register,
-    restored,
     topics_since,
 )
 
@@ -231,23 +231,10 @@ def test_a_redelivered_execution_keeps_the_version_it_was_planned_with(
 def test_a_program_snapshot_from_before_aliases_loads(app: DspyOps, ctx: Ids) -> None:
     three_versions(app, ctx)
     handle(app, DeployProgram(program_id="p", version=2), ctx())
-    program_id = app.program("p").id
-    app.take_snapshot(program_id)
-    assert app.snapshots is not None
-    stored = app.snapshots.recorder.select_events(program_id, desc=True, limit=1)[0]
-    snapshot = app.mapper.transcoder.decode(stored.state)
     # As class version 4 wrote it: no aliases.
-    del snapshot["state"]["aliases"]
-    snapshot["state"]["class_version"] = 4
-    program = restored(app, stored, snapshot).mutate(None)
+    program = program_from_older_snapshot(app, "p", 4, "aliases")
     assert program.aliases == {"production": 2}
     assert program.serving_version(alias="production")["number"] == 2
     # And one of a program never deployed: no aliases at all.
     register(app, ctx, program_id="q")
-    q_id = app.program("q").id
-    app.take_snapshot(q_id)
-    stored = app.snapshots.recorder.select_events(q_id, desc=True, limit=1)[0]
-    snapshot = app.mapper.transcoder.decode(stored.state)
-    del snapshot["state"]["aliases"]
-    snapshot["state"]["class_version"] = 4
-    assert restored(app, stored, snapshot).mutate(None).aliases == {}
+    assert program_from_older_snapshot(app, "q", 4, "aliases").aliases == {}

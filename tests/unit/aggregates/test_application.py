@@ -82,6 +82,22 @@ def restored(app: DspyOps, stored: StoredEvent, state: dict[str, Any]) -> Any:
     return app.mapper.to_domain_event(older)
 
 
+def program_from_older_snapshot(
+    app: DspyOps, program_id: str, class_version: int, *missing: str
+) -> Any:
+    """The program as loaded from a snapshot taken now but written as `class_version`
+    wrote it: without the attributes `missing` (those later versions added)."""
+    aggregate_id = app.program(program_id).id
+    app.take_snapshot(aggregate_id)
+    assert app.snapshots is not None
+    stored = app.snapshots.recorder.select_events(aggregate_id, desc=True, limit=1)[0]
+    snapshot = app.mapper.transcoder.decode(stored.state)
+    for name in missing:
+        del snapshot["state"][name]
+    snapshot["state"]["class_version"] = class_version
+    return restored(app, stored, snapshot).mutate(None)
+
+
 def log_length(app: DspyOps) -> int:
     return app.recorder.max_notification_id() or 0
 
@@ -621,15 +637,8 @@ def test_a_deployed_program_optimized_again_gets_a_new_version_and_stays_deploye
 
 def test_a_program_snapshot_from_before_redeploys_loads(app: DspyOps, ctx: Ids) -> None:
     program_in(app, ctx, "deployed")
-    program_id = app.program("p").id
-    app.take_snapshot(program_id)
-    assert app.snapshots is not None
-    stored = app.snapshots.recorder.select_events(program_id, desc=True, limit=1)[0]
-    snapshot = app.mapper.transcoder.decode(stored.state)
     # As class version 3 wrote it: no served versions, only the deployed one.
-    del snapshot["state"]["served_versions"]
-    snapshot["state"]["class_version"] = 3
-    program = restored(app, stored, snapshot).mutate(None)
+    program = program_from_older_snapshot(app, "p", 3, "served_versions", "aliases")
     assert (program.status, program.deployed_version, program.served_versions) == (
         "deployed",
         2,

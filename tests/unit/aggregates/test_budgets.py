@@ -18,8 +18,8 @@ from tests.unit.aggregates.test_application import (
     execute,
     log_length,
     optimized,
+    program_from_older_snapshot,
     register,
-    restored,
     topics_since,
 )
 
@@ -131,16 +131,8 @@ def test_a_deprecated_program_takes_no_budget(app: DspyOps, ctx: Ids) -> None:
 
 def test_a_program_snapshot_from_before_budgets_loads(app: DspyOps, ctx: Ids) -> None:
     register(app, ctx)
-    program_id = app.program("p").id
-    app.take_snapshot(program_id)
-    assert app.snapshots is not None
-    stored = app.snapshots.recorder.select_events(program_id, desc=True, limit=1)[0]
-    snapshot = app.mapper.transcoder.decode(stored.state)
-    # As class version 2 wrote it: no budget.
-    del snapshot["state"]["budget"]
-    snapshot["state"]["class_version"] = 2
-    older = restored(app, stored, snapshot)
-    program = older.mutate(None)
+    # As class version 2 wrote it: no budget (nor what later versions added).
+    program = program_from_older_snapshot(app, "p", 2, "budget", "served_versions", "aliases")
     assert program.budget is None
     assert program.program_id == "p"
 
