@@ -4,7 +4,8 @@ Every worker admits through the same table, so a budget holds across a consumer 
 An admission takes a transaction-scoped advisory lock on the program (admissions of one
 program queue; other programs' do not), reads the program's spend, lets the domain
 decide (`aggregates.app.budgets.refusal`) and inserts the reservation, all in one
-transaction. Times are the database's (`now()`), the same clock for every worker.
+transaction. Times are the database's clock (`clock_timestamp()` once the lock is held),
+the same for every worker.
 
 Programs without a budget never touch the table. Rows older than `KEEP` are deleted now
 and then; the estimate then restarts from the next execution to end.
@@ -27,6 +28,7 @@ from dspyops.aggregates.app.budgets import (
     STALE_AFTER,
     BudgetExceeded,
     Decide,
+    ReservedByAnother,
     Spend,
 )
 
@@ -38,6 +40,7 @@ PRUNE_EVERY = 500
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
     execution_id text PRIMARY KEY,
+    command_id text,
     program_id text NOT NULL,
     admitted_at timestamptz NOT NULL,
     estimate_usd double precision,
@@ -49,13 +52,13 @@ CREATE INDEX IF NOT EXISTS {index} ON {table} (program_id, admitted_at)
 
 SPEND = """
 SELECT
-    now(),
-    count(*) FILTER (WHERE admitted_at > now() - %(minute)s),
-    min(admitted_at) FILTER (WHERE admitted_at > now() - %(minute)s),
+    %(now)s::timestamptz,
+    count(*) FILTER (WHERE admitted_at > %(now)s - %(minute)s),
+    min(admitted_at) FILTER (WHERE admitted_at > %(now)s - %(minute)s),
     coalesce(sum(cost_usd) FILTER (WHERE settled_at IS NOT NULL AND admitted_at >= %(day)s), 0),
     coalesce(sum(estimate_usd) FILTER (WHERE settled_at IS NULL AND admitted_at >= %(day)s), 0),
     count(*) FILTER (
-        WHERE settled_at IS NULL AND estimate_usd IS NULL AND admitted_at > now() - %(stale)s
+        WHERE settled_at IS NULL AND estimate_usd IS NULL AND admitted_at > %(now)s - %(stale)s
     ),
     (SELECT count(*) FROM (
         SELECT 1 FROM {table} WHERE program_id = %(program)s AND settled_at IS NOT NULL LIMIT 1
@@ -66,10 +69,10 @@ SELECT
         ORDER BY settled_at DESC LIMIT %(window)s
     ) latest)
 FROM {table}
-WHERE program_id = %(program)s AND admitted_at >= least(%(day)s, now() - %(stale)s)
+WHERE program_id = %(program)s AND admitted_at >= least(%(day)s, %(now)s - %(stale)s)
 """
 
-UTC_DAY_START = "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+UTC_DAY_START = "date_trunc('day', %(now)s AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 
 
 class PostgresLedger:
@@ -85,7 +88,9 @@ class PostgresLedger:
         self._opening = threading.Lock()
         self._settles = itertools.count(1)
 
-    def admit(self, program_id: str, execution_id: str, decide: Decide) -> BudgetExceeded | None:
+    def admit(
+        self, program_id: str, execution_id: str, command_id: str, decide: Decide
+    ) -> BudgetExceeded | None:
         self._open()
         with self._pool.connection() as conn, conn.transaction():
             # Two workers admitting executions of one program take turns here.
@@ -94,14 +99,20 @@ class PostgresLedger:
                 [f"dspyops.budget:{self._table.as_string(conn)}:{program_id}"],
             )
             reserved = conn.execute(
-                sql.SQL("SELECT 1 FROM {} WHERE execution_id = %s").format(self._table),
+                sql.SQL("SELECT command_id FROM {} WHERE execution_id = %s").format(self._table),
                 [execution_id],
             ).fetchone()
             if reserved is not None:
+                if reserved[0] is not None and reserved[0] != command_id:
+                    raise ReservedByAnother(reserved[0])
                 return None  # a redelivered command: admitted once already
+            # The time after the lock: a wait for it does not age the admission.
+            now = conn.execute("SELECT clock_timestamp()").fetchone()
+            assert now is not None
             row = conn.execute(
                 sql.SQL(SPEND.replace("%(day)s", UTC_DAY_START)).format(table=self._table),
                 {
+                    "now": now[0],
                     "program": program_id,
                     "minute": MINUTE,
                     "stale": STALE_AFTER,
@@ -114,10 +125,10 @@ class PostgresLedger:
             if refused is None:
                 conn.execute(
                     sql.SQL(
-                        "INSERT INTO {} (execution_id, program_id, admitted_at, estimate_usd)"
-                        " VALUES (%s, %s, now(), %s)"
+                        "INSERT INTO {} (execution_id, command_id, program_id, admitted_at,"
+                        " estimate_usd) VALUES (%s, %s, %s, %s, %s)"
                     ).format(self._table),
-                    [execution_id, program_id, spend.estimate],
+                    [execution_id, command_id, program_id, spend.now, spend.estimate],
                 )
             return refused
 

@@ -18,6 +18,7 @@ from dspyops.consumers.completion_batcher import CompletionBatcher
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.store_calls import in_store
 from dspyops.consumers.telemetry import Telemetry
+from dspyops.consumers.transient import is_transient
 from dspyops.events.envelope import Envelope
 from dspyops.events.results import ErrorInfo, Usage
 from dspyops.runtime.executor import ExecutionOutcome, execute_program
@@ -40,6 +41,18 @@ class ExecutionJobs:
 
     async def run(self, envelope: Envelope, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
         """Call the LM for `plan`, then record the execution; one terminal outcome."""
+        try:
+            return await self._run(plan, ctx)
+        except Exception as exc:
+            if plan.budgeted and not is_transient(exc):
+                # The command ends here (an internal error, acknowledged): its reservation
+                # must not hold the program's budget for the rest of the day.
+                await in_store(
+                    self.store_executor, self.app.ledger.settle, [(plan.execution_id, None)]
+                )
+            raise
+
+    async def _run(self, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
         errors = LMErrors(plan.lm, self.redactor)
         try:
             profile = self.profiles.get(plan.lm)

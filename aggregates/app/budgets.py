@@ -59,6 +59,14 @@ class Spend:
     estimate: float | None = None
 
 
+class ReservedByAnother(Exception):
+    """The execution id is reserved by another command (one reusing it while it runs)."""
+
+    def __init__(self, command_id: str) -> None:
+        super().__init__(command_id)
+        self.command_id = command_id
+
+
 class Wait(Exception):
     """Not refused, but not yet: plan the command again when a running execution has
     ended. The worker waits without holding a thread (`consumers.processing`); the wait
@@ -131,10 +139,12 @@ Decide = Callable[[Spend], BudgetExceeded | None]
 
 
 class SpendLedger(Protocol):
-    def admit(self, program_id: str, execution_id: str, decide: Decide) -> BudgetExceeded | None:
+    def admit(
+        self, program_id: str, execution_id: str, command_id: str, decide: Decide
+    ) -> BudgetExceeded | None:
         """Reserve `execution_id` unless `decide` refuses (or raises `Wait`: nothing is
-        reserved); an execution already reserved (a redelivered command) is admitted again
-        without counting twice."""
+        reserved); an execution already reserved by this command (redelivered) is admitted
+        again without counting twice; reserved by another, `ReservedByAnother`."""
         ...
 
     def settle(self, costs: Sequence[tuple[str, float | None]]) -> None:
@@ -146,6 +156,7 @@ class SpendLedger(Protocol):
 
 @dataclass
 class _Reservation:
+    command_id: str
     program_id: str
     at: datetime
     estimate: float | None
@@ -161,14 +172,21 @@ class InMemoryLedger:
     _rows: dict[str, _Reservation] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def admit(self, program_id: str, execution_id: str, decide: Decide) -> BudgetExceeded | None:
+    def admit(
+        self, program_id: str, execution_id: str, command_id: str, decide: Decide
+    ) -> BudgetExceeded | None:
         with self._lock:
-            if execution_id in self._rows:
+            reserved = self._rows.get(execution_id)
+            if reserved is not None:
+                if reserved.command_id != command_id:
+                    raise ReservedByAnother(reserved.command_id)
                 return None
             spend = self._spend(program_id)
             refused = decide(spend)
             if refused is None:
-                self._rows[execution_id] = _Reservation(program_id, spend.now, spend.estimate)
+                self._rows[execution_id] = _Reservation(
+                    command_id, program_id, spend.now, spend.estimate
+                )
             return refused
 
     def settle(self, costs: Sequence[tuple[str, float | None]]) -> None:

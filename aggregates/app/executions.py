@@ -16,7 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
 from dspyops.aggregates.app.application import DspyOps
-from dspyops.aggregates.app.budgets import refusal
+from dspyops.aggregates.app.budgets import ReservedByAnother, refusal
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.corpora import searched_corpora
 from dspyops.aggregates.app.outcomes import (
@@ -90,9 +90,16 @@ def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> Ex
     budget = program.budget
     if budget is not None:
         # Last: nothing is reserved for an execution refused for another reason.
-        refused = app.ledger.admit(
-            cmd.program_id, execution_id, lambda spend: refusal(budget, cmd.program_id, spend)
-        )
+        try:
+            refused = app.ledger.admit(
+                cmd.program_id,
+                execution_id,
+                ctx.command_id,
+                lambda spend: refusal(budget, cmd.program_id, spend),
+            )
+        except ReservedByAnother as exc:  # another command runs this execution id now
+            check_same_command(exc.command_id, ctx, "execution_id", execution_id)
+            raise
         if refused is not None:
             raise refused
     return ExecutionPlan(

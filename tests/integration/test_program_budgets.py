@@ -34,7 +34,8 @@ def test_two_ledgers_admit_exactly_the_limit_between_them(
     per_minute = {"executions_per_minute": 25}
 
     def admit(n: int) -> bool:
-        refused = ledgers[n % 2].admit("p", f"e{n}", lambda spend: refusal(per_minute, "p", spend))
+        decide = lambda spend: refusal(per_minute, "p", spend)  # noqa: E731
+        refused = ledgers[n % 2].admit("p", f"e{n}", f"c{n}", decide)
         return refused is None
 
     try:
@@ -49,12 +50,12 @@ def test_two_ledgers_admit_exactly_the_limit_between_them(
 
         # Dollars: one execution ended at 0.01; each admission reserves 0.01 more.
         per_day = {"usd_per_day": 0.105}
-        ledgers[0].admit("q", "first", lambda spend: refusal(per_day, "q", spend))
+        ledgers[0].admit("q", "first", "c-first", lambda spend: refusal(per_day, "q", spend))
         ledgers[1].settle([("first", 0.01)])
 
         def admit_q(n: int) -> bool:
             decide = lambda spend: refusal(per_day, "q", spend)  # noqa: E731
-            return ledgers[n % 2].admit("q", f"q{n}", decide) is None
+            return ledgers[n % 2].admit("q", f"q{n}", f"c{n}", decide) is None
 
         with ThreadPoolExecutor(16) as pool:
             assert sum(pool.map(admit_q, range(IN_FLIGHT))) == 9  # 0.01 + 9 * 0.01 <= 0.105

@@ -207,3 +207,17 @@ def test_the_saved_program_is_what_the_next_execution_reads(app: DspyOps, ctx: I
     cached: Any = app.repository.cache.get(before.id)
     assert cached is not before
     assert cached.budget == {"usd_per_day": None, "executions_per_minute": 1}
+
+
+def test_an_execution_id_another_command_is_running_is_not_admitted_again(
+    app: DspyOps, ctx: Ids
+) -> None:
+    """A second command reusing a running execution's id would run (and spend) outside
+    the budget: it is refused as the id's reuse it is."""
+    register(app, ctx)
+    handle(app, SetBudget(program_id="p", executions_per_minute=5), ctx())
+    assert isinstance(execute(app, ctx("first"), execution_id="e"), ExecutionPlan)
+    reused = execute(app, ctx("second"), execution_id="e")
+    assert isinstance(reused, Outcome)
+    (error,) = reused.data["errors"]
+    assert (error["type"], error["loc"]) == ("already_exists", ["execution_id"])

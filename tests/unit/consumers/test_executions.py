@@ -143,3 +143,37 @@ def test_each_lm_span_gets_its_cost_and_openinference_its_attribute() -> None:
     assert "llm.cost.total" not in program_span_attributes(unreported)
     price_lm_spans(lm_spans(trace), None)
     assert priced["cost_usd"] is None
+
+
+async def test_a_budgeted_execution_that_ends_in_an_internal_error_frees_its_reservation() -> None:
+    """A plan whose module cannot be built ends the command (internal error, acknowledged):
+    its reservation is settled, not left holding the program's budget for the day."""
+    from dspyops.aggregates.app import CommandContext, handle
+    from dspyops.aggregates.app.budgets import InMemoryLedger
+    from dspyops.events.commands import ExecuteProgram, RegisterProgram, SetBudget
+
+    class Broken(ModuleCache):
+        def get(self, plan: Any) -> Any:
+            raise RuntimeError("the plugin is not installed on this worker")
+
+    ledger = InMemoryLedger()
+    app = DspyOps(in_memory_env(), ledger=ledger)
+    ctx = CommandContext(command_id="c", correlation_id="c", actor=None)
+    handle(
+        app,
+        RegisterProgram(program_id="q", name="q", signature="question: str -> answer: str"),
+        ctx.model_copy(update={"command_id": "r"}),
+    )
+    handle(
+        app, SetBudget(program_id="q", usd_per_day=1.0), ctx.model_copy(update={"command_id": "b"})
+    )
+    plan = handle(app, ExecuteProgram(program_id="q", inputs={"question": "?"}), ctx)
+    assert isinstance(plan, ExecutionPlan)
+    assert plan.budgeted
+    profiles = ProfileRegistry({"default": LMProfile(name="default", model="openai/x")})
+    jobs = ExecutionJobs(app, profiles, Broken(), redactor=Redactor())
+
+    with pytest.raises(RuntimeError):
+        await jobs.run(command_envelope("ExecuteProgram", {}), plan, ctx)
+
+    assert ledger._rows[plan.execution_id].settled
