@@ -47,11 +47,9 @@ def promote(
         typer.Option(min=1, max=MAX_PROMOTED, help="With --program: at most this many, newest."),
     ] = None,
     api: ApiOpt = None,
-    command_id: Annotated[
-        str | None, typer.Option("--id", help="Command id (idempotency key). Default: new.")
-    ] = None,
-    actor: Annotated[str | None, typer.Option(help="Who asks; kept in the audit trail.")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the result.")] = 60.0,
+    command_id: send_commands.CommandIdOpt = None,
+    actor: send_commands.ActorOpt = None,
+    timeout: send_commands.TimeoutOpt = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Promote executions into a dataset (PromoteExecutions): by id, or by a filter the read

@@ -37,6 +37,13 @@ from dspyops.settings import Settings, get_settings
 
 STACK_HINT = "start the stack with `dspyops dev`, or set KAFKA_BOOTSTRAP_SERVERS"
 
+# The options every command that publishes shares (send, feedback, promote).
+CommandIdOpt = Annotated[
+    str | None, typer.Option("--id", help="Command id (idempotency key). Default: new.")
+]
+ActorOpt = Annotated[str | None, typer.Option(help="Who asks; kept in the audit trail.")]
+TimeoutOpt = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the result.")]
+
 
 def send(
     command_type: Annotated[
@@ -46,12 +53,10 @@ def send(
         str,
         typer.Option("--data", "-d", metavar="FILE|-", help="JSON object: a file or - (stdin)."),
     ],
-    command_id: Annotated[
-        str | None, typer.Option("--id", help="Command id (idempotency key). Default: new.")
-    ] = None,
+    command_id: CommandIdOpt = None,
     correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
-    actor: Annotated[str | None, typer.Option(help="Who asks; kept in the audit trail.")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the result.")] = 60.0,
+    actor: ActorOpt = None,
+    timeout: TimeoutOpt = 60.0,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Publish; do not wait.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -74,11 +79,9 @@ def feedback(
             metavar="JSON", help="What it should have answered: a JSON object of its outputs."
         ),
     ] = None,
-    command_id: Annotated[
-        str | None, typer.Option("--id", help="Command id (idempotency key). Default: new.")
-    ] = None,
-    actor: Annotated[str | None, typer.Option(help="Who gives it; kept with it.")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the result.")] = 60.0,
+    command_id: CommandIdOpt = None,
+    actor: ActorOpt = None,
+    timeout: TimeoutOpt = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Record feedback on an execution (RecordFeedback) and print the result."""
