@@ -20,7 +20,7 @@ from dspyops.events.commands import ExecuteProgram, RegisterProgram
 from dspyops.events.results import CommandRejected, ExecutionSucceeded, ProgramRegistered
 from dspyops.events.topics import Topics
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env
+from tests.support.worker_stack import drop_schema, stack_env, started_client
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float"
 
@@ -38,21 +38,8 @@ def worker_env(bootstrap_servers: str, database_url: str, tmp_path_factory) -> I
 
 @pytest.fixture
 async def client(worker_env: dict) -> AsyncIterator[DspyopsClient]:
-    c = DspyopsClient(
-        worker_env["KAFKA_BOOTSTRAP_SERVERS"],
-        topic_prefix=worker_env["DSPYOPS_TOPIC_PREFIX"],
-        actor="tests@dspyops",
-        connect_timeout_s=60,
-    )
-    # The worker creates the topics as it starts; the client waits a moment for them.
-    for _ in range(60):
-        try:
-            await c.start()
-            break
-        except TopicsMissingError:
-            await asyncio.sleep(1)
-    yield c
-    await c.close()
+    async with started_client(worker_env, "tests@dspyops") as c:
+        yield c
 
 
 def _program(program_id: str) -> RegisterProgram:

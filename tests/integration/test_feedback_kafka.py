@@ -3,7 +3,6 @@ accepted on a finished execution, rejected with the field at fault, kept in its 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -14,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from dspyops.client import CommandRejectedError, DspyopsClient, TopicsMissingError
+from dspyops.client import CommandRejectedError, DspyopsClient
 from dspyops.events.commands import ExecuteProgram, RecordFeedback, RegisterProgram
 from dspyops.events.results import ExecutionSucceeded, FeedbackRecorded
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, stack_env, stored_events
+from tests.support.worker_stack import drop_schema, stack_env, started_client, stored_events
 
 SIGNATURE = "question: str -> answer: str, confidence: float[0, 1]"
 
@@ -33,20 +32,8 @@ def worker_env(bootstrap_servers: str, database_url: str, tmp_path_factory) -> I
 
 @pytest.fixture
 async def client(worker_env: dict) -> AsyncIterator[DspyopsClient]:
-    c = DspyopsClient(
-        worker_env["KAFKA_BOOTSTRAP_SERVERS"],
-        topic_prefix=worker_env["DSPYOPS_TOPIC_PREFIX"],
-        actor="reviewer@example.com",
-        connect_timeout_s=60,
-    )
-    for _ in range(60):  # the worker creates the topics as it starts
-        try:
-            await c.start()
-            break
-        except TopicsMissingError:
-            await asyncio.sleep(1)
-    yield c
-    await c.close()
+    async with started_client(worker_env, "reviewer@example.com") as c:
+        yield c
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import psycopg
 
+from dspyops.client import DspyopsClient, TopicsMissingError
 from dspyops.settings import Settings
 
 
@@ -50,3 +55,25 @@ def settings_for(env: dict[str, str]) -> Settings:
         elif name.startswith("DSPYOPS_"):
             values[name.removeprefix("DSPYOPS_").lower()] = value
     return Settings.model_validate(values)
+
+
+@asynccontextmanager
+async def started_client(env: dict[str, str], actor: str) -> AsyncIterator[DspyopsClient]:
+    """A client on a worker's stack `env`, started once the topics exist: a worker creates
+    them as it starts, so the client tries for a minute."""
+    client = DspyopsClient(
+        env["KAFKA_BOOTSTRAP_SERVERS"],
+        topic_prefix=env["DSPYOPS_TOPIC_PREFIX"],
+        actor=actor,
+        connect_timeout_s=60,
+    )
+    for _ in range(60):
+        try:
+            await client.start()
+            break
+        except TopicsMissingError:
+            await asyncio.sleep(1)
+    try:
+        yield client
+    finally:
+        await client.close()
