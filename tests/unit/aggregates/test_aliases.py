@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, Outcome, handle
-from dspyops.aggregates.app.persistence import in_memory_env
 from dspyops.aggregates.errors import InvalidInput
 from dspyops.aggregates.program import Program
 from dspyops.events.commands import (
@@ -30,16 +29,6 @@ from tests.unit.aggregates.test_application import (
     register,
     topics_since,
 )
-
-
-@pytest.fixture
-def app() -> DspyOps:
-    return DspyOps(in_memory_env())
-
-
-@pytest.fixture
-def ctx() -> Ids:
-    return Ids()
 
 
 def three_versions(app: DspyOps, ctx: Ids) -> None:

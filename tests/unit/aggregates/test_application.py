@@ -60,16 +60,6 @@ class Ids:
         return CommandContext(command_id=command_id, correlation_id=f"corr-{command_id}", actor="t")
 
 
-@pytest.fixture
-def app() -> DspyOps:
-    return DspyOps(in_memory_env())
-
-
-@pytest.fixture
-def ctx() -> Ids:
-    return Ids()
-
-
 def restored(app: DspyOps, stored: StoredEvent, state: dict[str, Any]) -> Any:
     """The domain event `stored` would be had it been written with `state` (an event as
     an earlier class version wrote it, to check it still loads)."""

@@ -8,22 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, Outcome, handle
-from dspyops.aggregates.app.persistence import in_memory_env
 from dspyops.aggregates.execution import Execution
 from dspyops.events.commands import RecordFeedback
 from dspyops.events.results import ErrorInfo
 from tests.support.executions import complete
 from tests.unit.aggregates.test_application import Ids, execute, log_length, register, topics_since
-
-
-@pytest.fixture
-def app() -> DspyOps:
-    return DspyOps(in_memory_env())
-
-
-@pytest.fixture
-def ctx() -> Ids:
-    return Ids()
 
 
 def executed(app: DspyOps, ctx: Ids, execution_id: str = "e1", *, fail: bool = False) -> None:

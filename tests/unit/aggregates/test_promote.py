@@ -8,7 +8,6 @@ import pytest
 from pydantic import ValidationError
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, Outcome, handle
-from dspyops.aggregates.app.persistence import in_memory_env
 from dspyops.aggregates.dataset import MAX_EXAMPLE_BYTES, Dataset
 from dspyops.aggregates.errors import InvalidInput
 from dspyops.aggregates.execution import Execution
@@ -30,16 +29,6 @@ from tests.unit.aggregates.test_application import (
 )
 
 CORRECTED = {"answer": "better", "confidence": 1.0}
-
-
-@pytest.fixture
-def app() -> DspyOps:
-    return DspyOps(in_memory_env())
-
-
-@pytest.fixture
-def ctx() -> Ids:
-    return Ids()
 
 
 @pytest.fixture
