@@ -83,6 +83,8 @@ class PostgresLedger:
             database_url, min_size=0, max_size=max_connections, open=False, name="spend-ledger"
         )
         self._table = sql.Identifier(schema, TABLE)
+        # Composed once: every admission of a budgeted program runs it.
+        self._spend = sql.SQL(SPEND.replace("%(day)s", UTC_DAY_START)).format(table=self._table)
         self._index = sql.Identifier(f"{TABLE}_program")
         self._ready = False
         self._opening = threading.Lock()
@@ -110,7 +112,7 @@ class PostgresLedger:
             now = conn.execute("SELECT clock_timestamp()").fetchone()
             assert now is not None
             row = conn.execute(
-                sql.SQL(SPEND.replace("%(day)s", UTC_DAY_START)).format(table=self._table),
+                self._spend,
                 {
                     "now": now[0],
                     "program": program_id,
