@@ -4,6 +4,10 @@ One aggregate per execution keeps a busy Program small. The worker usually recor
 request and the terminal event together after the LM call, but a request stored alone
 (e.g. by a worker that records before calling) is a valid state to complete later.
 Once ended, an execution collects feedback (`FeedbackRecorded`), any number of times.
+
+This module is long because its event classes are declared here, beside the methods that
+record them, with the class versions and upcasts that keep events stored long ago
+loadable.
 """
 
 from __future__ import annotations
@@ -77,7 +81,24 @@ class Execution(Aggregate):
         def upcast_v2_v3(state: dict[str, Any]) -> None:
             state.update(usage=None, cost_usd=None)
 
-    @event("Requested")
+    class Requested(Aggregate.Created):
+        execution_id: str
+        program_id: str
+        version: int
+        inputs: dict[str, Any]
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        # How the version was chosen (results.Route as JSON: alias, split arm, bucket,
+        # reason); version 2. None in version 1 events, recorded before routes were.
+        route: dict[str, Any] | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["route"] = None
+
+    @event(Requested)
     def __init__(
         self,
         execution_id: str,
@@ -87,10 +108,12 @@ class Execution(Aggregate):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        route: dict[str, Any] | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.program_id = program_id
         self.version_used = version
+        self.route = route
         self.inputs = dict(inputs)
         # The command that asked for it: another command reusing this id is rejected.
         self.command_id = command_id

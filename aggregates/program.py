@@ -35,6 +35,11 @@ deployed), deprecated at the end. `TRANSITIONS` is the one table (action, from -
                                                         (loc version); a version, or on
                                                         removal an alias, that does not
                                                         exist: NotFound
+    split      any but deprecated (unchanged)           deprecated (loc status); an alias not
+                                                        set (loc alias); weights not summing
+                                                        to 100, without the alias's version,
+                                                        or as they are (loc weights); a
+                                                        version that does not exist: NotFound
 
 Rollback returns to an earlier-served version: one `production` pointed at before (by a
 deploy or a rollback) and does not point at now, whatever its number; `served_versions`
@@ -48,6 +53,12 @@ set and removed by SetAlias and RemoveAlias with the actor and a reason. `produc
 one of them, and it IS the deployed version: only deploy and rollback move it (SetAlias
 and RemoveAlias refuse it), so its lifecycle rules stay in one place. `aliases` holds
 every pointer, `production` included while a version serves.
+
+A traffic split (SetTrafficSplit, aggregates/traffic.py) shares the executions addressed
+to an alias between versions by weight; `splits` holds them by alias, each with its arms
+and its optional guard. Moving an alias (deploy, rollback, SetAlias, RemoveAlias) ends
+its split: the weights were chosen against the version it pointed at. The guard takes a
+failing candidate arm out (`SplitArmRemoved`, actor `dspyops`), never the control arm.
 
 This module is long because the event classes are declared here, next to the methods
 that record them: they carry class versions and upcasts for events stored long ago, and
@@ -63,6 +74,7 @@ from eventsourcing.domain import Aggregate, event
 
 from dspyops.aggregates.errors import IllegalTransition, InvalidInput, NotFound
 from dspyops.aggregates.ids import program_uuid
+from dspyops.aggregates.traffic import Arm, arm_for, bucket_of, checked_arms, describe, without_arm
 from dspyops.events.fields import ALIAS_PATTERN
 
 Status = str
@@ -95,6 +107,7 @@ TRANSITIONS: dict[str, dict[Status, Status]] = {
     "rollback": {DEPLOYED: DEPLOYED},
     "deprecate": {OPTIMIZED: DEPRECATED, DEPLOYED: DEPRECATED},
     "alias": {status: status for status in LIVE},
+    "split": {status: status for status in LIVE},
 }
 
 # (action, status) -> why it is refused; (action, None) for every other refused status.
@@ -150,8 +163,9 @@ def _version(number: int, source: str, instructions: str | None, **rest: Any) ->
 class Program(Aggregate):
     # Snapshots are versioned too: a snapshot taken before pipelines lacks their fields,
     # one taken before budgets lacks `budget`, one taken before redeploys lacks
-    # `served_versions`, one taken before aliases lacks `aliases`.
-    class_version = 5
+    # `served_versions`, one taken before aliases lacks `aliases`, one taken before
+    # traffic splits lacks `splits`.
+    class_version = 6
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -175,6 +189,10 @@ class Program(Aggregate):
         # No alias was ever set before aliases: only `production`, while one served.
         deployed = state.get("deployed_version")
         state["aliases"] = {} if deployed is None else {PRODUCTION: deployed}
+
+    @staticmethod
+    def upcast_v5_v6(state: dict[str, Any]) -> None:
+        state["splits"] = {}
 
     @staticmethod
     def create_id(program_id: str) -> Any:
@@ -324,6 +342,33 @@ class Program(Aggregate):
         correlation_id: str
         actor: str | None
 
+    class TrafficSplitSet(Aggregate.Event):
+        """The executions addressed to `alias` go to `arms` by weight now (an empty list:
+        the split ended, the alias's own version takes them all)."""
+
+        alias: str
+        arms: list[Arm]
+        previous_arms: list[Arm]
+        guard: dict[str, Any] | None
+        reason: str | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
+    class SplitArmRemoved(Aggregate.Event):
+        """The guard took `version` out of `alias`'s split: `failed` of its last `window`
+        executions failed, above `max_error_rate`. `arms` is the split left."""
+
+        alias: str
+        version: int
+        arms: list[Arm]
+        failed: int
+        window: int
+        max_error_rate: float
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
     @event(Registered)
     def __init__(
         self,
@@ -370,6 +415,8 @@ class Program(Aggregate):
         self.aliases: dict[str, int] = {}
         # {"usd_per_day", "executions_per_minute"} while a budget is set.
         self.budget: dict[str, Any] | None = None
+        # alias -> {"arms": [Arm, ...], "guard": SplitGuard as JSON or None}.
+        self.splits: dict[str, dict[str, Any]] = {}
 
     # --- queries -------------------------------------------------------------------
 
@@ -396,6 +443,26 @@ class Program(Aggregate):
         if alias is not None:
             return self.get_version(self.aliased_version(alias))
         return self.get_version(self.deployed_version or self.latest_version)
+
+    def route(
+        self, requested: int | None, alias: str | None, routing_key: str
+    ) -> tuple[ProgramVersion, dict[str, Any]]:
+        """The version an execution uses, and why: `{"alias", "arm", "bucket", "reason"}`
+        (`arm` and `bucket` only when a split chose it)."""
+        if requested is not None:
+            return self.get_version(requested), _route(None, f"version {requested} requested")
+        name = alias if alias is not None else PRODUCTION
+        if alias is None and PRODUCTION not in self.aliases:
+            latest = self.latest_version
+            return self.get_version(latest), _route(None, f"latest version {latest}: none serves")
+        target = self.aliased_version(name)
+        split = self.splits.get(name)
+        if split is None:
+            return self.get_version(target), _route(name, f"{name} points at version {target}")
+        bucket = bucket_of(self.program_id, name, routing_key)
+        chosen = arm_for(split["arms"], bucket)
+        reason = f"{name} split {describe(split['arms'])}: routing key bucket {bucket} -> v{chosen}"
+        return self.get_version(chosen), _route(name, reason, arm=chosen, bucket=bucket)
 
     def aliased_version(self, alias: str) -> int:
         """The version `alias` points at; NotFound (loc alias) for an alias not set."""
@@ -541,6 +608,66 @@ class Program(Aggregate):
                 loc=["alias"],
             )
 
+    def set_split(
+        self,
+        alias: str,
+        weights: dict[str, int],
+        guard: dict[str, Any] | None,
+        reason: str | None,
+        **meta: Any,
+    ) -> list[Arm]:
+        """Split `alias`'s executions by `weights`; `{its own version: 100}` ends a split."""
+        self.check("split")
+        control = self.aliased_version(alias)
+        arms = checked_arms(weights, self.latest_version, control)
+        previous = self.splits.get(alias, {}).get("arms", [])
+        ends = len(arms) == 1
+        if ends and not previous:
+            raise IllegalTransition(
+                f"{alias!r} has no split: its version {control} takes all its executions",
+                loc=["weights"],
+            )
+        if arms == previous and guard == self.splits[alias]["guard"]:
+            raise IllegalTransition(f"{alias!r} is split {describe(arms)} already", loc=["weights"])
+        self._traffic_split_set(
+            alias=alias,
+            arms=[] if ends else arms,
+            previous_arms=previous,
+            guard=None if ends else guard,
+            reason=reason,
+            **meta,
+        )
+        return arms
+
+    def remove_split_arm(
+        self, alias: str, version: int, failed: int, window: int, **meta: Any
+    ) -> list[Arm]:
+        """The guard's move: take a failing candidate arm out of `alias`'s split."""
+        self.check("split")
+        split = self.splits.get(alias)
+        control = self.aliases.get(alias)
+        if split is None or control is None or version == control:
+            raise IllegalTransition(
+                f"version {version} is not a candidate arm of a split of {alias!r}",
+                loc=["version"],
+            )
+        if all(arm["version"] != version for arm in split["arms"]):
+            raise IllegalTransition(
+                f"version {version} is not in {alias!r}'s split {describe(split['arms'])}",
+                loc=["version"],
+            )
+        left = without_arm(split["arms"], version, control)
+        self._split_arm_removed(
+            alias=alias,
+            version=version,
+            arms=left,
+            failed=failed,
+            window=window,
+            max_error_rate=split["guard"]["max_error_rate"],
+            **meta,
+        )
+        return left
+
     def set_budget(
         self,
         usd_per_day: float | None,
@@ -654,6 +781,7 @@ class Program(Aggregate):
     def _serve(self, version: int) -> None:
         self.deployed_version = version
         self.aliases[PRODUCTION] = version
+        self.splits.pop(PRODUCTION, None)
         if version not in self.served_versions:
             self.served_versions.append(version)
 
@@ -688,6 +816,7 @@ class Program(Aggregate):
         actor: str | None,
     ) -> None:
         self.aliases[alias] = version
+        self.splits.pop(alias, None)
 
     @event(AliasRemoved)
     def _alias_removed(
@@ -700,3 +829,45 @@ class Program(Aggregate):
         actor: str | None,
     ) -> None:
         del self.aliases[alias]
+        self.splits.pop(alias, None)
+
+    @event(TrafficSplitSet)
+    def _traffic_split_set(
+        self,
+        alias: str,
+        arms: list[Arm],
+        previous_arms: list[Arm],
+        guard: dict[str, Any] | None,
+        reason: str | None,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        if arms:
+            self.splits[alias] = {"arms": arms, "guard": guard}
+        else:
+            self.splits.pop(alias, None)
+
+    @event(SplitArmRemoved)
+    def _split_arm_removed(
+        self,
+        alias: str,
+        version: int,
+        arms: list[Arm],
+        failed: int,
+        window: int,
+        max_error_rate: float,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        if len(arms) > 1:
+            self.splits[alias]["arms"] = arms
+        else:  # only the control arm is left: no split any more
+            self.splits.pop(alias, None)
+
+
+def _route(
+    alias: str | None, reason: str, *, arm: int | None = None, bucket: int | None = None
+) -> dict[str, Any]:
+    return {"alias": alias, "arm": arm, "bucket": bucket, "reason": reason}

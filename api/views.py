@@ -68,12 +68,20 @@ STATS = sql.SQL(
     # much, how much of it scored, and the mean of the scores given.
     "coalesce(sum(fb.n), 0)::bigint AS feedback_count, "
     "coalesce(sum(fb.scored), 0)::bigint AS feedback_scored, "
-    "sum(fb.score_sum) / nullif(sum(fb.scored), 0) AS feedback_score_mean"
+    "sum(fb.score_sum) / nullif(sum(fb.scored), 0) AS feedback_score_mean, "
+    # What api/arms.py needs for intervals: spreads of latency and of feedback scores
+    # (the sample variance of the scores, from their sum and sum of squares).
+    "count(latency_ms) AS latency_n, "
+    "avg(latency_ms) AS latency_mean_ms, "
+    "var_samp(latency_ms) AS latency_var, "
+    "(sum(fb.score_sq) - sum(fb.score_sum) ^ 2 / nullif(sum(fb.scored), 0)) "
+    "  / nullif(sum(fb.scored) - 1, 0) AS feedback_score_var"
 )
 # One row per execution (an index lookup on the feedback table's key), so `count(*)`
 # above still counts executions.
 FEEDBACK_PER_EXECUTION = sql.SQL(
-    "LEFT JOIN LATERAL (SELECT count(*) AS n, count(f.score) AS scored, sum(f.score) AS score_sum "
+    "LEFT JOIN LATERAL (SELECT count(*) AS n, count(f.score) AS scored, sum(f.score) AS score_sum, "
+    "sum(f.score * f.score) AS score_sq "
     "FROM {} f WHERE f.execution_id = e.execution_id) fb ON true"
 )
 

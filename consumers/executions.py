@@ -6,7 +6,8 @@ text redacted by the worker's ``Redactor``: never an exception's own text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,18 +15,23 @@ from typing import Any
 from dspyops import metrics
 from dspyops.aggregates.app import CommandContext, Completion, DspyOps, ExecutionPlan, Outcome
 from dspyops.aggregates.app.executions import complete_executions
+from dspyops.aggregates.app.split_guard import GUARD_ACTOR, ArmWatch, remove_failing_arm
 from dspyops.consumers.completion_batcher import CompletionBatcher
 from dspyops.consumers.module_cache import ModuleCache
+from dspyops.consumers.records import Outgoing
 from dspyops.consumers.store_calls import in_store
 from dspyops.consumers.telemetry import Telemetry
 from dspyops.consumers.transient import is_transient
-from dspyops.events.envelope import Envelope
+from dspyops.events.envelope import Envelope, result_envelope, result_id
 from dspyops.events.results import ErrorInfo, Usage
+from dspyops.events.topics import Topics
 from dspyops.runtime.executor import ExecutionOutcome, execute_program
 from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.pricing import cost_usd, profile_prices
 from dspyops.runtime.profiles import LMProfile, ProfileError, ProfileRegistry, UnknownProfile
 from dspyops.runtime.redaction import Redactor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,12 +43,18 @@ class ExecutionJobs:
     execution_timeout_s: float = 60.0
     redactor: Redactor = field(kw_only=True)
     telemetry: Telemetry = field(default_factory=Telemetry, kw_only=True)
+    # Where a split guard's result goes (the results topic); None: not published.
+    topics: Topics | None = field(default=None, kw_only=True)
+    publish: Callable[[Sequence[Outgoing]], Awaitable[None]] | None = field(
+        default=None, kw_only=True
+    )
+    watch: ArmWatch = field(default_factory=ArmWatch, kw_only=True)
     _batcher: CompletionBatcher | None = field(default=None, init=False, repr=False)
 
     async def run(self, envelope: Envelope, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
         """Call the LM for `plan`, then record the execution; one terminal outcome."""
         try:
-            return await self._run(plan, ctx)
+            outcome = await self._run(plan, ctx)
         except Exception as exc:
             if plan.budgeted and not is_transient(exc):
                 # The command ends here (an internal error, acknowledged): its reservation
@@ -51,6 +63,41 @@ class ExecutionJobs:
                     self.store_executor, self.app.ledger.settle, [(plan.execution_id, None)]
                 )
             raise
+        if plan.guard is not None:
+            await self._guard(envelope, plan, ctx, outcome)
+        return outcome
+
+    async def _guard(
+        self, envelope: Envelope, plan: ExecutionPlan, ctx: CommandContext, outcome: Outcome
+    ) -> None:
+        """Count the execution in its split arm's window; take the arm out if it trips."""
+        tripped = self.watch.observe(plan, failed=outcome.result_type == "ExecutionFailed")
+        if tripped is None:
+            return
+        removed = await in_store(
+            self.store_executor, remove_failing_arm, self.app, plan, ctx, *tripped
+        )
+        if removed is None:
+            log.info("split guard: v%s of %s is out already", plan.version, plan.program_id)
+            return
+        log.warning(
+            "split guard took v%s out of %s's %s split: %s of its last %s executions failed",
+            plan.version,
+            plan.program_id,
+            removed.data["alias"],
+            *tripped,
+        )
+        if self.topics is None or self.publish is None:
+            return
+        # Caused by the execution that tripped it; said by the system (actor dspyops).
+        announced = result_envelope(
+            envelope,
+            removed.result_type,
+            removed.data,
+            subject=removed.subject,
+            id=result_id(envelope.id, removed.result_type),
+        ).model_copy(update={"actor": GUARD_ACTOR})
+        await self.publish([Outgoing(self.topics.results, plan.program_id, announced)])
 
     async def _run(self, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
         errors = LMErrors(plan.lm, self.redactor)

@@ -75,6 +75,8 @@ def build_worker_app(
         execution_timeout_s=settings.execution_timeout_s,
         redactor=redactor,
         telemetry=telemetry,
+        topics=topics,
+        publish=publisher.publish,
     )
     # One pool for both kinds of run: together they hold at most this many threads.
     run_pool = ThreadPoolExecutor(OPTIMIZATION_CONCURRENCY, thread_name_prefix="run")

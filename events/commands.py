@@ -128,6 +128,39 @@ class RemoveAlias(Command):
     reason: Reason | None = None
 
 
+# A version number as a JSON object key (JSON keys are strings).
+VersionKey = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,8}$")]
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+class SplitGuard(BaseModel):
+    """Takes a candidate arm out of its split when, over its last `window` executions,
+    more than `max_error_rate` of them failed (the arm's weight goes to the alias's own
+    version). Counted by each worker over the executions it ran."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    max_error_rate: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+    window: Annotated[int, Field(ge=5, le=10_000)] = 50
+
+
+class SetTrafficSplit(Command):
+    """Splits the executions addressed to `alias` between versions, by weight.
+
+    `weights` maps version numbers to whole percents summing to 100, and includes the
+    version the alias points at (the control arm). Each execution goes to one version by
+    a stable hash of its routing key, so one key keeps one version while the split
+    holds. `{<the alias's version>: 100}` ends the split; moving the alias (deploy,
+    rollback, SetAlias, RemoveAlias) ends it too.
+    """
+
+    program_id: Id
+    alias: AliasName = "production"
+    weights: Annotated[dict[VersionKey, Percent], Field(min_length=1, max_length=10)]
+    guard: SplitGuard | None = None
+    reason: Reason | None = None
+
+
 Example = dict[str, Any]
 
 
@@ -167,6 +200,9 @@ class ExecuteProgram(Command):
     alias: AliasName | None = None
     # Generated from the envelope id if absent, so a redelivered command maps to one run.
     execution_id: Id | None = None
+    # What a traffic split hashes to pick the version (a user or session id, so one user
+    # keeps one version while the split holds); default: the execution id.
+    routing_key: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 
 
 class RunBudget(BaseModel):
@@ -275,6 +311,7 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     SetBudget,
     SetAlias,
     RemoveAlias,
+    SetTrafficSplit,
     RegisterDataset,
     AppendExamples,
     PromoteExecutions,

@@ -134,6 +134,44 @@ class ProgramAliasRemoved(ProgramResult):
     version: int
 
 
+class SplitArm(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: int
+    percent: int
+
+
+class ProgramTrafficSplitSet(ProgramResult):
+    """`alias`'s split after the change (empty: it ended, its own version serves all)."""
+
+    alias: str
+    arms: list[SplitArm]
+    previous_arms: list[SplitArm] = Field(default_factory=list)
+
+
+class ProgramSplitArmRemoved(ProgramResult):
+    """The guard took `version` out of `alias`'s split (actor `dspyops`): `failed` of its
+    last `window` executions failed, above `max_error_rate`; `arms` is what is left."""
+
+    alias: str
+    version: int
+    arms: list[SplitArm]
+    failed: int
+    window: int
+    max_error_rate: float
+
+
+class Route(BaseModel):
+    """Why an execution ran the version it ran: `alias` it was addressed to (null: a
+    version was named, or none serves and the latest ran), and, when a traffic split
+    chose, the `arm` (its version) and the routing key's `bucket` (0..9999)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    alias: str | None = None
+    arm: int | None = None
+    bucket: int | None = None
+    reason: str
+
+
 class DatasetResult(Result):
     dataset_id: str
     name: str
@@ -207,6 +245,8 @@ class ExecutionSucceeded(Result):
     # US dollars, from the LM profile's prices or LiteLLM's cost map; null when the
     # model's price is unknown (never 0 for unknown); 0 for the offline profile.
     cost_usd: float | None = None
+    # How the version was chosen (null for executions recorded before routes were).
+    route: Route | None = None
 
 
 class ExecutionFailed(Result):
@@ -221,6 +261,8 @@ class ExecutionFailed(Result):
     # The tokens billed before it failed, and what they cost (as ExecutionSucceeded's).
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = None
+    # As ExecutionSucceeded's; null when it failed before a version was chosen.
+    route: Route | None = None
 
 
 class FeedbackRecorded(Result):
@@ -308,6 +350,8 @@ RESULT_TYPES: dict[str, type[Result]] = {
         ProgramBudgetSet,
         ProgramAliasSet,
         ProgramAliasRemoved,
+        ProgramTrafficSplitSet,
+        ProgramSplitArmRemoved,
         DatasetRegistered,
         ExamplesAppended,
         ExecutionsPromoted,

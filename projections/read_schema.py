@@ -66,6 +66,8 @@ PROGRAMS = Table(
         ("budget", "jsonb"),
         # {alias: version}: `production` (the deployed version) and those SetAlias set.
         ("aliases", "jsonb NOT NULL DEFAULT '{}'::jsonb"),
+        # {alias: {"arms": [{"version", "percent"}], "guard": ...}}: traffic splits.
+        ("splits", "jsonb NOT NULL DEFAULT '{}'::jsonb"),
     ),
     key=("id",),
 )
@@ -162,6 +164,9 @@ EXECUTIONS = Table(
         # US dollars (runtime.pricing); NULL when unknown, and for executions recorded
         # before costs were.
         ("cost_usd", "double precision"),
+        # How the version was chosen (events.results.Route): alias, split arm, bucket,
+        # reason; NULL for executions recorded before routes were.
+        ("route", "jsonb"),
     ),
     key=("id",),
 )

@@ -86,6 +86,9 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(PROGRAMS, ("budget",), _nothing_to_fill),
     Upgrade(RUNS, ("kept_version",), _nothing_to_fill),
     Upgrade(PROGRAMS, ("aliases",), _fill_production_alias),
+    # No split existed before splits: the column's default, '{}', is what events give.
+    Upgrade(PROGRAMS, ("splits",), _nothing_to_fill),
+    Upgrade(EXECUTIONS, ("route",), _nothing_to_fill),
 )
 
 

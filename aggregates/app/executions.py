@@ -26,6 +26,7 @@ from dspyops.aggregates.app.outcomes import (
     handled_record,
 )
 from dspyops.aggregates.app.plans import ExecutionPlan, plan_fields
+from dspyops.aggregates.app.split_guard import guard_of
 from dspyops.aggregates.errors import IllegalTransition, InvalidInput, prefixed
 from dspyops.aggregates.execution import Execution
 from dspyops.aggregates.ids import execution_uuid
@@ -35,6 +36,7 @@ from dspyops.events.results import (
     ErrorInfo,
     ExecutionFailed,
     ExecutionSucceeded,
+    Route,
     StepSummary,
     Usage,
 )
@@ -70,18 +72,19 @@ def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> Ex
     if cmd.version is not None and cmd.alias is not None:
         raise InvalidInput("give a version or an alias, not both", loc=["alias"])
     existing = app.execution(execution_id)
-    requested_version, alias = cmd.version, cmd.alias
-    if existing is not None:
-        check_same_command(existing.command_id, ctx, "execution_id", execution_id)
-        # The version it was planned with, wherever an alias points now.
-        requested_version, alias = existing.version_used, None
     program = app.program(cmd.program_id, copy=False)
     if program.status == DEPRECATED:
         raise IllegalTransition(
             f"program {cmd.program_id!r} is deprecated and runs no executions",
             loc=["program_id"],
         )
-    version = program.serving_version(requested_version, alias)
+    if existing is not None:
+        check_same_command(existing.command_id, ctx, "execution_id", execution_id)
+        # The version it was planned with, wherever an alias or a split points now.
+        version, route = program.get_version(existing.version_used), existing.route
+    else:
+        routing_key = cmd.routing_key or execution_id
+        version, route = program.route(cmd.version, cmd.alias, routing_key)
     compiled = app.compiled(program, version)
     try:
         inputs = compiled.validate_inputs(cmd.inputs)
@@ -107,6 +110,8 @@ def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> Ex
         inputs=inputs,
         requested=existing is not None,
         budgeted=budget is not None,
+        route=route,
+        guard=None if existing is not None else guard_of(program, route),
         **plan_fields(program, version),
         corpora=searched_corpora(app, program),
     )
@@ -174,6 +179,7 @@ def _new_execution(plan: ExecutionPlan, ctx: CommandContext) -> Execution:
         program_id=plan.program_id,
         version=plan.version,
         inputs=plan.inputs,
+        route=plan.route,
         **ctx.meta(),
     )
 
@@ -212,6 +218,7 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             offline=completion.offline,
             steps=steps,
             cost_usd=completion.cost_usd,
+            route=_route(plan),
         )
     else:
         execution.fail(
@@ -236,8 +243,13 @@ def _finish(execution: Execution, completion: Completion) -> Outcome:
             failed_step=completion.failed_step,
             usage=completion.usage,
             cost_usd=completion.cost_usd,
+            route=_route(plan),
         )
     return Outcome.of(result, plan.execution_id)
+
+
+def _route(plan: ExecutionPlan) -> Route | None:
+    return None if plan.route is None else Route.model_validate(plan.route)
 
 
 def _checked_outputs(

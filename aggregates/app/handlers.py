@@ -49,6 +49,7 @@ from dspyops.events.commands import (
     RollbackProgram,
     SetAlias,
     SetBudget,
+    SetTrafficSplit,
     TrainProgram,
     UpdateProgram,
 )
@@ -65,6 +66,7 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     SetBudget: programs.set_budget,
     SetAlias: programs.set_alias,
     RemoveAlias: programs.remove_alias,
+    SetTrafficSplit: programs.set_traffic_split,
     RegisterDataset: datasets.register_dataset,
     AppendExamples: datasets.append_examples,
     PromoteExecutions: datasets.promote_executions,
@@ -105,6 +107,7 @@ ImmediateCommand = (
     | SetBudget
     | SetAlias
     | RemoveAlias
+    | SetTrafficSplit
     | RegisterDataset
     | AppendExamples
     | PromoteExecutions

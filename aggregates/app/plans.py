@@ -54,6 +54,12 @@ class ExecutionPlan(Plan):
     requested: bool = False
     # True when the program has a budget: the execution's cost settles its reservation.
     budgeted: bool = False
+    # How the version was chosen (events.results.Route as JSON); None when the request
+    # was stored before routes were.
+    route: dict[str, Any] | None = None
+    # The guard of the split that chose a candidate arm, with the split's arms (what
+    # split_guard.ArmWatch counts it under); None otherwise.
+    guard: dict[str, Any] | None = None
 
 
 class OptimizationPlan(Plan):

@@ -1,5 +1,5 @@
 """Program commands: register, update, train, deploy, roll back, deprecate, set a budget,
-set and remove aliases.
+set and remove aliases, split an alias's traffic.
 
 Each handler loads what it changes, calls guarded aggregate methods (which raise a
 DomainError before recording anything) and ends with `app.record(...)`, which saves the
@@ -25,6 +25,7 @@ from dspyops.events.commands import (
     RollbackProgram,
     SetAlias,
     SetBudget,
+    SetTrafficSplit,
     TrainProgram,
     UpdateProgram,
 )
@@ -37,6 +38,7 @@ from dspyops.events.results import (
     ProgramRegistered,
     ProgramResult,
     ProgramRolledBack,
+    ProgramTrafficSplitSet,
     ProgramTrainingStarted,
     ProgramUpdated,
 )
@@ -216,6 +218,18 @@ def remove_alias(app: DspyOps, cmd: RemoveAlias, ctx: CommandContext) -> Outcome
     program.remove_alias(cmd.alias, cmd.reason, **ctx.meta())
     assert version is not None
     result = _program_result(ProgramAliasRemoved, program, alias=cmd.alias, version=version)
+    return app.record(ctx, result, program)
+
+
+def set_traffic_split(app: DspyOps, cmd: SetTrafficSplit, ctx: CommandContext) -> Outcome:
+    program = app.program(cmd.program_id)
+    previous = program.splits.get(cmd.alias, {}).get("arms", [])
+    guard = None if cmd.guard is None else cmd.guard.model_dump()
+    program.set_split(cmd.alias, dict(cmd.weights), guard, cmd.reason, **ctx.meta())
+    arms = program.splits.get(cmd.alias, {}).get("arms", [])
+    result = _program_result(
+        ProgramTrafficSplitSet, program, alias=cmd.alias, arms=arms, previous_arms=previous
+    )
     return app.record(ctx, result, program)
 
 

@@ -25,6 +25,13 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class Route(BaseModel):
+    alias: str | None
+    arm: int | None
+    bucket: int | None
+    reason: str
+
+
 class ExecutionError(BaseModel):
     code: str
     message: str
@@ -52,6 +59,9 @@ class Execution(BaseModel):
     failed_step: str | None
     # US dollars; null when the model's price is unknown (or recorded before costs were).
     cost_usd: float | None
+    # How its version was chosen: the alias addressed, the split arm and routing-key
+    # bucket when a traffic split chose, and why; null when recorded before routes were.
+    route: Route | None = None
 
 
 class Feedback(BaseModel):

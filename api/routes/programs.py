@@ -28,6 +28,23 @@ class Budget(BaseModel):
     executions_per_minute: int | None
 
 
+class SplitArm(BaseModel):
+    version: int
+    percent: int
+
+
+class SplitGuard(BaseModel):
+    max_error_rate: float
+    window: int
+
+
+class TrafficSplit(BaseModel):
+    """Executions addressed to the alias go to `arms` by weight (SetTrafficSplit)."""
+
+    arms: list[SplitArm]
+    guard: SplitGuard | None = None
+
+
 class Program(BaseModel):
     program_id: str
     name: str
@@ -43,6 +60,9 @@ class Program(BaseModel):
     budget: Budget | None = None
     # Named versions: {alias: version}, `production` (the deployed version) among them.
     aliases: dict[str, int] = {}
+    # Traffic splits by alias: {alias: {arms, guard}}; an alias without one serves its
+    # version alone.
+    splits: dict[str, TrafficSplit] = {}
     created_at: datetime
     updated_at: datetime
 

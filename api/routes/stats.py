@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from dspyops.api import views
+from dspyops.api import arms, views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES
 from dspyops.api.routes.programs import ProgramId, load_program
@@ -43,6 +43,22 @@ class Stats(BaseModel):
 
 class VersionStats(Stats):
     version: int
+    # Mean latency (the comparison's differences are of means).
+    latency_mean_ms: float | None = None
+
+
+class VersionComparison(BaseModel):
+    """`version` minus `baseline_version`, each with its 95 % interval (api/arms.py:
+    normal approximation; null where either side has fewer than 2 to measure)."""
+
+    version: int
+    baseline_version: int
+    success_rate_diff: float | None
+    success_rate_diff_ci95: tuple[float, float] | None
+    latency_mean_diff_ms: float | None
+    latency_mean_diff_ms_ci95: tuple[float, float] | None
+    feedback_score_diff: float | None
+    feedback_score_diff_ci95: tuple[float, float] | None
 
 
 class BucketStats(Stats):
@@ -56,6 +72,9 @@ class ProgramMetrics(BaseModel):
     overall: Stats
     by_version: list[VersionStats]
     by_time: list[BucketStats]
+    # Every other version with executions against the baseline: the arms of a traffic
+    # split side by side. Empty without a baseline (no deployed version, none given).
+    comparison: list[VersionComparison] = []
 
 
 @router.get(
@@ -70,9 +89,13 @@ async def program_stats(
     bucket: Annotated[Bucket, Query(description="Width of the time buckets.")] = "hour",
     since: Annotated[datetime | None, Query(description="Requested at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Requested before.")] = None,
+    baseline: Annotated[
+        int | None,
+        Query(ge=1, description="The version the others are compared with (default: deployed)."),
+    ] = None,
 ) -> dict[str, Any]:
     schema = settings.read_model_schema
-    await load_program(db, schema, program_id)
+    program = await load_program(db, schema, program_id)
     found = await views.execution_stats(
         db, schema, program_id, bucket=bucket, since=since, until=until
     )
@@ -91,10 +114,19 @@ async def program_stats(
         "feedback_scored": 0,
         "feedback_score_mean": None,
     }
+    by_version = found["by_version"]
+    reference = baseline if baseline is not None else program["deployed_version"]
+    base = next((row for row in by_version if row["k"] == reference), None)
+    comparison = (
+        []
+        if base is None
+        else [arms.difference(row, base) for row in by_version if row is not base]
+    )
     return {
         "program_id": program_id,
         "bucket": bucket,
         "overall": overall[0] if overall else empty,
-        "by_version": [{**row, "version": row["k"]} for row in found["by_version"]],
+        "by_version": [{**row, "version": row["k"]} for row in by_version],
         "by_time": [{**row, "bucket_start": row["k"]} for row in found["by_time"]],
+        "comparison": comparison,
     }

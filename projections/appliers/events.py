@@ -77,6 +77,7 @@ class ExecutionRequested(Recorded, Protocol):
     program_id: str
     version: int
     inputs: dict[str, Any]
+    route: dict[str, Any] | None
 
 
 class ExecutionSucceeded(Recorded, Protocol):

@@ -61,6 +61,7 @@ class ExecutionsApplier:
             "trace": None,
             "failed_step": None,
             "cost_usd": None,
+            "route": e.route,
         }
 
     def succeeded(self, e: ExecutionSucceeded, position: int) -> None:

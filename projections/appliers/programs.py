@@ -38,6 +38,7 @@ AUDITED = (
     "latest_version",
     "deployed_version",
     "budget",
+    "splits",
 )
 
 
@@ -58,6 +59,8 @@ class ProgramsApplier:
             Program.BudgetSet: self.budget_set,
             Program.AliasSet: self.alias_set,
             Program.AliasRemoved: self.alias_removed,
+            Program.TrafficSplitSet: self.traffic_split_set,
+            Program.SplitArmRemoved: self.split_arm_removed,
         }
 
     def registered(self, e: Program.Registered, position: int) -> None:
@@ -75,6 +78,7 @@ class ProgramsApplier:
             "deployed_version": None,
             "budget": None,
             "aliases": {},
+            "splits": {},
             "created_at": e.timestamp,
             "updated_at": e.timestamp,
             "position": position,
@@ -167,13 +171,19 @@ class ProgramsApplier:
             unaudited={"aliases": aliases},
             status=e.status,
             deployed_version=e.version,
+            **_split_ended(before, PRODUCTION),
         )
 
     def rolled_back(self, e: ProgramRolledBack, position: int) -> None:
         before = self._program(e)
         aliases = {**before["aliases"], PRODUCTION: e.version}
         self._change(
-            e, position, before=before, unaudited={"aliases": aliases}, deployed_version=e.version
+            e,
+            position,
+            before=before,
+            unaudited={"aliases": aliases},
+            deployed_version=e.version,
+            **_split_ended(before, PRODUCTION),
         )
 
     def deprecated(self, e: Program.Deprecated, position: int) -> None:
@@ -187,12 +197,42 @@ class ProgramsApplier:
     def alias_set(self, e: Program.AliasSet, position: int) -> None:
         before = self._program(e)
         aliases = {**before["aliases"], e.alias: e.version}
-        self._change(e, position, before=before, noted=_reason(e.reason), aliases=aliases)
+        self._change(
+            e,
+            position,
+            before=before,
+            noted=_reason(e.reason),
+            aliases=aliases,
+            **_split_ended(before, e.alias),
+        )
 
     def alias_removed(self, e: Program.AliasRemoved, position: int) -> None:
         before = self._program(e)
         aliases = {k: v for k, v in before["aliases"].items() if k != e.alias}
-        self._change(e, position, before=before, noted=_reason(e.reason), aliases=aliases)
+        self._change(
+            e,
+            position,
+            before=before,
+            noted=_reason(e.reason),
+            aliases=aliases,
+            **_split_ended(before, e.alias),
+        )
+
+    def traffic_split_set(self, e: Program.TrafficSplitSet, position: int) -> None:
+        before = self._program(e)
+        splits = {k: v for k, v in before["splits"].items() if k != e.alias}
+        if e.arms:
+            splits[e.alias] = {"arms": list(e.arms), "guard": e.guard}
+        self._change(e, position, before=before, noted=_reason(e.reason), splits=splits)
+
+    def split_arm_removed(self, e: Program.SplitArmRemoved, position: int) -> None:
+        before = self._program(e)
+        splits = {k: v for k, v in before["splits"].items() if k != e.alias}
+        if len(e.arms) > 1:  # else only the control arm is left: the split ended
+            splits[e.alias] = {**before["splits"][e.alias], "arms": list(e.arms)}
+        guard = {"failed": e.failed, "window": e.window, "max_error_rate": e.max_error_rate}
+        noted = {"guard": {"before": None, "after": {"removed_version": e.version, **guard}}}
+        self._change(e, position, before=before, noted=noted, splits=splits)
 
     def _program(self, e: Recorded) -> Row:
         return self.rows.select(PROGRAMS, {"id": e.originator_id})
@@ -236,6 +276,13 @@ class ProgramsApplier:
             )
         )
         self.rows.insert(PROGRAM_VERSIONS, row)
+
+
+def _split_ended(program: Row, alias: str) -> Row:
+    """Moving an alias ends its split (as in the aggregate): `splits` without it."""
+    if alias not in program["splits"]:
+        return {}
+    return {"splits": {k: v for k, v in program["splits"].items() if k != alias}}
 
 
 def _reason(reason: str | None) -> Row:

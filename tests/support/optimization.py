@@ -25,7 +25,7 @@ from dspyops.settings import Settings
 from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
-from tests.support.worker_stack import drop_schema, stack_env
+from tests.support.worker_stack import drop_schema, settings_for, stack_env
 
 Stack = tuple[Settings, Topics, ScriptedLM, faust.App]
 
@@ -94,7 +94,9 @@ def register_commands(unique: str, examples: list[dict[str, Any]] | None = None)
 @pytest.fixture
 def settings_for_test(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[Settings]:
     env = stack_env(bootstrap_servers, database_url, unique)
-    yield Settings.model_validate(env)
+    # `settings_for`, not `Settings.model_validate(env)`: that reads field names, not
+    # variable names, and would give every test the default topics and event store.
+    yield settings_for(env)
     drop_schema(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 

@@ -6,7 +6,8 @@ generator is not public API. The schemas of the wire contract use a small subset
 JSON Schema, covered here: `$ref`/`$defs`, `const`, `enum`, `anyOf`, the JSON types with
 their bounds (`minimum`/`maximum` and exclusive ones, `minLength`/`maxLength`,
 `pattern`, `minItems`/`maxItems`), `format: date-time`, and objects with `properties`,
-`required` and `additionalProperties`. Anything else raises, so a schema change that
+`required` and `additionalProperties`, or maps with `patternProperties` (one pattern) and
+`minProperties`/`maxProperties`. Anything else raises, so a schema change that
 needs more shows here instead of generating wrong data.
 """
 
@@ -25,6 +26,7 @@ KNOWN = {
     "default", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
     "maxLength", "pattern", "format", "items", "minItems", "maxItems", "properties",
     "required", "additionalProperties", "x-dspyops-terminal", "examples",
+    "patternProperties", "minProperties", "maxProperties",
 }  # fmt: skip
 
 JSON_SCALARS = (
@@ -112,6 +114,8 @@ def _string(schema: Schema) -> st.SearchStrategy[str]:
 
 
 def _object(schema: Schema, defs: dict[str, Schema]) -> st.SearchStrategy[dict[str, Any]]:
+    if "patternProperties" in schema:
+        return _map(schema, defs)
     properties: dict[str, Schema] = schema.get("properties", {})
     required = set(schema.get("required", []))
     fixed = {name: from_schema(sub, defs) for name, sub in properties.items() if name in required}
@@ -129,4 +133,16 @@ def _object(schema: Schema, defs: dict[str, Schema]) -> st.SearchStrategy[dict[s
         lambda base, more: {**more, **base},
         st.fixed_dictionaries(fixed, optional=optional),
         extras,
+    )
+
+
+def _map(schema: Schema, defs: dict[str, Schema]) -> st.SearchStrategy[dict[str, Any]]:
+    """A map whose keys match one pattern (pydantic's `dict[<str with a pattern>, V]`)."""
+    ((pattern, values),) = schema["patternProperties"].items()
+    low = schema.get("minProperties", 0)
+    return st.dictionaries(
+        st.from_regex(pattern, fullmatch=True),
+        from_schema(values, defs),
+        min_size=low,
+        max_size=min(schema.get("maxProperties", MAX_ITEMS), low + MAX_ITEMS),
     )

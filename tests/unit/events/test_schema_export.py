@@ -101,6 +101,11 @@ _COMMAND_SAMPLES: dict[str, dict[str, Any]] = {
     "RollbackProgram": {"program_id": "qa", "version": 1},
     "SetBudget": {"program_id": "qa", "usd_per_day": 5.0, "executions_per_minute": 600},
     "SetAlias": {"program_id": "qa", "alias": "canary", "version": 3, "reason": "try v3"},
+    "SetTrafficSplit": {
+        "program_id": "qa",
+        "weights": {"2": 90, "3": 10},
+        "guard": {"max_error_rate": 0.2, "window": 50},
+    },
     "RemoveAlias": {"program_id": "qa", "alias": "canary"},
     "DeprecateProgram": {"program_id": "qa"},
     "RegisterDataset": {"name": "qa-set", "examples": [{"question": "q", "answer": "a"}]},

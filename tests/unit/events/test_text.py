@@ -25,6 +25,7 @@ VALID: dict[str, dict[str, Any]] = {
     "RollbackProgram": {"program_id": "p", "version": 1},
     "SetBudget": {"program_id": "p", "usd_per_day": 2.5, "reason": "r"},
     "SetAlias": {"program_id": "p", "alias": "staging", "version": 1, "reason": "r"},
+    "SetTrafficSplit": {"program_id": "p", "weights": {"1": 90, "2": 10}, "reason": "r"},
     "RemoveAlias": {"program_id": "p", "alias": "staging", "reason": "r"},
     "DeprecateProgram": {"program_id": "p"},
     "RegisterDataset": {"name": "d", "examples": [{"q": "x"}]},
