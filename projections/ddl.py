@@ -13,16 +13,17 @@ from dspyops.projections.read_schema import (
     TRACKING,
     Table,
 )
-from dspyops.projections.upgrade import upgrade
+from dspyops.projections.upgrade import check_new_tables, upgrade
 
 
 def create_tables(conn: Connection, schema: str) -> list[str]:
     """Create the read schema, its tables and the tracking table if they are missing, and
     add the columns an earlier layout's tables lack; return a line per upgrade applied.
 
-    Raises `upgrade.OutdatedReadSchema` when a missing column needs a rebuild."""
+    Raises `upgrade.OutdatedReadSchema` when a missing column or table needs a rebuild."""
     ident = sql.Identifier(schema)
     create_schema(conn, schema)
+    check_new_tables(conn, schema)
     for table in READ_MODELS:
         conn.execute(table_ddl(schema, table))
     for number, (table, columns) in enumerate(INDEXES):

@@ -6,6 +6,9 @@ them all take their column lists from here, so a column is added in one place.
 Every row is derived from events only (timestamps are the events' own), so a rebuild from
 the same events yields the same rows. `position` is the notification id of the event that
 created the row: unique, stable across rebuilds, and the cursor the API pages on.
+
+This module is long because every read table is declared here, in one place, on purpose:
+a column added anywhere else would drift from the DDL and the queries.
 """
 
 from __future__ import annotations
@@ -253,6 +256,30 @@ AUDIT_LOG = Table(
     key=("position",),
 )
 
+# What served a program, one row per change (Program's Deployed, RolledBack, AliasSet,
+# AliasRemoved and Deprecated), each with the whole serving state after it
+# (`projections/serving.py`): the state at an instant is the last row at or before it.
+# `alias` is the one alias the change moved (NULL when it moved several, as a deprecation
+# may), `previous_version` and `version` where it pointed before and after (NULL: nowhere).
+SERVING_CHANGES = Table(
+    "serving_changes",
+    (
+        ("position", "bigint"),
+        ("program_id", "text NOT NULL"),
+        ("kind", "text NOT NULL"),
+        ("alias", "text"),
+        ("previous_version", "integer"),
+        ("version", "integer"),
+        ("state", "jsonb NOT NULL"),
+        ("reason", "text"),
+        ("actor", "text"),
+        ("command_id", "text NOT NULL"),
+        ("correlation_id", "text NOT NULL"),
+        ("occurred_at", "timestamptz NOT NULL"),
+    ),
+    key=("position",),
+)
+
 # The read models, in creation order.
 READ_MODELS: tuple[Table, ...] = (
     PROGRAMS,
@@ -263,6 +290,7 @@ READ_MODELS: tuple[Table, ...] = (
     FEEDBACK,
     RUNS,
     AUDIT_LOG,
+    SERVING_CHANGES,
 )
 
 # The read side's position in the event store (one row per projection name).
@@ -301,4 +329,6 @@ INDEXES: tuple[tuple[Table, str], ...] = (
     (RUNS, "kind, program_id, position"),
     (AUDIT_LOG, "program_id, position"),
     (FEEDBACK, "program_id, version"),
+    (SERVING_CHANGES, "program_id, occurred_at"),
+    (SERVING_CHANGES, "program_id, position"),
 )

@@ -8,6 +8,12 @@ old table or the filled one, never half. Any other missing column cannot be deri
 without the events: the projector then refuses to start with `OutdatedReadSchema`, which
 says to run `dspyops projections rebuild` (a rebuild projects every event into fresh
 tables and swaps them in).
+
+A table added later is created empty, which is right when the events it holds are new
+too (feedback, corpora). One that holds kinds of events stored before it (`NEW_TABLES`)
+is right empty only if the read schema never projected such an event; its audit trail,
+which has an entry for every program event, tells, and a read schema that did project
+some needs the rebuild.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from psycopg import Connection, sql
 
 from dspyops.projections.appliers.programs import signature_schemas
 from dspyops.projections.appliers.rows import Rows
+from dspyops.projections.appliers.serving import NEXT_STATE
 from dspyops.projections.read_schema import (
+    AUDIT_LOG,
     EXECUTIONS,
     PROGRAM_VERSIONS,
     PROGRAMS,
     READ_MODELS,
     RUNS,
+    SERVING_CHANGES,
     Table,
 )
 
@@ -92,6 +101,43 @@ UPGRADES: tuple[Upgrade, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class NewTable:
+    table: Table
+    # The program events (audit_log.event_type) whose rows it holds.
+    event_types: tuple[str, ...]
+
+
+NEW_TABLES: tuple[NewTable, ...] = (
+    NewTable(SERVING_CHANGES, tuple(sorted(cls.__name__ for cls in NEXT_STATE))),
+)
+
+
+def check_new_tables(conn: Connection, schema: str) -> None:
+    """Refuse a read schema that lacks a `NEW_TABLES` table but projected events it holds.
+
+    Runs before the missing tables are created: once created, the table would look filled."""
+    present = _present_columns(conn, schema)
+    if AUDIT_LOG.name not in present:
+        return  # a new read schema: every table is created and filled from the start
+    for new in NEW_TABLES:
+        if new.table.name in present:
+            continue
+        projected = conn.execute(
+            sql.SQL(
+                "SELECT EXISTS (SELECT 1 FROM {}.{} WHERE aggregate_kind = 'program' "
+                "AND event_type = ANY(%s))"
+            ).format(sql.Identifier(schema), sql.Identifier(AUDIT_LOG.name)),
+            [list(new.event_types)],
+        ).fetchone()
+        if projected and projected[0]:
+            raise OutdatedReadSchema(
+                f"read schema {schema!r} was made by an earlier layout without the table "
+                f"{new.table.name!r}, which only the events can fill: run "
+                "`dspyops projections rebuild`"
+            )
+
+
 def upgrade(conn: Connection, schema: str) -> list[str]:
     """Add and fill the columns the read tables lack; one line per upgrade applied."""
     missing = _missing_columns(conn, schema)
@@ -125,6 +171,12 @@ def upgrade(conn: Connection, schema: str) -> list[str]:
 
 
 def _missing_columns(conn: Connection, schema: str) -> dict[str, set[str]]:
+    present = _present_columns(conn, schema)
+    return {table.name: set(table.names) - present.get(table.name, set()) for table in READ_MODELS}
+
+
+def _present_columns(conn: Connection, schema: str) -> dict[str, set[str]]:
+    """Table name -> its columns, for every table the read schema has."""
     rows = conn.execute(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
         [schema],
@@ -132,4 +184,4 @@ def _missing_columns(conn: Connection, schema: str) -> dict[str, set[str]]:
     present: dict[str, set[str]] = {}
     for table, column in rows:
         present.setdefault(table, set()).add(column)
-    return {table.name: set(table.names) - present.get(table.name, set()) for table in READ_MODELS}
+    return present

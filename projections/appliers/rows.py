@@ -58,6 +58,17 @@ class Rows:
             raise LookupError(f"read model {table.name} has no row {key}: events out of order?")
         return row
 
+    def last(self, table: Table, key: Row) -> Row | None:
+        """Of the rows with this key, the one the latest event made; None if there is none."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                sql.SQL("SELECT * FROM {} WHERE {} ORDER BY position DESC LIMIT 1").format(
+                    self._table(table), _assignments(key, " AND ")
+                ),
+                list(key.values()),
+            )
+            return cur.fetchone()
+
     def _table(self, table: Table) -> sql.Composed:
         return sql.SQL("{}.{}").format(self.schema, sql.Identifier(table.name))
 

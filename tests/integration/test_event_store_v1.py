@@ -7,6 +7,7 @@ tests/fixtures/README.md); every event class of that layout and a Program snapsh
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -95,6 +96,10 @@ def test_new_commands_apply_on_top_of_v1_events(v1_store: DspyOps) -> None:
     assert p2.version == 53
 
 
+def served(**aliases: int) -> dict[str, Any]:
+    return {"aliases": aliases, "splits": {}}
+
+
 def test_v1_events_project_to_the_read_models_v1_made(
     v1_store: DspyOps, database_url: str, pg_schema: str
 ) -> None:
@@ -108,6 +113,14 @@ def test_v1_events_project_to_the_read_models_v1_made(
         for table, expected in read_models_v1().items():
             rows = dump_table(database_url, read_schema, table, expected["columns"])
             assert rows == expected["rows"], table
+        # A table later layouts added, filled from the same v1 events (upcast: Deployed
+        # gains its status; that layout rolled back to a version that had not served).
+        columns = ["position", "kind", "alias", "previous_version", "version", "state", "actor"]
+        assert dump_table(database_url, read_schema, "serving_changes", columns) == [
+            [23, "Deployed", "production", None, 3, served(production=3), "fixture"],
+            [25, "RolledBack", "production", 3, 2, served(production=2), "fixture"],
+            [159, "Deprecated", "production", 2, None, served(), "fixture"],
+        ]
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{read_schema}" CASCADE')

@@ -18,7 +18,7 @@ from psycopg import sql
 from dspyops.aggregates.app import handle
 from dspyops.api.main import create_app
 from dspyops.bootstrap import open_store
-from dspyops.events.commands import UpdateProgram
+from dspyops.events.commands import RegisterProgram, UpdateProgram
 from dspyops.projections.projector import Projector
 from dspyops.projections.rebuild import rebuild
 from dspyops.projections.upgrade import OutdatedReadSchema
@@ -222,3 +222,40 @@ def test_a_read_schema_without_aliases_gets_production_from_the_deployed_version
         # projected before the column was dropped here, is not derivable from the row.
         assert client.get("/programs/qa").json()["aliases"] == {"production": 1}
         assert client.get("/programs/sum").json()["aliases"] == {}
+
+
+def test_a_read_schema_without_the_serving_history_asks_for_a_rebuild(
+    stores: tuple[str, str, str], database_url: str
+) -> None:
+    es, live, fresh = stores
+    project(database_url, es, live)
+    project(database_url, es, fresh)
+    # As an earlier layout made it: the story's deploys and aliases projected, no table.
+    execute(database_url, "DROP TABLE {}.serving_changes", live)
+    with pytest.raises(OutdatedReadSchema, match=r"serving_changes.*projections rebuild"):
+        Projector(database_url, event_store_schema=es, read_schema=live)
+    rebuild(database_url, event_store_schema=es, read_schema=live)
+    assert project(database_url, es, live) == []
+    assert table_rows(database_url, live) == table_rows(database_url, fresh)
+    assert table_rows(database_url, live)["serving_changes"]
+
+
+def test_a_read_schema_that_served_nothing_gets_the_serving_history_empty(
+    database_url: str, unique: str
+) -> None:
+    es, live = f"test_es_{unique}", f"test_live_{unique}"
+    with schemas(database_url, es, live):
+        store = open_store(database_url, es)
+        try:
+            handle(
+                store,
+                RegisterProgram(program_id="p", name="P", signature="a: str -> b: str"),
+                ctx(),
+            )
+        finally:
+            store.close()
+        project(database_url, es, live)
+        execute(database_url, "DROP TABLE {}.serving_changes", live)
+        # No serving event was projected: the table created empty is what the events give.
+        assert project(database_url, es, live) == []
+        assert table_rows(database_url, live)["serving_changes"] == []

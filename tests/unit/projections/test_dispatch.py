@@ -1,4 +1,4 @@
-"""Every event class of the projected aggregates reaches one typed handler: a new event
+"""Every event class of the projected aggregates reaches a typed handler: a new event
 cannot be silently ignored, and the fields a handler reads exist on the class it gets."""
 
 from __future__ import annotations
@@ -65,19 +65,34 @@ def test_the_aggregates_define_the_events_expected() -> None:
 
 @pytest.mark.parametrize("event_class", ALL_EVENTS, ids=lambda c: c.__qualname__)
 def test_every_event_class_has_a_handler(applier: BatchApplier, event_class: type) -> None:
-    assert applier.handler(event_class) is not None, f"{event_class.__qualname__} is not projected"
+    assert applier.handlers(event_class), f"{event_class.__qualname__} is not projected"
 
 
 @pytest.mark.parametrize("name", ["Started", "Progressed", "Failed", "Cancelled"])
 def test_run_events_reach_the_handler_defined_once_on_run(applier: BatchApplier, name: str) -> None:
-    shared = applier.handler(getattr(Run, name))
-    assert shared is not None
-    assert applier.handler(getattr(Optimization, name)) == shared
-    assert applier.handler(getattr(Evaluation, name)) == shared
+    shared = applier.handlers(getattr(Run, name))
+    assert len(shared) == 1
+    assert applier.handlers(getattr(Optimization, name)) == shared
+    assert applier.handlers(getattr(Evaluation, name)) == shared
+
+
+@pytest.mark.parametrize(
+    "name", ["Deployed", "RolledBack", "AliasSet", "AliasRemoved", "Deprecated"]
+)
+def test_serving_changes_reach_the_program_row_first_then_the_serving_history(
+    applier: BatchApplier, name: str
+) -> None:
+    program, serving = applier.handlers(getattr(Program, name))
+    assert type(getattr(program, "__self__", None)).__name__ == "ProgramsApplier"
+    assert type(getattr(serving, "__self__", None)).__name__ == "ServingApplier"
+
+
+def test_other_program_events_feed_the_program_row_only(applier: BatchApplier) -> None:
+    assert len(applier.handlers(Program.Updated)) == 1
 
 
 def test_command_bookkeeping_has_no_read_model(applier: BatchApplier) -> None:
-    assert applier.handler(HandledCommand.Handled) is None
+    assert applier.handlers(HandledCommand.Handled) == []
 
 
 def _members(protocol: type) -> set[str]:
@@ -93,12 +108,13 @@ def _members(protocol: type) -> set[str]:
 def test_the_fields_a_handler_reads_exist_on_its_event(
     applier: BatchApplier, event_class: type
 ) -> None:
-    handler = applier.handler(event_class)
-    assert handler is not None
-    expected = typing.get_type_hints(handler)["e"]
-    if getattr(expected, "_is_protocol", False):
-        fields = {field.name for field in dataclasses.fields(event_class)}
-        assert _members(expected) <= fields, f"{expected.__name__} reads fields not on the event"
-        assert _members(expected), expected
-    else:
-        assert issubclass(event_class, expected)
+    handlers = applier.handlers(event_class)
+    assert handlers
+    for handler in handlers:
+        expected = typing.get_type_hints(handler)["e"]
+        if getattr(expected, "_is_protocol", False):
+            fields = {field.name for field in dataclasses.fields(event_class)}
+            assert _members(expected) <= fields, f"{expected.__name__} reads fields not on it"
+            assert _members(expected), expected
+        else:
+            assert issubclass(event_class, expected)

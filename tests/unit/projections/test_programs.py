@@ -3,8 +3,6 @@ instead of re-deriving them; only v1 events that did not record a version fall b
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import pytest
@@ -13,36 +11,11 @@ from dspyops.aggregates.program import Program
 from dspyops.projections.appliers import programs as programs_module
 from dspyops.projections.appliers.audit import AuditTrail
 from dspyops.projections.appliers.programs import ProgramsApplier
-from dspyops.projections.appliers.rows import Row, Rows
-from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS, Table
+from dspyops.projections.appliers.rows import Rows
+from dspyops.projections.read_schema import PROGRAM_VERSIONS, PROGRAMS
+from tests.unit.projections.memory_rows import MemoryRows
 
 META: dict[str, Any] = {"command_id": "c", "correlation_id": "c", "actor": None}
-
-
-class MemoryRows:
-    """The appliers' row interface over dicts: enough to run handlers without a database."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, list[Row]] = defaultdict(list)
-
-    def insert(self, table: Table, row: Mapping[str, Any]) -> None:
-        assert set(row) <= set(table.names), set(row) - set(table.names)
-        self.tables[table.name].append(dict(row))
-
-    def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        for row in rows:
-            self.insert(table, row)
-
-    def update(self, table: Table, key: Row, values: Row) -> None:
-        self._row(table, key).update(values)
-
-    def select(self, table: Table, key: Row) -> Row:
-        # A copy, as a query returns: the applier compares it with the row after the update.
-        return dict(self._row(table, key))
-
-    def _row(self, table: Table, key: Row) -> Row:
-        (row,) = [r for r in self.tables[table.name] if all(r[k] == v for k, v in key.items())]
-        return row
 
 
 def project(program: Program) -> MemoryRows:
