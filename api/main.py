@@ -25,6 +25,7 @@ from dspyops.api.routes import (
     programs,
     prometheus,
     runs,
+    serving,
     stats,
 )
 from dspyops.api.telemetry import RequestMetricsMiddleware
@@ -60,8 +61,9 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
     app = FastAPI(
         title="dspyops read API",
         version="1",
-        description="Read-only views of programs, executions, datasets, corpora, runs and the "
-        "audit trail, built from the event store. Writes are Kafka commands.",
+        description="Read-only views of programs, what serves them, executions, datasets, "
+        "corpora, runs and the audit trail, built from the event store. Writes are Kafka "
+        "commands.",
         lifespan=lifespan,
         # With a token, the documents are served below behind it like every route but /health.
         docs_url=None if guarded_docs else "/docs",
@@ -78,7 +80,8 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
     app.include_router(health.router)
     # Declared only when a token is configured, so the OpenAPI document tells the truth.
     guarded = [Depends(require_token)] if settings.api_token else []
-    for module in (programs, executions, stats, datasets, corpora, runs, audit, prometheus):
+    routers = (programs, serving, executions, stats, datasets, corpora, runs, audit, prometheus)
+    for module in routers:
         app.include_router(module.router, dependencies=guarded)
     if guarded_docs:
         _add_guarded_docs(app)

@@ -29,6 +29,7 @@ from dspyops.projections.read_schema import (
     PROGRAM_VERSIONS,
     PROGRAMS,
     RUNS,
+    SERVING_CHANGES,
     Table,
 )
 
@@ -48,6 +49,7 @@ CORPUS_COLUMNS = CORPORA.without("id")
 # A list leaves the trace out (it can be large); one execution's view has it.
 EXECUTION_COLUMNS = EXECUTIONS.without("id", "trace")
 EXECUTION_DETAIL_COLUMNS = EXECUTIONS.without("id")
+SERVING_COLUMNS = SERVING_CHANGES.without("program_id")
 FEEDBACK_COLUMNS = FEEDBACK.without("execution_id", "program_id", "version", "position")
 
 STATS = sql.SQL(
@@ -138,6 +140,29 @@ async def version_schemas(
 ) -> Row | None:
     """The version's stored `input_schema` and `output_schema` (None if not compilable)."""
     return await _one(conn, schema, PROGRAM_VERSIONS, SCHEMAS, program_id=program_id, number=number)
+
+
+async def serving_at(
+    conn: AsyncConnection, schema: str, program_id: str, at: datetime
+) -> Row | None:
+    """The program's last serving change at or before `at` (None: none yet), which holds
+    the state that served at that instant."""
+    rows = await _fetch_all(
+        conn,
+        sql.SQL(
+            "SELECT {} FROM {} WHERE program_id = %s AND occurred_at <= %s "
+            "ORDER BY occurred_at DESC, position DESC LIMIT 1"
+        ).format(_columns(SERVING_COLUMNS), _table(schema, SERVING_CHANGES)),
+        [program_id, at],
+    )
+    return rows[0] if rows else None
+
+
+async def serving_history(
+    conn: AsyncConnection, schema: str, program_id: str, *, limit: int, cursor: str | None
+) -> PageRows:
+    conditions = _given(("program_id", "=", program_id))
+    return await _page(conn, schema, SERVING_CHANGES, SERVING_COLUMNS, conditions, limit, cursor)
 
 
 # --- executions ------------------------------------------------------------------------

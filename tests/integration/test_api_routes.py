@@ -146,6 +146,46 @@ def test_alias_changes_are_audited_with_actor_and_reason(client: TestClient) -> 
     ]
 
 
+def test_serving_history_and_what_served_at_each_change(client: TestClient) -> None:
+    history = [c for page in pages(client, "/programs/qa/serving/history", limit=3) for c in page]
+    changes = list(reversed(history))
+    assert [(c["kind"], c["alias"], c["previous_version"], c["version"]) for c in changes] == [
+        ("Deployed", "production", None, 1),
+        ("Deployed", "production", 1, 2),
+        ("RolledBack", "production", 2, 1),
+        ("AliasSet", "staging", None, 2),
+        ("AliasSet", "canary", None, 3),
+        ("AliasSet", "staging", 2, 3),
+        ("AliasRemoved", "canary", 3, None),
+    ]
+    assert [(c["actor"], c["reason"]) for c in changes] == [
+        ("alice", None),
+        ("carol", None),
+        ("alice", None),
+        ("frank", "new demos"),
+        ("frank", None),
+        ("gina", "one-word answers"),
+        ("gina", "seen enough"),
+    ]
+    assert all(c["command_id"] and c["correlation_id"] for c in changes)
+    assert changes[-1]["state"] == {"aliases": {"production": 1, "staging": 3}, "splits": {}}
+    # At the instant of each change, the state after it (the last change at that instant).
+    for change in changes:
+        at = change["occurred_at"]
+        served = client.get("/programs/qa/serving", params={"at": at}).json()
+        last_then = [c for c in changes if c["occurred_at"] == at][-1]
+        assert served["change"]["position"] == last_then["position"]
+        assert {"aliases": served["aliases"], "splits": served["splits"]} == last_then["state"]
+    now = client.get("/programs/qa/serving").json()
+    assert now["weights"] == {"production": {"1": 100.0}, "staging": {"3": 100.0}}
+    assert now["change"] == changes[-1]
+    before = client.get("/programs/qa/serving", params={"at": "2000-01-01T00:00:00Z"}).json()
+    assert (before["aliases"], before["change"]) == ({}, None)
+    # A program never deployed: nothing served, no change.
+    assert client.get("/programs/sum/serving/history").json()["items"] == []
+    assert client.get("/programs/sum/serving").json()["change"] is None
+
+
 def test_programs_pagination(client: TestClient) -> None:
     got = pages(client, "/programs", limit=1)
     assert [len(p) for p in got] == [1, 1]
@@ -351,6 +391,8 @@ def test_audit_trail_with_before_and_after(client: TestClient) -> None:
         ("/programs/nope/executions", "program 'nope' not found"),
         ("/programs/nope/metrics", "program 'nope' not found"),
         ("/programs/nope/audit", "program 'nope' not found"),
+        ("/programs/nope/serving", "program 'nope' not found"),
+        ("/programs/nope/serving/history", "program 'nope' not found"),
         ("/programs/nope/schema", "program 'nope' not found"),
         ("/programs/qa/schema?version=9", "version 9 of program 'qa' not found"),
         ("/executions/nope", "execution 'nope' not found"),

@@ -39,6 +39,8 @@ def client() -> Iterator[TestClient]:
         "/programs/p/executions",
         "/programs/p/metrics",
         "/programs/p/audit",
+        "/programs/p/serving",
+        "/programs/p/serving/history",
         "/executions/e",
         "/datasets",
         "/datasets/d",

@@ -4,6 +4,7 @@ way, and every field a response shows is a column of the read table it comes fro
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -12,7 +13,7 @@ import pytest
 from psycopg import AsyncConnection, sql
 
 from dspyops.api import views
-from dspyops.api.routes import audit, corpora, datasets, executions, programs, runs
+from dspyops.api.routes import audit, corpora, datasets, executions, programs, runs, serving
 from dspyops.projections.read_schema import (
     AUDIT_LOG,
     CORPORA,
@@ -21,6 +22,7 @@ from dspyops.projections.read_schema import (
     PROGRAM_VERSIONS,
     PROGRAMS,
     RUNS,
+    SERVING_CHANGES,
     Table,
 )
 
@@ -70,6 +72,7 @@ LIST_VIEWS: dict[str, tuple[ListView, tuple[Any, ...], dict[str, Any]]] = {
     "corpora": (views.corpora, (), {}),
     "runs": (views.runs, ("optimization",), {"program_id": "p", "status": None}),
     "audit_trail": (views.audit_trail, ("p",), {}),
+    "serving_history": (views.serving_history, ("p",), {}),
 }
 
 
@@ -124,9 +127,21 @@ DERIVED: dict[str, set[str]] = {
         (runs.Optimization, RUNS),
         (runs.Evaluation, RUNS),
         (audit.AuditEntry, AUDIT_LOG),
+        (serving.ServingChange, SERVING_CHANGES),
     ],
     ids=lambda v: getattr(v, "__name__", getattr(v, "name", "")),
 )
 def test_response_fields_are_columns_of_their_table(model: Any, table: Table) -> None:
     fields = set(model.model_fields) - DERIVED.get(model.__name__, set())
     assert fields <= set(table.names), fields - set(table.names)
+
+
+async def test_serving_at_an_instant_is_the_last_change_at_or_before_it() -> None:
+    conn = RecordingConnection()
+    at = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert await views.serving_at(cast(AsyncConnection, conn), "s", "p", at) is None
+    ((query, params),) = conn.queries
+    assert "WHERE program_id = %s AND occurred_at <= %s" in query
+    # Two changes at the same instant: the later one in the store is in force.
+    assert query.endswith("ORDER BY occurred_at DESC, position DESC LIMIT 1")
+    assert params == ["p", at]
