@@ -32,6 +32,7 @@ app.command(name="feedback")(send_commands.feedback)
 app.command(name="promote")(promote_command.promote)
 app.command(name="watch")(watch_commands.watch)
 app.command(name="programs")(read_commands.programs)
+app.command(name="serving")(read_commands.serving)
 app.command(name="executions")(read_commands.executions)
 app.command(name="execution")(read_commands.execution)
 

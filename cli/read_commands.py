@@ -1,5 +1,5 @@
-"""`dspyops programs`, `dspyops executions` and `dspyops execution`: the read side, as
-tables and trees (or --json)."""
+"""`dspyops programs`, `dspyops serving`, `dspyops executions` and `dspyops execution`: the
+read side, as tables and trees (or --json)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,81 @@ def programs(
             )
         )
     _show(table, len(rows), "programs")
+
+
+def serving(
+    program_id: Annotated[str, typer.Argument(help="The program whose serving to show.")],
+    at: Annotated[
+        str | None,
+        typer.Option(help="An RFC 3339 time with its offset (2026-05-01T12:00:00Z). Default: now."),
+    ] = None,
+    history: Annotated[
+        bool, typer.Option("--history", help="List every change instead, newest first.")
+    ] = False,
+    limit: LimitOpt = 50,
+    api: ApiOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show which versions served a program, by alias and with their weights, at an
+    instant (default: now); or, with --history, every change with who made it and why."""
+    if history:
+        _serving_history(program_id, limit, api, json_out)
+        return
+    try:
+        found = ReadApi(get_settings(), api).get(f"/programs/{program_id}/serving", at=at)
+    except ReadApiError as exc:
+        fail(str(exc), exc.hint, code=exc.code)
+    if json_out:
+        print_json(found)
+        return
+    change = found["change"]
+    since = "nothing had served yet" if change is None else f"since {_change_line(change)}"
+    out.print(
+        f"{escape(program_id)} at {found['at']}: {escape(since)}", highlight=False, soft_wrap=True
+    )
+    table = Table("alias", "version", "weights")
+    for alias, version in sorted(found["aliases"].items()):
+        shares = found["weights"].get(alias, {})
+        weights = ", ".join(f"v{v} {percent:g}%" for v, percent in shares.items())
+        table.add_row(*_cells(alias, version, weights))
+    if found["aliases"]:
+        out.print(table)
+    else:
+        out.print("no version serving")
+
+
+def _serving_history(program_id: str, limit: int, api: str | None, json_out: bool) -> None:
+    rows = _fetch(api, f"/programs/{program_id}/serving/history", limit=limit)
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("at", "change", "alias", "from", "to", "actor", "reason", "command")
+    for c in rows:
+        table.add_row(
+            *_cells(
+                c["occurred_at"],
+                c["kind"],
+                c["alias"],
+                c["previous_version"],
+                c["version"],
+                c["actor"],
+                c["reason"],
+                c["command_id"],
+            )
+        )
+    _show(table, len(rows), "serving changes")
+
+
+def _change_line(change: dict[str, Any]) -> str:
+    """`2026-... AliasSet canary -> v3 by frank (command c-1)`: what made the state."""
+    moved = ""
+    if change["alias"] is not None:
+        to = "none" if change["version"] is None else f"v{change['version']}"
+        moved = f" {change['alias']} -> {to}"
+    actor = f" by {change['actor']}" if change["actor"] else ""
+    return (
+        f"{change['occurred_at']} {change['kind']}{moved}{actor} (command {change['command_id']})"
+    )
 
 
 def executions(
