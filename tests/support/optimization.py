@@ -94,9 +94,13 @@ def register_commands(unique: str, examples: list[dict[str, Any]] | None = None)
 @pytest.fixture
 def settings_for_test(bootstrap_servers: str, database_url: str, unique: str) -> Iterator[Settings]:
     env = stack_env(bootstrap_servers, database_url, unique)
-    # `settings_for`, not `Settings.model_validate(env)`: that reads field names, not
-    # variable names, and would give every test the default topics and event store.
-    yield settings_for(env)
+    # settings_for, not Settings.model_validate(env): validation reads field names, so the
+    # DSPYOPS_* keys were ignored and the worker ran on the shared default topics and
+    # event store (`dspyops.`, schema `dspyops`), beside every other engineer's stack.
+    settings = settings_for(env)
+    assert settings.topic_prefix == f"t{unique}."  # never the shared default topics
+    assert settings.event_store_schema == env["DSPYOPS_EVENT_STORE_SCHEMA"]
+    yield settings
     drop_schema(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
 
 
