@@ -23,7 +23,7 @@ from dspyops.projections.appliers.serving import empty, weights
 router = APIRouter(tags=["serving"], responses=COMMON_RESPONSES)
 
 # alias -> {version: percent of the alias's traffic}; JSON keys are text ("3").
-Shares = dict[str, dict[str, float]]
+Shares = dict[str, dict[str, int]]
 
 
 class ServingState(BaseModel):

@@ -3,7 +3,7 @@ Program's events.
 
 A state is `{"aliases": {alias: version}, "splits": {alias: {version: percent}}}`:
 `aliases` holds `production` (the deployed version) and those SetAlias set; `splits` the
-traffic split of an alias that serves several versions (none can be set yet). Each kind
+traffic split of an alias that serves several versions (SetTrafficSplit). Each kind
 of change has one small function `(state before, event) -> state after`, and `NEXT_STATE`
 maps the event class to it: a new kind of change is one function and one line there.
 Each row keeps the whole state after its change, so the state at any instant is the one
@@ -34,7 +34,27 @@ def empty() -> State:
 
 
 def _point(state: State, alias: str, version: int) -> State:
-    return {**state, "aliases": {**state["aliases"], alias: version}}
+    # Moving an alias ends its split, as in the aggregate (aggregates/program.py).
+    return {
+        "aliases": {**state["aliases"], alias: version},
+        "splits": {a: s for a, s in state["splits"].items() if a != alias},
+    }
+
+
+def _split(state: State, alias: str, arms: list[dict[str, int]]) -> State:
+    """`alias` split by `arms`; fewer than two arms: no split, its version serves all."""
+    splits = {a: s for a, s in state["splits"].items() if a != alias}
+    if len(arms) > 1:
+        splits[alias] = {str(arm["version"]): arm["percent"] for arm in arms}
+    return {**state, "splits": splits}
+
+
+def traffic_split_set(state: State, e: Program.TrafficSplitSet) -> State:
+    return _split(state, e.alias, list(e.arms))
+
+
+def split_arm_removed(state: State, e: Program.SplitArmRemoved) -> State:
+    return _split(state, e.alias, list(e.arms))
 
 
 def deployed(state: State, e: Program.Deployed) -> State:
@@ -69,6 +89,8 @@ NEXT_STATE: dict[type, StateStep] = {
     Program.AliasSet: alias_set,
     Program.AliasRemoved: alias_removed,
     Program.Deprecated: deprecated,
+    Program.TrafficSplitSet: traffic_split_set,
+    Program.SplitArmRemoved: split_arm_removed,
 }
 
 
@@ -86,11 +108,11 @@ def moved_alias(before: State, after: State) -> str | None:
     return moved[0] if len(moved) == 1 else None
 
 
-def weights(state: State) -> dict[str, dict[str, float]]:
+def weights(state: State) -> dict[str, dict[str, int]]:
     """Each alias's versions with the percent of its traffic each one gets: its split
     when one is set, else all of it to the version the alias points at."""
     return {
-        alias: dict(state["splits"].get(alias) or {str(version): 100.0})
+        alias: dict(state["splits"].get(alias) or {str(version): 100})
         for alias, version in state["aliases"].items()
     }
 

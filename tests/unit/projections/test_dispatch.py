@@ -59,6 +59,8 @@ def test_the_aggregates_define_the_events_expected() -> None:
             "Deployed",
             "RolledBack",
             "Deprecated",
+            "TrafficSplitSet",
+            "SplitArmRemoved",
         )
     }
 

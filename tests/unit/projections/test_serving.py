@@ -119,13 +119,17 @@ SPLIT = {"production": {"1": 90, "2": 10}, "canary": {"2": 50, "3": 50}}
 
 def test_the_state_functions_keep_the_splits_they_do_not_change() -> None:
     before = state({"production": 1, "canary": 2}, SPLIT)
+    # Moving an alias ends its own split (as in the aggregate), and no other.
     assert serving.deployed(before, event(version=3)) == state(
-        {"production": 3, "canary": 2}, SPLIT
+        {"production": 3, "canary": 2}, {"canary": SPLIT["canary"]}
     )
-    assert serving.rolled_back(before, event(version=4))["splits"] == SPLIT
+    assert serving.rolled_back(before, event(version=4))["splits"] == {"canary": SPLIT["canary"]}
     assert serving.alias_set(before, event(alias="staging", version=1)) == state(
         {"production": 1, "canary": 2, "staging": 1}, SPLIT
     )
+    assert serving.alias_set(before, event(alias="canary", version=1))["splits"] == {
+        "production": SPLIT["production"]
+    }
     # A removed alias serves nothing: its split goes with it, the others' stay.
     assert serving.alias_removed(before, event(alias="canary", version=2)) == state(
         {"production": 1}, {"production": SPLIT["production"]}
@@ -142,6 +146,8 @@ def test_every_serving_event_of_program_has_a_state_function() -> None:
         "AliasSet",
         "AliasRemoved",
         "Deprecated",
+        "TrafficSplitSet",
+        "SplitArmRemoved",
     }
     assert all(getattr(Program, cls.__name__) is cls for cls in serving.NEXT_STATE)
 
@@ -168,3 +174,28 @@ def test_weights_are_an_aliass_split_or_all_to_its_version() -> None:
         "canary": {"2": 50, "3": 50},
     }
     assert weights(state({})) == {}
+
+
+def test_splits_set_changed_and_ended_are_rows() -> None:
+    program = two_versions()
+    program.update(description=None, instructions="Be briefer.", **meta("c-update3"))
+    program.deploy(1, **meta("c-deploy"))
+    guard = {"max_error_rate": 0.2, "window": 10}
+    program.set_split("production", {"1": 80, "2": 10, "3": 10}, guard, "canary", **meta("c-s"))
+    program.remove_split_arm("production", 3, 8, 10, **meta("c-guard", "dspyops"))
+    program.set_split("production", {"1": 100}, None, "done", **meta("c-end"))
+    program.set_split("production", {"1": 50, "2": 50}, None, None, **meta("c-again"))
+    program.deploy(2, **meta("c-deploy2"))
+
+    rows = project(program)
+
+    assert [(r["kind"], r["alias"], r["actor"], r["state"]["splits"]) for r in rows] == [
+        ("Deployed", "production", "ops", {}),
+        ("TrafficSplitSet", "production", "ops", {"production": {"1": 80, "2": 10, "3": 10}}),
+        ("SplitArmRemoved", "production", "dspyops", {"production": {"1": 90, "2": 10}}),
+        ("TrafficSplitSet", "production", "ops", {}),
+        ("TrafficSplitSet", "production", "ops", {"production": {"1": 50, "2": 50}}),
+        # Deploying moves production: its split ends.
+        ("Deployed", "production", "ops", {}),
+    ]
+    assert weights(rows[2]["state"]) == {"production": {"1": 90, "2": 10}}
