@@ -165,7 +165,7 @@ class DspyopsClient:
         """Put one command on its topic and wait until Kafka has it; does not wait for a result."""
         if self._producer is None:
             raise RuntimeError("the client is not started (use `async with DspyopsClient(...)`)")
-        topic = command_topic(self.topics, envelope.short_type)
+        topic = command_topic(self.topics, envelope.short_type, envelope.data)
         await self._producer.send_and_wait(topic, value=encode(envelope), key=record_key(envelope))
 
     async def send(

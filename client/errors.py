@@ -28,7 +28,8 @@ class CommandRejectedError(CommandError):
 
 
 class CommandFailedError(CommandError):
-    """`ExecutionFailed`, `OptimizationFailed` or `EvaluationFailed`, with its error."""
+    """`ExecutionFailed`, `OptimizationFailed`, `EvaluationFailed` or `DeploymentRefused`,
+    with its error."""
 
     def __init__(self, reply: Reply, error: ErrorInfo) -> None:
         super().__init__(f"{reply.type}: {error.code}: {error.message}", reply)

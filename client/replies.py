@@ -12,6 +12,7 @@ from dspyops.events.envelope import RESULT_TYPE_PREFIX, Envelope
 from dspyops.events.results import (
     RESULT_TYPES,
     CommandRejected,
+    DeploymentRefused,
     ErrorInfo,
     EvaluationFailed,
     ExecutionFailed,
@@ -21,7 +22,12 @@ from dspyops.events.results import (
 
 R = TypeVar("R", bound=Result)
 
-FAILURES: tuple[type[Result], ...] = (ExecutionFailed, OptimizationFailed, EvaluationFailed)
+FAILURES: tuple[type[Result], ...] = (
+    ExecutionFailed,
+    OptimizationFailed,
+    EvaluationFailed,
+    DeploymentRefused,
+)
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ class Processor:
 
     def _wrong_topic(self, record: Incoming, envelope: Envelope) -> CommandRejected | None:
         try:
-            expected = command_topic(self.topics, envelope.short_type)
+            expected = command_topic(self.topics, envelope.short_type, envelope.data)
         except KeyError:
             expected = record.topic  # the codec dead-letters unknown types; nothing to add
         if expected == record.topic:

@@ -8,7 +8,7 @@ no ``"1"`` for an integer, no ``"0.5"`` for a float (an integer is a valid float
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -76,9 +76,31 @@ class TrainProgram(Command):
     program_id: Id
 
 
+# The dataset examples a gate scores: the recorded dev split, the train split, or all.
+GateSplit = Literal["dev", "train", "all"]
+
+
+class PromotionGate(BaseModel):
+    """What a version must show before it serves: scored with `metric` on `split` of
+    `dataset_id` (as two evaluation runs), the candidate's score must be at least the
+    current production version's plus `min_delta` (scores are 0..1; a negative delta
+    tolerates a small loss). Shared by the commands that move production."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    dataset_id: Id
+    metric: str = "exact_match"
+    min_delta: float = Field(default=0.0, ge=-1.0, le=1.0, allow_inf_nan=False)
+    split: GateSplit = "dev"
+
+
 class DeployProgram(Command):
+    """Points `production` at `version`; with a `gate`, only once the version has scored
+    well enough against the one serving (a long-running command: see PromotionGate)."""
+
     program_id: Id
     version: Version
+    gate: PromotionGate | None = None
 
 
 class RollbackProgram(Command):
@@ -327,6 +349,10 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
 )
 EXECUTION_COMMANDS: tuple[type[Command], ...] = (ExecuteProgram,)
 OPTIMIZATION_COMMANDS: tuple[type[Command], ...] = (OptimizeProgram, EvaluateProgram)
+# Commands that run evaluations when they carry a `gate`: gated, they belong on the
+# optimizations topic (their runs must not hold the programs topic, where their cancel
+# and every quick program command travel); without a gate, on the programs topic.
+GATED_COMMANDS: tuple[type[Command], ...] = (DeployProgram,)
 
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls for cls in (*PROGRAM_COMMANDS, *EXECUTION_COMMANDS, *OPTIMIZATION_COMMANDS)

@@ -102,8 +102,40 @@ class ProgramTrainingStarted(ProgramResult):
     pass
 
 
+class GateReport(BaseModel):
+    """What a promotion gate measured: both versions scored with `metric` on `split` of
+    `dataset_id`, each as an evaluation run (`*_evaluation_id`, on the read API with its
+    per-example results); a score is null when its run did not complete."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    dataset_id: str
+    metric: str
+    split: str
+    min_delta: float
+    candidate_version: int
+    current_version: int
+    candidate_score: float | None
+    current_score: float | None
+    candidate_evaluation_id: str
+    current_evaluation_id: str
+    score_scale: ScoreScale = "0-1"
+
+
 class ProgramDeployed(ProgramResult):
     version: int
+    # A gated deploy: what the gate measured (candidate >= current + min_delta held).
+    gate: GateReport | None = None
+
+
+class DeploymentRefused(ProgramResult):
+    """A gated deploy that did not apply: production is untouched (`deployed_version`).
+    `error.code`: `gate_not_passed` (the candidate scored too low), `gate_evaluation_failed`
+    (a run failed: nothing to compare), `production_changed` (production moved while
+    the gate ran: the comparison no longer holds) or `cancelled`."""
+
+    version: int
+    error: ErrorInfo
+    gate: GateReport
 
 
 class ProgramRolledBack(ProgramResult):
@@ -345,6 +377,7 @@ RESULT_TYPES: dict[str, type[Result]] = {
         ProgramUpdated,
         ProgramTrainingStarted,
         ProgramDeployed,
+        DeploymentRefused,
         ProgramRolledBack,
         ProgramDeprecated,
         ProgramBudgetSet,

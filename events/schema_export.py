@@ -14,7 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dspyops.events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
+from dspyops.events.commands import (
+    COMMAND_TYPES,
+    EXECUTION_COMMANDS,
+    GATED_COMMANDS,
+    OPTIMIZATION_COMMANDS,
+)
 from dspyops.events.deadletter import DEADLETTER_TYPE, Undeliverable
 from dspyops.events.envelope import (
     COMMAND_TYPE_PREFIX,
@@ -100,11 +105,11 @@ def schema_files() -> dict[str, Schema]:
 _CHANNELS = (
     ("programCommands", "programs",
      "the program id (the dataset id for dataset commands, the corpus id for corpus commands)",
-     "Commands that change programs, datasets and corpora."),
+     "Commands that change programs, datasets and corpora (DeployProgram without a gate)."),
     ("executionCommands", "executions", "the execution id (or the command id)",
      "Commands that run a program."),
     ("optimizationCommands", "optimizations", "the program id",
-     "Commands that optimize or evaluate a program."),
+     "Commands that optimize or evaluate a program, and DeployProgram with a gate."),
     ("results", "results", "the correlation id",
      "Exactly one terminal result per command, and progress results for long jobs."),
     ("events", "events", "the aggregate id",
@@ -173,6 +178,9 @@ def _channel_messages() -> dict[str, list[tuple[str, Schema]]]:
         else:
             channel = "programCommands"
         by_channel[channel].append((name, command_schema(name)))
+        if cls in GATED_COMMANDS:
+            # With a gate it runs evaluations, so it travels with the runs.
+            by_channel["optimizationCommands"].append((name, command_schema(name)))
     by_channel["results"] = [(name, result_schema(name)) for name in RESULT_TYPES]
     by_channel["events"] = [("DomainEvent", domain_event_schema())]
     by_channel["deadletter"] = [("Undeliverable", deadletter_schema())]

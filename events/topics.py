@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_PREFIX = "dspyops."
 
@@ -44,13 +46,22 @@ class Topics:
         return (*self.commands, self.results, self.events, self.deadletter)
 
 
-def command_topic(topics: Topics, command_type: str) -> str:
-    """The topic a command of `command_type` belongs on (raises KeyError if unknown)."""
-    from dspyops.events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
+def command_topic(topics: Topics, command_type: str, data: Mapping[str, Any] | None = None) -> str:
+    """The topic a command of `command_type` with payload `data` belongs on (raises
+    KeyError if unknown). Only a gate in `data` moves a command: a gated DeployProgram
+    runs evaluations, so it goes where runs go."""
+    from dspyops.events.commands import (
+        COMMAND_TYPES,
+        EXECUTION_COMMANDS,
+        GATED_COMMANDS,
+        OPTIMIZATION_COMMANDS,
+    )
 
     cls = COMMAND_TYPES[command_type]
     if cls in EXECUTION_COMMANDS:
         return topics.executions
     if cls in OPTIMIZATION_COMMANDS:
+        return topics.optimizations
+    if cls in GATED_COMMANDS and isinstance(data, Mapping) and data.get("gate") is not None:
         return topics.optimizations
     return topics.programs

@@ -60,7 +60,9 @@ async def test_generated_commands_end_as_the_contract_says_through_kafka(
     messages = [(name, m, expected(name, m)) for name, m in sample()]
     answered = {m["id"]: (name, m, want) for name, m, want in messages if want != "deadletter"}
     dead = [encoded(m) for _, m, want in messages if want == "deadletter"]
-    records = [(command_topic(topics, name), b"k", encoded(m)) for name, m, _ in messages]
+    records = [
+        (command_topic(topics, name, m.get("data")), b"k", encoded(m)) for name, m, _ in messages
+    ]
     with WorkerProcess(env, tmp_path / "worker.log") as worker:
         async with (
             TopicReader(bootstrap, topics.results) as results,

@@ -32,7 +32,7 @@ async def send_commands(bootstrap: str, topics: Topics, envelopes: Iterable[Enve
         bootstrap,
         [
             (
-                command_topic(topics, e.short_type),
+                command_topic(topics, e.short_type, e.data),
                 (e.subject or e.id).encode(),
                 encode(e),
             )

@@ -10,7 +10,12 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from dspyops.events.codec import Undecodable, encode
-from dspyops.events.commands import COMMAND_TYPES, EXECUTION_COMMANDS, OPTIMIZATION_COMMANDS
+from dspyops.events.commands import (
+    COMMAND_TYPES,
+    EXECUTION_COMMANDS,
+    GATED_COMMANDS,
+    OPTIMIZATION_COMMANDS,
+)
 from dspyops.events.deadletter import DEADLETTER_TYPE, Undeliverable, deadletter_envelope
 from dspyops.events.envelope import Envelope, command_envelope, result_envelope
 from dspyops.events.results import RESULT_TYPES
@@ -97,7 +102,11 @@ _COMMAND_SAMPLES: dict[str, dict[str, Any]] = {
     "RegisterProgram": {"name": "qa", "signature": "question: str -> answer: str"},
     "UpdateProgram": {"program_id": "qa", "instructions": "Be brief."},
     "TrainProgram": {"program_id": "qa"},
-    "DeployProgram": {"program_id": "qa", "version": 2},
+    "DeployProgram": {
+        "program_id": "qa",
+        "version": 2,
+        "gate": {"dataset_id": "qa-set", "metric": "exact_match", "min_delta": 0.02},
+    },
     "RollbackProgram": {"program_id": "qa", "version": 1},
     "SetBudget": {"program_id": "qa", "usd_per_day": 5.0, "executions_per_minute": 600},
     "SetAlias": {"program_id": "qa", "alias": "canary", "version": 3, "reason": "try v3"},
@@ -242,9 +251,12 @@ def _messages_on(asyncapi: dict[str, Any], address: str) -> set[str]:
 def test_every_command_is_on_its_topic(asyncapi):
     topics = Topics()
     assert _messages_on(asyncapi, topics.executions) == {c.__name__ for c in EXECUTION_COMMANDS}
+    # A gated command (DeployProgram with a gate) travels with the runs; without, it is
+    # a program command.
     assert _messages_on(asyncapi, topics.optimizations) == {
-        c.__name__ for c in OPTIMIZATION_COMMANDS
+        c.__name__ for c in (*OPTIMIZATION_COMMANDS, *GATED_COMMANDS)
     }
+    assert {c.__name__ for c in GATED_COMMANDS} <= _messages_on(asyncapi, topics.programs)
     on_commands = set().union(*(_messages_on(asyncapi, t) for t in topics.commands))
     assert on_commands == set(COMMAND_TYPES)
 

@@ -21,7 +21,11 @@ VALID: dict[str, dict[str, Any]] = {
     "RegisterProgram": {"name": "n", "signature": "q: str -> a: str"},
     "UpdateProgram": {"program_id": "p", "description": "d"},
     "TrainProgram": {"program_id": "p"},
-    "DeployProgram": {"program_id": "p", "version": 1},
+    "DeployProgram": {
+        "program_id": "p",
+        "version": 1,
+        "gate": {"dataset_id": "d", "metric": "exact_match", "min_delta": 0.02, "split": "dev"},
+    },
     "RollbackProgram": {"program_id": "p", "version": 1},
     "SetBudget": {"program_id": "p", "usd_per_day": 2.5, "reason": "r"},
     "SetAlias": {"program_id": "p", "alias": "staging", "version": 1, "reason": "r"},
