@@ -29,7 +29,13 @@ class Evaluation(Run):
         # What the run may spend (events.commands.RunBudget as JSON); None: no limit, as
         # for every version 2 event.
         budget: dict[str, Any] | None
-        class_version = 3
+        # The dataset split scored: "dev", "train" or "all"; None (EvaluateProgram, and
+        # every version 3 event): the dev split, all examples when it has none.
+        split: str | None
+        # A promotion gate's run: {"command_type": the gated command, "role":
+        # "candidate" or "current"}; None for an EvaluateProgram run (and version 3).
+        gate: dict[str, str] | None
+        class_version = 4
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -38,6 +44,11 @@ class Evaluation(Run):
         @staticmethod
         def upcast_v2_v3(state: dict[str, Any]) -> None:
             state["budget"] = None
+
+        @staticmethod
+        def upcast_v3_v4(state: dict[str, Any]) -> None:
+            state["split"] = None
+            state["gate"] = None
 
     @event(Requested)
     def __init__(
@@ -52,6 +63,8 @@ class Evaluation(Run):
         actor: str | None,
         payload_digest: str | None = None,
         budget: dict[str, Any] | None = None,
+        split: str | None = None,
+        gate: dict[str, str] | None = None,
     ) -> None:
         self._init_run(evaluation_id, program_id, command_id, correlation_id, actor, payload_digest)
         self.evaluation_id = evaluation_id
@@ -59,9 +72,16 @@ class Evaluation(Run):
         self.dataset_id = dataset_id
         self.metric = metric
         self.budget = dict(budget) if budget is not None else None
+        self.split = split
+        self.gate = dict(gate) if gate is not None else None
         self.score: float | None = None
         self.per_example: list[dict[str, Any]] = []
         self.errored: int | None = None
+
+    @property
+    def asking_command(self) -> str:
+        """The type of the command this run ends for: EvaluateProgram, or a gated one."""
+        return self.gate["command_type"] if self.gate is not None else "EvaluateProgram"
 
     class Completed(Aggregate.Event):
         score: float

@@ -332,6 +332,20 @@ class Program(Aggregate):
         correlation_id: str
         actor: str | None
 
+    class DeploymentRefused(Aggregate.Event):
+        """A gated deploy of `version` did not apply (`code`, `message`); production
+        stayed at `deployed_version`. `gate`: what the gate measured (events.results.
+        GateReport as JSON: both scores and both evaluation runs)."""
+
+        version: int
+        deployed_version: int | None
+        code: str
+        message: str
+        gate: dict[str, Any]
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
     class AliasRemoved(Aggregate.Event):
         """`alias`, which pointed at `version`, names no version any more."""
 
@@ -542,6 +556,11 @@ class Program(Aggregate):
 
     def deploy(self, version: int, **meta: Any) -> None:
         """Point `production` at any existing version but the one serving now."""
+        self._deployed(version=version, status=self.check_deploy(version), **meta)
+
+    def check_deploy(self, version: int) -> Status:
+        """Refuse a deploy of `version` now, or say the status it would lead to (a gated
+        deploy checks before its gate runs, and again when it applies)."""
         status = self.next_status("deploy")
         self.get_version(version)
         if version == self.deployed_version:
@@ -549,7 +568,23 @@ class Program(Aggregate):
                 f"version {version} of program {self.program_id!r} is serving already",
                 loc=["version"],
             )
-        self._deployed(version=version, status=status, **meta)
+        return status
+
+    def refuse_deployment(
+        self, version: int, code: str, message: str, gate: dict[str, Any], **meta: Any
+    ) -> None:
+        """Record that a gated deploy of `version` did not apply, and why (`gate`: what it
+        measured): production stays where it is, and the audit trail says so."""
+        self.check("deploy")
+        self.get_version(version)
+        self._deployment_refused(
+            version=version,
+            deployed_version=self.deployed_version,
+            code=code,
+            message=message,
+            gate=gate,
+            **meta,
+        )
 
     def rollback(self, version: int, **meta: Any) -> None:
         """Point `production` back at a version that served before (any number)."""
@@ -865,6 +900,20 @@ class Program(Aggregate):
             self.splits[alias]["arms"] = arms
         else:  # only the control arm is left: no split any more
             self.splits.pop(alias, None)
+
+    @event(DeploymentRefused)
+    def _deployment_refused(
+        self,
+        version: int,
+        deployed_version: int | None,
+        code: str,
+        message: str,
+        gate: dict[str, Any],
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        pass  # a record for the audit trail: nothing about the program changed
 
 
 def _route(

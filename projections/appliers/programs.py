@@ -61,6 +61,7 @@ class ProgramsApplier:
             Program.AliasRemoved: self.alias_removed,
             Program.TrafficSplitSet: self.traffic_split_set,
             Program.SplitArmRemoved: self.split_arm_removed,
+            Program.DeploymentRefused: self.deployment_refused,
         }
 
     def registered(self, e: Program.Registered, position: int) -> None:
@@ -233,6 +234,20 @@ class ProgramsApplier:
         guard = {"failed": e.failed, "window": e.window, "max_error_rate": e.max_error_rate}
         noted = {"guard": {"before": None, "after": {"removed_version": e.version, **guard}}}
         self._change(e, position, before=before, noted=noted, splits=splits)
+
+    def deployment_refused(self, e: Program.DeploymentRefused, position: int) -> None:
+        """Nothing about the program changed: the audit entry alone says what was refused
+        and why, with what the gate measured."""
+        refused = {"version": e.version, "code": e.code, "message": e.message, "gate": e.gate}
+        program_id = self._program(e)["program_id"]
+        self.audit.record(
+            e,
+            position,
+            kind="program",
+            aggregate_id=program_id,
+            program_id=program_id,
+            changed={"deployment_refused": {"before": None, "after": refused}},
+        )
 
     def _program(self, e: Recorded) -> Row:
         return self.rows.select(PROGRAMS, {"id": e.originator_id})

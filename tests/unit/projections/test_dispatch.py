@@ -61,6 +61,7 @@ def test_the_aggregates_define_the_events_expected() -> None:
             "Deprecated",
             "TrafficSplitSet",
             "SplitArmRemoved",
+            "DeploymentRefused",
         )
     }
 
