@@ -111,3 +111,25 @@ def test_v1_events_without_a_recorded_version_fall_back_to_latest_plus_one() -> 
 @pytest.mark.parametrize("name", ["DRAFT", "TRAINING", "OPTIMIZED", "DEPLOYED", "DEPRECATED"])
 def test_the_applier_holds_no_status_constants(name: str) -> None:
     assert not hasattr(programs_module, name)
+
+
+def test_a_refused_deployment_is_an_audit_entry_that_changes_no_row() -> None:
+    program = new_program()
+    gate = {"candidate_score": 0.5, "current_score": 0.6, "min_delta": 0.0}
+    program.refuse_deployment(1, "gate_not_passed", "0.5 < 0.6", gate, **META)
+    rows = project(program)
+    (row,) = rows.tables[PROGRAMS.name]
+    assert (row["deployed_version"], row["status"]) == (None, "draft")
+    refused = rows.tables["audit_log"][-1]
+    assert refused["event_type"] == "DeploymentRefused"
+    assert refused["changes"] == {
+        "deployment_refused": {
+            "before": None,
+            "after": {
+                "version": 1,
+                "code": "gate_not_passed",
+                "message": "0.5 < 0.6",
+                "gate": gate,
+            },
+        }
+    }
