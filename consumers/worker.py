@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import faust
 
 from dspyops import bootstrap, metrics
-from dspyops.aggregates.app import EvaluationPlan, ExecutionPlan, OptimizationPlan
+from dspyops.aggregates.app import EvaluationPlan, ExecutionPlan, GatePlan, OptimizationPlan
 from dspyops.consumers.corpora import CorpusSearch
 from dspyops.consumers.evaluations import EvaluationJobs
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.faust_app import Publisher, add_command_agent, create_app
+from dspyops.consumers.gates import GateJobs
 from dspyops.consumers.log_format import LogFormat, logging_config
 from dspyops.consumers.log_redaction import install_log_redaction
 from dspyops.consumers.module_cache import ModuleCache
@@ -98,6 +99,7 @@ def build_worker_app(
         store_executor=store_executor,
         redactor=redactor,
     )
+    gates = GateJobs(app=store, evaluations=evaluations, store_executor=store_executor)
     processor = Processor(
         app=store,
         topics=topics,
@@ -105,6 +107,7 @@ def build_worker_app(
             ExecutionPlan: executions.run,
             OptimizationPlan: runs.optimize,
             EvaluationPlan: evaluations.evaluate,
+            GatePlan: gates.run,
         },
         store_executor=store_executor,
         telemetry=telemetry,

@@ -10,9 +10,15 @@ from dspyops.aggregates.app.application import ConflictsExhausted, DspyOps
 from dspyops.aggregates.app.checks import Checks
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.executions import Completion
-from dspyops.aggregates.app.handlers import COMMAND_HANDLERS, handle
+from dspyops.aggregates.app.handlers import COMMAND_HANDLERS, finish_gate, handle
 from dspyops.aggregates.app.persistence import eventsourcing_env, in_memory_env
-from dspyops.aggregates.app.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan, Plan
+from dspyops.aggregates.app.plans import (
+    EvaluationPlan,
+    ExecutionPlan,
+    GatePlan,
+    OptimizationPlan,
+    Plan,
+)
 
 __all__ = [
     "COMMAND_HANDLERS",
@@ -23,10 +29,12 @@ __all__ = [
     "DspyOps",
     "EvaluationPlan",
     "ExecutionPlan",
+    "GatePlan",
     "OptimizationPlan",
     "Outcome",
     "Plan",
     "eventsourcing_env",
+    "finish_gate",
     "handle",
     "in_memory_env",
 ]

@@ -1,7 +1,8 @@
-"""Evaluation runs: one program version scored on a dataset's dev split.
+"""Evaluation runs: one program version scored on a dataset's dev split (or, for a
+promotion gate's run, the split the gate names).
 
-`plan_evaluation` is EvaluateProgram's handler; the worker ends the run with
-`complete_evaluation` or `fail_evaluation`.
+`plan_evaluation` is EvaluateProgram's handler (`gates.plan_gate` starts a gate's runs);
+the worker ends a run with `complete_evaluation` or `fail_evaluation`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from dspyops.aggregates.app.corpora import searched_corpora
 from dspyops.aggregates.app.outcomes import check_same_command
 from dspyops.aggregates.app.plans import EvaluationPlan, plan_fields
 from dspyops.aggregates.app.runs import (
+    Finish,
     dataset_problems,
     fail_run,
     finish_run,
     named,
     score_errors,
 )
-from dspyops.aggregates.dataset import DEV
+from dspyops.aggregates.dataset import DEV, Dataset
 from dspyops.aggregates.errors import InvalidInput
 from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.ids import evaluation_uuid
@@ -29,7 +31,8 @@ from dspyops.events.commands import EvaluateProgram
 from dspyops.events.results import EvaluationCompleted
 from dspyops.events.text import storable
 
-COMMAND = "EvaluateProgram"
+# The split that names every example of a dataset (a gate's `split`).
+ALL = "all"
 
 
 def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> EvaluationPlan:
@@ -39,7 +42,7 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
         check_same_command(
             existing.command_id, ctx, "evaluation_id", run_id, existing.payload_digest
         )
-        return _plan(app, existing, resumed=True)
+        return plan_run(app, existing, resumed=True)
     program = app.program(cmd.program_id)
     program.check("evaluate")
     version = program.serving_version(cmd.version)
@@ -59,24 +62,33 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
     )
     run.start(**ctx.meta())
     app.save(run)
-    return _plan(app, run, resumed=False)
+    return plan_run(app, run, resumed=False)
 
 
-def _plan(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
+def plan_run(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
+    """What the worker needs to score `run` (an EvaluateProgram's, or a gate's)."""
     program = app.program(run.program_id, copy=False)
     dataset = app.dataset(run.dataset_id, copy=False)
-    # The dev split is held out for scoring; a dataset without one is scored whole.
-    devset = dataset.split(DEV) or list(dataset.examples)
     return EvaluationPlan(
         evaluation_id=run.evaluation_id,
         dataset_id=run.dataset_id,
-        devset=devset,
+        devset=examples_of(dataset, run.split),
         metric=run.metric,
         budget=run.budget,
         resumed=resumed,
         **plan_fields(program, program.get_version(run.version_used)),
         corpora=searched_corpora(app, program),
     )
+
+
+def examples_of(dataset: Dataset, split: str | None) -> list[dict[str, Any]]:
+    """The examples a run scores: a named split (a gate's), or (None: EvaluateProgram)
+    the dev split, held out for scoring, and a dataset without one whole."""
+    if split == ALL:
+        return list(dataset.examples)
+    if split is None:
+        return dataset.split(DEV) or list(dataset.examples)
+    return dataset.split(split)
 
 
 def complete_evaluation(
@@ -109,7 +121,7 @@ def complete_evaluation(
         )
         return app.record(ctx, Outcome.of(result, run.run_id), run)
 
-    return finish_run(app, app.evaluation, evaluation_id, COMMAND, finish)
+    return _end(app, evaluation_id, finish)
 
 
 def fail_evaluation(
@@ -122,4 +134,19 @@ def fail_evaluation(
     def finish(run: Run, ctx: CommandContext) -> Outcome:
         return fail_run(app, run, ctx, code, message, spend)
 
-    return finish_run(app, app.evaluation, evaluation_id, COMMAND, finish)
+    return _end(app, evaluation_id, finish)
+
+
+def _end(app: DspyOps, evaluation_id: str, finish: Finish) -> Outcome:
+    """End the run for the command that asked for it. A gate's run ends without an
+    outcome: its command (a gated deploy) stores its one outcome when it applies or
+    refuses, after both of its runs ended (gates.py)."""
+
+    def ending(run: Run, ctx: CommandContext) -> Outcome:
+        assert isinstance(run, Evaluation)
+        if run.gate is not None:
+            ctx = ctx.model_copy(update={"store_outcome": False})
+        return finish(run, ctx)
+
+    asking = app.evaluation(evaluation_id).asking_command
+    return finish_run(app, app.evaluation, evaluation_id, asking, ending)

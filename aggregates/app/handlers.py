@@ -2,8 +2,9 @@
 
 `handle(app, command, ctx)` is how anything (the worker, tests, benches) applies a
 command. A handler returns the command's terminal `Outcome`, or, for the long-running
-commands (ExecuteProgram, OptimizeProgram, EvaluateProgram), the `Plan` of the work the
-worker then does and records through `executions`, `optimizations` and `evaluations`.
+commands (ExecuteProgram, OptimizeProgram, EvaluateProgram, a DeployProgram with a gate),
+the `Plan` of the work the worker then does and records through `executions`,
+`optimizations`, `evaluations` and, for a gate, `finish_gate`.
 
 Around every handler, `DspyOps.attempt` gives the same guarantees: a command handled
 before returns its stored outcome and records nothing; a domain error becomes a stored
@@ -26,10 +27,17 @@ from dspyops.aggregates.app import (
 )
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.app.outcomes import payload_digest, subject_of
-from dspyops.aggregates.app.plans import EvaluationPlan, ExecutionPlan, OptimizationPlan, Plan
+from dspyops.aggregates.app.outcomes import payload_digest, run_context, subject_of
+from dspyops.aggregates.app.plans import (
+    EvaluationPlan,
+    ExecutionPlan,
+    GatePlan,
+    OptimizationPlan,
+    Plan,
+)
 from dspyops.events.commands import (
     COMMAND_TYPES,
+    GATED_COMMANDS,
     AppendDocuments,
     AppendExamples,
     CancelOptimization,
@@ -83,6 +91,25 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
 # A command type without a handler would be accepted on the wire and never answered.
 assert set(COMMAND_HANDLERS) == set(COMMAND_TYPES.values()), "every command needs a handler"
 
+# Gated commands (events.commands.GATED_COMMANDS) -> what applies or refuses the change
+# once the gate's runs ended (aggregates/app/gates.py).
+GATE_FINISHERS: dict[str, Callable[[DspyOps, GatePlan, CommandContext], Outcome]] = {
+    "DeployProgram": programs.finish_gated_deploy,
+}
+assert set(GATE_FINISHERS) == {cls.__name__ for cls in GATED_COMMANDS}, "a gate needs a finisher"
+
+
+def finish_gate(app: DspyOps, plan: GatePlan) -> Outcome:
+    """End a gated command whose gate's runs ended: its one outcome, stored (a rejection
+    too: the change was checked again), or the outcome stored before (a redelivery).
+
+    The command's context is the one its runs recorded (id, type, payload digest, actor),
+    as for every run's end.
+    """
+    ctx = run_context(app.evaluation(plan.candidate_evaluation_id), plan.command_type)
+    finisher = GATE_FINISHERS[plan.command_type]
+    return app.attempt(ctx, lambda _: finisher(app, plan, ctx), plan.program_id)
+
 
 def for_command(command: Command, ctx: CommandContext) -> CommandContext:
     """`ctx` completed with the command's type and payload digest.
@@ -101,7 +128,6 @@ ImmediateCommand = (
     RegisterProgram
     | UpdateProgram
     | TrainProgram
-    | DeployProgram
     | RollbackProgram
     | DeprecateProgram
     | SetBudget
@@ -120,7 +146,8 @@ ImmediateCommand = (
 
 
 # What each command can return, for callers' type checks: a plan only for the three
-# long-running commands (or their outcome, when handled before or rejected).
+# long-running commands and a gated deploy (or their outcome, when handled before or
+# rejected).
 @overload
 def handle(app: DspyOps, command: ImmediateCommand, ctx: CommandContext) -> Outcome: ...
 @overload
@@ -135,6 +162,8 @@ def handle(
 def handle(
     app: DspyOps, command: EvaluateProgram, ctx: CommandContext
 ) -> Outcome | EvaluationPlan: ...
+@overload
+def handle(app: DspyOps, command: DeployProgram, ctx: CommandContext) -> Outcome | GatePlan: ...
 @overload
 def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Plan: ...
 def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Plan:

@@ -1,4 +1,4 @@
-"""What a worker needs to run a program, an optimization or an evaluation.
+"""What a worker needs to run a program, an optimization, an evaluation or a gate.
 
 A plan is everything read from the aggregates at planning time, so the worker builds the
 DSPy module and calls the LM without touching the event store again.
@@ -86,6 +86,25 @@ class EvaluationPlan(Plan):
     devset: list[dict[str, Any]]
     metric: str
     budget: dict[str, Any] | None = None
+    resumed: bool = False
+
+
+class GatePlan(Plan):
+    """A gated command's work (a DeployProgram with a gate): the gate's evaluation runs
+    still open, to run before `handlers.finish_gate` applies or refuses the change.
+    `version` (and the program fields) is the candidate's."""
+
+    # The gated command, as sent (validated): what applying it takes.
+    command_type: str
+    command: dict[str, Any]
+    # events.commands.PromotionGate as JSON.
+    gate: dict[str, Any]
+    # The production version the candidate is compared with (when the gate began).
+    current_version: int
+    candidate_evaluation_id: str
+    current_evaluation_id: str
+    # The runs to score: both, or (resumed after a crash) those that had not ended.
+    runs: list[EvaluationPlan]
     resumed: bool = False
 
 

@@ -1,5 +1,5 @@
-"""Program commands: register, update, train, deploy, roll back, deprecate, set a budget,
-set and remove aliases, split an alias's traffic.
+"""Program commands: register, update, train, deploy (gated or not), roll back, deprecate,
+set a budget, set and remove aliases, split an alias's traffic.
 
 Each handler loads what it changes, calls guarded aggregate methods (which raise a
 DomainError before recording anything) and ends with `app.record(...)`, which saves the
@@ -13,6 +13,8 @@ from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.gates import judge, plan_gate
+from dspyops.aggregates.app.plans import GatePlan
 from dspyops.aggregates.errors import AlreadyExists, ErrorDict, InvalidInput
 from dspyops.aggregates.ids import program_uuid
 from dspyops.aggregates.pipeline import Checkers, check_pipeline
@@ -30,6 +32,8 @@ from dspyops.events.commands import (
     UpdateProgram,
 )
 from dspyops.events.results import (
+    DeploymentRefused,
+    ErrorInfo,
     ProgramAliasRemoved,
     ProgramAliasSet,
     ProgramBudgetSet,
@@ -168,10 +172,43 @@ def train_program(app: DspyOps, cmd: TrainProgram, ctx: CommandContext) -> Outco
     return app.record(ctx, _program_result(ProgramTrainingStarted, program), program)
 
 
-def deploy_program(app: DspyOps, cmd: DeployProgram, ctx: CommandContext) -> Outcome:
+def deploy_program(app: DspyOps, cmd: DeployProgram, ctx: CommandContext) -> Outcome | GatePlan:
+    """Deploy now; with a gate, check the deploy now and plan the gate's runs (the
+    worker runs them, then `finish_gated_deploy` applies or refuses)."""
     program = app.program(cmd.program_id)
+    if cmd.gate is not None:
+        program.check_deploy(cmd.version)
+        return plan_gate(app, program, cmd.version, cmd.gate, cmd, ctx)
     program.deploy(cmd.version, **ctx.meta())
     return app.record(ctx, _program_result(ProgramDeployed, program, version=cmd.version), program)
+
+
+def finish_gated_deploy(app: DspyOps, plan: GatePlan, ctx: CommandContext) -> Outcome:
+    """After the gate's runs ended: deploy if the gate passed, else record the refusal.
+
+    The deploy is checked again first: a program deprecated, or the candidate deployed
+    by another command, while the gate ran rejects the command (nothing applied).
+    """
+    program = app.program(plan.program_id)
+    program.check_deploy(plan.version)
+    verdict = judge(app, plan, program)
+    if verdict.refusal is None:
+        program.deploy(plan.version, **ctx.meta())
+        result = _program_result(
+            ProgramDeployed, program, version=plan.version, gate=verdict.report
+        )
+        return app.record(ctx, result, program)
+    code, message = verdict.refusal
+    report = verdict.report.model_dump(mode="json")
+    program.refuse_deployment(plan.version, code, message, report, **ctx.meta())
+    refused = _program_result(
+        DeploymentRefused,
+        program,
+        version=plan.version,
+        error=ErrorInfo(code=code, message=message),
+        gate=verdict.report,
+    )
+    return app.record(ctx, refused, program)
 
 
 def rollback_program(app: DspyOps, cmd: RollbackProgram, ctx: CommandContext) -> Outcome:

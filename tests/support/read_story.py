@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from dspyops.aggregates.app import DspyOps, evaluations, handle, optimizations
-from dspyops.aggregates.app.context import CommandContext
+from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.plans import ExecutionPlan
 from dspyops.aggregates.execution import Execution
 from dspyops.events.commands import (
@@ -131,9 +131,9 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
         app, "opt1", state={"demos": []}, baseline_score=0.4, optimized_score=0.8
     )
     # v1 serves first, then v2; the rollback returns to v1, which served before.
-    assert handle(app, DeployProgram(program_id="qa", version=1), ctx()).result_type == (
-        "ProgramDeployed"
-    )
+    first = handle(app, DeployProgram(program_id="qa", version=1), ctx())
+    assert isinstance(first, Outcome)
+    assert first.result_type == "ProgramDeployed"
     handle(app, DeployProgram(program_id="qa", version=2), ctx("carol"))
     handle(app, UpdateProgram(program_id="qa", instructions="Answer in one word."), ctx())
     rolled = handle(app, RollbackProgram(program_id="qa", version=1), ctx())

@@ -23,9 +23,11 @@ from dspyops.aggregates.app import (
     DspyOps,
     EvaluationPlan,
     ExecutionPlan,
+    GatePlan,
     OptimizationPlan,
     Outcome,
     evaluations,
+    finish_gate,
     handle,
     in_memory_env,
     optimizations,
@@ -67,6 +69,10 @@ handle(
 
 
 async def end_run(envelope: Any, plan: Any, ctx: CommandContext) -> Outcome:
+    if isinstance(plan, GatePlan):
+        for run in plan.runs:
+            evaluations.fail_evaluation(APP, run.evaluation_id, "stand_in", "ended")
+        return finish_gate(APP, plan)
     if isinstance(plan, OptimizationPlan):
         return optimizations.fail_optimization(APP, plan.optimization_id, "stand_in", "ended")
     return evaluations.fail_evaluation(APP, plan.evaluation_id, "stand_in", "ended")
@@ -78,7 +84,12 @@ EXECUTIONS = ExecutionJobs(
 PROCESSOR = Processor(
     APP,
     TOPICS,
-    jobs={ExecutionPlan: EXECUTIONS.run, OptimizationPlan: end_run, EvaluationPlan: end_run},
+    jobs={
+        ExecutionPlan: EXECUTIONS.run,
+        OptimizationPlan: end_run,
+        EvaluationPlan: end_run,
+        GatePlan: end_run,
+    },
 )
 
 
@@ -97,7 +108,9 @@ def aimed(message: dict[str, Any]) -> dict[str, Any]:
 
 def check(name: str, message: dict[str, Any]) -> None:
     message = aimed(message)
-    record = Incoming(command_topic(TOPICS, name), 0, 0, b"k", encoded(message))
+    record = Incoming(
+        command_topic(TOPICS, name, message.get("data")), 0, 0, b"k", encoded(message)
+    )
     (out,) = LOOP.run_until_complete(PROCESSOR.process(record))
     if out.topic == TOPICS.deadletter:
         got, errors = "deadletter", []
