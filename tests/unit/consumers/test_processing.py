@@ -78,6 +78,22 @@ async def test_a_command_on_the_wrong_topic_is_rejected(app: DspyOps) -> None:
     assert (out.envelope.data or {})["errors"][0]["type"] == "wrong_topic"
 
 
+async def test_a_gated_deploy_belongs_with_the_runs_and_an_ungated_one_does_not(
+    app: DspyOps,
+) -> None:
+    gated = {"program_id": "p", "version": 2, "gate": {"dataset_id": "d"}}
+    plain = {"program_id": "p", "version": 2}
+    for data, topic in ((gated, TOPICS.programs), (plain, TOPICS.optimizations)):
+        command = command_envelope("DeployProgram", data)
+        (out,) = await Processor(app, TOPICS).process(record(command, topic=topic))
+        errors = (out.envelope.data or {})["errors"]
+        assert (errors[0]["type"], errors[0]["loc"]) == ("wrong_topic", ["type"]), data
+    # On its own topic, the gated deploy is handled (here: no such program).
+    command = command_envelope("DeployProgram", gated)
+    (out,) = await Processor(app, TOPICS).process(record(command, topic=TOPICS.optimizations))
+    assert (out.envelope.data or {})["errors"][0]["type"] == "not_found"
+
+
 async def test_invalid_data_is_rejected_with_the_field(app: DspyOps) -> None:
     command = command_envelope("RegisterProgram", {**REGISTER, "progam_id": "typo"})
     (out,) = await Processor(app, TOPICS).process(record(command))
