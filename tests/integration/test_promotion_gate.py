@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from dspyops.aggregates.program import Program
 from dspyops.bootstrap import open_store
 from tests.support.kafka import TopicReader, command
 from tests.support.optimization import (
@@ -77,6 +78,6 @@ async def test_a_gate_deploys_a_better_version_and_refuses_a_worse_one(
         assert run.per_example
         assert len(run.per_example) == len(store.dataset(dataset_id).split("dev"))
     # The audit trail has the refusal as a program event, with the gate's report.
-    refusals = [e for e in store.events.get(program.id) if type(e).__name__ == "DeploymentRefused"]
+    refusals = [e for e in store.events.get(program.id) if isinstance(e, Program.DeploymentRefused)]
     assert len(refusals) == 1
     assert refusals[0].gate == data["gate"]
