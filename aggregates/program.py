@@ -22,7 +22,9 @@ deployed), deprecated at the end. `TRANSITIONS` is the one table (action, from -
     update     any but deprecated (unchanged)           deprecated (loc status)
     deploy     draft, training, optimized, deployed     deprecated (loc status); the version
                -> deployed                              serving now (loc version); a version
-                                                        that does not exist: NotFound
+                                                        that does not exist: NotFound;
+                                                        gated, no version serving (loc
+                                                        gate: app/gates.py)
     rollback   deployed -> deployed                     draft, training, optimized: nothing
                                                         has served (loc status); deprecated;
                                                         a version that never served, or the

@@ -4,6 +4,10 @@ These are the fields a producer in any language sends. Unknown fields are reject
 typo (``progam_id``) is a clear ``CommandRejected`` instead of a silent default, and
 every field is validated strictly, as its JSON Schema says: no ``true`` for a number,
 no ``"1"`` for an integer, no ``"0.5"`` for a float (an integer is a valid float).
+
+This module is long because it is the wire contract of every command in one place: one
+small model per command type, with the nested models they share (budgets, the promotion
+gate), and `COMMAND_TYPES` and the topic groups built from them all.
 """
 
 from __future__ import annotations
