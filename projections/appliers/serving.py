@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dspyops.aggregates.program import PRODUCTION, Program
+from dspyops.aggregates.traffic import Arm
 from dspyops.projections.appliers.audit import meta
 from dspyops.projections.appliers.events import Handlers, ProgramRolledBack, Recorded, event_class
 from dspyops.projections.appliers.rows import Rows
@@ -41,7 +42,7 @@ def _point(state: State, alias: str, version: int) -> State:
     }
 
 
-def _split(state: State, alias: str, arms: list[dict[str, int]]) -> State:
+def _split(state: State, alias: str, arms: list[Arm]) -> State:
     """`alias` split by `arms`; fewer than two arms: no split, its version serves all."""
     splits = {a: s for a, s in state["splits"].items() if a != alias}
     if len(arms) > 1:
@@ -50,11 +51,11 @@ def _split(state: State, alias: str, arms: list[dict[str, int]]) -> State:
 
 
 def traffic_split_set(state: State, e: Program.TrafficSplitSet) -> State:
-    return _split(state, e.alias, list(e.arms))
+    return _split(state, e.alias, e.arms)
 
 
 def split_arm_removed(state: State, e: Program.SplitArmRemoved) -> State:
-    return _split(state, e.alias, list(e.arms))
+    return _split(state, e.alias, e.arms)
 
 
 def deployed(state: State, e: Program.Deployed) -> State:
