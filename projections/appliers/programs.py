@@ -6,6 +6,9 @@ v1 event that did not record its version (see `_created_version`).
 
 Each version row also holds the JSON Schemas of its inputs and outputs, compiled once
 here so that `GET /programs/{id}/schema` reads them instead of compiling per request.
+
+This module is long because every Program event has its handler here, one short method
+each, beside the row and audit helpers they share.
 """
 
 from __future__ import annotations
