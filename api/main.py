@@ -1,7 +1,9 @@
-"""The read-only query API: one router per resource over the projections' tables.
+"""The read-only query API: one router per resource over the projections' tables, and
+the web console under /ui (`api.ui`).
 
 Writes are Kafka commands, never HTTP: only GET routes exist, so any other verb on a
-known path answers 405.
+known path answers 405. The console's login and logout forms are the one exception: they
+set or clear a cookie and write nothing else.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dspyops.api.routes import (
     stats,
 )
 from dspyops.api.telemetry import RequestMetricsMiddleware
+from dspyops.api.ui import console
 from dspyops.settings import Settings, get_settings
 from dspyops.tracing import Tracing
 
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         app.include_router(module.router, dependencies=guarded)
     if guarded_docs:
         _add_guarded_docs(app)
+    console.mount(app)
     return app
 
 

@@ -22,6 +22,7 @@ def complete(
     model: str = "",
     offline: bool = False,
     cost_usd: float | None = None,
+    trace: dict[str, Any] | None = None,
 ) -> Outcome:
     """The outcome of recording `plan`'s execution with these outputs or this error."""
     assert isinstance(plan, ExecutionPlan), plan
@@ -35,6 +36,7 @@ def complete(
         model=model,
         offline=offline,
         cost_usd=cost_usd,
+        trace=trace,
     )
     (outcome,) = complete_executions(app, [completion])
     return outcome

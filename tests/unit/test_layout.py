@@ -233,8 +233,12 @@ def test_the_wheel_holds_one_package_and_a_light_default_install(tmp_path: Path)
         wheel.name.split("-py3")[0] + ".dist-info",
     }
     assert "dspyops/client/client.py" in names
+    # The console's templates and its vendored chart library, with the library's license.
+    for kept in ("templates/base.html", "static/console.js", "static/vendor/uplot/LICENSE"):
+        assert f"dspyops/api/ui/{kept}" in names, kept
+    assert "dspyops/api/ui/static/vendor/uplot/uPlot.iife.min.js" in names
     assert not any(n.startswith(("dspyops/tests/", "dspyops/bench/")) for n in names)
     plain = {re.split(r"[<>=\[;]", r)[0] for r in requires if "extra ==" not in r}
     assert plain == {"aiokafka", "pydantic", "pydantic-settings", "typer", "rich", "httpx", "click"}
     server = {re.split(r"[<>=\[;]", r)[0] for r in requires if 'extra == "server"' in r}
-    assert {"dspy", "faust-streaming", "eventsourcing", "psycopg"} <= server
+    assert {"dspy", "faust-streaming", "eventsourcing", "psycopg", "jinja2"} <= server

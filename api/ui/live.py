@@ -1,0 +1,141 @@
+"""Live pages: server-sent events carrying table rows as they appear or change.
+
+A live table (a program's executions, the lists of runs) opens an EventSource here; each
+event is one row, rendered by the same columns as the page, with the row's id: the page
+replaces the row of that id or adds it on top. The stream polls the read tables (they
+are the projector's, there is nothing to subscribe to), takes a pooled connection per
+poll only, and ends after `MAX_STREAM_S`; the browser reconnects with the last event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from dspyops.api import views
+from dspyops.api.routes.executions import shape as shape_execution
+from dspyops.api.routes.programs import ProgramId
+from dspyops.api.ui.columns import EXECUTION_COLUMNS, RUN_COLUMNS
+from dspyops.api.ui.render import fragment
+from dspyops.api.ui.tables import Column, Table
+from dspyops.projections.read_schema import EXECUTIONS, RUNS
+
+router = APIRouter(prefix="/ui/live", include_in_schema=False)
+
+POLL_S = 1.0
+MAX_STREAM_S = 300.0
+BATCH = 50
+Row = dict[str, Any]
+# (rows changed since the mark, the new mark)
+Fetch = Callable[[AsyncConnection, str], Awaitable[tuple[list[Row], str]]]
+
+
+@router.get("/programs/{program_id}/executions")
+async def program_executions(
+    request: Request,
+    program_id: ProgramId,
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """New executions of the program, and changes to those sent (requested -> ended)."""
+    pending: set[str] = set()
+    columns = ", ".join(f'"{c}"' for c in views.EXECUTION_COLUMNS)
+
+    async def fetch(conn: AsyncConnection, mark: str) -> tuple[list[Row], str]:
+        schema = request.app.state.settings.read_model_schema
+        query = sql.SQL(
+            "SELECT {} FROM {}.{} WHERE program_id = %s "
+            "AND (position > %s OR execution_id = ANY(%s)) ORDER BY position LIMIT %s"
+        ).format(sql.SQL(columns), sql.Identifier(schema), sql.Identifier(EXECUTIONS.name))
+        rows = await _rows(conn, query, [program_id, int(mark), list(pending), BATCH])
+        for row in rows:
+            (pending.add if row["status"] == "requested" else pending.discard)(row["execution_id"])
+        newest = max([int(mark), *(row["position"] for row in rows)])
+        return [shape_execution(row) for row in rows], str(newest)
+
+    start = last_event_id if last_event_id and last_event_id.isdigit() else str(after)
+    return _stream(request, fetch, start, EXECUTION_COLUMNS, "execution_id")
+
+
+@router.get("/optimizations")
+async def optimizations(
+    request: Request,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    return _runs(request, "optimization", last_event_id or since)
+
+
+@router.get("/evaluations")
+async def evaluations(
+    request: Request,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    return _runs(request, "evaluation", last_event_id or since)
+
+
+def _runs(request: Request, kind: str, since: str | None) -> StreamingResponse:
+    """Runs of one kind changed after `since` (ISO time; default now): their progress as
+    it is recorded, new runs among them."""
+
+    async def fetch(conn: AsyncConnection, mark: str) -> tuple[list[Row], str]:
+        schema = request.app.state.settings.read_model_schema
+        query = sql.SQL(
+            "SELECT * FROM {}.{} WHERE kind = %s AND updated_at > %s ORDER BY updated_at LIMIT %s"
+        ).format(sql.Identifier(schema), sql.Identifier(RUNS.name))
+        rows = await _rows(conn, query, [kind, datetime.fromisoformat(mark), BATCH])
+        newest = rows[-1]["updated_at"].isoformat() if rows else mark
+        return rows, newest
+
+    try:
+        start = datetime.fromisoformat(since or "").isoformat()
+    except ValueError:
+        start = datetime.now(UTC).isoformat()
+    return _stream(request, fetch, start, RUN_COLUMNS[kind], "run_id")
+
+
+def _stream(
+    request: Request, fetch: Fetch, mark: str, columns: tuple[Column, ...], id_key: str
+) -> StreamingResponse:
+    async def events() -> AsyncIterator[str]:
+        nonlocal mark
+        # How soon the browser comes back after the stream ends.
+        yield f"retry: {int(POLL_S * 1000)}\n\n"
+        deadline = time.monotonic() + MAX_STREAM_S
+        while time.monotonic() < deadline and not await request.is_disconnected():
+            async with request.app.state.pool.connection() as conn:
+                rows, mark = await fetch(conn, mark)
+            for number, row in enumerate(rows, 1):
+                table = Table("", columns, [row], row_ids=lambda r: str(r[id_key]))
+                html = fragment("row.html", t=table, row=row)
+                data = json.dumps({"id": str(row[id_key]), "html": html})
+                # The mark goes with the batch's last row: a stream cut before it resumes
+                # at the previous mark, and rows sent again replace themselves.
+                last = f"id: {mark}\n" if number == len(rows) else ""
+                yield f"{last}event: row\ndata: {data}\n\n"
+            if not rows:
+                # A comment line: keeps proxies from closing an idle stream.
+                yield ": idle\n\n"
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _rows(conn: AsyncConnection, query: sql.Composed, params: list[Any]) -> list[Row]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
