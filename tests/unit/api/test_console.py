@@ -1,0 +1,174 @@
+"""The console's rules that need no database: the token form and cookie, where a login may
+send you, the one write-free POST, static files, and the pure layout helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dspyops.api.main import create_app
+from dspyops.api.ui.auth import COOKIE, safe_next
+from dspyops.api.ui.charts import from_rows
+from dspyops.api.ui.programs import auto_bucket
+from dspyops.api.ui.runs import failures_first
+from dspyops.api.ui.trace import span_count, trace_view
+from dspyops.settings import get_settings
+from tests.support.console_stack import trace_tree
+
+TOKEN = "s3cret-token"
+NOWHERE = "postgresql://postgres@127.0.0.1:1/none"
+
+
+def app_client(token: str | None) -> TestClient:
+    settings = get_settings().model_copy(
+        update={
+            "api_token": token,
+            "database_url": NOWHERE,
+            "kafka_bootstrap_servers": "127.0.0.1:1",
+        }
+    )
+    return TestClient(create_app(settings), follow_redirects=False)
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with app_client(TOKEN) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/ui/programs", "/ui/programs/p", "/ui/executions/e", "/ui/health", "/ui/live/evaluations"],
+)
+def test_pages_send_a_visitor_without_the_token_to_the_login_form(
+    client: TestClient, path: str
+) -> None:
+    for cookie in (None, "wrong"):
+        client.cookies.clear()
+        if cookie:
+            client.cookies.set(COOKIE, cookie)
+        answer = client.get(path)
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/ui/login?next=%2Fui%2F")
+        assert TOKEN not in answer.text
+
+
+def test_the_right_token_sets_a_strict_http_only_cookie_for_the_console_only(
+    client: TestClient,
+) -> None:
+    answer = client.post("/ui/login", data={"token": TOKEN, "next": "/ui/health"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui/health"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}={TOKEN};")
+    for attribute in ("HttpOnly", "Path=/ui", "SameSite=strict"):
+        assert attribute in cookie
+    # Plain HTTP here: a Secure cookie would never come back.
+    assert "Secure" not in cookie
+
+
+@pytest.mark.parametrize("token", ["", "wrong", TOKEN + "x", "s3cret-tokeñ"])
+def test_a_wrong_token_is_refused_with_the_form_again_and_no_cookie(
+    client: TestClient, token: str
+) -> None:
+    answer = client.post("/ui/login", data={"token": token})
+    assert answer.status_code == 401
+    assert "set-cookie" not in answer.headers
+    assert "That token was refused." in answer.text
+
+
+def test_a_login_posted_from_another_site_is_refused(client: TestClient) -> None:
+    answer = client.post(
+        "/ui/login", data={"token": TOKEN}, headers={"Origin": "https://evil.example"}
+    )
+    assert answer.status_code == 403
+    assert "set-cookie" not in answer.headers
+
+
+def test_logout_clears_the_cookie(client: TestClient) -> None:
+    answer = client.post("/ui/logout")
+    assert answer.status_code == 303
+    assert answer.headers["set-cookie"].startswith(f'{COOKIE}="";')
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("/ui/programs/qa?bucket=day", "/ui/programs/qa?bucket=day"),
+        (None, "/ui/programs"),
+        ("https://evil.example/ui/", "/ui/programs"),
+        ("//evil.example/ui/", "/ui/programs"),
+        ("/ui/\\evil", "/ui/programs"),
+        ("/programs", "/ui/programs"),
+    ],
+)
+def test_after_login_only_console_paths(given: str | None, expected: str) -> None:
+    assert safe_next(given) == expected
+
+
+def test_without_a_token_the_login_form_steps_aside() -> None:
+    with app_client(None) as client:
+        answer = client.get("/ui/login?next=/ui/health")
+        assert (answer.status_code, answer.headers["location"]) == (303, "/ui/health")
+
+
+def test_static_files_need_no_token_and_the_library_keeps_its_license(client: TestClient) -> None:
+    assert client.get("/ui/static/console.js").status_code == 200
+    license_text = client.get("/ui/static/vendor/uplot/LICENSE")
+    assert "MIT License" in license_text.text
+    assert "uPlot" in client.get("/ui/static/vendor/uplot/uPlot.iife.min.js").text
+
+
+@pytest.mark.parametrize("verb", ["PUT", "DELETE", "PATCH", "POST"])
+def test_pages_take_no_write_verb(client: TestClient, verb: str) -> None:
+    for path in ("/ui/programs", "/ui/programs/p", "/ui/health"):
+        assert client.request(verb, path).status_code == 405
+
+
+def test_the_console_stays_out_of_the_openapi_document(client: TestClient) -> None:
+    document = client.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert not [path for path in document["paths"] if path.startswith("/ui")]
+
+
+def test_the_trace_view_places_each_span_on_the_execution_timeline() -> None:
+    view = trace_view(trace_tree())
+    assert view is not None
+    assert span_count(view) == 4
+    assert (view.bar_x, view.bar_width) == (0, 1000)
+    retrieval, predictor = view.children
+    assert (retrieval.bar_x, retrieval.bar_width) == (25, 100)
+    assert retrieval.retrieved == "docs v2: d1, d7"
+    (lm,) = predictor.children
+    assert (lm.bar_x, lm.bar_width, lm.tokens, lm.model) == (150, 750, 15, "offline/echo")
+    assert trace_view(None) is None
+
+
+def test_failures_come_first_then_the_lowest_scores() -> None:
+    examples: list[dict[str, Any]] = [
+        {"index": 0, "score": 1.0},
+        {"index": 1, "score": 0.2},
+        {"index": 2, "score": 0.0, "error": "lm_error"},
+        {"index": 3, "score": 0.0},
+    ]
+    assert [e["index"] for e in failures_first(examples)] == [2, 3, 1, 0]
+
+
+def test_the_bucket_fits_the_span_of_executions() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert auto_bucket(None) == "hour"
+    assert auto_bucket((start, start + timedelta(hours=1))) == "minute"
+    assert auto_bucket((start, start + timedelta(days=2))) == "hour"
+    assert auto_bucket((start, start + timedelta(days=30))) == "day"
+    assert auto_bucket((start, start + timedelta(days=400))) == "week"
+
+
+def test_a_chart_has_a_point_per_row_and_gaps_where_a_value_is_missing() -> None:
+    rows: list[dict[str, Any]] = [{"number": 1, "s": None}, {"number": 2, "s": 0.5}]
+    chart = from_rows("c", "C", "version", rows, lambda r: float(r["number"]), [("s", "s", str)])
+    assert chart.points == 2
+    assert chart.spec()["series"] == [{"label": "s", "values": [None, 0.5]}]
+    assert chart.table_rows() == [("v1", ["None"]), ("v2", ["0.5"])]
