@@ -1,0 +1,233 @@
+"""The web console in a real browser: every page loads clean and only reads, charts draw
+the points SQL counts, the token form refuses a wrong token, live rows arrive, and the
+pages work from the keyboard and read without JavaScript."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, expect
+from psycopg import sql
+
+from dspyops.aggregates.app import handle, optimizations
+from dspyops.events.commands import OptimizeProgram
+from tests.browser.conftest import Visit, open_context
+from tests.support.console_stack import ConsoleStack
+from tests.support.read_story import ctx, execute
+
+Visitor = Callable[[str], Visit]
+
+PAGES = {
+    "programs": "/ui/programs",
+    "programs search": "/ui/programs?name=quest&status=deployed",
+    "program qa": "/ui/programs/qa",
+    "program qa by hour": "/ui/programs/qa?bucket=hour",
+    "program sum": "/ui/programs/sum",
+    "traced execution": "/ui/executions/{traced}",
+    "failed execution": "/ui/executions/{failed}",
+    "optimizations": "/ui/optimizations",
+    "optimization": "/ui/optimizations/opt1",
+    "evaluations": "/ui/evaluations",
+    "evaluation": "/ui/evaluations/ev1",
+    "datasets": "/ui/datasets",
+    "dataset": "/ui/datasets/ds",
+    "health": "/ui/health",
+}
+
+
+def page_path(stack: ConsoleStack, name: str) -> str:
+    return PAGES[name].format(traced=stack.story["traced"], failed=stack.story["failed"][0])
+
+
+def scalar(stack: ConsoleStack, query: str, *params: object) -> int:
+    with psycopg.connect(stack.database_url) as conn:
+        composed = sql.SQL(query).format(schema=sql.Identifier(stack.read_schema))
+        row = conn.execute(composed, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_loads_with_no_console_error_no_failed_request_and_only_gets(
+    visit: Visitor, stack: ConsoleStack, name: str
+) -> None:
+    seen = visit(page_path(stack, name))
+    assert seen.console_errors == []
+    assert seen.failed == []
+    assert seen.methods == {"GET"}
+    expect(seen.page.locator("h1")).to_be_visible()
+    assert "/ui/login" not in seen.page.url
+
+
+def test_visiting_every_page_writes_nothing(visit: Visitor, stack: ConsoleStack) -> None:
+    def state() -> tuple[int, int, int]:
+        return (
+            stack.event_count(),
+            scalar(stack, "SELECT position FROM {schema}.projection_tracking"),
+            scalar(stack, "SELECT count(*) FROM {schema}.audit_log"),
+        )
+
+    before = state()
+    methods: set[str] = set()
+    for name in PAGES:
+        methods |= visit(page_path(stack, name)).methods
+    assert methods == {"GET"}
+    assert state() == before
+
+
+def test_program_charts_draw_the_points_sql_counts(visit: Visitor, stack: ConsoleStack) -> None:
+    for bucket in ("minute", "hour"):
+        seen = visit(f"/ui/programs/qa?bucket={bucket}")
+        buckets = scalar(
+            stack,
+            "SELECT count(DISTINCT date_trunc(%s, requested_at)) FROM {schema}.executions "
+            "WHERE program_id = 'qa'",
+            bucket,
+        )
+        expected = {
+            "score-by-version": scalar(
+                stack, "SELECT count(*) FROM {schema}.program_versions WHERE program_id = 'qa'"
+            ),
+            "executions-over-time": buckets,
+            "success-over-time": buckets,
+            "latency-over-time": buckets,
+            "tokens-by-version": scalar(
+                stack,
+                "SELECT count(DISTINCT version) FROM {schema}.executions WHERE program_id = 'qa'",
+            ),
+            "cost-by-version": scalar(
+                stack,
+                "SELECT count(DISTINCT version) FROM {schema}.executions WHERE program_id = 'qa'",
+            ),
+        }
+        drawn = seen.page.eval_on_selector_all(
+            "figure[data-chart]",
+            "figures => Object.fromEntries(figures.map(f => [f.dataset.chart, "
+            "[Number(f.dataset.points), f.querySelectorAll('.plot canvas').length]]))",
+        )
+        assert drawn == {key: [points, 1] for key, points in expected.items()}, bucket
+    assert expected["score-by-version"] == 3
+
+
+def test_run_chart_draws_each_recorded_step(visit: Visitor, stack: ConsoleStack) -> None:
+    steps = scalar(
+        stack,
+        "SELECT count(*) FROM {schema}.audit_log WHERE aggregate_id = 'opt1' AND changes ? 'step'",
+    )
+    seen = visit("/ui/optimizations/opt1")
+    figure = seen.page.locator("figure[data-chart='score-over-steps']")
+    assert figure.get_attribute("data-points") == str(steps)
+    assert steps >= 2
+
+
+def test_trace_tree_has_a_timing_bar_per_span(visit: Visitor, stack: ConsoleStack) -> None:
+    seen = visit(f"/ui/executions/{stack.story['traced']}")
+    spans = seen.page.locator("ul.trace li")
+    assert spans.count() == 4
+    assert seen.page.locator("ul.trace svg.bar").count() == 4
+    lm = seen.page.locator("ul.trace li li li .span")
+    expect(lm).to_contain_text("lm offline/echo")
+    expect(lm).to_contain_text("15 tokens")
+    # The LM call starts 6 ms into 40 and lasts 30: its bar is there, 150 and 750 wide.
+    fill = lm.locator("rect.fill")
+    assert (fill.get_attribute("x"), fill.get_attribute("width")) == ("150", "750")
+
+
+def test_wrong_token_is_refused_and_the_right_one_kept_in_a_strict_cookie(
+    browser: Browser, stack: ConsoleStack
+) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{stack.url}/ui/programs/qa")
+        assert page.url == f"{stack.url}/ui/login?next=%2Fui%2Fprograms%2Fqa"
+        page.get_by_label("API token").fill("not-the-token")
+        with page.expect_response(lambda r: r.request.method == "POST") as answered:
+            page.get_by_role("button", name="Log in").click()
+        assert answered.value.status == 401
+        expect(page.get_by_role("alert")).to_have_text("That token was refused.")
+        assert context.cookies() == []
+        page.get_by_label("API token").fill(stack.token)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{stack.url}/ui/programs/qa")
+        expect(page.locator("h1")).to_have_text("Question answering")
+        (cookie,) = context.cookies()
+        assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/ui")
+        # JavaScript cannot read it.
+        assert page.evaluate("document.cookie") == ""
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url(f"{stack.url}/ui/login")
+        assert context.cookies() == []
+    finally:
+        context.close()
+
+
+def test_new_executions_appear_without_a_reload(visit: Visitor, stack: ConsoleStack) -> None:
+    seen = visit("/ui/programs/qa")
+    seen.page.evaluate("window.notReloaded = true")
+    execution_id = execute(stack.store, "qa", latency_ms=77.0)
+    assert stack.project() > 0
+    row = seen.page.locator(f"tr[data-row-id='{execution_id}']")
+    expect(row).to_be_visible(timeout=10_000)
+    expect(row).to_contain_text("77.0 ms")
+    # On top of the table, and the page was never reloaded.
+    first = seen.page.locator("table[data-live] tbody tr").first
+    assert first.get_attribute("data-row-id") == execution_id
+    assert seen.page.evaluate("window.notReloaded") is True
+    assert seen.console_errors == []
+
+
+def test_a_running_optimization_shows_its_progress_without_a_reload(
+    visit: Visitor, stack: ConsoleStack
+) -> None:
+    seen = visit("/ui/optimizations")
+    seen.page.evaluate("window.notReloaded = true")
+    command = OptimizeProgram(program_id="qa", dataset_id="ds", optimization_id="opt-live")
+    planned = handle(stack.store, command, ctx())
+    assert not hasattr(planned, "result_type"), planned
+    stack.project()
+    row = seen.page.locator("tr[data-row-id='opt-live']")
+    expect(row).to_contain_text("running", timeout=10_000)
+    optimizations.record_progress(stack.store, "opt-live", 3, 10, 0.25)
+    stack.project()
+    expect(row).to_contain_text("3/10", timeout=10_000)
+    expect(row).to_contain_text("0.250")
+    assert seen.page.evaluate("window.notReloaded") is True
+
+
+def test_keyboard_reaches_the_skip_link_and_the_navigation(
+    visit: Visitor, stack: ConsoleStack
+) -> None:
+    page = visit("/ui/programs").page
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Programs"
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{stack.url}/ui/programs")
+
+
+def test_tables_and_chart_numbers_read_without_javascript(
+    browser: Browser, stack: ConsoleStack
+) -> None:
+    context = open_context(browser, stack, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{stack.url}/ui/programs/qa?bucket=minute")
+        executions = page.locator("table[data-live] tbody tr")
+        assert executions.count() >= 10
+        figure = page.locator("figure[data-chart='score-by-version']")
+        assert figure.locator("canvas").count() == 0
+        figure.locator("summary").click()
+        rows = figure.locator("details tbody tr")
+        assert [rows.nth(i).locator("th").inner_text() for i in range(rows.count())] == [
+            "v1",
+            "v2",
+            "v3",
+        ]
+        expect(rows.nth(1)).to_contain_text("0.800")
+    finally:
+        context.close()
