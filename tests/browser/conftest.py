@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     settings = get_settings()
     servers, url = settings.bootstrap_servers, settings.effective_database_url
@@ -52,10 +52,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
         yield started
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(stack: ConsoleStack) -> Iterator[Browser]:
-    # After `stack`: Playwright's sync API keeps an event loop running in this thread,
-    # so nothing may call asyncio.run (the stack's Kafka probe does) once it started.
+    # Playwright's sync API keeps an event loop running in this thread while it is open:
+    # nothing may call asyncio.run meanwhile (the stack's Kafka probe does, so `stack`
+    # comes first), and it is closed with the module, before any async test runs.
     if not Path(CHROMIUM).is_file():
         pytest.fail(
             f"no chromium at {CHROMIUM}: run ./scripts/setup (or set DSPYOPS_TEST_CHROMIUM)"
