@@ -14,13 +14,14 @@ function drawChart(figure) {
   const spec = JSON.parse(figure.querySelector("script[type='application/json']").textContent);
   const target = figure.querySelector(".plot");
   const isTime = spec.x_kind === "time";
+  const pad = isTime ? 3600 : 1;
   const opts = {
     width: Math.max(target.clientWidth || figure.clientWidth - 20, 280),
     height: 200,
     scales: {
       // One point alone: a margin either side (an hour, or one version or step).
       x: spec.x.length === 1
-        ? { time: isTime, range: (u, min, max) => [min - (isTime ? 3600 : 1), max + (isTime ? 3600 : 1)] }
+        ? { time: isTime, auto: false, min: spec.x[0] - pad, max: spec.x[0] + pad }
         : { time: isTime },
     },
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
