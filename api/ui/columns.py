@@ -15,6 +15,25 @@ def _aliases(value: Any) -> str:
     return ", ".join(value) if value else DASH
 
 
+def _splits(value: Any) -> str:
+    """`production: v2 90 % / v3 10 %`, one per split alias."""
+    if not value:
+        return DASH
+    return "; ".join(
+        f"{alias}: " + " / ".join(f"v{arm['version']} {arm['percent']} %" for arm in split["arms"])
+        for alias, split in sorted(value.items())
+    )
+
+
+def _route(value: Any) -> str:
+    """How the version was chosen: the alias, and the split's arm when one chose."""
+    if not value:
+        return DASH
+    if value.get("arm") is not None:
+        return f"{value['alias']} split → v{value['arm']}"
+    return str(value.get("alias") or "named version")
+
+
 def _version(value: Any) -> str:
     return DASH if value is None else f"v{value}"
 
@@ -63,6 +82,7 @@ PROGRAM_COLUMNS = (
     Column("Name", "name"),
     Column("Status", "status"),
     Column("Aliases", "aliases", _aliases),
+    Column("Traffic", "splits", _splits),
     Column("Latest", "latest_version", _version, numeric=True),
     Column("Serving", "deployed_version", _version, numeric=True),
     Column("Executions", "executions", lambda n: f"{n:,}", numeric=True),
@@ -88,6 +108,7 @@ VERSION_COLUMNS = (
 EXECUTION_COLUMNS = (
     Column("Execution", "execution_id", link=execution_link),
     Column("Version", "version", _version, numeric=True),
+    Column("Route", "route", _route),
     Column("Status", "status"),
     Column("Error", _error),
     Column("Latency", "latency_ms", ms, numeric=True),

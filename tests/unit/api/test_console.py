@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from dspyops.api.main import create_app
 from dspyops.api.ui.auth import COOKIE, safe_next
 from dspyops.api.ui.charts import from_rows
+from dspyops.api.ui.columns import EXECUTION_COLUMNS, PROGRAM_COLUMNS
 from dspyops.api.ui.programs import auto_bucket
+from dspyops.api.ui.render import DASH
 from dspyops.api.ui.runs import failures_first
 from dspyops.api.ui.trace import span_count, trace_view
 from dspyops.settings import get_settings
@@ -172,3 +174,20 @@ def test_a_chart_has_a_point_per_row_and_gaps_where_a_value_is_missing() -> None
     assert chart.points == 2
     assert chart.spec()["series"] == [{"label": "s", "values": [None, 0.5]}]
     assert chart.table_rows() == [("v1", ["None"]), ("v2", ["0.5"])]
+
+
+def test_traffic_and_route_columns_say_what_serves_and_why() -> None:
+    splits = {
+        "production": {
+            "arms": [{"version": 2, "percent": 90}, {"version": 3, "percent": 10}],
+            "guard": None,
+        }
+    }
+    traffic = next(c for c in PROGRAM_COLUMNS if c.label == "Traffic")
+    route = next(c for c in EXECUTION_COLUMNS if c.label == "Route")
+    assert traffic.cell({"splits": splits}).text == "production: v2 90 % / v3 10 %"
+    assert traffic.cell({"splits": {}}).text == DASH
+    split_route = {"alias": "production", "arm": 3, "bucket": 9400, "reason": "..."}
+    assert route.cell({"route": split_route}).text == "production split → v3"
+    assert route.cell({"route": {"alias": "staging", "arm": None}}).text == "staging"
+    assert route.cell({"route": None}).text == DASH
