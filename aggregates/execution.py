@@ -21,8 +21,8 @@ from dspyops.aggregates.ids import execution_uuid
 
 REQUESTED, SUCCEEDED, FAILED = "requested", "succeeded", "failed"
 
-# The range of every feedback score: programs do not declare their own (yet). A scale a
-# program declared would be passed to `record_feedback` in its place.
+# The range of feedback scores of a program that declares none (RegisterProgram's
+# `feedback_scale`); the program's own is passed to `record_feedback`.
 FEEDBACK_SCALE = (0.0, 1.0)
 
 

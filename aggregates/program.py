@@ -75,6 +75,7 @@ from typing import Any, TypedDict
 from eventsourcing.domain import Aggregate, event
 
 from dspyops.aggregates.errors import IllegalTransition, InvalidInput, NotFound
+from dspyops.aggregates.execution import FEEDBACK_SCALE
 from dspyops.aggregates.ids import program_uuid
 from dspyops.aggregates.traffic import Arm, arm_for, bucket_of, checked_arms, describe, without_arm
 from dspyops.events.fields import ALIAS_PATTERN
@@ -166,8 +167,8 @@ class Program(Aggregate):
     # Snapshots are versioned too: a snapshot taken before pipelines lacks their fields,
     # one taken before budgets lacks `budget`, one taken before redeploys lacks
     # `served_versions`, one taken before aliases lacks `aliases`, one taken before
-    # traffic splits lacks `splits`.
-    class_version = 6
+    # traffic splits lacks `splits`, one taken before feedback scales lacks `feedback_scale`.
+    class_version = 7
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -195,6 +196,10 @@ class Program(Aggregate):
     @staticmethod
     def upcast_v5_v6(state: dict[str, Any]) -> None:
         state["splits"] = {}
+
+    @staticmethod
+    def upcast_v6_v7(state: dict[str, Any]) -> None:
+        state["feedback_scale"] = None
 
     @staticmethod
     def create_id(program_id: str) -> Any:
@@ -225,7 +230,10 @@ class Program(Aggregate):
         outputs: dict[str, str] | None
         options: dict[str, Any] | None
         plugin: dict[str, Any] | None
-        class_version = 3
+        # {"min", "max"} of feedback scores (version 4); None: the default 0..1, as for
+        # every program registered before programs declared one.
+        feedback_scale: dict[str, float] | None
+        class_version = 4
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -235,6 +243,10 @@ class Program(Aggregate):
         @staticmethod
         def upcast_v2_v3(state: dict[str, Any]) -> None:
             state.update(steps=None, outputs=None, options=None, plugin=None)
+
+        @staticmethod
+        def upcast_v3_v4(state: dict[str, Any]) -> None:
+            state["feedback_scale"] = None
 
     class TrainingStarted(Aggregate.Event):
         status: str
@@ -406,8 +418,11 @@ class Program(Aggregate):
         outputs: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
         plugin: dict[str, Any] | None = None,
+        feedback_scale: dict[str, float] | None = None,
     ) -> None:
         self.program_id = program_id
+        # The range of feedback scores; None: 0..1 (see `scale`).
+        self.feedback_scale = feedback_scale
         self.name = name
         self.signature = signature
         self.module = module
@@ -435,6 +450,13 @@ class Program(Aggregate):
         self.splits: dict[str, dict[str, Any]] = {}
 
     # --- queries -------------------------------------------------------------------
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """The range feedback scores lie in: the declared one, else 0..1."""
+        if self.feedback_scale is None:
+            return FEEDBACK_SCALE
+        return self.feedback_scale["min"], self.feedback_scale["max"]
 
     @property
     def latest_version(self) -> int:

@@ -38,6 +38,22 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
+class FeedbackScale(BaseModel):
+    """The range feedback scores on a program's executions lie in, both ends included
+    (RecordFeedback outside it is refused): 0..1 when a program declares none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    min: float = Field(ge=-1e9, le=1e9, allow_inf_nan=False)
+    max: float = Field(ge=-1e9, le=1e9, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FeedbackScale:
+        if not self.min < self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+        return self
+
+
 class RegisterProgram(Command):
     """A program: one signature run by `module`, a pipeline of `steps`, or a plugin module.
 
@@ -60,6 +76,8 @@ class RegisterProgram(Command):
         default_factory=dict
     )
     lm: ProfileName = "default"
+    # The range of the feedback scores on its executions (default 0..1), e.g. 1..5 stars.
+    feedback_scale: FeedbackScale | None = None
 
 
 class UpdateProgram(Command):

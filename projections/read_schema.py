@@ -71,6 +71,8 @@ PROGRAMS = Table(
         ("aliases", "jsonb NOT NULL DEFAULT '{}'::jsonb"),
         # {alias: {"arms": [{"version", "percent"}], "guard": ...}}: traffic splits.
         ("splits", "jsonb NOT NULL DEFAULT '{}'::jsonb"),
+        # {"min", "max"} of its feedback scores (RegisterProgram); NULL: 0..1.
+        ("feedback_scale", "jsonb"),
     ),
     key=("id",),
 )

@@ -98,6 +98,7 @@ UPGRADES: tuple[Upgrade, ...] = (
     # No split existed before splits: the column's default, '{}', is what events give.
     Upgrade(PROGRAMS, ("splits",), _nothing_to_fill),
     Upgrade(EXECUTIONS, ("route",), _nothing_to_fill),
+    Upgrade(PROGRAMS, ("feedback_scale",), _nothing_to_fill),
 )
 
 

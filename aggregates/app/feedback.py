@@ -23,10 +23,12 @@ def record_feedback(app: DspyOps, cmd: RecordFeedback, ctx: CommandContext) -> O
     execution = app.execution(cmd.execution_id)
     if execution is None:
         raise NotFound(f"no execution {cmd.execution_id!r}", loc=["execution_id"])
+    program = app.program(execution.program_id, copy=False)
     corrected = None
     if cmd.corrected_outputs is not None:
         corrected = _checked_corrections(app, execution, cmd.corrected_outputs)
     execution.record_feedback(
+        scale=program.scale,
         score=cmd.score,
         label=cmd.label,
         comment=cmd.comment,

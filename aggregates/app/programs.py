@@ -69,6 +69,7 @@ def register_program(app: DspyOps, cmd: RegisterProgram, ctx: CommandContext) ->
         description=cmd.description,
         field_descriptions=dict(cmd.field_descriptions),
         lm=cmd.lm,
+        feedback_scale=None if cmd.feedback_scale is None else cmd.feedback_scale.model_dump(),
         **shape,
         **ctx.meta(),
     )

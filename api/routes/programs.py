@@ -45,6 +45,11 @@ class TrafficSplit(BaseModel):
     guard: SplitGuard | None = None
 
 
+class FeedbackScale(BaseModel):
+    min: float
+    max: float
+
+
 class Program(BaseModel):
     program_id: str
     name: str
@@ -63,6 +68,8 @@ class Program(BaseModel):
     # Traffic splits by alias: {alias: {arms, guard}}; an alias without one serves its
     # version alone.
     splits: dict[str, TrafficSplit] = {}
+    # The range of feedback scores on its executions; null: the default, 0..1.
+    feedback_scale: FeedbackScale | None = None
     created_at: datetime
     updated_at: datetime
 

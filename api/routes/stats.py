@@ -35,7 +35,8 @@ class Stats(BaseModel):
     cost_usd: float | None
     unpriced: int
     # Feedback (RecordFeedback) on these executions: how many, how many gave a score,
-    # and the mean of those scores (0..1; null when none did).
+    # and the mean of those scores (on the program's feedback scale, 0..1 by default;
+    # null when none did).
     feedback_count: int
     feedback_scored: int
     feedback_score_mean: float | None

@@ -83,6 +83,7 @@ class ProgramsApplier:
             "budget": None,
             "aliases": {},
             "splits": {},
+            "feedback_scale": e.feedback_scale,
             "created_at": e.timestamp,
             "updated_at": e.timestamp,
             "position": position,

@@ -100,7 +100,8 @@ def agrees(want: str, got: str, errors: list[dict[str, Any]]) -> bool:
     """Whether an outcome is the one the contract says; one allowance, below."""
     if want == "handled" and got == "rejected":
         # Only a rule across fields, which a JSON Schema cannot say (UpdateProgram needs
-        # description or instructions), may reject a schema-valid command; it names
-        # `data` as a whole, never a field's type.
-        return all(e["loc"] == ["data"] and e["type"] == "value_error" for e in errors)
+        # description or instructions; a feedback scale's min below its max), may reject
+        # a schema-valid command; it names the object whose fields disagree (`data`, or
+        # an object in it), never a field's type.
+        return all(e["loc"][:1] == ["data"] and e["type"] == "value_error" for e in errors)
     return want == got

@@ -9,10 +9,20 @@ from pydantic import ValidationError
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, Outcome, handle
 from dspyops.aggregates.execution import Execution
-from dspyops.events.commands import RecordFeedback
+from dspyops.aggregates.program import Program
+from dspyops.events.commands import FeedbackScale, RecordFeedback, RegisterProgram
 from dspyops.events.results import ErrorInfo
 from tests.support.executions import complete
-from tests.unit.aggregates.test_application import Ids, execute, log_length, register, topics_since
+from tests.unit.aggregates.test_application import (
+    SIGNATURE,
+    Ids,
+    execute,
+    log_length,
+    program_from_older_snapshot,
+    register,
+    restored,
+    topics_since,
+)
 
 
 def executed(app: DspyOps, ctx: Ids, execution_id: str = "e1", *, fail: bool = False) -> None:
@@ -144,3 +154,53 @@ def test_feedback_must_say_something() -> None:
         RecordFeedback(execution_id="e1")
     with pytest.raises(ValidationError):
         RecordFeedback(execution_id="e1", score=float("nan"))
+
+
+def stars(app: DspyOps, ctx: Ids) -> None:
+    """Program "p" whose feedback is 1..5 stars, and its execution "e1"."""
+    outcome = handle(
+        app,
+        RegisterProgram(
+            program_id="p",
+            name="QA",
+            signature=SIGNATURE,
+            feedback_scale=FeedbackScale(min=1, max=5),
+        ),
+        ctx(),
+    )
+    assert outcome.result_type == "ProgramRegistered", outcome.data
+    executed(app, ctx)
+
+
+def test_a_program_declares_its_feedback_scale(app: DspyOps, ctx: Ids) -> None:
+    stars(app, ctx)
+    assert app.program("p").scale == (1.0, 5.0)
+    assert feedback(app, ctx, score=4.5).result_type == "FeedbackRecorded"
+    assert feedback(app, ctx, score=5).result_type == "FeedbackRecorded"
+    refused = feedback(app, ctx, score=0.5)
+    assert rejection(refused) == ("out_of_range", ["score"])
+    assert "between 1 and 5" in refused.data["errors"][0]["msg"]
+
+
+def test_a_feedback_scale_is_ordered() -> None:
+    for low, high in ((1, 1), (5, 1)):
+        with pytest.raises(ValidationError, match="must be below"):
+            FeedbackScale(min=low, max=high)
+
+
+def test_programs_registered_before_scales_keep_zero_to_one(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    program = app.program("p")
+    assert (program.feedback_scale, program.scale) == (None, (0.0, 1.0))
+    # A Registered event as version 3 wrote it: no feedback_scale.
+    stored = app.events.recorder.select_events(program.id, limit=1)[0]
+    state = app.mapper.transcoder.decode(stored.state)
+    del state["feedback_scale"]
+    state["class_version"] = 3
+    older = restored(app, stored, state)
+    assert isinstance(older, Program.Registered)
+    loaded = older.mutate(None)
+    assert isinstance(loaded, Program)
+    assert loaded.scale == (0.0, 1.0)
+    # And a program snapshot as class version 6 wrote it.
+    assert program_from_older_snapshot(app, "p", 6, "feedback_scale").scale == (0.0, 1.0)
