@@ -23,6 +23,7 @@ from dspyops.projections.lag import read_lag
 from dspyops.projections.read_schema import (
     AUDIT_LOG,
     CORPORA,
+    DATASET_EXAMPLES,
     DATASETS,
     EXECUTIONS,
     FEEDBACK,
@@ -45,6 +46,7 @@ SCHEMAS = ("input_schema", "output_schema")
 VERSION_COLUMNS = PROGRAM_VERSIONS.without(*SCHEMAS)
 VERSION_LIST_COLUMNS = PROGRAM_VERSIONS.without("state", *SCHEMAS)
 DATASET_COLUMNS = DATASETS.without("id")
+DATASET_EXAMPLE_COLUMNS = DATASET_EXAMPLES.without("position")
 CORPUS_COLUMNS = CORPORA.without("id")
 # A list leaves the trace out (it can be large); one execution's view has it.
 EXECUTION_COLUMNS = EXECUTIONS.without("id", "trace")
@@ -272,6 +274,37 @@ async def datasets(
 
 async def dataset(conn: AsyncConnection, schema: str, dataset_id: str) -> Row | None:
     return await _one(conn, schema, DATASETS, DATASET_COLUMNS, dataset_id=dataset_id)
+
+
+async def dataset_examples(
+    conn: AsyncConnection,
+    schema: str,
+    dataset_id: str,
+    *,
+    split: str | None,
+    version: int | None,
+    limit: int,
+    cursor: str | None,
+) -> PageRows:
+    """A dataset's examples in the order they were added (by `number`, the cursor the last
+    number seen): of one split, and as of one version of the dataset, when given."""
+    conditions = _given(
+        ("dataset_id", "=", dataset_id),
+        ("split", "=", split),
+        ("dataset_version", "<=", version),
+        ("number", ">", None if cursor is None else pagination.decode(cursor)),
+    )
+    where = sql.SQL(" AND ").join(condition for condition, _ in conditions)
+    rows = await _fetch_all(
+        conn,
+        sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY number LIMIT %s").format(
+            _columns(DATASET_EXAMPLE_COLUMNS), _table(schema, DATASET_EXAMPLES), where
+        ),
+        [*(param for _, param in conditions), limit + 1],
+    )
+    items = rows[:limit]
+    more = len(rows) > limit
+    return PageRows(items, pagination.encode(items[-1]["number"]) if more else None)
 
 
 async def corpora(

@@ -121,6 +121,27 @@ DATASETS = Table(
     key=("id",),
 )
 
+# Every example of every dataset, numbered from 1 in the order they were added:
+# `dataset_version` is the dataset's version that added it (1: registered, then one per
+# append), so version N of a dataset is its examples with dataset_version <= N;
+# `source_execution_id` the execution it was promoted from (PromoteExecutions), else NULL.
+DATASET_EXAMPLES = Table(
+    "dataset_examples",
+    (
+        ("dataset_id", "text NOT NULL"),
+        ("number", "integer NOT NULL"),
+        ("split", "text NOT NULL"),
+        ("example", "jsonb NOT NULL"),
+        ("source_execution_id", "text"),
+        ("dataset_version", "integer NOT NULL"),
+        ("added_at", "timestamptz NOT NULL"),
+        ("command_id", "text NOT NULL"),
+        ("actor", "text"),
+        ("position", "bigint NOT NULL"),
+    ),
+    key=("dataset_id", "number"),
+)
+
 # A corpus's documents stay in the event store (like a dataset's examples); `version` and
 # `size` are copied from its latest event.
 CORPORA = Table(
@@ -293,6 +314,7 @@ READ_MODELS: tuple[Table, ...] = (
     RUNS,
     AUDIT_LOG,
     SERVING_CHANGES,
+    DATASET_EXAMPLES,
 )
 
 # The read side's position in the event store (one row per projection name).
@@ -333,4 +355,5 @@ INDEXES: tuple[tuple[Table, str], ...] = (
     (FEEDBACK, "program_id, version"),
     (SERVING_CHANGES, "program_id, occurred_at"),
     (SERVING_CHANGES, "program_id, position"),
+    (DATASET_EXAMPLES, "dataset_id, split, number"),
 )

@@ -28,6 +28,7 @@ from dspyops.projections.appliers.rows import Rows
 from dspyops.projections.appliers.serving import NEXT_STATE
 from dspyops.projections.read_schema import (
     AUDIT_LOG,
+    DATASET_EXAMPLES,
     EXECUTIONS,
     PROGRAM_VERSIONS,
     PROGRAMS,
@@ -105,12 +106,14 @@ UPGRADES: tuple[Upgrade, ...] = (
 @dataclass(frozen=True)
 class NewTable:
     table: Table
-    # The program events (audit_log.event_type) whose rows it holds.
+    # The events (audit_log.event_type) whose rows it holds, of aggregates of this kind.
     event_types: tuple[str, ...]
+    aggregate_kind: str = "program"
 
 
 NEW_TABLES: tuple[NewTable, ...] = (
     NewTable(SERVING_CHANGES, tuple(sorted(cls.__name__ for cls in NEXT_STATE))),
+    NewTable(DATASET_EXAMPLES, ("Registered", "ExamplesAppended"), aggregate_kind="dataset"),
 )
 
 
@@ -126,10 +129,10 @@ def check_new_tables(conn: Connection, schema: str) -> None:
             continue
         projected = conn.execute(
             sql.SQL(
-                "SELECT EXISTS (SELECT 1 FROM {}.{} WHERE aggregate_kind = 'program' "
+                "SELECT EXISTS (SELECT 1 FROM {}.{} WHERE aggregate_kind = %s "
                 "AND event_type = ANY(%s))"
             ).format(sql.Identifier(schema), sql.Identifier(AUDIT_LOG.name)),
-            [list(new.event_types)],
+            [new.aggregate_kind, list(new.event_types)],
         ).fetchone()
         if projected and projected[0]:
             raise OutdatedReadSchema(

@@ -188,6 +188,22 @@ DATASET_COLUMNS = (
     Column("Updated", "updated_at", when),
 )
 
+EXAMPLE_ROW_COLUMNS = (
+    Column("#", "number", numeric=True),
+    Column("Split", "split"),
+    Column("Example", "example"),
+    Column("Added in", "dataset_version", _version, numeric=True),
+    Column(
+        "From execution",
+        "source_execution_id",
+        link=lambda row: (
+            path("executions", row["source_execution_id"]) if row["source_execution_id"] else None
+        ),
+    ),
+    Column("Actor", "actor"),
+    Column("Added", "added_at", when),
+)
+
 CORPUS_COLUMNS = (
     Column("Corpus", "corpus_id"),
     Column("Name", "name"),

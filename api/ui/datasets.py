@@ -1,4 +1,5 @@
-"""Datasets and corpora: their sizes and splits, as the read models hold them."""
+"""Datasets and corpora: their sizes and splits, and a dataset's examples with the version
+and execution each came from, as the read models hold them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery
-from dspyops.api.ui.columns import CORPUS_COLUMNS, DATASET_COLUMNS
+from dspyops.api.ui.columns import CORPUS_COLUMNS, DATASET_COLUMNS, EXAMPLE_ROW_COLUMNS
 from dspyops.api.ui.render import page
 from dspyops.api.ui.tables import Table, with_query
 
@@ -46,13 +47,23 @@ async def dataset_page(
     dataset_id: Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)],
     db: DbDep,
     settings: SettingsDep,
+    cursor: CursorQuery = None,
 ) -> HTMLResponse:
-    row = await views.dataset(db, settings.read_model_schema, dataset_id)
+    schema = settings.read_model_schema
+    row = await views.dataset(db, schema, dataset_id)
     if row is None:
         raise not_found("dataset", dataset_id)
+    examples = await views.dataset_examples(
+        db, schema, dataset_id, split=None, version=None, limit=PAGE, cursor=cursor
+    )
+    here = f"/ui/datasets/{dataset_id}"
+    more = with_query(here, cursor=examples.next_cursor) if examples.next_cursor else None
     return page(
         request,
         "datasets.html",
         title=f"Dataset {row['name']}",
-        tables=[Table("Dataset", DATASET_COLUMNS, [row])],
+        tables=[
+            Table("Dataset", DATASET_COLUMNS, [row]),
+            Table("Examples", EXAMPLE_ROW_COLUMNS, examples.items, more, "No examples yet."),
+        ],
     )

@@ -51,11 +51,15 @@ class DatasetRegistered(Recorded, Protocol):
     dataset_id: str
     name: str
     dev_fraction: float
+    examples: list[dict[str, Any]]
     splits: list[str]
 
 
 class ExamplesAppended(Recorded, Protocol):
+    examples: list[dict[str, Any]]
     splits: list[str]
+    # Version 2; None for examples sent as such (and in version 1 events).
+    source_execution_ids: list[str] | None
 
 
 class CorpusRegistered(Recorded, Protocol):

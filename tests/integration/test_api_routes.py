@@ -347,6 +347,19 @@ def test_datasets(client: TestClient) -> None:
     assert one["train_size"] + one["dev_size"] == 20
 
 
+def test_dataset_examples_page_in_the_order_they_were_added(client: TestClient) -> None:
+    examples = [item for page in pages(client, "/datasets/ds/examples", limit=7) for item in page]
+    assert [e["number"] for e in examples] == list(range(1, 21))
+    assert {(e["dataset_version"], e["source_execution_id"]) for e in examples} == {(1, None)}
+    dev = client.get("/datasets/ds/examples", params={"split": "dev", "limit": 200}).json()
+    one = client.get("/datasets/ds").json()
+    assert len(dev["items"]) == one["dev_size"]
+    assert {e["split"] for e in dev["items"]} <= {"dev"}
+    assert client.get("/datasets/ds/examples", params={"version": 1}).json()["items"]
+    assert client.get("/datasets/nope/examples").status_code == 404
+    assert client.get("/datasets/ds/examples", params={"split": "test"}).status_code == 422
+
+
 def test_optimizations_and_evaluations(client: TestClient) -> None:
     opts = client.get("/optimizations?program_id=qa").json()["items"]
     assert [(o["optimization_id"], o["status"], o["version_created"]) for o in opts] == [

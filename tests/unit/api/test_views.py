@@ -84,7 +84,26 @@ def test_every_list_view_is_checked() -> None:
         and not name.startswith("_")
         and getattr(value, "__annotations__", {}).get("return") == "PageRows"
     }
-    assert listed == set(LIST_VIEWS)
+    # A dataset's examples page by their number, oldest first (tested below).
+    assert listed == {*LIST_VIEWS, "dataset_examples"}
+
+
+@pytest.mark.parametrize("cursor", [None, "41"])
+async def test_dataset_examples_page_by_number_in_the_order_added(cursor: str | None) -> None:
+    conn = RecordingConnection()
+    found = await views.dataset_examples(
+        cast(AsyncConnection, conn), "s", "d", split="dev", version=3, limit=7, cursor=cursor
+    )
+    assert found == views.PageRows([], None)
+    ((query, params),) = conn.queries
+    assert query.endswith("ORDER BY number LIMIT %s")
+    assert '"split" = %s' in query
+    assert '"dataset_version" <= %s' in query
+    assert params[:3] == ["d", "dev", 3]
+    assert params[-1] == 8
+    assert ('"number" > %s' in query) == (cursor is not None)
+    if cursor is not None:
+        assert params[-2] == 41
 
 
 @pytest.mark.parametrize("name", sorted(LIST_VIEWS))
