@@ -33,8 +33,10 @@ class Evaluation(Run):
         # every version 3 event): the dev split, all examples when it has none.
         split: str | None
         # A promotion gate's run: {"command_type": the gated command, "role":
-        # "candidate" or "current"}; None for an EvaluateProgram run (and version 3).
-        gate: dict[str, str] | None
+        # "candidate", "candidate-v<N>" (a split's candidate arm) or "current"}, and for a
+        # SetTrafficSplit, "arms": the alias's split when the gate began; None for an
+        # EvaluateProgram run (and version 3).
+        gate: dict[str, Any] | None
         class_version = 4
 
         @staticmethod
@@ -64,7 +66,7 @@ class Evaluation(Run):
         payload_digest: str | None = None,
         budget: dict[str, Any] | None = None,
         split: str | None = None,
-        gate: dict[str, str] | None = None,
+        gate: dict[str, Any] | None = None,
     ) -> None:
         self._init_run(evaluation_id, program_id, command_id, correlation_id, actor, payload_digest)
         self.evaluation_id = evaluation_id

@@ -41,7 +41,9 @@ deployed), deprecated at the end. `TRANSITIONS` is the one table (action, from -
                                                         set (loc alias); weights not summing
                                                         to 100, without the alias's version,
                                                         or as they are (loc weights); a
-                                                        version that does not exist: NotFound
+                                                        version that does not exist: NotFound;
+                                                        gated, ending a split (loc gate:
+                                                        app/splits.py)
 
 Rollback returns to an earlier-served version: one `production` pointed at before (by a
 deploy or a rollback) and does not point at now, whatever its number; `served_versions`
@@ -61,6 +63,7 @@ to an alias between versions by weight; `splits` holds them by alias, each with 
 and its optional guard. Moving an alias (deploy, rollback, SetAlias, RemoveAlias) ends
 its split: the weights were chosen against the version it pointed at. The guard takes a
 failing candidate arm out (`SplitArmRemoved`, actor `dspyops`), never the control arm.
+A gated split that did not apply is recorded (`TrafficSplitRefused`) and changes nothing.
 
 This module is long because the event classes are declared here, next to the methods
 that record them: they carry class versions and upcasts for events stored long ago, and
@@ -397,6 +400,21 @@ class Program(Aggregate):
         correlation_id: str
         actor: str | None
 
+    class TrafficSplitRefused(Aggregate.Event):
+        """A gated split of `alias` into `arms` did not apply (`code`, `message`); the
+        alias's split stayed `current_arms` (empty: none). `gates`: what the gate measured,
+        one events.results.GateReport (as JSON) per candidate arm."""
+
+        alias: str
+        arms: list[Arm]
+        current_arms: list[Arm]
+        code: str
+        message: str
+        gates: list[dict[str, Any]]
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
     @event(Registered)
     def __init__(
         self,
@@ -676,18 +694,9 @@ class Program(Aggregate):
         **meta: Any,
     ) -> list[Arm]:
         """Split `alias`'s executions by `weights`; `{its own version: 100}` ends a split."""
-        self.check("split")
-        control = self.aliased_version(alias)
-        arms = checked_arms(weights, self.latest_version, control)
+        arms = self.check_split(alias, weights, guard)
         previous = self.splits.get(alias, {}).get("arms", [])
         ends = len(arms) == 1
-        if ends and not previous:
-            raise IllegalTransition(
-                f"{alias!r} has no split: its version {control} takes all its executions",
-                loc=["weights"],
-            )
-        if arms == previous and guard == self.splits[alias]["guard"]:
-            raise IllegalTransition(f"{alias!r} is split {describe(arms)} already", loc=["weights"])
         self._traffic_split_set(
             alias=alias,
             arms=[] if ends else arms,
@@ -697,6 +706,46 @@ class Program(Aggregate):
             **meta,
         )
         return arms
+
+    def check_split(
+        self, alias: str, weights: dict[str, int], guard: dict[str, Any] | None
+    ) -> list[Arm]:
+        """Refuse this split of `alias` now, or say its arms (a gated split checks before
+        its gate runs, and again when it applies)."""
+        self.check("split")
+        control = self.aliased_version(alias)
+        arms = checked_arms(weights, self.latest_version, control)
+        previous = self.splits.get(alias, {}).get("arms", [])
+        if len(arms) == 1 and not previous:
+            raise IllegalTransition(
+                f"{alias!r} has no split: its version {control} takes all its executions",
+                loc=["weights"],
+            )
+        if arms == previous and guard == self.splits[alias]["guard"]:
+            raise IllegalTransition(f"{alias!r} is split {describe(arms)} already", loc=["weights"])
+        return arms
+
+    def refuse_split(
+        self,
+        alias: str,
+        arms: list[Arm],
+        code: str,
+        message: str,
+        gates: list[dict[str, Any]],
+        **meta: Any,
+    ) -> None:
+        """Record that a gated split of `alias` into `arms` did not apply, and why (`gates`:
+        what it measured): the alias's split stays as it is, and the audit trail says so."""
+        self.check("split")
+        self._traffic_split_refused(
+            alias=alias,
+            arms=arms,
+            current_arms=self.splits.get(alias, {}).get("arms", []),
+            code=code,
+            message=message,
+            gates=gates,
+            **meta,
+        )
 
     def remove_split_arm(
         self, alias: str, version: int, failed: int, window: int, **meta: Any
@@ -924,6 +973,21 @@ class Program(Aggregate):
             self.splits[alias]["arms"] = arms
         else:  # only the control arm is left: no split any more
             self.splits.pop(alias, None)
+
+    @event(TrafficSplitRefused)
+    def _traffic_split_refused(
+        self,
+        alias: str,
+        arms: list[Arm],
+        current_arms: list[Arm],
+        code: str,
+        message: str,
+        gates: list[dict[str, Any]],
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        pass  # a record for the audit trail: nothing about the program changed
 
     @event(DeploymentRefused)
     def _deployment_refused(

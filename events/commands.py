@@ -196,12 +196,17 @@ class SetTrafficSplit(Command):
     a stable hash of its routing key, so one key keeps one version while the split
     holds. `{<the alias's version>: 100}` ends the split; moving the alias (deploy,
     rollback, SetAlias, RemoveAlias) ends it too.
+
+    With a `gate`, the split applies only once every candidate arm (each version but the
+    alias's own) has scored at least the alias's version's score plus `min_delta` (a
+    long-running command: see PromotionGate); ending a split takes no gate.
     """
 
     program_id: Id
     alias: AliasName = "production"
     weights: Annotated[dict[VersionKey, Percent], Field(min_length=1, max_length=10)]
     guard: SplitGuard | None = None
+    gate: PromotionGate | None = None
     reason: Reason | None = None
 
 
@@ -374,7 +379,7 @@ OPTIMIZATION_COMMANDS: tuple[type[Command], ...] = (OptimizeProgram, EvaluatePro
 # Commands that run evaluations when they carry a `gate`: gated, they belong on the
 # optimizations topic (their runs must not hold the programs topic, where their cancel
 # and every quick program command travel); without a gate, on the programs topic.
-GATED_COMMANDS: tuple[type[Command], ...] = (DeployProgram,)
+GATED_COMMANDS: tuple[type[Command], ...] = (DeployProgram, SetTrafficSplit)
 
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.__name__: cls for cls in (*PROGRAM_COMMANDS, *EXECUTION_COMMANDS, *OPTIMIZATION_COMMANDS)

@@ -178,6 +178,23 @@ class ProgramTrafficSplitSet(ProgramResult):
     alias: str
     arms: list[SplitArm]
     previous_arms: list[SplitArm] = Field(default_factory=list)
+    # A gated split: what the gate measured, one report per candidate arm (each passed).
+    gates: list[GateReport] = Field(default_factory=list)
+
+
+class TrafficSplitRefused(ProgramResult):
+    """A gated split that did not apply: `alias`'s split is untouched (`current_arms`,
+    empty: none). `arms`: the split asked for. `error.code`: `gate_not_passed` (a
+    candidate scored too low), `gate_evaluation_failed` (a run failed: nothing to
+    compare), `alias_moved` (the alias points at another version than the one the
+    candidates were compared with) or `split_changed` (the alias's split changed while the
+    gate ran). `gates`: one report per candidate arm."""
+
+    alias: str
+    arms: list[SplitArm]
+    current_arms: list[SplitArm]
+    error: ErrorInfo
+    gates: list[GateReport]
 
 
 class ProgramSplitArmRemoved(ProgramResult):
@@ -384,6 +401,7 @@ RESULT_TYPES: dict[str, type[Result]] = {
         ProgramAliasSet,
         ProgramAliasRemoved,
         ProgramTrafficSplitSet,
+        TrafficSplitRefused,
         ProgramSplitArmRemoved,
         DatasetRegistered,
         ExamplesAppended,

@@ -1,21 +1,26 @@
-"""Promotion gates: a change to production that applies only once the candidate version
-has scored at least the production version's score plus `min_delta`.
+"""Promotion gates: a change that applies only once each candidate version has scored at
+least the current version's score plus `min_delta`.
 
-A gate is two Evaluation runs, roles `candidate` and `current`, on the gate's dataset
-split, saved together under ids derived from the gated command's id (`gate_run_id`): a
-command redelivered after a crash finds them, reuses the runs that ended and runs the
-open ones again. The runs end without storing an outcome (`Evaluation.gate`): the gated
-command stores its one outcome when it applies or refuses, after both ended, so until
-then production is untouched and a crash leaves nothing half-applied.
+A gate is Evaluation runs on the gate's dataset split: one per candidate (role
+`candidate` for a deploy's one candidate, `candidate-v<N>` for each candidate arm of a
+traffic split) and one for the current version (role `current`: production for a
+deploy, the alias's own version for a split), saved together under ids derived from the
+gated command's id (`gate_run_id`): a command redelivered after a crash finds them,
+reuses the runs that ended and runs the open ones again. The runs end without storing
+an outcome (`Evaluation.gate`): the gated command stores its one outcome when it applies
+or refuses, after all ended, so until then nothing is applied and a crash leaves
+nothing half-applied.
 
 `plan_gate` starts (or resumes) the runs for any gated command; `judge` compares what
 they measured. Applying the change is the gated command's own business (DeployProgram:
-`programs.finish_gated_deploy`), reached through `handlers.finish_gate`.
+`programs.finish_gated_deploy`; SetTrafficSplit: `splits.finish_gated_split`), reached
+through `handlers.finish_gate`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext
@@ -32,16 +37,17 @@ from dspyops.events.commands import Command, PromotionGate
 from dspyops.events.results import GateReport
 
 CANDIDATE, CURRENT = "candidate", "current"
-ROLES = (CANDIDATE, CURRENT)
 
 # Scores are means of per-example scores: 0.7 against 0.6 with min_delta 0.1 must pass,
 # though 0.6 + 0.1 is 0.7000000000000001 in floating point. Far below any real delta.
 TOLERANCE = 1e-9
 
-# Refusal codes (DeploymentRefused.error.code).
+# Refusal codes (DeploymentRefused.error.code, TrafficSplitRefused.error.code).
 NOT_PASSED = "gate_not_passed"
 RUN_FAILED = "gate_evaluation_failed"
 PRODUCTION_CHANGED = "production_changed"
+ALIAS_MOVED = "alias_moved"
+SPLIT_CHANGED = "split_changed"
 
 
 def gate_run_id(command_id: str, role: str) -> str:
@@ -49,53 +55,77 @@ def gate_run_id(command_id: str, role: str) -> str:
     return f"{command_id}:gate-{role}"
 
 
+def candidate_role(version: int) -> str:
+    """The role of one candidate arm's run in a split's gate (several may be gated)."""
+    return f"{CANDIDATE}-v{version}"
+
+
 def plan_gate(
     app: DspyOps,
     program: Program,
-    candidate: int,
+    candidates: dict[str, int],
+    current: int | None,
     gate: PromotionGate,
     command: Command,
     ctx: CommandContext,
+    facts: dict[str, Any] | None = None,
 ) -> GatePlan:
-    """Start the gate's two runs (or find them again) and say what is left to run.
+    """Start the gate's runs (or find them again) and say what is left to run.
 
-    The current production version is the one compared against; a program with none has
-    nothing to protect or compare with, and the gated command is refused (loc `gate`).
-    The caller has checked that the change itself is allowed now.
+    `candidates` maps each candidate's role to its version; `current` is the version they
+    are compared with. Without one there is nothing to protect or compare with, and the
+    gated command is refused (loc `gate`). `facts` (JSON) are kept on every run's `gate`
+    for the finisher (a split's arms when its gate began). The caller has checked that
+    the change itself is allowed now.
     """
-    ids = {role: gate_run_id(ctx.command_id, role) for role in ROLES}
-    candidate_run = app.replay(Evaluation, evaluation_uuid(ids[CANDIDATE]))
-    current_run = app.replay(Evaluation, evaluation_uuid(ids[CURRENT]))
-    if candidate_run is not None and current_run is not None:
-        for run in (candidate_run, current_run):
+    current_id = gate_run_id(ctx.command_id, CURRENT)
+    current_run = app.replay(Evaluation, evaluation_uuid(current_id))
+    if current_run is not None:
+        # All runs were saved together: the current one found, the others are there too.
+        found = [app.evaluation(gate_run_id(ctx.command_id, role)) for role in candidates]
+        for run in (*found, current_run):
             check_same_command(run.command_id, ctx, "id", ctx.command_id, run.payload_digest)
-        return _plan(app, program, command, gate, candidate_run, current_run, True)
-    current = program.deployed_version
+        return _plan(app, program, command, gate, found, current_run, True)
     if current is None:
+        versions = ", ".join(str(v) for v in candidates.values())
         raise IllegalTransition(
             f"program {program.program_id!r} has no production version to compare version "
-            f"{candidate} with: deploy one without a gate first",
+            f"{versions} with: deploy one without a gate first",
             loc=["gate"],
         )
-    _check(app, program, candidate, gate)
-    runs = {}
-    for role, version in ((CANDIDATE, candidate), (CURRENT, current)):
-        run = Evaluation(
-            evaluation_id=ids[role],
-            program_id=program.program_id,
-            version=version,
-            dataset_id=gate.dataset_id,
-            metric=gate.metric,
-            payload_digest=ctx.payload_digest,
-            split=gate.split,
-            gate={"command_type": type(command).__name__, "role": role},
-            **ctx.meta(),
-        )
-        run.start(**ctx.meta())
-        runs[role] = run
-    # Both runs in one save: a redelivery finds both or neither.
-    app.save(*runs.values())
-    return _plan(app, program, command, gate, runs[CANDIDATE], runs[CURRENT], False)
+    for version in candidates.values():
+        _check(app, program, version, gate)
+    runs = [
+        _run(program, version, role, gate, command, ctx, facts)
+        for role, version in (*candidates.items(), (CURRENT, current))
+    ]
+    # All runs in one save: a redelivery finds all or none.
+    app.save(*runs)
+    return _plan(app, program, command, gate, runs[:-1], runs[-1], False)
+
+
+def _run(
+    program: Program,
+    version: int,
+    role: str,
+    gate: PromotionGate,
+    command: Command,
+    ctx: CommandContext,
+    facts: dict[str, Any] | None,
+) -> Evaluation:
+    run = Evaluation(
+        evaluation_id=gate_run_id(ctx.command_id, role),
+        program_id=program.program_id,
+        version=version,
+        dataset_id=gate.dataset_id,
+        metric=gate.metric,
+        payload_digest=ctx.payload_digest,
+        split=gate.split,
+        gate={"command_type": type(command).__name__, "role": role, **(facts or {})},
+        **ctx.meta(),
+    )
+    run.start(**ctx.meta())
+    return run
 
 
 def _check(app: DspyOps, program: Program, candidate: int, gate: PromotionGate) -> None:
@@ -114,74 +144,88 @@ def _plan(
     program: Program,
     command: Command,
     gate: PromotionGate,
-    candidate: Evaluation,
+    candidates: list[Evaluation],
     current: Evaluation,
     resumed: bool,
 ) -> GatePlan:
+    every = (*candidates, current)
     return GatePlan(
         command_type=type(command).__name__,
         command=command.model_dump(mode="json"),
         gate=gate.model_dump(mode="json"),
         current_version=current.version_used,
-        candidate_evaluation_id=candidate.evaluation_id,
+        candidate_evaluation_ids=[run.evaluation_id for run in candidates],
         current_evaluation_id=current.evaluation_id,
         # Runs that ended (before a crash) are reused: only the open ones run.
-        runs=[plan_run(app, run, resumed=resumed) for run in (candidate, current) if run.is_open],
+        runs=[plan_run(app, run, resumed=resumed) for run in every if run.is_open],
         resumed=resumed,
-        **plan_fields(program, program.get_version(candidate.version_used)),
+        **plan_fields(program, program.get_version(candidates[0].version_used)),
     )
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the gate found: `report` always; `refusal` (code, message) unless it passed."""
+    """What the gate found: a report per candidate always; `refusal` (code, message)
+    unless every candidate passed."""
 
-    report: GateReport
+    reports: list[GateReport]
     refusal: tuple[str, str] | None
 
 
-def judge(app: DspyOps, plan: GatePlan, program: Program) -> Verdict:
-    """Compare the gate's ended runs, at apply time: a run that did not complete, or a
-    production version that moved while the gate ran (the comparison was with another
-    version), refuses the change as surely as a score too low."""
+def judge(
+    app: DspyOps, plan: GatePlan, alias: str, points_at: int | None, moved_code: str
+) -> Verdict:
+    """Compare the gate's ended runs, at apply time: a run that did not complete, or an
+    `alias` that moved while the gate ran (it `points_at` another version now: the
+    comparison was with another version, `moved_code`), refuses the change as surely as
+    a score too low. Every candidate must pass."""
     gate = PromotionGate.model_validate(plan.gate)
-    candidate = app.evaluation(plan.candidate_evaluation_id)
     current = app.evaluation(plan.current_evaluation_id)
-    report = GateReport(
-        dataset_id=gate.dataset_id,
-        metric=gate.metric,
-        split=gate.split,
-        min_delta=gate.min_delta,
-        candidate_version=plan.version,
-        current_version=plan.current_version,
-        candidate_score=candidate.score,
-        current_score=current.score,
-        candidate_evaluation_id=candidate.evaluation_id,
-        current_evaluation_id=current.evaluation_id,
-    )
-    for role, run in ((CANDIDATE, candidate), (CURRENT, current)):
+    candidates = [app.evaluation(run_id) for run_id in plan.candidate_evaluation_ids]
+    reports = [_report(gate, run, current) for run in candidates]
+    for run in (*candidates, current):
         if run.status != COMPLETED:
+            role = (run.gate or {}).get("role", CANDIDATE)
             why = run.cancel_reason if run.status == CANCELLED else run.error_message
             message = (
                 f"the gate's {role} run {run.evaluation_id!r} (version {run.version_used}) "
                 f"{run.status}: {why or 'no reason recorded'}; nothing to compare"
             )
-            return Verdict(report, (RUN_FAILED, message))
-    if program.deployed_version != plan.current_version:
+            return Verdict(reports, (RUN_FAILED, message))
+    if points_at != plan.current_version:
         message = (
-            f"production moved from version {plan.current_version} to "
-            f"{program.deployed_version} while the gate ran: its comparison no longer holds"
+            f"{alias} moved from version {plan.current_version} to "
+            f"{points_at if points_at is not None else 'no version'} while the gate ran: "
+            "its comparison no longer holds"
         )
-        return Verdict(report, (PRODUCTION_CHANGED, message))
-    assert candidate.score is not None
+        return Verdict(reports, (moved_code, message))
     assert current.score is not None
     needed = current.score + gate.min_delta
-    if candidate.score >= needed - TOLERANCE:
-        return Verdict(report, None)
+    failed = [
+        f"version {run.version_used} scored {run.score:g} on {gate.split} of "
+        f"{gate.dataset_id!r} ({gate.metric})"
+        for run in candidates
+        if run.score is None or run.score < needed - TOLERANCE
+    ]
+    if not failed:
+        return Verdict(reports, None)
     message = (
-        f"version {plan.version} scored {candidate.score:g} on {gate.split} of "
-        f"{gate.dataset_id!r} ({gate.metric}); version {plan.current_version} in production "
-        f"scored {current.score:g}, and min_delta {gate.min_delta:g} asks for at least "
-        f"{needed:g}"
+        f"{'; '.join(failed)}; version {plan.current_version} in {alias} scored "
+        f"{current.score:g}, and min_delta {gate.min_delta:g} asks for at least {needed:g}"
     )
-    return Verdict(report, (NOT_PASSED, message))
+    return Verdict(reports, (NOT_PASSED, message))
+
+
+def _report(gate: PromotionGate, candidate: Evaluation, current: Evaluation) -> GateReport:
+    return GateReport(
+        dataset_id=gate.dataset_id,
+        metric=gate.metric,
+        split=gate.split,
+        min_delta=gate.min_delta,
+        candidate_version=candidate.version_used,
+        current_version=current.version_used,
+        candidate_score=candidate.score,
+        current_score=current.score,
+        candidate_evaluation_id=candidate.evaluation_id,
+        current_evaluation_id=current.evaluation_id,
+    )

@@ -2,9 +2,9 @@
 
 `handle(app, command, ctx)` is how anything (the worker, tests, benches) applies a
 command. A handler returns the command's terminal `Outcome`, or, for the long-running
-commands (ExecuteProgram, OptimizeProgram, EvaluateProgram, a DeployProgram with a gate),
-the `Plan` of the work the worker then does and records through `executions`,
-`optimizations`, `evaluations` and, for a gate, `finish_gate`.
+commands (ExecuteProgram, OptimizeProgram, EvaluateProgram, a DeployProgram or a
+SetTrafficSplit with a gate), the `Plan` of the work the worker then does and records
+through `executions`, `optimizations`, `evaluations` and, for a gate, `finish_gate`.
 
 Around every handler, `DspyOps.attempt` gives the same guarantees: a command handled
 before returns its stored outcome and records nothing; a domain error becomes a stored
@@ -24,6 +24,7 @@ from dspyops.aggregates.app import (
     feedback,
     optimizations,
     programs,
+    splits,
 )
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
@@ -74,7 +75,7 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     SetBudget: programs.set_budget,
     SetAlias: programs.set_alias,
     RemoveAlias: programs.remove_alias,
-    SetTrafficSplit: programs.set_traffic_split,
+    SetTrafficSplit: splits.set_traffic_split,
     RegisterDataset: datasets.register_dataset,
     AppendExamples: datasets.append_examples,
     PromoteExecutions: datasets.promote_executions,
@@ -95,6 +96,7 @@ assert set(COMMAND_HANDLERS) == set(COMMAND_TYPES.values()), "every command need
 # once the gate's runs ended (aggregates/app/gates.py).
 GATE_FINISHERS: dict[str, Callable[[DspyOps, GatePlan, CommandContext], Outcome]] = {
     "DeployProgram": programs.finish_gated_deploy,
+    "SetTrafficSplit": splits.finish_gated_split,
 }
 assert set(GATE_FINISHERS) == {cls.__name__ for cls in GATED_COMMANDS}, "a gate needs a finisher"
 
@@ -106,7 +108,7 @@ def finish_gate(app: DspyOps, plan: GatePlan) -> Outcome:
     The command's context is the one its runs recorded (id, type, payload digest, actor),
     as for every run's end.
     """
-    ctx = run_context(app.evaluation(plan.candidate_evaluation_id), plan.command_type)
+    ctx = run_context(app.evaluation(plan.current_evaluation_id), plan.command_type)
     finisher = GATE_FINISHERS[plan.command_type]
     return app.attempt(ctx, lambda _: finisher(app, plan, ctx), plan.program_id)
 
@@ -133,7 +135,6 @@ ImmediateCommand = (
     | SetBudget
     | SetAlias
     | RemoveAlias
-    | SetTrafficSplit
     | RegisterDataset
     | AppendExamples
     | PromoteExecutions
@@ -146,8 +147,8 @@ ImmediateCommand = (
 
 
 # What each command can return, for callers' type checks: a plan only for the three
-# long-running commands and a gated deploy (or their outcome, when handled before or
-# rejected).
+# long-running commands and a gated deploy or split (or their outcome, when handled
+# before or rejected).
 @overload
 def handle(app: DspyOps, command: ImmediateCommand, ctx: CommandContext) -> Outcome: ...
 @overload
@@ -163,7 +164,9 @@ def handle(
     app: DspyOps, command: EvaluateProgram, ctx: CommandContext
 ) -> Outcome | EvaluationPlan: ...
 @overload
-def handle(app: DspyOps, command: DeployProgram, ctx: CommandContext) -> Outcome | GatePlan: ...
+def handle(
+    app: DspyOps, command: DeployProgram | SetTrafficSplit, ctx: CommandContext
+) -> Outcome | GatePlan: ...
 @overload
 def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Plan: ...
 def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Plan:

@@ -90,18 +90,20 @@ class EvaluationPlan(Plan):
 
 
 class GatePlan(Plan):
-    """A gated command's work (a DeployProgram with a gate): the gate's evaluation runs
-    still open, to run before `handlers.finish_gate` applies or refuses the change.
-    `version` (and the program fields) is the candidate's."""
+    """A gated command's work (a DeployProgram or SetTrafficSplit with a gate): the
+    gate's evaluation runs still open, to run before `handlers.finish_gate` applies or
+    refuses the change. `version` (and the program fields) is the first candidate's."""
 
     # The gated command, as sent (validated): what applying it takes.
     command_type: str
     command: dict[str, Any]
     # events.commands.PromotionGate as JSON.
     gate: dict[str, Any]
-    # The production version the candidate is compared with (when the gate began).
+    # The version the candidates are compared with (when the gate began): production's
+    # for a deploy, the alias's own for a split.
     current_version: int
-    candidate_evaluation_id: str
+    # One run per candidate (a deploy has one; a split, one per candidate arm).
+    candidate_evaluation_ids: list[str]
     current_evaluation_id: str
     # The runs to score: both, or (resumed after a crash) those that had not ended.
     runs: list[EvaluationPlan]

@@ -1,5 +1,5 @@
 """Program commands: register, update, train, deploy (gated or not), roll back, deprecate,
-set a budget, set and remove aliases, split an alias's traffic.
+set a budget, set and remove aliases (traffic splits: splits.py).
 
 Each handler loads what it changes, calls guarded aggregate methods (which raise a
 DomainError before recording anything) and ends with `app.record(...)`, which saves the
@@ -13,12 +13,12 @@ from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.app.gates import judge, plan_gate
+from dspyops.aggregates.app.gates import CANDIDATE, PRODUCTION_CHANGED, judge, plan_gate
 from dspyops.aggregates.app.plans import GatePlan
 from dspyops.aggregates.errors import AlreadyExists, ErrorDict, InvalidInput
 from dspyops.aggregates.ids import program_uuid
 from dspyops.aggregates.pipeline import Checkers, check_pipeline
-from dspyops.aggregates.program import PIPELINE, PLUGIN_PREFIX, Program
+from dspyops.aggregates.program import PIPELINE, PLUGIN_PREFIX, PRODUCTION, Program
 from dspyops.events.commands import (
     DeployProgram,
     DeprecateProgram,
@@ -27,7 +27,6 @@ from dspyops.events.commands import (
     RollbackProgram,
     SetAlias,
     SetBudget,
-    SetTrafficSplit,
     TrainProgram,
     UpdateProgram,
 )
@@ -42,7 +41,6 @@ from dspyops.events.results import (
     ProgramRegistered,
     ProgramResult,
     ProgramRolledBack,
-    ProgramTrafficSplitSet,
     ProgramTrainingStarted,
     ProgramUpdated,
 )
@@ -73,7 +71,7 @@ def register_program(app: DspyOps, cmd: RegisterProgram, ctx: CommandContext) ->
         **shape,
         **ctx.meta(),
     )
-    result = _program_result(
+    result = program_result(
         ProgramRegistered,
         program,
         name=program.name,
@@ -163,14 +161,14 @@ def update_program(app: DspyOps, cmd: UpdateProgram, ctx: CommandContext) -> Out
     program.update(cmd.description, cmd.instructions, **ctx.meta())
     new_version = program.latest_version if program.latest_version != before else None
     return app.record(
-        ctx, _program_result(ProgramUpdated, program, new_version=new_version), program
+        ctx, program_result(ProgramUpdated, program, new_version=new_version), program
     )
 
 
 def train_program(app: DspyOps, cmd: TrainProgram, ctx: CommandContext) -> Outcome:
     program = app.program(cmd.program_id)
     program.train(**ctx.meta())
-    return app.record(ctx, _program_result(ProgramTrainingStarted, program), program)
+    return app.record(ctx, program_result(ProgramTrainingStarted, program), program)
 
 
 def deploy_program(app: DspyOps, cmd: DeployProgram, ctx: CommandContext) -> Outcome | GatePlan:
@@ -179,9 +177,10 @@ def deploy_program(app: DspyOps, cmd: DeployProgram, ctx: CommandContext) -> Out
     program = app.program(cmd.program_id)
     if cmd.gate is not None:
         program.check_deploy(cmd.version)
-        return plan_gate(app, program, cmd.version, cmd.gate, cmd, ctx)
+        candidates = {CANDIDATE: cmd.version}
+        return plan_gate(app, program, candidates, program.deployed_version, cmd.gate, cmd, ctx)
     program.deploy(cmd.version, **ctx.meta())
-    return app.record(ctx, _program_result(ProgramDeployed, program, version=cmd.version), program)
+    return app.record(ctx, program_result(ProgramDeployed, program, version=cmd.version), program)
 
 
 def finish_gated_deploy(app: DspyOps, plan: GatePlan, ctx: CommandContext) -> Outcome:
@@ -192,22 +191,21 @@ def finish_gated_deploy(app: DspyOps, plan: GatePlan, ctx: CommandContext) -> Ou
     """
     program = app.program(plan.program_id)
     program.check_deploy(plan.version)
-    verdict = judge(app, plan, program)
+    verdict = judge(app, plan, PRODUCTION, program.deployed_version, PRODUCTION_CHANGED)
+    (report,) = verdict.reports
     if verdict.refusal is None:
         program.deploy(plan.version, **ctx.meta())
-        result = _program_result(
-            ProgramDeployed, program, version=plan.version, gate=verdict.report
-        )
+        result = program_result(ProgramDeployed, program, version=plan.version, gate=report)
         return app.record(ctx, result, program)
     code, message = verdict.refusal
-    report = verdict.report.model_dump(mode="json")
-    program.refuse_deployment(plan.version, code, message, report, **ctx.meta())
-    refused = _program_result(
+    gate = report.model_dump(mode="json")
+    program.refuse_deployment(plan.version, code, message, gate, **ctx.meta())
+    refused = program_result(
         DeploymentRefused,
         program,
         version=plan.version,
         error=ErrorInfo(code=code, message=message),
-        gate=verdict.report,
+        gate=report,
     )
     return app.record(ctx, refused, program)
 
@@ -216,7 +214,7 @@ def rollback_program(app: DspyOps, cmd: RollbackProgram, ctx: CommandContext) ->
     program = app.program(cmd.program_id)
     previous = program.deployed_version
     program.rollback(cmd.version, **ctx.meta())
-    result = _program_result(
+    result = program_result(
         ProgramRolledBack, program, version=cmd.version, previous_version=previous
     )
     return app.record(ctx, result, program)
@@ -225,13 +223,13 @@ def rollback_program(app: DspyOps, cmd: RollbackProgram, ctx: CommandContext) ->
 def deprecate_program(app: DspyOps, cmd: DeprecateProgram, ctx: CommandContext) -> Outcome:
     program = app.program(cmd.program_id)
     program.deprecate(**ctx.meta())
-    return app.record(ctx, _program_result(ProgramDeprecated, program), program)
+    return app.record(ctx, program_result(ProgramDeprecated, program), program)
 
 
 def set_budget(app: DspyOps, cmd: SetBudget, ctx: CommandContext) -> Outcome:
     program = app.program(cmd.program_id)
     program.set_budget(cmd.usd_per_day, cmd.executions_per_minute, cmd.reason, **ctx.meta())
-    result = _program_result(
+    result = program_result(
         ProgramBudgetSet,
         program,
         usd_per_day=cmd.usd_per_day,
@@ -244,7 +242,7 @@ def set_alias(app: DspyOps, cmd: SetAlias, ctx: CommandContext) -> Outcome:
     program = app.program(cmd.program_id)
     previous = program.aliases.get(cmd.alias)
     program.set_alias(cmd.alias, cmd.version, cmd.reason, **ctx.meta())
-    result = _program_result(
+    result = program_result(
         ProgramAliasSet, program, alias=cmd.alias, version=cmd.version, previous_version=previous
     )
     return app.record(ctx, result, program)
@@ -255,23 +253,11 @@ def remove_alias(app: DspyOps, cmd: RemoveAlias, ctx: CommandContext) -> Outcome
     version = program.aliases.get(cmd.alias)
     program.remove_alias(cmd.alias, cmd.reason, **ctx.meta())
     assert version is not None
-    result = _program_result(ProgramAliasRemoved, program, alias=cmd.alias, version=version)
+    result = program_result(ProgramAliasRemoved, program, alias=cmd.alias, version=version)
     return app.record(ctx, result, program)
 
 
-def set_traffic_split(app: DspyOps, cmd: SetTrafficSplit, ctx: CommandContext) -> Outcome:
-    program = app.program(cmd.program_id)
-    previous = program.splits.get(cmd.alias, {}).get("arms", [])
-    guard = None if cmd.guard is None else cmd.guard.model_dump()
-    program.set_split(cmd.alias, dict(cmd.weights), guard, cmd.reason, **ctx.meta())
-    arms = program.splits.get(cmd.alias, {}).get("arms", [])
-    result = _program_result(
-        ProgramTrafficSplitSet, program, alias=cmd.alias, arms=arms, previous_arms=previous
-    )
-    return app.record(ctx, result, program)
-
-
-def _program_result(cls: type[ProgramResult], program: Program, **extra: Any) -> Outcome:
+def program_result(cls: type[ProgramResult], program: Program, **extra: Any) -> Outcome:
     result = cls(
         program_id=program.program_id,
         status=program.status,  # type: ignore[arg-type]

@@ -65,6 +65,7 @@ class ProgramsApplier:
             Program.TrafficSplitSet: self.traffic_split_set,
             Program.SplitArmRemoved: self.split_arm_removed,
             Program.DeploymentRefused: self.deployment_refused,
+            Program.TrafficSplitRefused: self.traffic_split_refused,
         }
 
     def registered(self, e: Program.Registered, position: int) -> None:
@@ -243,6 +244,21 @@ class ProgramsApplier:
         """Nothing about the program changed: the audit entry alone says what was refused
         and why, with what the gate measured."""
         refused = {"version": e.version, "code": e.code, "message": e.message, "gate": e.gate}
+        self._refused(e, position, "deployment_refused", refused)
+
+    def traffic_split_refused(self, e: Program.TrafficSplitRefused, position: int) -> None:
+        """As a refused deployment: an audit entry alone, the split asked for and why."""
+        refused = {
+            "alias": e.alias,
+            "arms": list(e.arms),
+            "current_arms": list(e.current_arms),
+            "code": e.code,
+            "message": e.message,
+            "gates": list(e.gates),
+        }
+        self._refused(e, position, "traffic_split_refused", refused)
+
+    def _refused(self, e: Recorded, position: int, what: str, refused: Row) -> None:
         program_id = self._program(e)["program_id"]
         self.audit.record(
             e,
@@ -250,7 +266,7 @@ class ProgramsApplier:
             kind="program",
             aggregate_id=program_id,
             program_id=program_id,
-            changed={"deployment_refused": {"before": None, "after": refused}},
+            changed={what: {"before": None, "after": refused}},
         )
 
     def _program(self, e: Recorded) -> Row:

@@ -36,11 +36,18 @@ from tests.unit.aggregates.test_application import (
 )
 
 
+def split(app: DspyOps, ctx: Ids, weights: dict[str, int], **kw: Any) -> Outcome:
+    """An ungated split's outcome (a gated one plans its runs first: test_split_gates)."""
+    outcome = handle(app, SetTrafficSplit(program_id="p", weights=weights, **kw), ctx())
+    assert isinstance(outcome, Outcome), outcome
+    return outcome
+
+
 def canary(app: DspyOps, ctx: Ids, **kw: Any) -> Outcome:
     """v2 serves; split production v2 90 % / v3 10 %."""
     three_versions(app, ctx)
     handle(app, DeployProgram(program_id="p", version=2), ctx())
-    return handle(app, SetTrafficSplit(program_id="p", weights={"2": 90, "3": 10}, **kw), ctx())
+    return split(app, ctx, {"2": 90, "3": 10}, **kw)
 
 
 def plan_of(outcome: Any) -> ExecutionPlan:
@@ -122,12 +129,12 @@ def test_the_same_split_again_is_refused_and_a_new_one_replaces_it(app: DspyOps,
     )
     assert (kind, loc) == ("illegal_transition", ["weights"])
     assert "already" in msg
-    wider = handle(app, SetTrafficSplit(program_id="p", weights={"2": 50, "3": 50}), ctx())
+    wider = split(app, ctx, {"2": 50, "3": 50})
     assert wider.data["previous_arms"] == [
         {"version": 2, "percent": 90},
         {"version": 3, "percent": 10},
     ]
-    ended = handle(app, SetTrafficSplit(program_id="p", weights={"2": 100}), ctx())
+    ended = split(app, ctx, {"2": 100})
     assert ended.result_type == "ProgramTrafficSplitSet"
     assert ended.data["arms"] == []
     assert app.program("p").splits == {}

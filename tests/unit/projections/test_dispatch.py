@@ -62,6 +62,7 @@ def test_the_aggregates_define_the_events_expected() -> None:
             "TrafficSplitSet",
             "SplitArmRemoved",
             "DeploymentRefused",
+            "TrafficSplitRefused",
         )
     }
 

@@ -133,3 +133,36 @@ def test_a_refused_deployment_is_an_audit_entry_that_changes_no_row() -> None:
             },
         }
     }
+
+
+def test_a_refused_split_is_an_audit_entry_that_changes_no_row() -> None:
+    program = new_program()
+    arms: list[Any] = [{"version": 1, "percent": 90}, {"version": 2, "percent": 10}]
+    gates = [{"candidate_version": 2, "candidate_score": 0.5, "current_score": 0.6}]
+    program._traffic_split_refused(
+        alias="production",
+        arms=arms,
+        current_arms=[],
+        code="gate_not_passed",
+        message="0.5 < 0.6",
+        gates=gates,
+        **META,
+    )
+    rows = project(program)
+    (row,) = rows.tables[PROGRAMS.name]
+    assert row["splits"] == {}
+    refused = rows.tables["audit_log"][-1]
+    assert refused["event_type"] == "TrafficSplitRefused"
+    assert refused["changes"] == {
+        "traffic_split_refused": {
+            "before": None,
+            "after": {
+                "alias": "production",
+                "arms": arms,
+                "current_arms": [],
+                "code": "gate_not_passed",
+                "message": "0.5 < 0.6",
+                "gates": gates,
+            },
+        }
+    }
