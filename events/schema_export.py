@@ -105,11 +105,13 @@ def schema_files() -> dict[str, Schema]:
 _CHANNELS = (
     ("programCommands", "programs",
      "the program id (the dataset id for dataset commands, the corpus id for corpus commands)",
-     "Commands that change programs, datasets and corpora (DeployProgram without a gate)."),
+     "Commands that change programs, datasets and corpora (DeployProgram and "
+     "SetTrafficSplit without a gate)."),
     ("executionCommands", "executions", "the execution id (or the command id)",
      "Commands that run a program."),
     ("optimizationCommands", "optimizations", "the program id",
-     "Commands that optimize or evaluate a program, and DeployProgram with a gate."),
+     "Commands that optimize or evaluate a program, and DeployProgram and "
+     "SetTrafficSplit with a gate."),
     ("results", "results", "the correlation id",
      "Exactly one terminal result per command, and progress results for long jobs."),
     ("events", "events", "the aggregate id",

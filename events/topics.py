@@ -49,7 +49,7 @@ class Topics:
 def command_topic(topics: Topics, command_type: str, data: Mapping[str, Any] | None = None) -> str:
     """The topic a command of `command_type` with payload `data` belongs on (raises
     KeyError if unknown). Only a gate in `data` moves a command: a gated DeployProgram
-    runs evaluations, so it goes where runs go."""
+    or SetTrafficSplit runs evaluations, so it goes where runs go."""
     from dspyops.events.commands import (
         COMMAND_TYPES,
         EXECUTION_COMMANDS,

@@ -114,6 +114,7 @@ _COMMAND_SAMPLES: dict[str, dict[str, Any]] = {
         "program_id": "qa",
         "weights": {"2": 90, "3": 10},
         "guard": {"max_error_rate": 0.2, "window": 50},
+        "gate": {"dataset_id": "qa-set", "min_delta": 0.0},
     },
     "RemoveAlias": {"program_id": "qa", "alias": "canary"},
     "DeprecateProgram": {"program_id": "qa"},
@@ -251,8 +252,8 @@ def _messages_on(asyncapi: dict[str, Any], address: str) -> set[str]:
 def test_every_command_is_on_its_topic(asyncapi):
     topics = Topics()
     assert _messages_on(asyncapi, topics.executions) == {c.__name__ for c in EXECUTION_COMMANDS}
-    # A gated command (DeployProgram with a gate) travels with the runs; without, it is
-    # a program command.
+    # A gated command (DeployProgram, SetTrafficSplit with a gate) travels with the runs;
+    # without, it is a program command.
     assert _messages_on(asyncapi, topics.optimizations) == {
         c.__name__ for c in (*OPTIMIZATION_COMMANDS, *GATED_COMMANDS)
     }
