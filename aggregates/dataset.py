@@ -7,6 +7,14 @@ replay never re-splits.
 Examples promoted from executions (PromoteExecutions) keep their source execution's id,
 recorded beside them in `ExamplesAppended`; an execution already promoted into a dataset
 is skipped, so none is added twice.
+
+A dataset version is its aggregate version: registering makes version 1 and each
+`ExamplesAppended` the next, so eventsourcing's `repository.get(id, version=N)` is the
+dataset as of version N (`DspyOps.dataset_at`). Examples are only ever appended, never
+changed or removed, so version N's examples are also the first `size` examples of every
+later version. A run records the version it took its examples from
+(`Optimization.Requested.dataset_version`) and uses that version's examples, however the
+dataset grows meanwhile.
 """
 
 from __future__ import annotations

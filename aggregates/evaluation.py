@@ -37,7 +37,11 @@ class Evaluation(Run):
         # SetTrafficSplit, "arms": the alias's split when the gate began; None for an
         # EvaluateProgram run (and version 3).
         gate: dict[str, Any] | None
-        class_version = 4
+        # The dataset version the examples were taken from (aggregates/dataset.py): a
+        # resumed run takes that version's examples again. None in version 4 events:
+        # recorded before runs were pinned, they take the dataset's current examples.
+        dataset_version: int | None
+        class_version = 5
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -51,6 +55,10 @@ class Evaluation(Run):
         def upcast_v3_v4(state: dict[str, Any]) -> None:
             state["split"] = None
             state["gate"] = None
+
+        @staticmethod
+        def upcast_v4_v5(state: dict[str, Any]) -> None:
+            state["dataset_version"] = None
 
     @event(Requested)
     def __init__(
@@ -67,6 +75,7 @@ class Evaluation(Run):
         budget: dict[str, Any] | None = None,
         split: str | None = None,
         gate: dict[str, Any] | None = None,
+        dataset_version: int | None = None,
     ) -> None:
         self._init_run(evaluation_id, program_id, command_id, correlation_id, actor, payload_digest)
         self.evaluation_id = evaluation_id
@@ -76,6 +85,7 @@ class Evaluation(Run):
         self.budget = dict(budget) if budget is not None else None
         self.split = split
         self.gate = dict(gate) if gate is not None else None
+        self.dataset_version = dataset_version
         self.score: float | None = None
         self.per_example: list[dict[str, Any]] = []
         self.errored: int | None = None

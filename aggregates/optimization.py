@@ -31,7 +31,11 @@ class Optimization(Run):
         # What the run may spend (events.commands.RunBudget as JSON); None: no limit, as
         # for every version 2 event.
         budget: dict[str, Any] | None
-        class_version = 3
+        # The dataset version the examples were taken from (aggregates/dataset.py): a
+        # resumed run takes that version's examples again. None in version 3 events:
+        # recorded before runs were pinned, they take the dataset's current examples.
+        dataset_version: int | None
+        class_version = 4
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -40,6 +44,10 @@ class Optimization(Run):
         @staticmethod
         def upcast_v2_v3(state: dict[str, Any]) -> None:
             state["budget"] = None
+
+        @staticmethod
+        def upcast_v3_v4(state: dict[str, Any]) -> None:
+            state["dataset_version"] = None
 
     @event(Requested)
     def __init__(
@@ -56,6 +64,7 @@ class Optimization(Run):
         actor: str | None,
         payload_digest: str | None = None,
         budget: dict[str, Any] | None = None,
+        dataset_version: int | None = None,
     ) -> None:
         self._init_run(
             optimization_id, program_id, command_id, correlation_id, actor, payload_digest
@@ -67,6 +76,7 @@ class Optimization(Run):
         self.metric = metric
         self.config = dict(config)
         self.budget = dict(budget) if budget is not None else None
+        self.dataset_version = dataset_version
         self.version_created: int | None = None
         self.baseline_score: float | None = None
         self.optimized_score: float | None = None

@@ -231,6 +231,23 @@ class DspyOps(Application):
             raise NotFound(f"no dataset {dataset_id!r}", loc=["dataset_id"])
         return dataset
 
+    def dataset_at(self, dataset_id: str, version: int) -> Dataset:
+        """The dataset as of `version` (aggregates/dataset.py: registered is 1, each append one
+        more), replayed from its events up to there, never the cached latest one, which
+        another thread may be moving forward. NotFound if either is not there."""
+        missing = NotFound(f"dataset {dataset_id!r} has no version {version}", loc=["version"])
+        if version < 1:
+            raise missing
+        try:
+            dataset: object = self.repository.get(dataset_uuid(dataset_id), version=version)
+        except AggregateNotFoundError:
+            raise NotFound(f"no dataset {dataset_id!r}", loc=["dataset_id"]) from None
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"{dataset_id!r} names a {type(dataset).__name__}, not a Dataset")
+        if dataset.version != version:
+            raise missing
+        return dataset
+
     def corpus(self, corpus_id: str, *, copy: bool = True) -> Corpus:
         """The latest version of the corpus; `copy=False` shares the cached one: read it only."""
         corpus = self.find(Corpus, corpus_uuid(corpus_id), copy=copy)

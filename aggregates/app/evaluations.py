@@ -19,7 +19,9 @@ from dspyops.aggregates.app.runs import (
     dataset_problems,
     fail_run,
     finish_run,
+    latest_dataset_version,
     named,
+    run_dataset,
     score_errors,
 )
 from dspyops.aggregates.dataset import DEV, Dataset
@@ -47,7 +49,9 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
     program.check("evaluate")
     version = program.serving_version(cmd.version)
     errors = named("metric", cmd.metric) or app.checks.metric(cmd.metric)
-    errors += dataset_problems(app, program, version, cmd.dataset_id)
+    # The examples are pinned at the version validated: a run that resumes takes them again.
+    dataset_version = latest_dataset_version(app, cmd.dataset_id)
+    errors += dataset_problems(app, program, version, cmd.dataset_id, dataset_version)
     if errors:
         raise InvalidInput(errors=errors)
     run = Evaluation(
@@ -58,6 +62,7 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
         metric=cmd.metric,
         payload_digest=ctx.payload_digest,
         budget=cmd.budget.model_dump() if cmd.budget is not None else None,
+        dataset_version=dataset_version,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -68,10 +73,11 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
 def plan_run(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
     """What the worker needs to score `run` (an EvaluateProgram's, or a gate's)."""
     program = app.program(run.program_id, copy=False)
-    dataset = app.dataset(run.dataset_id, copy=False)
+    dataset = run_dataset(app, run.dataset_id, run.dataset_version)
     return EvaluationPlan(
         evaluation_id=run.evaluation_id,
         dataset_id=run.dataset_id,
+        dataset_version=dataset.version,
         devset=examples_of(dataset, run.split),
         metric=run.metric,
         budget=run.budget,

@@ -27,7 +27,12 @@ from dspyops.aggregates.app.context import CommandContext
 from dspyops.aggregates.app.evaluations import examples_of, plan_run
 from dspyops.aggregates.app.outcomes import check_same_command
 from dspyops.aggregates.app.plans import GatePlan, plan_fields
-from dspyops.aggregates.app.runs import dataset_problems, named
+from dspyops.aggregates.app.runs import (
+    dataset_problems,
+    latest_dataset_version,
+    named,
+    run_dataset,
+)
 from dspyops.aggregates.errors import ErrorDict, IllegalTransition, InvalidInput, prefixed
 from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.ids import evaluation_uuid
@@ -93,10 +98,12 @@ def plan_gate(
             f"{versions} with: deploy one without a gate first",
             loc=["gate"],
         )
+    # Every run scores the same examples: the dataset's version now, pinned.
+    dataset_version = latest_dataset_version(app, gate.dataset_id)
     for version in candidates.values():
-        _check(app, program, version, gate)
+        _check(app, program, version, gate, dataset_version)
     runs = [
-        _run(program, version, role, gate, command, ctx, facts)
+        _run(program, version, role, gate, command, ctx, facts, dataset_version)
         for role, version in (*candidates.items(), (CURRENT, current))
     ]
     # All runs in one save: a redelivery finds all or none.
@@ -112,6 +119,7 @@ def _run(
     command: Command,
     ctx: CommandContext,
     facts: dict[str, Any] | None,
+    dataset_version: int | None,
 ) -> Evaluation:
     run = Evaluation(
         evaluation_id=gate_run_id(ctx.command_id, role),
@@ -122,17 +130,25 @@ def _run(
         payload_digest=ctx.payload_digest,
         split=gate.split,
         gate={"command_type": type(command).__name__, "role": role, **(facts or {})},
+        dataset_version=dataset_version,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
     return run
 
 
-def _check(app: DspyOps, program: Program, candidate: int, gate: PromotionGate) -> None:
+def _check(
+    app: DspyOps,
+    program: Program,
+    candidate: int,
+    gate: PromotionGate,
+    dataset_version: int | None,
+) -> None:
     version = program.get_version(candidate)
     errors: list[ErrorDict] = named("metric", gate.metric) or app.checks.metric(gate.metric)
-    errors += dataset_problems(app, program, version, gate.dataset_id)
-    if not errors and not examples_of(app.dataset(gate.dataset_id, copy=False), gate.split):
+    errors += dataset_problems(app, program, version, gate.dataset_id, dataset_version)
+    pinned = None if errors else run_dataset(app, gate.dataset_id, dataset_version)
+    if pinned is not None and not examples_of(pinned, gate.split):
         msg = f"dataset {gate.dataset_id!r} has no {gate.split} examples to score"
         errors.append({"loc": ["split"], "msg": msg, "type": "empty_split"})
     if errors:

@@ -22,7 +22,9 @@ from dspyops.aggregates.app.runs import (
     dataset_problems,
     fail_run,
     finish_run,
+    latest_dataset_version,
     named,
+    run_dataset,
     score_errors,
 )
 from dspyops.aggregates.dataset import DEV, TRAIN
@@ -59,7 +61,9 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
     program.check("optimize")
     errors = named("optimizer", cmd.optimizer) + named("metric", cmd.metric)
     errors += app.checks.optimization(cmd.optimizer, cmd.metric, cmd.config)
-    errors += dataset_problems(app, program, program.versions[-1], cmd.dataset_id)
+    # The examples are pinned at the version validated: a run that resumes takes them again.
+    dataset_version = latest_dataset_version(app, cmd.dataset_id)
+    errors += dataset_problems(app, program, program.versions[-1], cmd.dataset_id, dataset_version)
     if errors:
         raise InvalidInput(errors=errors)
     run = Optimization(
@@ -72,6 +76,7 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
         config=cmd.config,
         payload_digest=ctx.payload_digest,
         budget=cmd.budget.model_dump() if cmd.budget is not None else None,
+        dataset_version=dataset_version,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -82,10 +87,11 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
 
 def _plan(app: DspyOps, run: Optimization, *, resumed: bool) -> OptimizationPlan:
     program = app.program(run.program_id, copy=False)
-    dataset = app.dataset(run.dataset_id, copy=False)
+    dataset = run_dataset(app, run.dataset_id, run.dataset_version)
     return OptimizationPlan(
         optimization_id=run.optimization_id,
         dataset_id=run.dataset_id,
+        dataset_version=dataset.version,
         trainset=dataset.split(TRAIN),
         devset=dataset.split(DEV),
         optimizer=run.optimizer,

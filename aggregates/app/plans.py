@@ -67,6 +67,8 @@ class OptimizationPlan(Plan):
 
     optimization_id: str
     dataset_id: str
+    # The dataset version `trainset` and `devset` were taken from (the run's recorded one).
+    dataset_version: int
     trainset: list[dict[str, Any]]
     devset: list[dict[str, Any]]
     optimizer: str
@@ -83,6 +85,8 @@ class OptimizationPlan(Plan):
 class EvaluationPlan(Plan):
     evaluation_id: str
     dataset_id: str
+    # The dataset version `devset` was taken from (the run's recorded one).
+    dataset_version: int
     devset: list[dict[str, Any]]
     metric: str
     budget: dict[str, Any] | None = None

@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.outcomes import run_context
+from dspyops.aggregates.dataset import Dataset
 from dspyops.aggregates.errors import ErrorDict, IllegalTransition, NotFound, prefixed
 from dspyops.aggregates.optimization import Optimization
 from dspyops.aggregates.program import Program, ProgramVersion
@@ -95,12 +96,34 @@ def fail_run(
     return app.record(ctx, Outcome.of(result, run.run_id), run, *changed)
 
 
-def dataset_problems(
-    app: DspyOps, program: Program, version: ProgramVersion, dataset_id: str
-) -> list[ErrorDict]:
-    """Why the dataset cannot be used with this version (missing, or examples that misfit)."""
+def latest_dataset_version(app: DspyOps, dataset_id: str) -> int | None:
+    """The dataset's version now, for a new run to record and take its examples from;
+    None when there is no such dataset (`dataset_problems` says so)."""
     try:
-        dataset = app.dataset(dataset_id, copy=False)
+        return app.dataset(dataset_id, copy=False).version
+    except NotFound:
+        return None
+
+
+def run_dataset(app: DspyOps, dataset_id: str, dataset_version: int | None) -> Dataset:
+    """The dataset a run takes its examples from: as of the version it recorded, however
+    it grew since; a run recorded before runs were pinned (None) takes the current one."""
+    if dataset_version is None:
+        return app.dataset(dataset_id, copy=False)
+    return app.dataset_at(dataset_id, dataset_version)
+
+
+def dataset_problems(
+    app: DspyOps,
+    program: Program,
+    version: ProgramVersion,
+    dataset_id: str,
+    dataset_version: int | None = None,
+) -> list[ErrorDict]:
+    """Why the dataset (as of `dataset_version`, default its latest) cannot be used with
+    this program version: missing, or examples that misfit."""
+    try:
+        dataset = run_dataset(app, dataset_id, dataset_version)
     except NotFound as exc:
         return exc.errors
     return prefixed(dataset.validate_against(app.compiled(program, version)), "dataset")

@@ -889,8 +889,8 @@ def test_a_runs_budget_is_recorded_planned_and_old_requests_load_without_one(
         assert isinstance(plan, OptimizationPlan | EvaluationPlan), plan
         assert plan.budget == {"max_lm_calls": 50, "max_usd": 0.5}
     # Requests written before budgets (class version 2) load without a limit.
-    # Evaluation.Requested is at class version 4 (gates' split and role, test_gates.py).
-    for run_type, class_version in (("Optimization.Requested", 3), ("Evaluation.Requested", 4)):
+    # Later class versions: test_gates.py (split, role), test_pinned_runs.py (dataset).
+    for run_type, class_version in (("Optimization.Requested", 4), ("Evaluation.Requested", 5)):
         stored = next(
             n for n in app.recorder.select_notifications(1, 1000) if n.topic.endswith(run_type)
         )
@@ -900,6 +900,7 @@ def test_a_runs_budget_is_recorded_planned_and_old_requests_load_without_one(
         del state["budget"]
         state.pop("split", None)
         state.pop("gate", None)
+        del state["dataset_version"]
         assert restored(app, stored, state).budget is None
 
 
