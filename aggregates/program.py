@@ -138,6 +138,9 @@ class ProgramVersion(TypedDict):
     metric: str | None
     config: dict[str, Any] | None
     dataset_id: str | None
+    # The dataset version the optimization that made it took its examples from; None for
+    # other versions, and for versions made before runs recorded it.
+    dataset_version: int | None
     baseline_score: float | None
     optimized_score: float | None
     # A plugin program's module as this version was made with it (name, distribution,
@@ -158,6 +161,7 @@ def _version(number: int, source: str, instructions: str | None, **rest: Any) ->
         "metric": None,
         "config": None,
         "dataset_id": None,
+        "dataset_version": None,
         "baseline_score": None,
         "optimized_score": None,
         "plugin": None,
@@ -170,8 +174,9 @@ class Program(Aggregate):
     # Snapshots are versioned too: a snapshot taken before pipelines lacks their fields,
     # one taken before budgets lacks `budget`, one taken before redeploys lacks
     # `served_versions`, one taken before aliases lacks `aliases`, one taken before
-    # traffic splits lacks `splits`, one taken before feedback scales lacks `feedback_scale`.
-    class_version = 7
+    # traffic splits lacks `splits`, one taken before feedback scales lacks
+    # `feedback_scale`, one taken before pinned runs lacks each version's `dataset_version`.
+    class_version = 8
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -203,6 +208,11 @@ class Program(Aggregate):
     @staticmethod
     def upcast_v6_v7(state: dict[str, Any]) -> None:
         state["feedback_scale"] = None
+
+    @staticmethod
+    def upcast_v7_v8(state: dict[str, Any]) -> None:
+        for version in state.get("versions", []):
+            version.setdefault("dataset_version", None)
 
     @staticmethod
     def create_id(program_id: str) -> Any:
@@ -294,7 +304,10 @@ class Program(Aggregate):
         actor: str | None
         # A plugin program's module as the optimization ran it (version 3; else None).
         plugin: dict[str, Any] | None
-        class_version = 3
+        # The dataset version the optimization took its examples from (version 4; None
+        # before, and for a run recorded before runs were pinned).
+        dataset_version: int | None
+        class_version = 4
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -304,6 +317,10 @@ class Program(Aggregate):
         @staticmethod
         def upcast_v2_v3(state: dict[str, Any]) -> None:
             state["plugin"] = None
+
+        @staticmethod
+        def upcast_v3_v4(state: dict[str, Any]) -> None:
+            state["dataset_version"] = None
 
     class Deployed(Aggregate.Event):
         version: int
@@ -577,6 +594,7 @@ class Program(Aggregate):
         baseline_score: float,
         optimized_score: float,
         plugin: dict[str, Any] | None,
+        dataset_version: int | None = None,
         **meta: Any,
     ) -> int:
         status = self.next_status("optimize")
@@ -592,6 +610,7 @@ class Program(Aggregate):
             version=self.latest_version + 1,
             status=status,
             plugin=plugin,
+            dataset_version=dataset_version,
             **meta,
         )
         return self.latest_version
@@ -848,6 +867,7 @@ class Program(Aggregate):
         correlation_id: str,
         actor: str | None,
         plugin: dict[str, Any] | None = None,
+        dataset_version: int | None = None,
     ) -> None:
         self.versions.append(
             _version(
@@ -861,6 +881,7 @@ class Program(Aggregate):
                 metric=metric,
                 config=config,
                 dataset_id=dataset_id,
+                dataset_version=dataset_version,
                 baseline_score=baseline_score,
                 optimized_score=optimized_score,
                 plugin=plugin,

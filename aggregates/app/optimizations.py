@@ -232,6 +232,7 @@ def _add_version(
             metric=run.metric,
             config=run.config,
             dataset_id=run.dataset_id,
+            dataset_version=run.dataset_version,
             baseline_score=baseline_score,
             optimized_score=optimized_score,
             # The plugin module the run optimized: the base version's.

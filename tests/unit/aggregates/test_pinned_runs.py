@@ -13,11 +13,18 @@ from dspyops.aggregates.app import (
     GatePlan,
     OptimizationPlan,
     handle,
+    optimizations,
 )
 from dspyops.aggregates.app.gates import gate_run_id
 from dspyops.aggregates.errors import NotFound
 from dspyops.events.commands import AppendExamples, EvaluateProgram, OptimizeProgram
-from tests.unit.aggregates.test_application import Ids, add_dataset, register, restored
+from tests.unit.aggregates.test_application import (
+    STATE,
+    Ids,
+    add_dataset,
+    register,
+    restored,
+)
 from tests.unit.aggregates.test_gates import deployed_v1, gated
 
 
@@ -131,3 +138,42 @@ def test_a_run_requested_before_pinning_loads_and_takes_the_current_examples(
     old = restored(app, stored, state)
     assert old.dataset_version is None
     assert old.mutate(None).dataset_version is None
+
+
+def test_an_optimized_version_names_the_dataset_version_that_made_it(
+    app: DspyOps, ctx: Ids
+) -> None:
+    register(app, ctx)
+    add_dataset(app, ctx)
+    assert isinstance(
+        handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx("o1")), OptimizationPlan
+    )
+    grow(app, ctx)
+    outcome = optimizations.complete_optimization(
+        app, "o1", state=STATE, baseline_score=0.2, optimized_score=0.8
+    )
+    assert outcome.result_type == "OptimizationCompleted"
+    program = app.program("p")
+    assert [v["dataset_version"] for v in program.versions] == [None, 1]
+    stored = next(
+        n
+        for n in app.recorder.select_notifications(1, 1000)
+        if n.topic.endswith("Program.Optimized")
+    )
+    state = app.mapper.transcoder.decode(stored.state)
+    assert (state["class_version"], state["dataset_version"]) == (4, 1)
+    # As class version 3 wrote it: the version's dataset version is unknown.
+    state["class_version"] = 3
+    del state["dataset_version"]
+    assert restored(app, stored, state).dataset_version is None
+    # A snapshot taken before pinned runs (class version 6) loads with it unknown too.
+    aggregate_id = app.program("p").id
+    app.take_snapshot(aggregate_id)
+    assert app.snapshots is not None
+    snap = app.snapshots.recorder.select_events(aggregate_id, desc=True, limit=1)[0]
+    snapshot = app.mapper.transcoder.decode(snap.state)
+    snapshot["state"]["class_version"] = 6
+    for version in snapshot["state"]["versions"]:
+        del version["dataset_version"]
+    loaded = restored(app, snap, snapshot).mutate(None)
+    assert [v["dataset_version"] for v in loaded.versions] == [None, None]
