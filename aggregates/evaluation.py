@@ -89,6 +89,7 @@ class Evaluation(Run):
         self.score: float | None = None
         self.per_example: list[dict[str, Any]] = []
         self.errored: int | None = None
+        self.provenance: dict[str, Any] | None = None
 
     @property
     def asking_command(self) -> str:
@@ -101,20 +102,38 @@ class Evaluation(Run):
         # Examples that could not be scored (they count 0 in `score`; their per-example
         # entries carry `error`). None in v1 events: they were not told apart then.
         errored: int | None
+        # What the run ran with (events.results.Provenance as JSON), told by the worker
+        # that ran it; None in version 2 events: recorded before provenance was.
+        provenance: dict[str, Any] | None
         command_id: str
         correlation_id: str
         actor: str | None
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["errored"] = None
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["provenance"] = None
+
     def complete(
-        self, score: float, per_example: list[dict[str, Any]], errored: int, **meta: Any
+        self,
+        score: float,
+        per_example: list[dict[str, Any]],
+        errored: int,
+        provenance: dict[str, Any] | None = None,
+        **meta: Any,
     ) -> None:
         self._check(frozenset({RUNNING}), "complete")
-        self._completed(score=score, per_example=per_example, errored=errored, **meta)
+        self._completed(
+            score=score,
+            per_example=per_example,
+            errored=errored,
+            provenance=provenance,
+            **meta,
+        )
 
     @event(Completed)
     def _completed(
@@ -125,8 +144,10 @@ class Evaluation(Run):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        provenance: dict[str, Any] | None = None,
     ) -> None:
         self.status = COMPLETED
         self.score = score
         self.per_example = list(per_example)
         self.errored = errored
+        self.provenance = provenance

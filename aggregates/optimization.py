@@ -80,16 +80,42 @@ class Optimization(Run):
         self.version_created: int | None = None
         self.baseline_score: float | None = None
         self.optimized_score: float | None = None
+        self.provenance: dict[str, Any] | None = None
+
+    class Completed(Aggregate.Event):
+        version: int
+        baseline_score: float
+        optimized_score: float
+        # What the run ran with (events.results.Provenance as JSON), told by the worker
+        # that ran it; None in version 1 events: recorded before provenance was.
+        provenance: dict[str, Any] | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["provenance"] = None
 
     def complete(
-        self, version: int, baseline_score: float, optimized_score: float, **meta: Any
+        self,
+        version: int,
+        baseline_score: float,
+        optimized_score: float,
+        provenance: dict[str, Any] | None = None,
+        **meta: Any,
     ) -> None:
         self._check(frozenset({RUNNING}), "complete")
         self._completed(
-            version=version, baseline_score=baseline_score, optimized_score=optimized_score, **meta
+            version=version,
+            baseline_score=baseline_score,
+            optimized_score=optimized_score,
+            provenance=provenance,
+            **meta,
         )
 
-    @event("Completed")
+    @event(Completed)
     def _completed(
         self,
         version: int,
@@ -98,8 +124,10 @@ class Optimization(Run):
         command_id: str,
         correlation_id: str,
         actor: str | None,
+        provenance: dict[str, Any] | None = None,
     ) -> None:
         self.status = COMPLETED
         self.version_created = version
         self.baseline_score = baseline_score
         self.optimized_score = optimized_score
+        self.provenance = provenance

@@ -35,6 +35,7 @@ from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S
 from dspyops.runtime.pipeline import Search
 from dspyops.runtime.pricing import profile_prices
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
+from dspyops.runtime.provenance import ResponseModels, run_provenance
 from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import (
     BUDGET_EXCEEDED,
@@ -76,6 +77,7 @@ class EvaluationJobs:
         if unenforceable is not None:
             return await self._fail_evaluation(run_id, "unknown_price", unenforceable)
         state = RunState(DEFAULT_TIME_LIMIT_S, budget=planned.budget, prices=prices)
+        models = ResponseModels()
         work = partial(
             run_evaluation,
             program_spec(planned, self.search(planned) if self.search else None),
@@ -84,6 +86,7 @@ class EvaluationJobs:
             lm=lm,
             state=state,
             errors=errors,
+            models=models,
         )
         future = in_run_thread(self.pool, work)
         try:
@@ -116,6 +119,7 @@ class EvaluationJobs:
             scored.per_example,
             scored.errored,
             state.spend(),
+            run_provenance(self.profiles.get(planned.lm), models.sorted()),
         )
         return outcome
 

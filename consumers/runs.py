@@ -56,6 +56,7 @@ from dspyops.runtime.optimizers import DEFAULT_TIME_LIMIT_S, InvalidConfig, pars
 from dspyops.runtime.pipeline import Search
 from dspyops.runtime.pricing import profile_prices
 from dspyops.runtime.profiles import ProfileError, ProfileRegistry, UnknownProfile
+from dspyops.runtime.provenance import ResponseModels, run_provenance
 from dspyops.runtime.redaction import Redactor
 from dspyops.runtime.run_state import (
     BUDGET_EXCEEDED,
@@ -114,6 +115,7 @@ class RunJobs:
         if unenforceable is not None:
             return await self._fail(run_id, "unknown_price", unenforceable)
         state = RunState(_time_limit(planned), budget=planned.budget, prices=prices)
+        models = ResponseModels()
         work = partial(
             run_optimization,
             program_spec(planned, self.search(planned) if self.search else None),
@@ -125,6 +127,7 @@ class RunJobs:
             lm=lm,
             state=state,
             errors=errors,
+            models=models,
         )
         future = in_run_thread(self.pool, work)
         try:
@@ -151,6 +154,12 @@ class RunJobs:
                 baseline_score=optimized.baseline_score,
                 optimized_score=optimized.optimized_score,
                 spend=state.spend(),
+                provenance=run_provenance(
+                    self.profiles.get(planned.lm),
+                    models.sorted(),
+                    optimizer=planned.optimizer,
+                    config=dict(planned.config),
+                ),
             )
         )
 

@@ -73,6 +73,43 @@ class RunSpend(BaseModel):
     cost_usd: float | None = None
 
 
+class LMProfileUsed(BaseModel):
+    """An LM profile a run called: its name, the model string it names (what LiteLLM was
+    asked for) and the models the provider said answered (LiteLLM's response `model`,
+    e.g. a dated snapshot), sorted; empty when no call answered."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: str
+    model: str
+    offline: bool
+    response_models: list[str]
+
+
+class Provenance(BaseModel):
+    """What a run ran with, recorded by the worker that ran it: the dspy and dspyops
+    versions (null: not installed as a distribution), the optimizer's config as used
+    (every default filled in; null for an evaluation) and its seed (null: none; see
+    docs/contract.md), and every LM profile it called."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dspy_version: str | None
+    dspyops_version: str | None
+    optimizer_config: dict[str, Any] | None = None
+    seed: int | None = None
+    lm_profiles: list[LMProfileUsed]
+
+
+class RunRecord(BaseModel):
+    """What a completed run took and ran with: the dataset version its examples came from
+    (null for runs requested before runs were pinned) and its provenance (null for runs
+    that completed before it was recorded)."""
+
+    dataset_version: int | None = None
+    provenance: Provenance | None = None
+
+
 class CommandRejected(Result):
     """Validation or lifecycle error: nothing was changed."""
 
@@ -336,7 +373,7 @@ class OptimizationProgress(Result, RunSpend):
     message: str = ""
 
 
-class OptimizationCompleted(Result, RunSpend):
+class OptimizationCompleted(Result, RunSpend, RunRecord):
     optimization_id: str
     program_id: str
     version: int
@@ -366,7 +403,7 @@ class OptimizationCancelled(Result):
     reason: str = "cancelled on request"
 
 
-class EvaluationCompleted(Result, RunSpend):
+class EvaluationCompleted(Result, RunSpend, RunRecord):
     evaluation_id: str
     program_id: str
     version: int

@@ -45,6 +45,7 @@ from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
 from dspyops.runtime.modules import build_module, state_problems
 from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
 from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
+from dspyops.runtime.provenance import ResponseModels, watched
 from dspyops.runtime.run_state import (
     BUDGET_EXCEEDED,
     CANCELLED,
@@ -125,9 +126,12 @@ def run_optimization(
     lm: dspy.BaseLM,
     state: RunState,
     errors: LMErrors,
+    models: ResponseModels | None = None,
 ) -> Optimized:
-    """Baseline, compile, score; raises RunFailed (told by `errors`) or Stopped."""
+    """Baseline, compile, score; raises RunFailed (told by `errors`) or Stopped.
+    `models` collects the models that answered (runtime.provenance)."""
     make_progress_bars_thread_safe()
+    lm, watching = watched(lm, models)
     parsed = _config(optimizer, config)
     metric = _metric(metric_name, parsed.metric_options, spec.output_names)
     train = to_examples(trainset, spec.input_names)
@@ -144,6 +148,7 @@ def run_optimization(
         callbacks=callbacks,
         track_usage=True,
         usage_tracker=UsageTo(state.add_usage),
+        **watching,
     ):
         student = spec.program(spec.state)
         baseline = _guarded(
@@ -189,8 +194,10 @@ def run_evaluation(
     lm: dspy.BaseLM,
     state: RunState,
     errors: LMErrors,
+    models: ResponseModels | None = None,
 ) -> Scored:
     make_progress_bars_thread_safe()
+    lm, watching = watched(lm, models)
     metric = _metric(metric_name, {}, spec.output_names)
     dev = to_examples(devset, spec.input_names)
     if not dev:
@@ -201,6 +208,7 @@ def run_evaluation(
         adapter=GuardedAdapter(state),
         track_usage=True,
         usage_tracker=UsageTo(state.add_usage),
+        **watching,
     ):
         program = spec.program(spec.state)
         scored = _guarded(state, errors, lambda: score_program(program, dev, metric, num_threads=1))

@@ -184,12 +184,17 @@ class Optimizer(Generic[C]):
     # An optional package the optimizer imports only when it runs: without it the command
     # is rejected up front instead of failing after it was accepted.
     requires: str | None = None
+    # The seed DSPy itself fixes for an optimizer whose config has no `seed` (recorded in
+    # a run's provenance); None when it fixes none that one number describes.
+    fixed_seed: int | None = None
 
 
 # The one table: parse_config and compile_program both look the name up here.
 OPTIMIZERS: dict[str, Optimizer[Any]] = {
-    "LabeledFewShot": Optimizer(LabeledFewShotConfig, _labeled_few_shot),
-    "BootstrapFewShot": Optimizer(BootstrapFewShotConfig, _bootstrap_few_shot),
+    # DSPy samples LabeledFewShot's demos and shuffles BootstrapFewShot's with
+    # random.Random(0); random search seeds its candidate i with random.Random(i).
+    "LabeledFewShot": Optimizer(LabeledFewShotConfig, _labeled_few_shot, fixed_seed=0),
+    "BootstrapFewShot": Optimizer(BootstrapFewShotConfig, _bootstrap_few_shot, fixed_seed=0),
     "BootstrapFewShotWithRandomSearch": Optimizer(RandomSearchConfig, _random_search),
     "MIPROv2": Optimizer(MIPROv2Config, _miprov2, requires="optuna"),
     "GEPA": Optimizer(GEPAConfig, _gepa, requires="gepa"),

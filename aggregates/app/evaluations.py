@@ -30,7 +30,7 @@ from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.ids import evaluation_uuid
 from dspyops.aggregates.run import Run
 from dspyops.events.commands import EvaluateProgram
-from dspyops.events.results import EvaluationCompleted
+from dspyops.events.results import EvaluationCompleted, Provenance
 from dspyops.events.text import storable
 
 # The split that names every example of a dataset (a gate's `split`).
@@ -104,8 +104,10 @@ def complete_evaluation(
     per_example: list[dict[str, Any]],
     errored: int = 0,
     spend: dict[str, Any] | None = None,
+    provenance: Provenance | None = None,
 ) -> Outcome:
-    """`errored`: examples that could not be scored (a call failed), each counted 0 in `score`."""
+    """`errored`: examples that could not be scored (a call failed), each counted 0 in
+    `score`; `provenance`: what the run ran with."""
 
     def finish(run: Run, ctx: CommandContext) -> Outcome:
         assert isinstance(run, Evaluation)
@@ -113,7 +115,8 @@ def complete_evaluation(
         if bad:
             return fail_run(app, run, ctx, "invalid_result", bad[0]["msg"], spend)
         # Per-example outputs are what the LM said: made storable (NUL replaced).
-        run.complete(score, storable(per_example), errored, **ctx.meta())
+        recorded = None if provenance is None else provenance.model_dump(mode="json")
+        run.complete(score, storable(per_example), errored, recorded, **ctx.meta())
         result = EvaluationCompleted(
             evaluation_id=run.evaluation_id,
             program_id=run.program_id,
@@ -123,6 +126,8 @@ def complete_evaluation(
             score=score,
             examples=len(per_example),
             errored=errored,
+            dataset_version=run.dataset_version,
+            provenance=provenance,
             **(spend or {}),
         )
         return app.record(ctx, Outcome.of(result, run.run_id), run)

@@ -38,6 +38,7 @@ from dspyops.events.results import (
     OptimizationCancelled,
     OptimizationCompleted,
     OptimizationProgress,
+    Provenance,
 )
 from dspyops.events.text import storable
 
@@ -141,9 +142,11 @@ def complete_optimization(
     baseline_score: float,
     optimized_score: float,
     spend: dict[str, Any] | None = None,
+    provenance: Provenance | None = None,
 ) -> Outcome:
     """Add the optimized program version, status -> optimized; one save with the outcome.
-    `spend`: what the run spent (events.results.RunSpend's fields), for the result."""
+    `spend`: what the run spent (events.results.RunSpend's fields), for the result;
+    `provenance`: what it ran with (events.results.Provenance as JSON)."""
     spent = spend or {}
 
     def finish(run: Run, ctx: CommandContext) -> Outcome:
@@ -152,7 +155,8 @@ def complete_optimization(
         added = _add_version(run, program, ctx, state, baseline_score, optimized_score)
         if isinstance(added, tuple):
             return fail_run(app, run, ctx, *added, spent)
-        run.complete(added, baseline_score, optimized_score, **ctx.meta())
+        recorded = None if provenance is None else provenance.model_dump(mode="json")
+        run.complete(added, baseline_score, optimized_score, recorded, **ctx.meta())
         result = OptimizationCompleted(
             optimization_id=run.optimization_id,
             program_id=run.program_id,
@@ -162,6 +166,8 @@ def complete_optimization(
             dataset_id=run.dataset_id,
             baseline_score=baseline_score,
             optimized_score=optimized_score,
+            dataset_version=run.dataset_version,
+            provenance=provenance,
             **spent,
         )
         return app.record(ctx, Outcome.of(result, run.run_id), run, program)

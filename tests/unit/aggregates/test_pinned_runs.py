@@ -12,12 +12,14 @@ from dspyops.aggregates.app import (
     EvaluationPlan,
     GatePlan,
     OptimizationPlan,
+    evaluations,
     handle,
     optimizations,
 )
 from dspyops.aggregates.app.gates import gate_run_id
 from dspyops.aggregates.errors import NotFound
 from dspyops.events.commands import AppendExamples, EvaluateProgram, OptimizeProgram
+from dspyops.events.results import Provenance
 from tests.unit.aggregates.test_application import (
     STATE,
     Ids,
@@ -177,3 +179,26 @@ def test_an_optimized_version_names_the_dataset_version_that_made_it(
         del version["dataset_version"]
     loaded = restored(app, snap, snapshot).mutate(None)
     assert [v["dataset_version"] for v in loaded.versions] == [None, None]
+
+
+def test_runs_completed_before_provenance_load_without_it(app: DspyOps, ctx: Ids) -> None:
+    register(app, ctx)
+    add_dataset(app, ctx)
+    handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx("o1"))
+    handle(app, EvaluateProgram(program_id="p", dataset_id="d"), ctx("e1"))
+    provenance = Provenance(dspy_version="3.4.1", dspyops_version="0.1.0", lm_profiles=[])
+    optimizations.complete_optimization(
+        app, "o1", state=STATE, baseline_score=0.2, optimized_score=0.8, provenance=provenance
+    )
+    evaluations.complete_evaluation(app, "e1", 0.5, [], provenance=provenance)
+    assert app.optimization("o1").provenance == app.evaluation("e1").provenance
+    assert app.evaluation("e1").provenance == provenance.model_dump(mode="json")
+    for run_type, class_version in (("Optimization.Completed", 2), ("Evaluation.Completed", 3)):
+        notifications = app.recorder.select_notifications(1, 1000)
+        stored = next(n for n in notifications if n.topic.endswith(run_type))
+        state = app.mapper.transcoder.decode(stored.state)
+        assert state["class_version"] == class_version
+        # As the previous class version wrote it: no provenance.
+        state["class_version"] = class_version - 1
+        del state["provenance"]
+        assert restored(app, stored, state).provenance is None
