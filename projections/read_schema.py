@@ -100,6 +100,9 @@ PROGRAM_VERSIONS = Table(
         # Added after the first layout: `projections/upgrade.py` fills them in older schemas.
         ("input_schema", "json"),
         ("output_schema", "json"),
+        # The dataset version the optimization that made it took its examples from; NULL
+        # for other versions and those made before runs recorded it.
+        ("dataset_version", "integer"),
     ),
     key=("program_id", "number"),
 )
@@ -256,6 +259,10 @@ RUNS = Table(
         # Optimizations stopped over budget: the version kept from their best candidate
         # (NULL when none was, and for runs recorded before runs kept one).
         ("kept_version", "integer"),
+        # The dataset version the run took its examples from, and what it ran with
+        # (events.results.Provenance, once completed); NULL for runs recorded before.
+        ("dataset_version", "integer"),
+        ("provenance", "jsonb"),
     ),
     key=("id",),
     constraints=("UNIQUE (kind, run_id)",),

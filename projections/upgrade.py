@@ -100,6 +100,8 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(PROGRAMS, ("splits",), _nothing_to_fill),
     Upgrade(EXECUTIONS, ("route",), _nothing_to_fill),
     Upgrade(PROGRAMS, ("feedback_scale",), _nothing_to_fill),
+    Upgrade(RUNS, ("dataset_version", "provenance"), _nothing_to_fill),
+    Upgrade(PROGRAM_VERSIONS, ("dataset_version",), _nothing_to_fill),
 )
 
 

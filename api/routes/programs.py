@@ -85,6 +85,9 @@ class Version(BaseModel):
     metric: str | None
     config: dict[str, Any] | None
     dataset_id: str | None
+    # The dataset version its optimization took its examples from; null for versions not
+    # made by an optimization, and those made before dspyops recorded it.
+    dataset_version: int | None
     baseline_score: float | None
     optimized_score: float | None
     created_at: datetime

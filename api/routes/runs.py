@@ -13,6 +13,7 @@ from dspyops.api import views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import COMMON_RESPONSES, NO_NUL, not_found
 from dspyops.api.pagination import CursorQuery, LimitQuery, Page
+from dspyops.events.results import Provenance
 
 router = APIRouter(tags=["runs"], responses=COMMON_RESPONSES)
 
@@ -44,6 +45,13 @@ class Run(BaseModel):
     actor: str | None
     requested_at: datetime
     updated_at: datetime
+    # The dataset version the run took its examples from (a resumed run takes the same);
+    # null for runs requested before dspyops recorded it.
+    dataset_version: int | None
+    # What the run ran with, once completed: dspy and dspyops versions, the optimizer
+    # config as used and its seed, each LM profile with the models that answered; null
+    # until it completes, and for runs completed before dspyops recorded it.
+    provenance: Provenance | None
 
 
 class Optimization(Run):

@@ -119,6 +119,9 @@ class RunRequested(Recorded, Protocol):
     program_id: str
     dataset_id: str
     metric: str
+    # The dataset version the run took its examples from; None: requested before runs
+    # recorded it.
+    dataset_version: int | None
 
 
 class OptimizationRequested(RunRequested, Protocol):
@@ -153,6 +156,8 @@ class OptimizationCompleted(Recorded, Protocol):
     version: int
     baseline_score: float
     optimized_score: float
+    # events.results.Provenance as JSON; None: completed before runs recorded it.
+    provenance: dict[str, Any] | None
 
 
 class EvaluationCompleted(Recorded, Protocol):
@@ -160,3 +165,4 @@ class EvaluationCompleted(Recorded, Protocol):
     per_example: list[dict[str, Any]]
     # Examples whose LM call failed; None in version 1 events (not counted then).
     errored: int | None
+    provenance: dict[str, Any] | None

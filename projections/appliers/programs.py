@@ -160,6 +160,7 @@ class ProgramsApplier:
             metric=e.metric,
             config=e.config,
             dataset_id=e.dataset_id,
+            dataset_version=e.dataset_version,
             baseline_score=e.baseline_score,
             optimized_score=e.optimized_score,
         )

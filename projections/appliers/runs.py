@@ -91,6 +91,7 @@ class RunsApplier:
             version_created=e.version,
             baseline_score=e.baseline_score,
             optimized_score=e.optimized_score,
+            provenance=e.provenance,
         )
 
     def evaluation_completed(self, e: EvaluationCompleted, position: int) -> None:
@@ -101,6 +102,7 @@ class RunsApplier:
             score=e.score,
             errored=e.errored,
             per_example=list(e.per_example),
+            provenance=e.provenance,
         )
 
     def _requested(self, e: RunRequested, position: int, **fields: Any) -> None:
@@ -110,6 +112,7 @@ class RunsApplier:
             "dataset_id": e.dataset_id,
             "status": REQUESTED,
             "metric": e.metric,
+            "dataset_version": e.dataset_version,
             "step": 0,
             "total": 0,
             **meta(e),

@@ -16,6 +16,7 @@ from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
 from tests.support.read_story import (
     COST_USD,
+    PROVENANCE,
     bulk_executions,
     schemas,
     seed_story,
@@ -200,6 +201,7 @@ def test_versions_and_compiled_state(client: TestClient) -> None:
         (3, "updated", False),
     ]
     assert versions[1]["optimized_score"] == 0.8
+    assert [v["dataset_version"] for v in versions] == [None, 1, None]
     v2 = client.get("/programs/qa/versions/2").json()
     assert v2["state"] == {"demos": []}
     assert v2["optimization_id"] == "opt1"
@@ -366,10 +368,14 @@ def test_optimizations_and_evaluations(client: TestClient) -> None:
         ("opt1", "completed", 2)
     ]
     assert client.get("/optimizations?status=failed").json()["items"] == []
-    assert client.get("/optimizations/opt1").json()["best_score"] == 0.5
+    opt1 = client.get("/optimizations/opt1").json()
+    assert opt1["best_score"] == 0.5
+    assert (opt1["dataset_version"], opt1["provenance"]) == (1, PROVENANCE.model_dump())
     evaluation = client.get("/evaluations/ev1").json()
     assert (evaluation["score"], evaluation["version"], evaluation["errored"]) == (0.5, 1, 1)
     assert evaluation["per_example"][1]["error"] == "lm_error"
+    # Completed without provenance (as before it was recorded): null.
+    assert (evaluation["dataset_version"], evaluation["provenance"]) == (1, None)
     assert [e["evaluation_id"] for e in client.get("/evaluations").json()["items"]] == ["ev1"]
     assert client.get("/evaluations?program_id=sum").json()["items"] == []
 

@@ -35,10 +35,21 @@ from dspyops.events.commands import (
     TrainProgram,
     UpdateProgram,
 )
-from dspyops.events.results import ErrorInfo
+from dspyops.events.results import ErrorInfo, LMProfileUsed, Provenance
 from tests.support.executions import complete
 
 QA_SIGNATURE = "question: str, context: str -> answer: str, confidence: float"
+
+# What opt1 ran with: the read API shows it (tests/integration/test_api_routes.py).
+PROVENANCE = Provenance(
+    dspy_version="3.4.1",
+    dspyops_version="0.1.0",
+    optimizer_config={"k": 16},
+    seed=0,
+    lm_profiles=[
+        LMProfileUsed(profile="default", model="offline", offline=True, response_models=[])
+    ],
+)
 
 
 def ctx(actor: str | None = "alice") -> CommandContext:
@@ -128,7 +139,12 @@ def seed_story(app: DspyOps) -> dict[str, Any]:
     assert not hasattr(planned, "result_type"), planned
     optimizations.record_progress(app, "opt1", 1, 2, 0.5)
     optimizations.complete_optimization(
-        app, "opt1", state={"demos": []}, baseline_score=0.4, optimized_score=0.8
+        app,
+        "opt1",
+        state={"demos": []},
+        baseline_score=0.4,
+        optimized_score=0.8,
+        provenance=PROVENANCE,
     )
     # v1 serves first, then v2; the rollback returns to v1, which served before.
     first = handle(app, DeployProgram(program_id="qa", version=1), ctx())
