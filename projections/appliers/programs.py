@@ -41,7 +41,6 @@ AUDITED = (
     "latest_version",
     "deployed_version",
     "budget",
-    "splits",
 )
 
 
