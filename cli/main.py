@@ -7,6 +7,7 @@ import typer
 from dspyops.cli import (
     promote_command,
     read_commands,
+    routing_commands,
     schema_commands,
     send_commands,
     watch_commands,
@@ -30,6 +31,8 @@ app.add_typer(schema_commands.app, name="schema")
 app.command(name="send")(send_commands.send)
 app.command(name="feedback")(send_commands.feedback)
 app.command(name="promote")(promote_command.promote)
+app.command(name="alias")(routing_commands.alias)
+app.command(name="split")(routing_commands.split)
 app.command(name="watch")(watch_commands.watch)
 app.command(name="programs")(read_commands.programs)
 app.command(name="serving")(read_commands.serving)
