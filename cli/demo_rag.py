@@ -50,8 +50,8 @@ from dspyops.events.results import (
 from dspyops.events.steps import Step
 from dspyops.settings import Settings
 
-# Numbered after the first scenario's seven steps.
-FIRST_STEP = 8
+# Numbered after the first scenario's seven steps and the canary's two.
+FIRST_STEP = 10
 SIGNATURE = "question: str -> answer: str, sources: list[str], confidence: float[0, 1]"
 STEPS = [
     Step(name="retrieve", kind="Retrieve", corpus="CORPUS", k=2, bindings={"query": "question"}),

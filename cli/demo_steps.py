@@ -263,14 +263,14 @@ class ReadSide:
                 str(v["number"]),
                 v["source"],
                 v["optimizer"] or "-",
-                _score(v["baseline_score"]),
-                _score(v["optimized_score"]),
+                score(v["baseline_score"]),
+                score(v["optimized_score"]),
                 "yes" if v["deployed"] else "",
             ]
             for v in versions
         ]
         headers = ["version", "source", "optimizer", "baseline", "score", "deployed"]
-        self.console.print(_table("versions and their scores", headers, rows))
+        self.console.print(table("versions and their scores", headers, rows))
 
     def _metrics(self, metrics: dict[str, Any]) -> None:
         rows = [
@@ -278,14 +278,14 @@ class ReadSide:
                 str(row["version"]),
                 str(row["count"]),
                 str(row["succeeded"]),
-                _score(row["success_rate"]),
-                _ms(row["latency_p50_ms"]),
-                _ms(row["latency_p95_ms"]),
+                score(row["success_rate"]),
+                ms(row["latency_p50_ms"]),
+                ms(row["latency_p95_ms"]),
             ]
             for row in [*metrics["by_version"], {**metrics["overall"], "version": "all"}]
         ]
         headers = ["version", "executions", "succeeded", "success rate", "p50 ms", "p95 ms"]
-        self.console.print(_table("execution metrics", headers, rows))
+        self.console.print(table("execution metrics", headers, rows))
 
     def _audit(self, audit: list[dict[str, Any]]) -> None:
         rows = [
@@ -299,14 +299,15 @@ class ReadSide:
             for entry in reversed(audit)
         ]
         headers = ["time", "aggregate", "event", "actor", "changed"]
-        self.console.print(_table("audit trail (oldest first)", headers, rows))
+        self.console.print(table("audit trail (oldest first)", headers, rows))
 
 
-def _table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
-    table = Table(*headers, title=title)
+def table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
+    """A titled table of plain text cells (escaped: they may hold [brackets])."""
+    shown = Table(*headers, title=title)
     for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
-    return table
+        shown.add_row(*(escape(cell) for cell in row))
+    return shown
 
 
 def _fields(names: list[str], shown: int = 2) -> str:
@@ -314,9 +315,9 @@ def _fields(names: list[str], shown: int = 2) -> str:
     return (", ".join(names[:shown]) + more) or "-"
 
 
-def _score(value: float | None) -> str:
+def score(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _ms(value: float | None) -> str:
+def ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"

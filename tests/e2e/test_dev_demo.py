@@ -64,12 +64,32 @@ def test_demo_completes_and_the_api_serves_the_new_version(dev: DevProcess) -> N
     assert "starting them for the demo" not in out  # it used the running `dev`
 
     program = api(dev.env, f"/programs/{program_id}").json()
-    assert program["deployed_version"] == version == program["latest_version"]
+    assert program["deployed_version"] == version
     assert program["status"] == "deployed"
     versions = api(dev.env, f"/programs/{program_id}/versions").json()
-    assert [v["optimizer"] for v in versions] == [None, "BootstrapFewShot"]
+    assert [v["optimizer"] for v in versions] == [None, "BootstrapFewShot", None]
+
+    # The canary: version 3 on 10 % of production, 80 executions routed by key.
+    assert "✓ ProgramUpdated version 3" in out
+    assert "✓ ProgramTrafficSplitSet production: v2 90 %, v3 10 %" in out
+    batch = r"80 executions, routing keys user-000..user-079, in [\d.]+ s: v2 (\d+), v3 (\d+)"
+    ran = re.search(batch, out)
+    assert ran, out
+    on_v2, on_v3 = int(ran[1]), int(ran[2])
+    assert on_v2 + on_v3 == 80
+    assert on_v3 > 0  # 0.9 ** 80: once in about 4,600 runs none goes to v3
+    serving = api(dev.env, f"/programs/{program_id}/serving").json()
+    assert serving["weights"]["production"] == {"2": 90, "3": 10}
     metrics = api(dev.env, f"/programs/{program_id}/metrics").json()
-    assert {row["version"]: row["succeeded"] for row in metrics["by_version"]} == {1: 1, 2: 1}
+    counts = {row["version"]: row["succeeded"] for row in metrics["by_version"]}
+    assert counts == {1: 1, 2: 1 + on_v2, 3: on_v3}
+    (compared,) = [c for c in metrics["comparison"] if c["version"] == 3]
+    assert compared["baseline_version"] == 2
+    table = re.search(r"│ executions +│ (\d+) +│ (\d+) +│", out)
+    assert table, out
+    assert (int(table[1]), int(table[2])) == (1 + on_v2, on_v3)
+    diff = re.escape(f"{compared['latency_mean_diff_ms']:+.1f}")
+    assert re.search(rf"│ latency mean ms +│ [\d.]+ +│ [\d.]+ +│ {diff} \[", out), out
 
     # The second scenario: a retrieve -> answer pipeline over a corpus, and its trace.
     found = re.search(r"pipeline (rag-\w+) version (\d+)", out)
