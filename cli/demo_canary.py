@@ -39,6 +39,8 @@ FIRST_STEP = 8
 CANARY_PERCENT = 10
 # Enough that the 10 % arm gets a handful (about 8), few enough to take a second or two.
 EXECUTIONS = 80
+# A few at a time: all 80 at once would time the worker's queue, not the versions.
+IN_FLIGHT = 16
 GUARD = SplitGuard(max_error_rate=0.2, window=20)
 NEW_INSTRUCTIONS = demo_data.INSTRUCTIONS + " Quote the context's words."
 
@@ -111,22 +113,22 @@ class CanaryDemo:
         )
 
     async def _executions(self, client: DspyopsClient) -> None:
-        """The batch at once: each execution names no version, so production's split routes it
-        by its routing key (a user id here: one user keeps one version)."""
+        """The batch, a few at a time: each execution names no version, so production's split
+        routes it by its routing key (a user id here: one user keeps one version)."""
         examples = demo_data.EXAMPLES
-        sends = [
-            client.send(
-                ExecuteProgram(
-                    program_id=self.run.program_id,
-                    inputs={k: examples[i % len(examples)][k] for k in ("question", "context")},
-                    routing_key=f"user-{i:03d}",
-                ),
-                timeout_s=COMMAND_TIMEOUT_S,
+        in_flight = asyncio.Semaphore(IN_FLIGHT)
+
+        async def execute(i: int) -> ExecutionSucceeded:
+            inputs = {k: examples[i % len(examples)][k] for k in ("question", "context")}
+            command = ExecuteProgram(
+                program_id=self.run.program_id, inputs=inputs, routing_key=f"user-{i:03d}"
             )
-            for i in range(EXECUTIONS)
-        ]
+            async with in_flight:
+                reply = await client.send(command, timeout_s=COMMAND_TIMEOUT_S)
+            return reply.expect(ExecutionSucceeded)
+
         started = time.monotonic()
-        done = [reply.expect(ExecutionSucceeded) for reply in await asyncio.gather(*sends)]
+        done = await asyncio.gather(*(execute(i) for i in range(EXECUTIONS)))
         elapsed = time.monotonic() - started
         self.run.ran = Counter(d.version for d in done)
         self.run.expected.update(self.run.ran)
