@@ -8,7 +8,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from dspyops.cli.console import EXIT_TIMEOUT, EXIT_UNAVAILABLE, fail, out, print_json
-from dspyops.cli.demo_canary import CanaryDemo, CanaryRun, CanaryStats
+from dspyops.cli.demo_canary import CanaryDemo, CanaryStats
 from dspyops.cli.demo_rag import RagDemo, RagRun, RagTrace
 from dspyops.cli.demo_steps import Demo, DemoRun, ReadSide
 from dspyops.cli.dev_commands import run_dir
@@ -69,7 +69,7 @@ def _run(settings: Settings, services: LocalServices, lm: str) -> dict[str, Any]
     served["canary_metrics"] = CanaryStats(ReadApi(settings), out).show(canary)
     rag = asyncio.run(RagDemo(settings, out, lm=lm).commands())
     served["rag_execution"] = RagTrace(ReadApi(settings), out).show(rag)
-    _summary(run, canary, rag)
+    _summary(run, rag)
     return served
 
 
@@ -85,15 +85,13 @@ def _fail_for(problem: BaseException) -> NoReturn:
     raise typer.Exit(130)
 
 
-def _summary(run: DemoRun, canary: CanaryRun, rag: RagRun) -> None:
+def _summary(run: DemoRun, rag: RagRun) -> None:
     assert run.optimized is not None
     assert rag.optimized is not None
     out.rule("[bold]done", align="left")
     out.print(
-        f"program {run.program_id} serves version {run.optimized.version} (version "
-        f"{canary.candidate} on {canary.weights.get(canary.candidate, 0)} % of production) "
-        f"and pipeline {rag.program_id} version {rag.optimized.version} (both optimized from "
-        "version 1). "
+        f"program {run.program_id} serves version {run.optimized.version} and pipeline "
+        f"{rag.program_id} version {rag.optimized.version} (both optimized from version 1). "
         f"Next: `dspyops programs`, `dspyops executions {rag.program_id}`, "
         f"`dspyops watch --program {run.program_id}`",
         highlight=False,
