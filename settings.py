@@ -10,8 +10,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dspyops.client.security import KafkaSecurity, SaslMechanism, SecurityProtocol
 
 
 def _default_home() -> Path:
@@ -32,6 +34,18 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     topic_prefix: str = "dspyops."
     topic_partitions: int = 4
+    # Kafka security (the `kafka_security` group): TLS, SASL and their files. Each
+    # password comes from its variable or from the file its `_FILE` variable names.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_key_password_file: Path | None = None
 
     # PostgreSQL: when set, that server is used and `dspyops infra up` starts none.
     database_url: str | None = Field(
@@ -75,6 +89,33 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
     projector_metrics_port: int = Field(default=9102, ge=0, le=65535)
 
+    _kafka_security: KafkaSecurity = PrivateAttr(default_factory=KafkaSecurity)
+
+    @model_validator(mode="after")
+    def _read_kafka_security(self) -> Settings:
+        self._kafka_security = KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=_secret(
+                self.kafka_sasl_password, self.kafka_sasl_password_file, "KAFKA_SASL_PASSWORD"
+            ),
+            cafile=self.kafka_ssl_cafile,
+            certfile=self.kafka_ssl_certfile,
+            keyfile=self.kafka_ssl_keyfile,
+            key_password=_secret(
+                self.kafka_ssl_key_password,
+                self.kafka_ssl_key_password_file,
+                "KAFKA_SSL_KEY_PASSWORD",
+            ),
+        )
+        return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """How every Kafka client of this process connects (TLS, SASL), read once."""
+        return self._kafka_security
+
     @property
     def api_url(self) -> str:
         """Where the read API answers (what the CLI's read commands call by default)."""
@@ -99,6 +140,20 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or self.embedded_database_url
+
+
+def _secret(value: SecretStr | None, file: Path | None, name: str) -> SecretStr | None:
+    """A password from its variable, or from the file `DSPYOPS_<name>_FILE` names (one
+    trailing newline dropped, as secret mounts and `echo` leave one)."""
+    if file is None:
+        return value
+    if value is not None:
+        raise ValueError(f"set DSPYOPS_{name} or DSPYOPS_{name}_FILE, not both")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"DSPYOPS_{name}_FILE: cannot read {file}: {exc}") from None
+    return SecretStr(text.removesuffix("\n").removesuffix("\r"))
 
 
 @lru_cache(maxsize=1)

@@ -147,14 +147,19 @@ class StubStack:
             )
             for n in range(self.workers_wanted)
         ]
+        security = self.settings.kafka_security
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers, acks="all", linger_ms=2
+            bootstrap_servers=self.settings.bootstrap_servers,
+            acks="all",
+            linger_ms=2,
+            **security.aiokafka_kwargs(),
         )
         self.consumer = AIOKafkaConsumer(
             self.topics.results,
             bootstrap_servers=self.settings.bootstrap_servers,
             auto_offset_reset="latest",
             group_id=None,
+            **security.aiokafka_kwargs(),
         )
         await self.producer.start()
         await self.consumer.start()
@@ -412,10 +417,11 @@ async def bench_stack() -> tuple[dict[str, str], Settings]:
         "DSPYOPS_TOPIC_PREFIX": f"bench{suffix}.",
         "DSPYOPS_EVENT_STORE_SCHEMA": f"bench_{suffix}",
     }
-    settings = Settings.model_validate(
-        {
-            "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
-            "DATABASE_URL": env["DATABASE_URL"],
+    # A copy of the environment's settings (Kafka security included), moved to the run's own names.
+    settings = base.model_copy(
+        update={
+            "kafka_bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"],
+            "database_url": env["DATABASE_URL"],
             "topic_prefix": env["DSPYOPS_TOPIC_PREFIX"],
             "event_store_schema": env["DSPYOPS_EVENT_STORE_SCHEMA"],
         }
@@ -425,6 +431,7 @@ async def bench_stack() -> tuple[dict[str, str], Settings]:
         settings.bootstrap_servers,
         Topics(settings.topic_prefix).all,
         partitions=settings.topic_partitions,
+        security=settings.kafka_security,
     )
     return env, settings
 
@@ -466,7 +473,9 @@ def summarize_py_spy(path: str, top: int = 15) -> str:
 
 async def clean_up(settings: Settings) -> None:
     """The benchmark's topics and event store schema are its own: remove them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_security.aiokafka_kwargs()
+    )
     await admin.start()
     try:
         await admin.delete_topics(list(Topics(settings.topic_prefix).all))

@@ -173,6 +173,7 @@ def demo_client(settings: Settings) -> DspyopsClient:
         topic_prefix=settings.topic_prefix,
         actor="demo@dspyops",
         source="urn:dspyops:demo",
+        security=settings.kafka_security,
     )
 
 

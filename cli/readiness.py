@@ -79,7 +79,10 @@ def worker_answers(
 async def _probe(settings: Settings, timeout_s: float, alive: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + timeout_s
     client = DspyopsClient(
-        settings.bootstrap_servers, topic_prefix=settings.topic_prefix, source=PROBE_SOURCE
+        settings.bootstrap_servers,
+        topic_prefix=settings.topic_prefix,
+        source=PROBE_SOURCE,
+        security=settings.kafka_security,
     )
     # The worker creates the topics when it starts: until then there is nothing to read.
     while True:

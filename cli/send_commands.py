@@ -22,11 +22,12 @@ from dspyops.cli.console import (
     out,
     print_json,
 )
-from dspyops.cli.infra.kafka import metadata_answers
+from dspyops.cli.infra.kafka import kafka_problem
 from dspyops.client import (
     CommandError,
     CommandTimeoutError,
     DspyopsClient,
+    KafkaRefusedError,
     Reply,
     TopicsMissingError,
 )
@@ -114,12 +115,9 @@ def publish(
     json_out: bool,
 ) -> None:
     settings = get_settings()
-    if not metadata_answers(settings.bootstrap_servers, timeout_s=3.0):
-        fail(
-            f"Kafka at {settings.bootstrap_servers} does not answer",
-            STACK_HINT,
-            code=EXIT_UNAVAILABLE,
-        )
+    problem = kafka_problem(settings.bootstrap_servers, settings.kafka_security, timeout_s=3.0)
+    if problem is not None:
+        fail(problem.message, problem.hint or STACK_HINT, code=EXIT_UNAVAILABLE)
     reply = asyncio.run(
         _send(
             settings, name, payload, command_id, correlation_id, actor, timeout, no_wait, json_out
@@ -187,6 +185,7 @@ async def _send(
         topic_prefix=settings.topic_prefix,
         actor=actor,
         source="urn:dspyops:cli",
+        security=settings.kafka_security,
     )
     try:
         await client.start()
@@ -196,6 +195,8 @@ async def _send(
             "start one with `dspyops dev` (or `dspyops worker`)",
             code=EXIT_UNAVAILABLE,
         )
+    except KafkaRefusedError as exc:
+        fail(str(exc), exc.refusal.hint or STACK_HINT, code=EXIT_UNAVAILABLE)
     except ConnectionError as exc:
         fail(str(exc), STACK_HINT, code=EXIT_UNAVAILABLE)
     try:
@@ -224,6 +225,8 @@ async def _send(
                 "is a worker running? `dspyops watch` shows results as they come",
                 code=EXIT_TIMEOUT,
             )
+    except KafkaRefusedError as exc:
+        fail(str(exc), exc.refusal.hint, code=EXIT_UNAVAILABLE)
     finally:
         await client.close()
 

@@ -21,6 +21,7 @@ from dspyops.cli.infra.kafka import KafkaError
 from dspyops.cli.infra.postgres import PostgresError
 from dspyops.cli.readiness import api_health, projection_lag, worker_answers
 from dspyops.cli.services import Child, LocalServices, port_taken
+from dspyops.client.security import KafkaSecurity
 from dspyops.events.topics import Topics
 
 WORKER_READY_S = 120.0
@@ -126,7 +127,9 @@ def _postgres(services: LocalServices) -> str:
 def _wipe(services: LocalServices) -> str:
     s = services.settings
     try:
-        topics = asyncio.run(_delete_topics(s.bootstrap_servers, Topics(s.topic_prefix)))
+        topics = asyncio.run(
+            _delete_topics(s.bootstrap_servers, s.kafka_security, Topics(s.topic_prefix))
+        )
         with psycopg.connect(s.effective_database_url, autocommit=True) as conn:
             for schema in (s.event_store_schema, s.read_model_schema):
                 conn.execute(
@@ -139,8 +142,8 @@ def _wipe(services: LocalServices) -> str:
     return f"deleted {topics} topics, schemas {s.event_store_schema} and {s.read_model_schema}"
 
 
-async def _delete_topics(servers: str, topics: Topics) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+async def _delete_topics(servers: str, security: KafkaSecurity, topics: Topics) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, **security.aiokafka_kwargs())
     await admin.start()
     try:
         doomed = [t for t in topics.all if t in set(await admin.list_topics())]

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from rich.markup import escape
 
 from dspyops.cli.console import EXIT_UNAVAILABLE, fail, out
+from dspyops.client.refusals import first_refusal
 from dspyops.events.codec import Undecodable, decode_envelope
 from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
@@ -93,17 +94,15 @@ async def _tail(
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        **settings.kafka_security.aiokafka_kwargs(),
     )
     try:
         await asyncio.wait_for(consumer.start(), 10)
         missing = [n for n in names if n not in await consumer.topics()]
-    except (TimeoutError, KafkaError, OSError):
+    except (TimeoutError, KafkaError, OSError) as exc:
         await consumer.stop()
-        fail(
-            f"Kafka at {settings.bootstrap_servers} does not answer",
-            STACK_HINT,
-            code=EXIT_UNAVAILABLE,
-        )
+        refusal = await first_refusal(settings.bootstrap_servers, settings.kafka_security, exc)
+        fail(refusal.message, refusal.hint or STACK_HINT, code=EXIT_UNAVAILABLE)
     if missing:
         await consumer.stop()
         fail(

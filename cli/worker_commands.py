@@ -12,13 +12,12 @@ def worker(
     log_format: LogFormatOpt = "console",
 ) -> None:
     """Run a worker; start more of them to scale out (they share one consumer group)."""
-    from dspyops.cli.infra.kafka import metadata_answers
+    from dspyops.cli.infra.kafka import kafka_problem
     from dspyops.consumers.worker import run_worker
 
     settings = get_settings()
-    if not metadata_answers(settings.bootstrap_servers):
-        fail(
-            f"Kafka at {settings.bootstrap_servers} does not answer",
-            "run `dspyops infra up` or set KAFKA_BOOTSTRAP_SERVERS",
-        )
+    problem = kafka_problem(settings.bootstrap_servers, settings.kafka_security)
+    if problem is not None:
+        hint = "run `dspyops infra up` or set KAFKA_BOOTSTRAP_SERVERS"
+        fail(problem.message, problem.hint or hint)
     run_worker(settings, loglevel=loglevel, log_format=checked_format(log_format))

@@ -11,9 +11,11 @@ from dspyops.client.errors import (
     CommandFailedError,
     CommandRejectedError,
     CommandTimeoutError,
+    KafkaRefusedError,
     TopicsMissingError,
 )
 from dspyops.client.replies import Reply
+from dspyops.client.security import KafkaSecurity
 
 __all__ = [
     "CommandError",
@@ -21,6 +23,8 @@ __all__ = [
     "CommandRejectedError",
     "CommandTimeoutError",
     "DspyopsClient",
+    "KafkaRefusedError",
+    "KafkaSecurity",
     "Reply",
     "TopicsMissingError",
 ]

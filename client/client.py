@@ -14,11 +14,14 @@ from aiokafka.errors import KafkaError
 
 from dspyops.client.errors import (
     CommandTimeoutError,
+    KafkaRefusedError,
     TopicsMissingError,
     raise_for,
 )
 from dspyops.client.keys import record_key, subject_of
+from dspyops.client.refusals import AUTHORIZATION_ERRORS, access_refusal, first_refusal
 from dspyops.client.replies import Reply, parse_reply
+from dspyops.client.security import PLAINTEXT, KafkaSecurity
 from dspyops.events.codec import Undecodable, decode_envelope, encode
 from dspyops.events.commands import Command
 from dspyops.events.envelope import Envelope, command_envelope
@@ -41,6 +44,7 @@ class _Pending:
 class DspyopsClient:
     """An async client; use it as `async with DspyopsClient(servers) as client:`.
 
+    `security` says how to reach a secured cluster (TLS, SASL); the default is plaintext.
     It reads the results topic from the moment it starts (positions are fixed before the
     first command goes out, so no answer is missed) and hands each result to the command
     that caused it (`causationid`) and to every matching subscription.
@@ -54,8 +58,10 @@ class DspyopsClient:
         actor: str | None = None,
         source: str = CLIENT_SOURCE,
         connect_timeout_s: float = 10.0,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security
         self.topics = Topics(topic_prefix)
         self.actor = actor
         self.source = source
@@ -63,6 +69,8 @@ class DspyopsClient:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
+        # Why the results reader stopped, if it did: no command can be answered after that.
+        self._failure: ConnectionError | None = None
         self._pending: dict[str, _Pending] = {}
         self._subscribers: list[tuple[Callable[[Reply], bool], asyncio.Queue[Reply]]] = []
 
@@ -81,15 +89,15 @@ class DspyopsClient:
             raise
         except (TimeoutError, KafkaError, OSError) as exc:
             await self.close()
-            raise ConnectionError(
-                f"Kafka at {self.bootstrap_servers} does not answer ({type(exc).__name__})"
-            ) from exc
+            refusal = await first_refusal(self.bootstrap_servers, self.security, exc)
+            raise KafkaRefusedError(refusal) from exc
 
     async def _connect(self) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             acks="all",
             max_request_size=4 * 1024 * 1024,
+            **self.security.aiokafka_kwargs(),
         )
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
@@ -97,6 +105,7 @@ class DspyopsClient:
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            **self.security.aiokafka_kwargs(),
         )
         await self._consumer.start()
         partitions = await self._results_partitions()
@@ -118,16 +127,19 @@ class DspyopsClient:
                 found = await self._producer.partitions_for(topic)
                 return [TopicPartition(topic, p) for p in sorted(found)]
             if time.monotonic() > deadline:
+                who = self.security.principal
                 raise TopicsMissingError(
                     f"topic {topic} does not exist on {self.bootstrap_servers}: "
                     "no worker has run with this topic prefix"
+                    + (f" (or no ACL lets {who} read it)" if who else "")
                 )
             await asyncio.sleep(0.2)
 
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A reader that failed has told every waiting command already.
+            with contextlib.suppress(asyncio.CancelledError, KafkaError):
                 await self._reader
             self._reader = None
         for pending in self._pending.values():
@@ -166,7 +178,12 @@ class DspyopsClient:
         if self._producer is None:
             raise RuntimeError("the client is not started (use `async with DspyopsClient(...)`)")
         topic = command_topic(self.topics, envelope.short_type, envelope.data)
-        await self._producer.send_and_wait(topic, value=encode(envelope), key=record_key(envelope))
+        try:
+            await self._producer.send_and_wait(
+                topic, value=encode(envelope), key=record_key(envelope)
+            )
+        except AUTHORIZATION_ERRORS as exc:
+            raise KafkaRefusedError(access_refusal(exc, self.security, "write to", topic)) from None
 
     async def send(
         self,
@@ -199,6 +216,8 @@ class DspyopsClient:
         check: bool = True,
     ) -> Reply:
         """Publish a ready-made command envelope and await its terminal result (see `send`)."""
+        if self._failure is not None:
+            raise self._failure
         pending = _Pending(envelope.short_type, on_progress)
         # Registered before publishing: the answer can come back before send returns.
         self._pending[envelope.id] = pending
@@ -247,11 +266,16 @@ class DspyopsClient:
                         self._dispatch(record.value)
         except KafkaError as exc:
             # Nobody would answer the waiting commands now: tell them instead of timing out.
+            results = self.topics.results
+            failure: ConnectionError = (
+                KafkaRefusedError(access_refusal(exc, self.security, "read", results))
+                if isinstance(exc, AUTHORIZATION_ERRORS)
+                else ConnectionError(f"reading {results} failed: {exc}")
+            )
+            self._failure = failure
             for pending in self._pending.values():
                 if not pending.done.done():
-                    pending.done.set_exception(
-                        ConnectionError(f"reading {self.topics.results} failed: {exc}")
-                    )
+                    pending.done.set_exception(failure)
             raise
 
     def _dispatch(self, raw: bytes | None) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from dspyops.events.results import CommandRejected, ErrorInfo, ErrorItem
 
 if TYPE_CHECKING:
+    from dspyops.client.refusals import KafkaRefusal
     from dspyops.client.replies import Reply
 
 
@@ -61,3 +62,12 @@ def raise_for(reply: Reply) -> None:
     error = reply.error
     if error is not None:
         raise CommandFailedError(reply, error)
+
+
+class KafkaRefusedError(ConnectionError):
+    """Kafka could not be used: it does not answer, or it refused our credentials, our
+    TLS, our protocol or (by ACL) what we tried; `refusal.message` says which, in one line."""
+
+    def __init__(self, refusal: KafkaRefusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal

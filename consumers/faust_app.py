@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
+from faust.types.auth import CredentialsT
 from opentelemetry.trace import SpanKind
 
+from dspyops.client.security import KafkaSecurity
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import encode
@@ -29,10 +31,27 @@ Process = Callable[[Incoming], Awaitable[list[Outgoing]]]
 _MAX_BACKOFF_S = 5.0
 
 
+def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:
+    """faust's form of `security`, made from the same aiokafka keywords every other client
+    of ours uses (faust turns it back into them for its consumer and producer)."""
+    kwargs = security.aiokafka_kwargs()
+    if "sasl_mechanism" in kwargs:
+        return faust.SASLCredentials(
+            username=kwargs["sasl_plain_username"],
+            password=kwargs["sasl_plain_password"],
+            mechanism=kwargs["sasl_mechanism"],
+            ssl_context=kwargs.get("ssl_context"),
+        )
+    if "ssl_context" in kwargs:
+        return faust.SSLCredentials(kwargs["ssl_context"])
+    return None
+
+
 def create_app(settings: Settings, *, app_id: str | None = None) -> faust.App:
     return faust.App(
         app_id or f"{settings.topic_prefix}worker",
         broker=f"kafka://{settings.bootstrap_servers}",
+        broker_credentials=broker_credentials(settings.kafka_security),
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=settings.topic_partitions,

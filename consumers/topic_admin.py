@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from dspyops.client.security import PLAINTEXT, KafkaSecurity
+
 
 class TopicLayoutError(RuntimeError):
     """An existing topic has a partition count other than the configured one."""
@@ -23,10 +25,15 @@ async def ensure_topics(
     *,
     partitions: int,
     config: dict[str, str] | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> dict[str, int]:
-    """Create missing topics; returns every topic's partition count. Idempotent."""
+    """Create missing topics; returns every topic's partition count. Idempotent.
+
+    On a cluster with ACLs, a principal that may not create topics finds them made by an
+    administrator beforehand; it only needs to see them (DESCRIBE, which READ and WRITE
+    imply)."""
     wanted = sorted(set(names))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **security.aiokafka_kwargs())
     await admin.start()
     try:
         existing = await _partition_counts(admin, wanted)

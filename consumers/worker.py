@@ -41,7 +41,10 @@ async def prepare_topics(settings: Settings) -> None:
     """Topics exist, all with one partition count, before any agent subscribes."""
     topics = Topics(settings.topic_prefix)
     await ensure_topics(
-        settings.bootstrap_servers, topics.all, partitions=settings.topic_partitions
+        settings.bootstrap_servers,
+        topics.all,
+        partitions=settings.topic_partitions,
+        security=settings.kafka_security,
     )
 
 

@@ -8,7 +8,8 @@ log line:
   instance "Incorrect API key provided: sk-abc...wxyz");
 - the NAME of that variable (it says how the worker is configured);
 - each profile's ``api_base``: the URL, its host:port and its host (internal addresses);
-- the database password in ``DATABASE_URL`` and the API token (``DSPYOPS_API_TOKEN``).
+- the database password in ``DATABASE_URL``, the API token (``DSPYOPS_API_TOKEN``) and
+  the Kafka SASL and TLS key passwords.
 
 ``Redactor.redact`` replaces each of them, wherever it appears and in any letter case,
 with a neutral marker: ``[redacted]``, or ``[profile 'default' endpoint]`` for a URL or
@@ -120,13 +121,17 @@ def profile_secrets(profiles: Iterable[LMProfile], environ: Mapping[str, str]) -
 
 
 def settings_secrets(settings: Settings) -> dict[str, str]:
-    """The database password and the API token."""
+    """The database password, the API token and the Kafka passwords."""
     secrets: dict[str, str] = {}
     password = urlsplit(settings.effective_database_url).password
     if password:
         secrets.update({password: REDACTED, unquote(password): REDACTED})
     if settings.api_token:
         secrets.update(key_secrets(settings.api_token))
+    kafka = settings.kafka_security
+    for secret in (kafka.password, kafka.key_password):
+        if secret is not None and secret.get_secret_value():
+            secrets[secret.get_secret_value()] = REDACTED
     return secrets
 
 

@@ -59,7 +59,7 @@ async def health(request: Request, response: Response, settings: SettingsDep) ->
     except Exception:
         # A health check reports, never raises: any database failure is "down".
         postgres = False
-    kafka = await kafka_answers(settings.bootstrap_servers)
+    kafka = await kafka_answers(settings.bootstrap_servers, settings.kafka_security)
     up = postgres and kafka
     if not up:
         response.status_code = 503

@@ -36,7 +36,7 @@ async def health_page(request: Request, settings: SettingsDep) -> HTMLResponse:
     except Exception:
         # Like /health: the page reports a database it cannot reach, never fails on it.
         postgres = False
-    kafka = await kafka_answers(settings.bootstrap_servers)
+    kafka = await kafka_answers(settings.bootstrap_servers, settings.kafka_security)
     return page(
         request,
         "health.html",

@@ -2,6 +2,11 @@
 
 The jars are resolved once with Maven into ``<home>/kafka-<version>/libs`` and shared by
 every stack on the machine; each stack has its own data folder, log and pid file.
+
+This module is long because it holds a broker's whole life (jars, configuration, storage
+format, start, readiness, stop) and the probes that readiness and the CLI share; a
+secured broker (tests/support/secure_kafka.py) overrides only its listener lines,
+format options and client security.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from dspyops.cli.infra import processes
+from dspyops.client.refusals import KafkaRefusal, connection_refusal
+from dspyops.client.security import PLAINTEXT, KafkaSecurity
 
 # log4j-slf4j-impl binds the broker's slf4j 1.7 logging to log4j2, which Kafka 4 ships.
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -123,6 +130,25 @@ class KafkaBroker:
         marker.write_text(self.version)
         return self.libs_dir
 
+    def listener_properties(self) -> list[str]:
+        """The listeners and their security; a secured broker replaces these lines."""
+        return [
+            f"listeners=PLAINTEXT://{self.host}:{self.port},"
+            f"CONTROLLER://{self.host}:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+
+    def format_options(self) -> list[str]:
+        """Extra `kafka-storage format` options (a secured broker adds its SCRAM users)."""
+        return []
+
+    @property
+    def client_security(self) -> KafkaSecurity:
+        """How a client of this broker connects (what its readiness check uses)."""
+        return PLAINTEXT
+
     def write_config(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(
@@ -130,11 +156,7 @@ class KafkaBroker:
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
-                    f"listeners=PLAINTEXT://{self.host}:{self.port},"
-                    f"CONTROLLER://{self.host}:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
-                    "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    *self.listener_properties(),
                     f"controller.quorum.bootstrap.servers={self.host}:{self.controller_port}",
                     f"log.dirs={self.data_dir}",
                     "num.partitions=1",
@@ -168,6 +190,7 @@ class KafkaBroker:
                 cluster_id,
                 "-c",
                 str(self.config_file),
+                *self.format_options(),
             ],
             capture_output=True,
             text=True,
@@ -205,7 +228,7 @@ class KafkaBroker:
                     f"the broker exited during start; last log lines:\n"
                     f"{processes.tail(self.log_file)}"
                 )
-            if metadata_answers(self.bootstrap_servers):
+            if metadata_answers(self.bootstrap_servers, self.client_security):
                 return
             time.sleep(0.5)
         raise KafkaError(
@@ -243,7 +266,9 @@ def _port_answers(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def metadata_answers(bootstrap_servers: str, *, timeout_s: float = 5.0) -> bool:
+def metadata_answers(
+    bootstrap_servers: str, security: KafkaSecurity = PLAINTEXT, *, timeout_s: float = 5.0
+) -> bool:
     """True when a Kafka cluster answers a metadata request (lists its topics)."""
 
     host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
@@ -252,7 +277,9 @@ def metadata_answers(bootstrap_servers: str, *, timeout_s: float = 5.0) -> bool:
 
     async def probe() -> bool:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+            bootstrap_servers=bootstrap_servers,
+            request_timeout_ms=int(timeout_s * 1000),
+            **security.aiokafka_kwargs(),
         )
         try:
             await asyncio.wait_for(admin.start(), timeout_s)
@@ -271,6 +298,19 @@ def metadata_answers(bootstrap_servers: str, *, timeout_s: float = 5.0) -> bool:
         return asyncio.run(probe())
     finally:
         quiet.setLevel(level)
+
+
+def kafka_problem(
+    bootstrap_servers: str, security: KafkaSecurity, *, timeout_s: float = 5.0
+) -> KafkaRefusal | None:
+    """None when Kafka answers a metadata request as `security` connects; else why not,
+    in one line (not there, or there and refusing our credentials, TLS or protocol)."""
+    if metadata_answers(bootstrap_servers, security, timeout_s=timeout_s):
+        return None
+    refusal = asyncio.run(connection_refusal(bootstrap_servers, security, timeout_s=timeout_s))
+    return refusal or KafkaRefusal(
+        f"Kafka at {bootstrap_servers} does not answer metadata requests", answered=False
+    )
 
 
 def new_cluster_id() -> str:

@@ -36,7 +36,7 @@ class Stack:
         return EmbeddedPostgres(state_dir=self.settings.state_dir, port=self.settings.pg_port)
 
     def kafka_answers(self) -> bool:
-        return metadata_answers(self.settings.bootstrap_servers)
+        return metadata_answers(self.settings.bootstrap_servers, self.settings.kafka_security)
 
     def postgres_answers(self) -> bool:
         import psycopg
