@@ -10,14 +10,22 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from dspyops.client.security import PLAINTEXT, KafkaSecurity
 from dspyops.events.codec import encode
 from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics, command_topic
 
 
-async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+async def produce(
+    bootstrap: str,
+    messages: Iterable[tuple[str, bytes | None, bytes]],
+    security: KafkaSecurity = PLAINTEXT,
+) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        max_request_size=4 * 1024 * 1024,
+        **security.aiokafka_kwargs(),
     )
     await producer.start()
     try:
@@ -49,9 +57,10 @@ def command(command_type: str, data: dict[str, Any], **kwargs: Any) -> Envelope:
 class TopicReader:
     """Reads a topic from the beginning and keeps every message as parsed JSON."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self._consumer = AIOKafkaConsumer(
             topic,
+            **security.aiokafka_kwargs(),
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
