@@ -327,11 +327,19 @@ class CancelOptimization(Command):
     optimization_id: Id
 
 
+class CancelGate(Command):
+    """Ends a gated DeployProgram or SetTrafficSplit while its gate runs: the change is
+    never applied. `command_id` is the gated command's envelope id."""
+
+    program_id: Id
+    command_id: Id
+
+
 class RecordFeedback(Command):
     """Someone's judgement of one finished execution; many per execution.
 
-    `score` must lie in the program's feedback scale (0..1 for now, checked by the
-    execution, not here: a declared scale would otherwise need another schema);
+    `score` must lie in the program's feedback scale (RegisterProgram's `feedback_scale`,
+    0..1 by default; checked by the handler, as the scale is the program's);
     `corrected_outputs` are what the execution should have answered, checked against the
     signature's outputs of the version it ran. Who gave it is the envelope's `actor`.
     """
@@ -370,6 +378,8 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     # Not on the optimizations topic: a running optimization holds its partition there,
     # and the cancel must get through while it runs.
     CancelOptimization,
+    # Likewise: a gate runs on the optimizations topic, its cancel must get through.
+    CancelGate,
     # Keyed by the execution id, but not on the executions topic: a quick write that
     # should not wait behind LM calls there (and is handled in order, one at a time).
     RecordFeedback,

@@ -219,6 +219,18 @@ class ProgramTrafficSplitSet(ProgramResult):
     gates: list[GateReport] = Field(default_factory=list)
 
 
+class GateCancelled(Result):
+    """A gated command ended by CancelGate before its gate did: nothing was applied.
+    The outcome of both the CancelGate and the gated command (`command_id`,
+    `command_type`); `evaluation_ids`: the gate's runs, cancelled unless they had ended."""
+
+    program_id: str
+    command_id: str
+    command_type: str
+    evaluation_ids: list[str]
+    reason: str
+
+
 class TrafficSplitRefused(ProgramResult):
     """A gated split that did not apply: `alias`'s split is untouched (`current_arms`,
     empty: none). `arms`: the split asked for. `error.code`: `gate_not_passed` (a
@@ -453,6 +465,7 @@ RESULT_TYPES: dict[str, type[Result]] = {
         OptimizationCompleted,
         OptimizationFailed,
         OptimizationCancelled,
+        GateCancelled,
         EvaluationCompleted,
         EvaluationFailed,
     )

@@ -11,6 +11,11 @@ an outcome (`Evaluation.gate`): the gated command stores its one outcome when it
 or refuses, after all ended, so until then nothing is applied and a crash leaves
 nothing half-applied.
 
+A gate can be cancelled (`cancel_gate`, CancelGate): its open runs are cancelled and the
+gated command's outcome, `GateCancelled`, is stored at once; the runs already scoring
+finish their examples (they check nothing as they go), then ending them and finishing
+the gate meet that stored outcome, so nothing is applied.
+
 `plan_gate` starts (or resumes) the runs for any gated command; `judge` compares what
 they measured. Applying the change is the gated command's own business (DeployProgram:
 `programs.finish_gated_deploy`; SetTrafficSplit: `splits.finish_gated_split`), reached
@@ -23,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
-from dspyops.aggregates.app.context import CommandContext
+from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.evaluations import examples_of, plan_run
-from dspyops.aggregates.app.outcomes import check_same_command
+from dspyops.aggregates.app.outcomes import check_same_command, handled_record, run_context
 from dspyops.aggregates.app.plans import GatePlan, plan_fields
 from dspyops.aggregates.app.runs import (
     dataset_problems,
@@ -33,13 +38,19 @@ from dspyops.aggregates.app.runs import (
     named,
     run_dataset,
 )
-from dspyops.aggregates.errors import ErrorDict, IllegalTransition, InvalidInput, prefixed
+from dspyops.aggregates.errors import (
+    ErrorDict,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    prefixed,
+)
 from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.ids import evaluation_uuid
 from dspyops.aggregates.program import Program
 from dspyops.aggregates.run import CANCELLED, COMPLETED
-from dspyops.events.commands import Command, PromotionGate
-from dspyops.events.results import GateReport
+from dspyops.events.commands import CancelGate, Command, PromotionGate
+from dspyops.events.results import GateCancelled, GateReport
 
 CANDIDATE, CURRENT = "candidate", "current"
 
@@ -58,6 +69,48 @@ SPLIT_CHANGED = "split_changed"
 def gate_run_id(command_id: str, role: str) -> str:
     """The id of a gate's evaluation run: fixed by the command id, so a redelivery finds it."""
     return f"{command_id}:gate-{role}"
+
+
+CANCEL_REASON = "cancelled on request"
+
+
+def cancel_gate(app: DspyOps, cmd: CancelGate, ctx: CommandContext) -> Outcome:
+    """End the gated command `cmd.command_id` now, unapplied: its open runs cancelled and
+    `GateCancelled` stored as its outcome and this command's, in one save."""
+    current = _gate_run(app, cmd.command_id, CURRENT)
+    if current is None or current.gate is None or current.program_id != cmd.program_id:
+        raise NotFound(
+            f"no gate of program {cmd.program_id!r} for command {cmd.command_id!r}",
+            loc=["command_id"],
+        )
+    command_type = current.gate["command_type"]
+    ended = app.stored_outcome(cmd.command_id)
+    if ended is not None:
+        raise IllegalTransition(
+            f"the gate of {command_type} {cmd.command_id!r} has ended: {ended.result_type}",
+            loc=["command_id"],
+        )
+    # A deploy's one candidate, or a split's candidate arms (one role per version).
+    program = app.program(cmd.program_id, copy=False)
+    roles = [CANDIDATE, *map(candidate_role, range(1, program.latest_version + 1)), CURRENT]
+    runs = [run for role in roles if (run := _gate_run(app, cmd.command_id, role)) is not None]
+    for run in runs:
+        if run.is_open:
+            run.cancel(CANCEL_REASON, **ctx.meta())
+    result = GateCancelled(
+        program_id=cmd.program_id,
+        command_id=cmd.command_id,
+        command_type=command_type,
+        evaluation_ids=[run.evaluation_id for run in runs],
+        reason=CANCEL_REASON,
+    )
+    outcome = Outcome.of(result, cmd.program_id)
+    gated = handled_record(run_context(current, command_type), outcome)
+    return app.record(ctx, outcome, *runs, gated)
+
+
+def _gate_run(app: DspyOps, command_id: str, role: str) -> Evaluation | None:
+    return app.replay(Evaluation, evaluation_uuid(gate_run_id(command_id, role)))
 
 
 def candidate_role(version: int) -> str:

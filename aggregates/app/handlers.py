@@ -22,6 +22,7 @@ from dspyops.aggregates.app import (
     evaluations,
     executions,
     feedback,
+    gates,
     optimizations,
     programs,
     splits,
@@ -41,6 +42,7 @@ from dspyops.events.commands import (
     GATED_COMMANDS,
     AppendDocuments,
     AppendExamples,
+    CancelGate,
     CancelOptimization,
     Command,
     DeployProgram,
@@ -86,6 +88,7 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     OptimizeProgram: optimizations.plan_optimization,
     EvaluateProgram: evaluations.plan_evaluation,
     CancelOptimization: optimizations.cancel_optimization,
+    CancelGate: gates.cancel_gate,
     RecordFeedback: feedback.record_feedback,
 }
 
@@ -142,6 +145,7 @@ ImmediateCommand = (
     | AppendDocuments
     | RemoveDocuments
     | CancelOptimization
+    | CancelGate
     | RecordFeedback
 )
 

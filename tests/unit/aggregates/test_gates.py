@@ -25,6 +25,7 @@ from dspyops.aggregates.app import (
 from dspyops.aggregates.app.gates import gate_run_id
 from dspyops.aggregates.errors import NotFound
 from dspyops.events.commands import (
+    CancelGate,
     DeployProgram,
     OptimizeProgram,
     PromotionGate,
@@ -331,3 +332,47 @@ def test_a_gated_deploy_travels_with_the_runs() -> None:
 def test_a_gate_is_validated_on_the_wire(gate: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         DeployProgram.model_validate({"program_id": "p", "version": 2, "gate": gate})
+
+
+def test_a_cancelled_gate_applies_nothing_and_ends_the_gated_command(
+    app: DspyOps, ctx: Ids
+) -> None:
+    deployed_v1(app, ctx)
+    plan = handle(app, gated(), ctx("deploy-1"))
+    assert isinstance(plan, GatePlan)
+    # The candidate's run ended before the cancel: it stays completed.
+    (candidate, current) = plan.runs
+    evaluations.complete_evaluation(app, candidate.evaluation_id, 1.0, [{"index": 0, "score": 1}])
+
+    cancelled = handle(app, CancelGate(program_id="p", command_id="deploy-1"), ctx("cancel-1"))
+
+    assert cancelled.result_type == "GateCancelled", cancelled.data
+    assert cancelled.data["command_type"] == "DeployProgram"
+    assert cancelled.data["evaluation_ids"] == [candidate.evaluation_id, current.evaluation_id]
+    assert app.stored_outcome("deploy-1") == cancelled
+    assert app.evaluation(current.evaluation_id).status == "cancelled"
+    assert app.evaluation(candidate.evaluation_id).status == "completed"
+    # The runs still scoring end, and the gate finishes: both meet the stored outcome.
+    ended = evaluations.complete_evaluation(app, current.evaluation_id, 0.0, [])
+    assert ended == cancelled
+    assert finish_gate(app, plan) == cancelled
+    # A redelivered gated command, too; production never moved.
+    assert handle(app, gated(), ctx("deploy-1")) == cancelled
+    assert app.program("p").deployed_version == 1
+
+
+def test_a_gate_that_ended_or_never_was_is_not_cancelled(app: DspyOps, ctx: Ids) -> None:
+    deployed_v1(app, ctx)
+    unknown = handle(app, CancelGate(program_id="p", command_id="nope"), ctx())
+    assert unknown.result_type == "CommandRejected"
+    assert [(e["type"], e["loc"]) for e in unknown.data["errors"]] == [
+        ("not_found", ["command_id"])
+    ]
+    gate_through(app, ctx, gated(), candidate=0.9, current=0.5)
+    late = handle(app, CancelGate(program_id="p", command_id="deploy-1"), ctx())
+    assert [(e["type"], e["loc"]) for e in late.data["errors"]] == [
+        ("illegal_transition", ["command_id"])
+    ]
+    assert "has ended: ProgramDeployed" in late.data["errors"][0]["msg"]
+    other = handle(app, CancelGate(program_id="q", command_id="deploy-1"), ctx())
+    assert other.data["errors"][0]["type"] == "not_found"

@@ -30,6 +30,7 @@ VALID: dict[str, dict[str, Any]] = {
     "SetBudget": {"program_id": "p", "usd_per_day": 2.5, "reason": "r"},
     "SetAlias": {"program_id": "p", "alias": "staging", "version": 1, "reason": "r"},
     "SetTrafficSplit": {"program_id": "p", "weights": {"1": 90, "2": 10}, "reason": "r"},
+    "CancelGate": {"program_id": "p", "command_id": "c"},
     "RemoveAlias": {"program_id": "p", "alias": "staging", "reason": "r"},
     "DeprecateProgram": {"program_id": "p"},
     "RegisterDataset": {"name": "d", "examples": [{"q": "x"}]},
