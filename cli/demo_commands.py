@@ -69,7 +69,7 @@ def _run(settings: Settings, services: LocalServices, lm: str) -> dict[str, Any]
     served["canary_metrics"] = CanaryStats(ReadApi(settings), out).show(canary)
     rag = asyncio.run(RagDemo(settings, out, lm=lm).commands())
     served["rag_execution"] = RagTrace(ReadApi(settings), out).show(rag)
-    _summary(run, rag)
+    _summary(run, rag, settings.api_url)
     return served
 
 
@@ -85,7 +85,7 @@ def _fail_for(problem: BaseException) -> NoReturn:
     raise typer.Exit(130)
 
 
-def _summary(run: DemoRun, rag: RagRun) -> None:
+def _summary(run: DemoRun, rag: RagRun, api_url: str) -> None:
     assert run.optimized is not None
     assert rag.optimized is not None
     out.rule("[bold]done", align="left")
@@ -93,7 +93,8 @@ def _summary(run: DemoRun, rag: RagRun) -> None:
         f"program {run.program_id} serves version {run.optimized.version} and pipeline "
         f"{rag.program_id} version {rag.optimized.version} (both optimized from version 1). "
         f"Next: `dspyops programs`, `dspyops executions {rag.program_id}`, "
-        f"`dspyops watch --program {run.program_id}`",
+        f"`dspyops watch --program {run.program_id}`; in a browser, while the API runs "
+        f"(`dspyops dev`): {api_url}/ui/programs/{run.program_id}",
         highlight=False,
     )
 

@@ -65,6 +65,7 @@ def _show_where(services: LocalServices) -> None:
     topics = Topics(s.topic_prefix)
     facts = {
         "API": f"{url}  (OpenAPI docs {url}/docs, health {url}/health)",
+        "console": f"{url}/ui  (read-only, in a browser)",
         "Kafka": s.bootstrap_servers,
         "PostgreSQL": _redact(s.effective_database_url),
         "send to": ", ".join(topics.commands),

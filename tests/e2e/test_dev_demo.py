@@ -45,6 +45,7 @@ def test_dev_shows_where_everything_runs(dev: DevProcess) -> None:
     for service in ("kafka", "postgres", "worker", "api", "projector"):
         assert re.search(rf"✓ {service}\b", out), out
     assert f"http://127.0.0.1:{dev.env['DSPYOPS_API_PORT']}" in out
+    assert re.search(rf"console +http://127\.0\.0\.1:{dev.env['DSPYOPS_API_PORT']}/ui\b", out)
     assert f"{prefix}commands.programs" in out
     assert f"{prefix}results" in out
     assert {p.cmdline()[-1] for p in dev.descendants()} >= {"projector", "api"}
@@ -58,6 +59,13 @@ def test_demo_completes_and_the_api_serves_the_new_version(dev: DevProcess) -> N
     assert found, out
     program_id, version = found[1], int(found[2])
     assert version == 2
+    # The console's page of the program, where the summary points.
+    console = re.search(r"(http://\S+/ui/programs/(qa-\w+))", out)
+    assert console, out
+    assert console[2] == program_id
+    page = httpx.get(console[1], timeout=10)
+    assert page.status_code == 200
+    assert program_id in page.text
     assert "✓ OptimizationCompleted version 2" in out
     assert "✓ ProgramDeployed" in out
     assert "offline profile answered" in out  # no LM profile configured here
