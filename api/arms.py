@@ -58,7 +58,8 @@ def _means(
     n1, n0 = int(row[count]), int(baseline[count])
     if n1 < 2 or n0 < 2 or row[var] is None or baseline[var] is None:
         return diff, None
-    se = math.sqrt(float(row[var]) / n1 + float(baseline[var]) / n0)
+    # A variance is never below 0 (one computed from sums may round a hair below).
+    se = math.sqrt(max(0.0, float(row[var])) / n1 + max(0.0, float(baseline[var])) / n0)
     return diff, (diff - Z95 * se, diff + Z95 * se)
 
 

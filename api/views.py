@@ -78,8 +78,9 @@ STATS = sql.SQL(
     "count(latency_ms) AS latency_n, "
     "avg(latency_ms) AS latency_mean_ms, "
     "var_samp(latency_ms) AS latency_var, "
-    "(sum(fb.score_sq) - sum(fb.score_sum) ^ 2 / nullif(sum(fb.scored), 0)) "
-    "  / nullif(sum(fb.scored) - 1, 0) AS feedback_score_var"
+    # Clamped at 0: with equal scores, rounding can leave the difference a hair below.
+    "greatest((sum(fb.score_sq) - sum(fb.score_sum) ^ 2 / nullif(sum(fb.scored), 0)) "
+    "  / nullif(sum(fb.scored) - 1, 0), 0) AS feedback_score_var"
 )
 # One row per execution (an index lookup on the feedback table's key), so `count(*)`
 # above still counts executions.
@@ -148,12 +149,13 @@ async def serving_at(
     conn: AsyncConnection, schema: str, program_id: str, at: datetime
 ) -> Row | None:
     """The program's last serving change at or before `at` (None: none yet), which holds
-    the state that served at that instant."""
+    the state that served at that instant. Last in store order: each row's state follows
+    from the one before it by position, and clocks of different workers may disagree."""
     rows = await _fetch_all(
         conn,
         sql.SQL(
             "SELECT {} FROM {} WHERE program_id = %s AND occurred_at <= %s "
-            "ORDER BY occurred_at DESC, position DESC LIMIT 1"
+            "ORDER BY position DESC LIMIT 1"
         ).format(_columns(SERVING_COLUMNS), _table(schema, SERVING_CHANGES)),
         [program_id, at],
     )

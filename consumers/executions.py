@@ -74,9 +74,17 @@ class ExecutionJobs:
         tripped = self.watch.observe(plan, failed=outcome.result_type == "ExecutionFailed")
         if tripped is None:
             return
-        removed = await in_store(
-            self.store_executor, remove_failing_arm, self.app, plan, ctx, *tripped
-        )
+        try:
+            removed = await in_store(
+                self.store_executor, remove_failing_arm, self.app, plan, ctx, *tripped
+            )
+        except Exception:
+            # The execution is recorded and its outcome stands; the guard tries again at
+            # the arm's next full window.
+            log.exception(
+                "split guard: could not take v%s of %s out", plan.version, plan.program_id
+            )
+            return
         if removed is None:
             log.info("split guard: v%s of %s is out already", plan.version, plan.program_id)
             return
@@ -97,7 +105,11 @@ class ExecutionJobs:
             subject=removed.subject,
             id=result_id(envelope.id, removed.result_type),
         ).model_copy(update={"actor": GUARD_ACTOR})
-        await self.publish([Outgoing(self.topics.results, plan.program_id, announced)])
+        try:
+            await self.publish([Outgoing(self.topics.results, plan.program_id, announced)])
+        except Exception:
+            # Stored and on dspyops.events (the relay's): only this announcement is lost.
+            log.exception("split guard: could not publish %s", removed.result_type)
 
     async def _run(self, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
         errors = LMErrors(plan.lm, self.redactor)

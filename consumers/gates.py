@@ -39,8 +39,18 @@ class GateJobs:
             )
         # A run's own failure is recorded on it and judged by finish_gate; only an
         # outage (transient: the command is redelivered and resumes) raises here.
-        await asyncio.gather(
-            *(self.evaluations.evaluate(envelope, run, ctx) for run in planned.runs)
-        )
+        runs = [
+            asyncio.ensure_future(self.evaluations.evaluate(envelope, run, ctx))
+            for run in planned.runs
+        ]
+        try:
+            await asyncio.gather(*runs)
+        except BaseException:
+            # One run's outage retries the whole gate: its siblings stop here rather than
+            # go on beside the retry (which runs the open ones again) and end twice.
+            for run in runs:
+                run.cancel()
+            await asyncio.gather(*runs, return_exceptions=True)
+            raise
         outcome: Outcome = await in_store(self.store_executor, finish_gate, self.app, planned)
         return outcome

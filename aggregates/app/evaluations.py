@@ -30,7 +30,7 @@ from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.ids import evaluation_uuid
 from dspyops.aggregates.run import Run
 from dspyops.events.commands import EvaluateProgram
-from dspyops.events.results import EvaluationCompleted, Provenance
+from dspyops.events.results import ErrorInfo, EvaluationCompleted, EvaluationFailed, Provenance
 from dspyops.events.text import storable
 
 # The split that names every example of a dataset (a gate's `split`).
@@ -159,5 +159,18 @@ def _end(app: DspyOps, evaluation_id: str, finish: Finish) -> Outcome:
             ctx = ctx.model_copy(update={"store_outcome": False})
         return finish(run, ctx)
 
-    asking = app.evaluation(evaluation_id).asking_command
-    return finish_run(app, app.evaluation, evaluation_id, asking, ending)
+    run = app.evaluation(evaluation_id)
+    # A gate's run ended twice (a sibling run's outage retried the gate while this one
+    # went on) is no rejection of the gated command: its outcome is the gate's to store.
+    ended = _ended_gate_run if run.gate is not None else None
+    return finish_run(app, app.evaluation, evaluation_id, run.asking_command, ending, ended)
+
+
+def _ended_gate_run(run: Run) -> Outcome:
+    error = ErrorInfo(
+        code="already_ended", message=f"evaluation {run.run_id!r} already {run.status}"
+    )
+    return Outcome.of(
+        EvaluationFailed(evaluation_id=run.run_id, program_id=run.program_id, error=error),
+        run.run_id,
+    )

@@ -90,10 +90,8 @@ def cancel_gate(app: DspyOps, cmd: CancelGate, ctx: CommandContext) -> Outcome:
             f"the gate of {command_type} {cmd.command_id!r} has ended: {ended.result_type}",
             loc=["command_id"],
         )
-    # A deploy's one candidate, or a split's candidate arms (one role per version).
     program = app.program(cmd.program_id, copy=False)
-    roles = [CANDIDATE, *map(candidate_role, range(1, program.latest_version + 1)), CURRENT]
-    runs = [run for role in roles if (run := _gate_run(app, cmd.command_id, role)) is not None]
+    runs = [*_candidate_runs(app, program, cmd.command_id), current]
     for run in runs:
         if run.is_open:
             run.cancel(CANCEL_REASON, **ctx.meta())
@@ -111,6 +109,28 @@ def cancel_gate(app: DspyOps, cmd: CancelGate, ctx: CommandContext) -> Outcome:
 
 def _gate_run(app: DspyOps, command_id: str, role: str) -> Evaluation | None:
     return app.replay(Evaluation, evaluation_uuid(gate_run_id(command_id, role)))
+
+
+def _candidate_runs(app: DspyOps, program: Program, command_id: str) -> list[Evaluation]:
+    """The candidate runs a gate stored: a deploy's one, or a split's (a role per version)."""
+    roles = [CANDIDATE, *map(candidate_role, range(1, program.latest_version + 1))]
+    return [run for role in roles if (run := _gate_run(app, command_id, role)) is not None]
+
+
+def resume_gate(
+    app: DspyOps, program: Program, command: Command, gate: PromotionGate, ctx: CommandContext
+) -> GatePlan | None:
+    """The plan of a gate this command started before (a redelivery), from the runs it
+    stored; None when it started none. Called before the change is checked again: what
+    changed meanwhile is judged when the runs end (the finisher checks and refuses), so a
+    gate's runs never stay open because the program moved while they ran."""
+    current = _gate_run(app, ctx.command_id, CURRENT)
+    if current is None:
+        return None
+    found = _candidate_runs(app, program, ctx.command_id)
+    for run in (*found, current):
+        check_same_command(run.command_id, ctx, "id", ctx.command_id, run.payload_digest)
+    return _plan(app, program, command, gate, found, current, True)
 
 
 def candidate_role(version: int) -> str:

@@ -13,7 +13,13 @@ from typing import Any
 
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
-from dspyops.aggregates.app.gates import CANDIDATE, PRODUCTION_CHANGED, judge, plan_gate
+from dspyops.aggregates.app.gates import (
+    CANDIDATE,
+    PRODUCTION_CHANGED,
+    judge,
+    plan_gate,
+    resume_gate,
+)
 from dspyops.aggregates.app.plans import GatePlan
 from dspyops.aggregates.errors import AlreadyExists, ErrorDict, InvalidInput
 from dspyops.aggregates.ids import program_uuid
@@ -176,6 +182,9 @@ def deploy_program(app: DspyOps, cmd: DeployProgram, ctx: CommandContext) -> Out
     worker runs them, then `finish_gated_deploy` applies or refuses)."""
     program = app.program(cmd.program_id)
     if cmd.gate is not None:
+        resumed = resume_gate(app, program, cmd, cmd.gate, ctx)
+        if resumed is not None:
+            return resumed
         program.check_deploy(cmd.version)
         candidates = {CANDIDATE: cmd.version}
         return plan_gate(app, program, candidates, program.deployed_version, cmd.gate, cmd, ctx)

@@ -33,17 +33,22 @@ def finish_run(
     run_id: str,
     command_type: str,
     finish: Finish,
+    already_ended: Callable[[Run], Outcome] | None = None,
 ) -> Outcome:
     """End a run on behalf of the command that asked for it, exactly once.
 
     The run ends even when another command took its command's id meanwhile (a producer
     reusing ids): its outcome is then not stored under the id, which keeps the other's.
+    A run that ended already is refused (stored as the asking command's rejection), or,
+    with `already_ended`, answered by it and nothing stored.
     """
     ctx = run_context(load(run_id), command_type)
 
     def work(_: bool) -> Outcome:
         run = load(run_id)
         if not run.is_open:
+            if already_ended is not None:
+                return already_ended(run)
             raise IllegalTransition(f"run {run_id!r} already {run.status}", loc=["status"])
         owner = ctx if app.owns_id(ctx) else ctx.model_copy(update={"store_outcome": False})
         return finish(run, owner)

@@ -6,8 +6,9 @@ than `max_error_rate` of a full window failed, the worker records `SplitArmRemov
 program with actor `dspyops` (its weight goes to the control arm) and the result
 `ProgramSplitArmRemoved`. Windows live in the worker's memory: a restart starts them empty,
 and N workers each judge their share of the arm's executions (the first to see a full
-failing window trips it). The change is an ordinary program change, saved once: a second
-worker tripping the same arm meets the stored change and records nothing.
+failing window trips it). The change is an ordinary program change, made only while the
+split is still the one the window counted for: a second worker tripping the same arm, or
+a window of a split since set again (or changed, or ended), records nothing.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def remove_failing_arm(
     assert plan.route is not None
     assert plan.guard is not None
     alias = plan.route["alias"]
-    # One id per arm of one split: a second worker tripping it meets the first's record.
-    split = json.dumps([plan.program_id, alias, plan.version, plan.guard])
-    command_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"dspyops:split-guard:{split}"))
+    # Not a command anyone sends or sends again: each trip is its own change. Doing it
+    # twice is refused by the program (the arm is out), not by a reused id.
+    command_id = str(uuid.uuid4())
     ctx = CommandContext(
         command_id=command_id,
         correlation_id=cause.correlation_id,
@@ -73,6 +74,11 @@ def remove_failing_arm(
     )
     try:
         program = app.program(plan.program_id)
+        split = program.splits.get(alias)
+        if split is None or split["guard"] is None:
+            return None
+        if {**split["guard"], "arms": split["arms"]} != plan.guard:
+            return None  # counted for a split since changed: its window means nothing now
         arms = program.remove_split_arm(alias, plan.version, failed, window, **ctx.meta())
         result = ProgramSplitArmRemoved(
             program_id=program.program_id,

@@ -21,6 +21,7 @@ from dspyops.aggregates.app.gates import (
     candidate_role,
     judge,
     plan_gate,
+    resume_gate,
 )
 from dspyops.aggregates.app.plans import GatePlan
 from dspyops.aggregates.app.programs import program_result
@@ -47,6 +48,9 @@ def set_traffic_split(
     guard = _guard(cmd)
     if cmd.gate is None:
         return _apply(app, program, cmd, guard, ctx, [])
+    resumed = resume_gate(app, program, cmd, cmd.gate, ctx)
+    if resumed is not None:
+        return resumed
     arms = program.check_split(cmd.alias, dict(cmd.weights), guard)
     control = program.aliases[cmd.alias]
     versions = [arm["version"] for arm in arms if arm["version"] != control]

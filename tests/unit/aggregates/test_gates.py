@@ -376,3 +376,37 @@ def test_a_gate_that_ended_or_never_was_is_not_cancelled(app: DspyOps, ctx: Ids)
     assert "has ended: ProgramDeployed" in late.data["errors"][0]["msg"]
     other = handle(app, CancelGate(program_id="q", command_id="deploy-1"), ctx())
     assert other.data["errors"][0]["type"] == "not_found"
+
+
+def test_a_gate_run_ended_twice_is_no_rejection_of_the_gated_command(
+    app: DspyOps, ctx: Ids
+) -> None:
+    deployed_v1(app, ctx)
+    plan = handle(app, gated(), ctx("deploy-1"))
+    assert isinstance(plan, GatePlan)
+    score(app, plan, candidate=0.9, current=0.5)
+    # A copy of the candidate's run that went on beside a retry ends it again.
+    candidate = plan.runs[0].evaluation_id
+    again = evaluations.complete_evaluation(app, candidate, 0.9, [])
+    assert (again.result_type, again.data["error"]["code"]) == ("EvaluationFailed", "already_ended")
+    assert app.stored_outcome("deploy-1") is None
+    assert finish_gate(app, plan).result_type == "ProgramDeployed"
+
+
+def test_a_redelivered_gate_resumes_though_the_program_moved_and_is_judged_at_the_end(
+    app: DspyOps, ctx: Ids
+) -> None:
+    deployed_v1(app, ctx)
+    plan = handle(app, gated(), ctx("deploy-1"))
+    assert isinstance(plan, GatePlan)
+    # Meanwhile someone deployed the candidate without a gate.
+    handle(app, DeployProgram(program_id="p", version=2), ctx())
+    resumed = handle(app, gated(), ctx("deploy-1"))
+    assert isinstance(resumed, GatePlan), resumed
+    assert resumed.resumed
+    score(app, resumed, candidate=0.9, current=0.5)
+    # No run left open; the change, no longer allowed, is refused when judged.
+    assert all(not app.evaluation(r.evaluation_id).is_open for r in plan.runs)
+    outcome = finish_gate(app, resumed)
+    assert outcome.result_type == "CommandRejected", outcome.data
+    assert app.stored_outcome("deploy-1") == outcome

@@ -104,3 +104,27 @@ def test_the_arm_is_taken_out_by_dspyops_once(app: DspyOps, ctx: Ids) -> None:
         isinstance(p, ExecutionPlan) and p.version != 3
         for p in (execute(app, ctx()) for _ in range(200))
     )
+
+
+def test_the_same_split_set_again_is_guarded_again(app: DspyOps, ctx: Ids) -> None:
+    guarded(app, ctx)
+    (plan,) = plans_of(app, ctx, 3, 1)
+    assert remove_failing_arm(app, plan, ctx("e-1"), 5, 5) is not None
+    weights = {"1": 50, "2": 25, "3": 25}
+    handle(app, SetTrafficSplit(program_id="p", weights=weights, guard=GUARD), ctx())
+    (again,) = plans_of(app, ctx, 3, 1)
+    assert remove_failing_arm(app, again, ctx("e-2"), 5, 5) is not None
+    assert [arm["version"] for arm in app.program("p").splits["production"]["arms"]] == [1, 2]
+
+
+def test_a_window_of_a_split_since_changed_or_unguarded_takes_nothing_out(
+    app: DspyOps, ctx: Ids
+) -> None:
+    guarded(app, ctx)
+    (plan,) = plans_of(app, ctx, 3, 1)
+    wider = {"1": 40, "2": 30, "3": 30}
+    handle(app, SetTrafficSplit(program_id="p", weights=wider, guard=GUARD), ctx())
+    assert remove_failing_arm(app, plan, ctx("e-1"), 5, 5) is None
+    handle(app, SetTrafficSplit(program_id="p", weights=wider), ctx())
+    assert remove_failing_arm(app, plan, ctx("e-2"), 5, 5) is None
+    assert [arm["version"] for arm in app.program("p").splits["production"]["arms"]] == [1, 2, 3]

@@ -58,3 +58,12 @@ def test_too_little_to_measure_gives_no_interval() -> None:
     assert got["success_rate_diff_ci95"] is None
     assert (got["latency_mean_diff_ms"], got["latency_mean_diff_ms_ci95"]) == (1.0, None)
     assert (got["feedback_score_diff"], got["feedback_score_diff_ci95"]) == (None, None)
+
+
+def test_a_variance_rounded_below_zero_counts_as_zero() -> None:
+    # Equal scores: the variance from sums may come out a hair below 0 in floating point.
+    row = stats(3, 5, 0, feedback_scored=5, feedback_score_mean=0.7, feedback_score_var=-1e-17)
+    base = stats(2, 5, 0, feedback_scored=5, feedback_score_mean=0.7, feedback_score_var=-2e-17)
+    got = difference(row, base)
+    assert got["feedback_score_diff"] == 0.0
+    assert got["feedback_score_diff_ci95"] == (0.0, 0.0)

@@ -162,5 +162,5 @@ async def test_serving_at_an_instant_is_the_last_change_at_or_before_it() -> Non
     ((query, params),) = conn.queries
     assert "WHERE program_id = %s AND occurred_at <= %s" in query
     # Two changes at the same instant: the later one in the store is in force.
-    assert query.endswith("ORDER BY occurred_at DESC, position DESC LIMIT 1")
+    assert query.endswith("ORDER BY position DESC LIMIT 1")
     assert params == ["p", at]
