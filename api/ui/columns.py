@@ -1,4 +1,8 @@
-"""Every table's columns, one line per field: what a page shows is changed here."""
+"""Every table's columns, one line per field: what a page shows is changed here.
+
+This module is long because it is every table of the console in one place, on purpose:
+a field added or renamed is one line here, whatever the page.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ def _aliases(value: Any) -> str:
     return ", ".join(value) if value else DASH
 
 
-def _splits(value: Any) -> str:
+def traffic(value: Any) -> str:
     """`production: v2 90 % / v3 10 %`, one per split alias."""
     if not value:
         return DASH
@@ -23,6 +27,53 @@ def _splits(value: Any) -> str:
         f"{alias}: " + " / ".join(f"v{arm['version']} {arm['percent']} %" for arm in split["arms"])
         for alias, split in sorted(value.items())
     )
+
+
+def _arms(value: Any) -> str:
+    return " / ".join(f"v{arm['version']} {arm['percent']} %" for arm in value or [])
+
+
+def _guard(value: Any) -> str:
+    """`over 10.0 % failed of the last 50`: when the split takes a candidate out."""
+    if not value:
+        return DASH
+    return f"over {value['max_error_rate']:.1%} failed of the last {value['window']}"
+
+
+def _served(value: Any) -> str:
+    """What served after a serving change: `production → v1; staging → v3 (v2 90 % / v3 10 %)`."""
+    if not value:
+        return DASH
+    splits = value.get("splits") or {}
+    parts = []
+    for alias, version in sorted(value.get("aliases", {}).items()):
+        shares = splits.get(alias)
+        arms = " / ".join(f"v{v} {p} %" for v, p in sorted(shares.items())) if shares else ""
+        parts.append(f"{alias} → v{version}" + (f" ({arms})" if arms else ""))
+    return "; ".join(parts) or "nothing"
+
+
+def _difference(value: Any, interval: Any, unit: Callable[[float], str]) -> str:
+    """`+5.0 % [-2.1 %, +12.1 %]`: a difference and its 95 % interval (when measured)."""
+    if value is None:
+        return DASH
+    text = unit(value)
+    if interval is None:
+        return text
+    low, high = interval
+    return f"{text} [{unit(low)}, {unit(high)}]"
+
+
+def _signed_percent(value: float) -> str:
+    return f"{value * 100:+.1f} %"
+
+
+def _signed_ms(value: float) -> str:
+    return f"{value:+,.1f} ms"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}"
 
 
 def _route(value: Any) -> str:
@@ -82,7 +133,7 @@ PROGRAM_COLUMNS = (
     Column("Name", "name"),
     Column("Status", "status"),
     Column("Aliases", "aliases", _aliases),
-    Column("Traffic", "splits", _splits),
+    Column("Traffic", "splits", traffic),
     Column("Latest", "latest_version", _version, numeric=True),
     Column("Serving", "deployed_version", _version, numeric=True),
     Column("Executions", "executions", lambda n: f"{n:,}", numeric=True),
@@ -158,6 +209,46 @@ RUN_COLUMNS = {
         Column("Errored", "errored", numeric=True),
     ),
 }
+
+SPLIT_COLUMNS = (
+    Column("Alias", "alias"),
+    Column("Arms", "arms", _arms),
+    Column("Guard", "guard", _guard),
+)
+
+# One row of api.arms.difference: a version against the baseline (the serving version).
+COMPARISON_COLUMNS = (
+    Column("Version", "version", _version, numeric=True),
+    Column("Against", "baseline_version", _version, numeric=True),
+    Column(
+        "Success rate difference",
+        lambda r: _difference(r["success_rate_diff"], r["success_rate_diff_ci95"], _signed_percent),
+        numeric=True,
+    ),
+    Column(
+        "Mean latency difference",
+        lambda r: _difference(
+            r["latency_mean_diff_ms"], r["latency_mean_diff_ms_ci95"], _signed_ms
+        ),
+        numeric=True,
+    ),
+    Column(
+        "Feedback score difference",
+        lambda r: _difference(r["feedback_score_diff"], r["feedback_score_diff_ci95"], _signed),
+        numeric=True,
+    ),
+)
+
+SERVING_COLUMNS = (
+    Column("When", "occurred_at", when),
+    Column("Change", "kind"),
+    Column("Alias", "alias"),
+    Column("From", "previous_version", _version, numeric=True),
+    Column("To", "version", _version, numeric=True),
+    Column("Serving after", "state", _served),
+    Column("Reason", "reason"),
+    Column("Actor", "actor"),
+)
 
 EXAMPLE_KEYS = ("index", "score", "error")
 EXAMPLE_COLUMNS = (

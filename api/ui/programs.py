@@ -1,5 +1,6 @@
 """The programs page (search, status, aliases, versions, volume) and one program's page
-(versions and the scores that made them, charts of its executions, runs, audit trail)."""
+(versions and the scores that made them, charts of its executions, its traffic splits and
+the versions compared with the serving one, runs, serving history, audit trail)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from dspyops.api import views
+from dspyops.api import arms, views
 from dspyops.api.deps import DbDep, SettingsDep
 from dspyops.api.errors import NO_NUL
 from dspyops.api.pagination import CursorQuery
@@ -19,14 +20,17 @@ from dspyops.api.routes.stats import Bucket
 from dspyops.api.ui import queries
 from dspyops.api.ui.charts import Chart, from_rows
 from dspyops.api.ui.columns import (
-    AUDIT_COLUMNS,
+    COMPARISON_COLUMNS,
     EXECUTION_COLUMNS,
     PROGRAM_COLUMNS,
     RUN_COLUMNS,
+    SPLIT_COLUMNS,
     VERSION_COLUMNS,
+    traffic,
 )
 from dspyops.api.ui.render import ms, page, percent, plain, score, usd
 from dspyops.api.ui.tables import Table, path, with_query
+from dspyops.api.ui.trails import trail
 from dspyops.projections.read_schema import EXECUTIONS
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -112,13 +116,17 @@ async def program_page(
             live=None if cursor else with_query(f"{live_base}/executions", after=after),
             row_ids=lambda row: str(row["execution_id"]),
         ),
+        "splits": Table(
+            "Traffic splits",
+            SPLIT_COLUMNS,
+            [{"alias": alias, **split} for alias, split in sorted(program["splits"].items())],
+            empty="No alias splits its traffic.",
+        ),
+        "comparison": comparison_table(program["deployed_version"], stats["by_version"]),
         "optimizations": await _runs(db, schema, "optimization", program_id),
         "evaluations": await _runs(db, schema, "evaluation", program_id),
-        "audit": Table(
-            "Audit trail, newest first",
-            AUDIT_COLUMNS,
-            (await views.audit_trail(db, schema, program_id, limit=RECENT, cursor=None)).items,
-        ),
+        "serving": await trail(db, schema, program_id, "serving", RECENT),
+        "audit": await trail(db, schema, program_id, "audit", RECENT),
     }
     return page(
         request,
@@ -126,6 +134,8 @@ async def program_page(
         title=program["name"],
         program=program,
         aliases=sorted(program["aliases"].items()),
+        traffic=traffic(program["splits"]),
+        here=here,
         tables=tables,
         charts=program_charts(versions, stats),
         bucket=width,
@@ -223,9 +233,30 @@ async def _versions(db: Any, schema: str, program: dict[str, Any]) -> list[dict[
     ]
 
 
+def comparison_table(serving: int | None, by_version: list[dict[str, Any]]) -> Table:
+    """Every other version with executions against the serving one (`GET
+    /programs/{id}/metrics`'s `comparison`): a split's arms side by side."""
+    base = next((row for row in by_version if row["k"] == serving), None)
+    rows = [] if base is None else [arms.difference(r, base) for r in by_version if r is not base]
+    return Table(
+        "Versions against the serving version (differences, 95 % intervals)",
+        COMPARISON_COLUMNS,
+        rows,
+        empty="No other version has executions to compare with the serving one.",
+    )
+
+
 async def _runs(db: Any, schema: str, kind: str, program_id: str) -> Table:
     found = await views.runs(
         db, schema, kind, program_id=program_id, status=None, limit=RECENT, cursor=None
     )
     title = "Optimizations" if kind == "optimization" else "Evaluations"
-    return Table(title, RUN_COLUMNS[kind], found.items, empty=f"No {title.lower()} yet.")
+    # Older runs of this program: the runs list, filtered to it.
+    more = with_query(f"/ui/{kind}s", program=program_id, cursor=found.next_cursor)
+    return Table(
+        title,
+        RUN_COLUMNS[kind],
+        found.items,
+        more if found.next_cursor else None,
+        empty=f"No {title.lower()} yet.",
+    )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, expect
 from psycopg import sql
 
 from dspyops.aggregates.app import handle, optimizations
@@ -25,6 +25,8 @@ PAGES = {
     "program qa": "/ui/programs/qa",
     "program qa by hour": "/ui/programs/qa?bucket=hour",
     "program sum": "/ui/programs/sum",
+    "program qa serving history": "/ui/programs/qa/serving",
+    "program qa audit trail": "/ui/programs/qa/audit",
     "traced execution": "/ui/executions/{traced}",
     "failed execution": "/ui/executions/{failed}",
     "optimizations": "/ui/optimizations",
@@ -109,6 +111,32 @@ def test_program_charts_draw_the_points_sql_counts(visit: Visitor, stack: Consol
         )
         assert drawn == {key: [points, 1] for key, points in expected.items()}, bucket
     assert expected["score-by-version"] == 3
+
+
+def table_captioned(seen: Visit, caption: str) -> Locator:
+    return seen.page.locator("table", has=seen.page.locator("caption", has_text=caption))
+
+
+def test_program_page_shows_splits_the_comparison_and_the_serving_history(
+    visit: Visitor, stack: ConsoleStack
+) -> None:
+    seen = visit("/ui/programs/qa")
+    expect(table_captioned(seen, "Traffic splits")).to_contain_text("v1 90 % / v3 10 %")
+    compared = table_captioned(seen, "Versions against the serving version").locator("tbody tr")
+    assert compared.count() == 1
+    expect(compared).to_contain_text("v3")
+    changes = scalar(stack, "SELECT count(*) FROM {schema}.serving_changes WHERE program_id = 'qa'")
+    history = table_captioned(seen, "Serving history").locator("tbody tr")
+    assert history.count() == min(changes, 20)
+    expect(history.first).to_contain_text("TrafficSplitSet")
+    # The audit trail pages on its own page, from the program page's Older link.
+    audited = scalar(stack, "SELECT count(*) FROM {schema}.audit_log WHERE program_id = 'qa'")
+    assert audited > 20
+    older = seen.page.locator("a[rel='next'][href^='/ui/programs/qa/audit?cursor=']")
+    older.click()
+    seen.page.wait_for_url("**/ui/programs/qa/audit?cursor=*")
+    rows = table_captioned(seen, "Audit trail").locator("tbody tr")
+    assert rows.count() == min(audited - 20, 50)
 
 
 def test_run_chart_draws_each_recorded_step(visit: Visitor, stack: ConsoleStack) -> None:

@@ -20,9 +20,10 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from dspyops.aggregates.app import DspyOps, handle
+from dspyops.aggregates.app import DspyOps, evaluations, handle
+from dspyops.aggregates.app.context import Outcome
 from dspyops.bootstrap import open_store
-from dspyops.events.commands import ExecuteProgram
+from dspyops.events.commands import EvaluateProgram, ExecuteProgram, SetTrafficSplit, SplitGuard
 from dspyops.projections.projector import Projector
 from tests.support.executions import complete
 from tests.support.read_story import ctx, schemas, seed_story
@@ -125,6 +126,51 @@ def traced_execution(app: DspyOps, execution_id: str = TRACED_ID) -> str:
     return execution_id
 
 
+def canary_and_second_evaluation(app: DspyOps) -> str:
+    """A 90/10 split of production (v1) with v3, guarded, three executions of v3, and an
+    evaluation of v3 on the dataset and examples `ev1` scored v1 on, with outputs: what
+    the program page's splits and comparison and the compare page show. Returns the
+    evaluation's id."""
+    split = SetTrafficSplit(
+        program_id="qa",
+        weights={"1": 90, "3": 10},
+        guard=SplitGuard(max_error_rate=0.2),
+        reason="try one-word answers",
+    )
+    applied = handle(app, split, ctx("gina"))
+    assert isinstance(applied, Outcome), applied
+    assert applied.result_type == "ProgramTrafficSplitSet"
+    # Executions of v3 beside v1's: the program page compares them.
+    for latency_ms in (8.0, 12.0, 16.0):
+        c = ctx("hana")
+        command = ExecuteProgram(
+            program_id="qa", inputs={"question": "q?", "context": "c"}, version=3
+        )
+        plan = handle(app, command, c)
+        complete(
+            app,
+            plan,
+            c,
+            outputs={"answer": "a", "confidence": 0.5},
+            latency_ms=latency_ms,
+            usage={"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10},
+            model="offline/echo",
+            offline=True,
+        )
+    run_id = "ev2"
+    handle(
+        app,
+        EvaluateProgram(program_id="qa", dataset_id="ds", version=3, evaluation_id=run_id),
+        ctx(),
+    )
+    per_example: list[dict[str, Any]] = [
+        {"index": 0, "score": 0.0, "outputs": {"answer": "No.", "confidence": 0.4}},
+        {"index": 1, "score": 1.0, "outputs": {"answer": "a1", "confidence": 0.8}},
+    ]
+    evaluations.complete_evaluation(app, run_id, 0.5, per_example)
+    return run_id
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -140,6 +186,7 @@ def console_stack(database_url: str, bootstrap_servers: str, log: Path) -> Itera
         store = open_store(database_url, es)
         story = seed_story(store)
         story["traced"] = traced_execution(store)
+        story["second_evaluation"] = canary_and_second_evaluation(store)
         projector = Projector(database_url, event_store_schema=es, read_schema=rs)
         projector.catch_up()
         port = free_port()

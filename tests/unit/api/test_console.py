@@ -13,10 +13,16 @@ from fastapi.testclient import TestClient
 from dspyops.api.main import create_app
 from dspyops.api.ui.auth import COOKIE, safe_next
 from dspyops.api.ui.charts import from_rows
-from dspyops.api.ui.columns import EXECUTION_COLUMNS, PROGRAM_COLUMNS
-from dspyops.api.ui.programs import auto_bucket
+from dspyops.api.ui.columns import (
+    EXECUTION_COLUMNS,
+    PROGRAM_COLUMNS,
+    SERVING_COLUMNS,
+    SPLIT_COLUMNS,
+)
+from dspyops.api.ui.programs import auto_bucket, comparison_table
 from dspyops.api.ui.render import DASH
 from dspyops.api.ui.runs import failures_first
+from dspyops.api.ui.tables import Table
 from dspyops.api.ui.trace import span_count, trace_view
 from dspyops.settings import get_settings
 from tests.support.console_stack import trace_tree
@@ -191,3 +197,53 @@ def test_traffic_and_route_columns_say_what_serves_and_why() -> None:
     assert route.cell({"route": split_route}).text == "production split → v3"
     assert route.cell({"route": {"alias": "staging", "arm": None}}).text == "staging"
     assert route.cell({"route": None}).text == DASH
+
+
+def stats_row(version: int, succeeded: int, failed: int, latencies: list[float]) -> dict[str, Any]:
+    mean = sum(latencies) / len(latencies)
+    var = sum((x - mean) ** 2 for x in latencies) / (len(latencies) - 1)
+    return {
+        "k": version,
+        "succeeded": succeeded,
+        "failed": failed,
+        "latency_n": len(latencies),
+        "latency_mean_ms": mean,
+        "latency_var": var,
+        "feedback_scored": 0,
+        "feedback_score_mean": None,
+        "feedback_score_var": None,
+    }
+
+
+def test_the_comparison_table_sets_each_version_against_the_serving_one() -> None:
+    rows = [stats_row(1, 9, 1, [10.0, 20.0, 30.0]), stats_row(3, 4, 0, [5.0, 7.0, 9.0])]
+    table = comparison_table(1, rows)
+    (row,) = table.rows
+    texts = [cell.text for cell in table.cells(row)]
+    assert texts[:2] == ["v3", "v1"]
+    assert texts[2].startswith("+10.0 % [")
+    assert texts[3].startswith("-13.0 ms [")
+    assert texts[4] == DASH
+    # Without a serving version (or its executions) there is nothing to compare with.
+    assert comparison_table(None, rows).rows == []
+    assert comparison_table(2, rows).rows == []
+
+
+def test_splits_and_serving_changes_read_as_what_serves() -> None:
+    split = {
+        "alias": "production",
+        "arms": [{"version": 1, "percent": 90}, {"version": 3, "percent": 10}],
+        "guard": {"max_error_rate": 0.2, "window": 50},
+    }
+    assert [c.text for c in Table("", SPLIT_COLUMNS, [split]).cells(split)] == [
+        "production",
+        "v1 90 % / v3 10 %",
+        "over 20.0% failed of the last 50",
+    ]
+    splits = {"production": {"1": 90, "3": 10}}
+    state = {"aliases": {"production": 1, "staging": 3}, "splits": splits}
+    served = next(c for c in SERVING_COLUMNS if c.label == "Serving after")
+    assert served.cell({"state": state}).text == (
+        "production → v1 (v1 90 % / v3 10 %); staging → v3"
+    )
+    assert served.cell({"state": {"aliases": {}, "splits": {}}}).text == "nothing"
