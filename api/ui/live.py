@@ -22,6 +22,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from dspyops.api import views
+from dspyops.api.errors import NO_NUL
 from dspyops.api.routes.executions import shape as shape_execution
 from dspyops.api.routes.programs import ProgramId
 from dspyops.api.ui.columns import EXECUTION_COLUMNS, RUN_COLUMNS
@@ -66,34 +67,44 @@ async def program_executions(
     return _stream(request, fetch, start, EXECUTION_COLUMNS, "execution_id")
 
 
+Since = Annotated[str | None, Query(max_length=40)]
+# Only one program's runs (the list filtered to it); "": every program's.
+ProgramFilter = Annotated[str, Query(max_length=200, pattern=NO_NUL)]
+
+
 @router.get("/optimizations")
 async def optimizations(
     request: Request,
-    since: Annotated[str | None, Query(max_length=40)] = None,
+    since: Since = None,
+    program: ProgramFilter = "",
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    return _runs(request, "optimization", last_event_id or since)
+    return _runs(request, "optimization", last_event_id or since, program)
 
 
 @router.get("/evaluations")
 async def evaluations(
     request: Request,
-    since: Annotated[str | None, Query(max_length=40)] = None,
+    since: Since = None,
+    program: ProgramFilter = "",
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    return _runs(request, "evaluation", last_event_id or since)
+    return _runs(request, "evaluation", last_event_id or since, program)
 
 
-def _runs(request: Request, kind: str, since: str | None) -> StreamingResponse:
-    """Runs of one kind changed after `since` (ISO time; default now): their progress as
-    it is recorded, new runs among them."""
+def _runs(request: Request, kind: str, since: str | None, program: str) -> StreamingResponse:
+    """Runs of one kind (of one program, when given) changed after `since` (ISO time;
+    default now): their progress as it is recorded, new runs among them."""
 
     async def fetch(conn: AsyncConnection, mark: str) -> tuple[list[Row], str]:
         schema = request.app.state.settings.read_model_schema
+        of_program = sql.SQL("AND program_id = %s" if program else "")
         query = sql.SQL(
-            "SELECT * FROM {}.{} WHERE kind = %s AND updated_at > %s ORDER BY updated_at LIMIT %s"
-        ).format(sql.Identifier(schema), sql.Identifier(RUNS.name))
-        rows = await _rows(conn, query, [kind, datetime.fromisoformat(mark), BATCH])
+            "SELECT * FROM {}.{} WHERE kind = %s AND updated_at > %s {} "
+            "ORDER BY updated_at LIMIT %s"
+        ).format(sql.Identifier(schema), sql.Identifier(RUNS.name), of_program)
+        params = [kind, datetime.fromisoformat(mark), *([program] if program else []), BATCH]
+        rows = await _rows(conn, query, params)
         newest = rows[-1]["updated_at"].isoformat() if rows else mark
         return rows, newest
 

@@ -136,6 +136,7 @@ async def program_page(
         aliases=sorted(program["aliases"].items()),
         traffic=traffic(program["splits"]),
         here=here,
+        runs_of={k: with_query(f"/ui/{k}s", program=program_id) for k in RUN_COLUMNS},
         tables=tables,
         charts=program_charts(versions, stats),
         bucket=width,

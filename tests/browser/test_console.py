@@ -33,6 +33,8 @@ PAGES = {
     "optimization": "/ui/optimizations/opt1",
     "evaluations": "/ui/evaluations",
     "evaluation": "/ui/evaluations/ev1",
+    "evaluations of qa completed": "/ui/evaluations?program=qa&status=completed",
+    "optimizations of sum": "/ui/optimizations?program=sum",
     "datasets": "/ui/datasets",
     "dataset": "/ui/datasets/ds",
     "health": "/ui/health",
@@ -74,7 +76,11 @@ def test_visiting_every_page_writes_nothing(visit: Visitor, stack: ConsoleStack)
     before = state()
     methods: set[str] = set()
     for name in PAGES:
-        methods |= visit(page_path(stack, name)).methods
+        seen = visit(page_path(stack, name))
+        methods |= seen.methods
+        # A live page holds a connection for its stream, and chromium opens at most six
+        # to one host: pages left open would stall the seventh.
+        seen.page.close()
     assert methods == {"GET"}
     assert state() == before
 
@@ -148,6 +154,28 @@ def test_run_chart_draws_each_recorded_step(visit: Visitor, stack: ConsoleStack)
     figure = seen.page.locator("figure[data-chart='score-over-steps']")
     assert figure.get_attribute("data-points") == str(steps)
     assert steps >= 2
+
+
+def test_run_lists_filter_by_program_and_status_and_a_run_says_what_it_ran_with(
+    visit: Visitor, stack: ConsoleStack
+) -> None:
+    seen = visit("/ui/programs/qa")
+    seen.page.get_by_role("link", name="every evaluation").click()
+    seen.page.wait_for_url("**/ui/evaluations?program=qa")
+    rows = seen.page.locator("table tbody tr")
+    evaluated = scalar(
+        stack, "SELECT count(*) FROM {schema}.runs WHERE kind = 'evaluation' AND program_id = 'qa'"
+    )
+    assert rows.count() == evaluated >= 2
+    seen.page.get_by_label("Status").select_option("failed")
+    seen.page.get_by_role("button", name="Filter").click()
+    seen.page.wait_for_url("**/ui/evaluations?program=qa&status=failed")
+    expect(seen.page.locator("table tbody tr.empty")).to_have_text("No evaluations match.")
+    assert seen.page.locator("table[data-live]").count() == 0
+    ran = visit("/ui/optimizations/opt1").page.locator("section", has_text="What it ran with")
+    expect(ran).to_contain_text("ds v1")
+    expect(ran).to_contain_text("3.4.1")
+    expect(ran).to_contain_text('{"k": 16}')
 
 
 def test_trace_tree_has_a_timing_bar_per_span(visit: Visitor, stack: ConsoleStack) -> None:

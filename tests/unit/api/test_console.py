@@ -21,7 +21,7 @@ from dspyops.api.ui.columns import (
 )
 from dspyops.api.ui.programs import auto_bucket, comparison_table
 from dspyops.api.ui.render import DASH
-from dspyops.api.ui.runs import failures_first
+from dspyops.api.ui.runs import failures_first, ran_with
 from dspyops.api.ui.tables import Table
 from dspyops.api.ui.trace import span_count, trace_view
 from dspyops.settings import get_settings
@@ -247,3 +247,37 @@ def test_splits_and_serving_changes_read_as_what_serves() -> None:
         "production → v1 (v1 90 % / v3 10 %); staging → v3"
     )
     assert served.cell({"state": {"aliases": {}, "splits": {}}}).text == "nothing"
+
+
+def test_a_run_says_which_examples_it_took_and_what_it_ran_with() -> None:
+    provenance = {
+        "dspy_version": "3.4.1",
+        "dspyops_version": "0.1.0",
+        "optimizer_config": {"k": 16},
+        "seed": 0,
+        "lm_profiles": [
+            {
+                "profile": "default",
+                "model": "openai/gpt-4o-mini",
+                "offline": False,
+                "response_models": ["gpt-4o-mini-2024-07-18"],
+            },
+            {"profile": "judge", "model": "offline", "offline": True, "response_models": []},
+        ],
+    }
+    run = {"dataset_id": "ds", "dataset_version": 3, "config": {}, "provenance": provenance}
+    assert dict(ran_with(run)) == {
+        "Examples from": "ds v3",
+        "dspy": "3.4.1",
+        "dspyops": "0.1.0",
+        "Optimizer config as used": '{"k": 16}',
+        "Seed": "0",
+        "Models": "default: openai/gpt-4o-mini, answered by gpt-4o-mini-2024-07-18; "
+        "judge: offline (offline)",
+    }
+    # Runs recorded before runs were pinned, or not completed yet.
+    older = {"dataset_id": "ds", "dataset_version": None, "config": None, "provenance": None}
+    assert dict(ran_with(older)) == {
+        "Examples from": "ds (unpinned)",
+        "Provenance": "not recorded (recorded when a run completes)",
+    }
