@@ -76,6 +76,10 @@ def _signed(value: float) -> str:
     return f"{value:+.3f}"
 
 
+def _signed_score(value: float | None) -> str:
+    return DASH if value is None else _signed(value)
+
+
 def _route(value: Any) -> str:
     """How the version was chosen: the alias, and the split's arm when one chose."""
     if not value:
@@ -307,3 +311,23 @@ STATUS_COUNT_COLUMNS = (
     Column("Status", "status"),
     Column("Count", "n", lambda n: f"{n:,}", numeric=True),
 )
+
+
+def compare_columns(a: int, b: int, *, with_inputs: bool) -> tuple[Column, ...]:
+    """Two versions' results on one example (api.ui.compare), each side's score, error
+    and outputs; the example's inputs first when known."""
+
+    def side(key: str, field: str) -> Callable[[Row], Any]:
+        return lambda row: row[key].get(field)
+
+    return (
+        Column("Example", "index", numeric=True),
+        *((Column("Inputs", "example"),) if with_inputs else ()),
+        Column(f"v{a} score", side("a", "score"), score, numeric=True),
+        Column(f"v{b} score", side("b", "score"), score, numeric=True),
+        Column(f"v{b} minus v{a}", "diff", _signed_score, numeric=True),
+        Column(f"v{a} outputs", side("a", "outputs")),
+        Column(f"v{b} outputs", side("b", "outputs")),
+        Column(f"v{a} error", side("a", "error")),
+        Column(f"v{b} error", side("b", "error")),
+    )

@@ -9,10 +9,20 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from dspyops.api.ui import auth, datasets, executions, health, live, programs, runs, trails
+from dspyops.api.ui import (
+    auth,
+    compare,
+    datasets,
+    executions,
+    health,
+    live,
+    programs,
+    runs,
+    trails,
+)
 from dspyops.api.ui.render import STATIC, page
 
-PAGES = (programs, trails, executions, runs, datasets, health, live)
+PAGES = (programs, trails, compare, executions, runs, datasets, health, live)
 
 
 def mount(app: FastAPI) -> None:

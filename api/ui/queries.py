@@ -104,6 +104,23 @@ async def run_steps(
     return steps
 
 
+async def completed_evaluations(
+    conn: AsyncConnection, schema: str, program_id: str, versions: Sequence[int]
+) -> list[Row]:
+    """The completed evaluations of these versions that kept per-example results, newest
+    first (at most 200), without the results: what pairs two versions' runs."""
+    return await _rows(
+        conn,
+        sql.SQL(
+            "SELECT run_id, version, dataset_id, dataset_version, metric, score, position, "
+            "jsonb_array_length(per_example) AS examples FROM {} WHERE kind = 'evaluation' "
+            "AND program_id = %s AND version = ANY(%s) AND status = 'completed' "
+            "AND jsonb_typeof(per_example) = 'array' ORDER BY position DESC LIMIT 200"
+        ).format(_table(schema, RUNS)),
+        [program_id, list(versions)],
+    )
+
+
 async def _rows(conn: AsyncConnection, query: sql.Composed, params: list[Any]) -> list[Row]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)

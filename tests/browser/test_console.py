@@ -27,6 +27,8 @@ PAGES = {
     "program sum": "/ui/programs/sum",
     "program qa serving history": "/ui/programs/qa/serving",
     "program qa audit trail": "/ui/programs/qa/audit",
+    "compare qa serving and latest": "/ui/programs/qa/compare",
+    "compare qa v1 v2 (not evaluated alike)": "/ui/programs/qa/compare?a=1&b=2",
     "traced execution": "/ui/executions/{traced}",
     "failed execution": "/ui/executions/{failed}",
     "optimizations": "/ui/optimizations",
@@ -176,6 +178,29 @@ def test_run_lists_filter_by_program_and_status_and_a_run_says_what_it_ran_with(
     expect(ran).to_contain_text("ds v1")
     expect(ran).to_contain_text("3.4.1")
     expect(ran).to_contain_text('{"k": 16}')
+
+
+def test_two_versions_outputs_side_by_side_on_the_same_examples(
+    visit: Visitor, stack: ConsoleStack
+) -> None:
+    seen = visit("/ui/programs/qa")
+    seen.page.get_by_role("link", name="Two versions' evaluations side by side").click()
+    # The serving version (v1) against the latest (v3), each one's newest evaluation.
+    seen.page.wait_for_url("**/ui/programs/qa/compare")
+    rows = table_captioned(seen, "v1 and v3 on the same examples").locator("tbody tr")
+    scored = scalar(
+        stack,
+        "SELECT jsonb_array_length(per_example) FROM {schema}.runs WHERE run_id = %s",
+        stack.story["second_evaluation"],
+    )
+    assert rows.count() == scored == 2
+    expect(rows.first).to_contain_text('{"answer": "No.", "confidence": 0.4}')
+    expect(rows.nth(1)).to_contain_text("lm_error")
+    expect(seen.page.locator("dl.facts")).to_contain_text("better on 1, worse on 1")
+    seen.page.get_by_label("Version B").select_option("2")
+    seen.page.get_by_role("button", name="Compare").click()
+    seen.page.wait_for_url("**/compare?a=1&b=2")
+    expect(seen.page.get_by_role("status")).to_contain_text("No completed evaluations of v1 and v2")
 
 
 def test_trace_tree_has_a_timing_bar_per_span(visit: Visitor, stack: ConsoleStack) -> None:

@@ -18,7 +18,9 @@ from dspyops.api.ui.columns import (
     PROGRAM_COLUMNS,
     SERVING_COLUMNS,
     SPLIT_COLUMNS,
+    compare_columns,
 )
+from dspyops.api.ui.compare import newest_pair, side_by_side
 from dspyops.api.ui.programs import auto_bucket, comparison_table
 from dspyops.api.ui.render import DASH
 from dspyops.api.ui.runs import failures_first, ran_with
@@ -281,3 +283,38 @@ def test_a_run_says_which_examples_it_took_and_what_it_ran_with() -> None:
         "Examples from": "ds (unpinned)",
         "Provenance": "not recorded (recorded when a run completes)",
     }
+
+
+def evaluation(run_id: str, version: int, position: int, **key: Any) -> dict[str, Any]:
+    found = {"dataset_id": "ds", "dataset_version": 2, "metric": "exact_match", "examples": 4}
+    return {"run_id": run_id, "version": version, "position": position, **found, **key}
+
+
+def test_two_versions_pair_on_their_newest_evaluations_of_the_same_examples() -> None:
+    older_a = evaluation("a1", 1, 10)
+    newer_a = evaluation("a2", 1, 30, dataset_version=3)
+    b = evaluation("b1", 2, 20)
+    assert newest_pair([newer_a, older_a], [b]) == (older_a, b)
+    # Another metric, another number of examples (another split) or an unpinned run: no pair.
+    for other in ({"metric": "f1"}, {"examples": 5}):
+        assert newest_pair([evaluation("a", 1, 10, **other)], [b]) is None
+    unpinned = {"dataset_version": None}
+    assert (
+        newest_pair([evaluation("a", 1, 10, **unpinned)], [evaluation("b", 2, 20, **unpinned)])
+        is None
+    )
+    assert newest_pair([], [b]) is None
+
+
+def test_side_by_side_pairs_examples_by_index_biggest_differences_first() -> None:
+    a = [{"index": 0, "score": 1.0}, {"index": 1, "score": 0.5}, {"index": 2, "score": 0.0}]
+    b: list[dict[str, Any]] = [
+        {"index": 0, "score": 1.0, "outputs": {"answer": "x"}},
+        {"index": 1, "score": 0.75},
+        {"index": 2, "score": 1.0},
+    ]
+    rows = side_by_side(a, b)
+    assert [(r["index"], r["diff"]) for r in rows] == [(2, 1.0), (1, 0.25), (0, 0.0)]
+    columns = compare_columns(1, 2, with_inputs=False)
+    cells = [c.text for c in Table("", columns, rows).cells(rows[-1])]
+    assert cells == ["0", "1.000", "1.000", "+0.000", DASH, '{"answer": "x"}', DASH, DASH]
