@@ -47,16 +47,25 @@ async def program_executions(
     after: Annotated[int, Query(ge=0)] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """New executions of the program, and changes to those sent (requested -> ended)."""
+    """New executions of the program, and the end of those still requested: the ones
+    sent, and those already on the page when it loaded (the newest `BATCH` requested up
+    to the mark, looked up when the stream starts). A requested row is sent again only
+    once it has ended."""
     pending: set[str] = set()
     columns = ", ".join(f'"{c}"' for c in views.EXECUTION_COLUMNS)
+    started = False
 
     async def fetch(conn: AsyncConnection, mark: str) -> tuple[list[Row], str]:
+        nonlocal started
         schema = request.app.state.settings.read_model_schema
+        table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(EXECUTIONS.name))
+        if not started:
+            pending.update(await _requested(conn, table, program_id, int(mark)))
+            started = True
         query = sql.SQL(
-            "SELECT {} FROM {}.{} WHERE program_id = %s "
-            "AND (position > %s OR execution_id = ANY(%s)) ORDER BY position LIMIT %s"
-        ).format(sql.SQL(columns), sql.Identifier(schema), sql.Identifier(EXECUTIONS.name))
+            "SELECT {} FROM {} WHERE program_id = %s AND (position > %s "
+            "OR (execution_id = ANY(%s) AND status <> 'requested')) ORDER BY position LIMIT %s"
+        ).format(sql.SQL(columns), table)
         rows = await _rows(conn, query, [program_id, int(mark), list(pending), BATCH])
         for row in rows:
             (pending.add if row["status"] == "requested" else pending.discard)(row["execution_id"])
@@ -144,6 +153,18 @@ def _stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+async def _requested(
+    conn: AsyncConnection, table: sql.Composed, program_id: str, mark: int
+) -> list[str]:
+    """The program's newest executions still requested at or before `mark` (an index
+    range on program, status and position)."""
+    query = sql.SQL(
+        "SELECT execution_id FROM {} WHERE program_id = %s AND status = 'requested' "
+        "AND position <= %s ORDER BY position DESC LIMIT %s"
+    ).format(table)
+    return [row["execution_id"] for row in await _rows(conn, query, [program_id, mark, BATCH])]
 
 
 async def _rows(conn: AsyncConnection, query: sql.Composed, params: list[Any]) -> list[Row]:

@@ -12,9 +12,12 @@ from playwright.sync_api import Browser, Locator, expect
 from psycopg import sql
 
 from dspyops.aggregates.app import handle, optimizations
-from dspyops.events.commands import OptimizeProgram
+from dspyops.aggregates.app.plans import ExecutionPlan
+from dspyops.aggregates.execution import Execution
+from dspyops.events.commands import ExecuteProgram, OptimizeProgram
 from tests.browser.conftest import Visit, open_context
 from tests.support.console_stack import ConsoleStack
+from tests.support.executions import complete
 from tests.support.read_story import ctx, execute
 
 Visitor = Callable[[str], Visit]
@@ -258,6 +261,31 @@ def test_new_executions_appear_without_a_reload(visit: Visitor, stack: ConsoleSt
     assert first.get_attribute("data-row-id") == execution_id
     assert seen.page.evaluate("window.notReloaded") is True
     assert seen.console_errors == []
+
+
+def test_an_execution_requested_before_the_page_loaded_updates_when_it_ends(
+    visit: Visitor, stack: ConsoleStack
+) -> None:
+    # A request stored before its end (ExecutionPlan.requested), ended after the page loaded.
+    c = ctx("ivan")
+    inputs = {"question": "Slow?", "context": "c"}
+    stack.store.save(
+        Execution(execution_id="slow-1", program_id="qa", version=1, inputs=inputs, **c.meta())
+    )
+    stack.project()
+    seen = visit("/ui/programs/qa")
+    seen.page.evaluate("window.notReloaded = true")
+    row = seen.page.locator("tr[data-row-id='slow-1']")
+    expect(row).to_contain_text("requested")
+    command = ExecuteProgram(program_id="qa", inputs=inputs, execution_id="slow-1")
+    plan = handle(stack.store, command, c)
+    assert isinstance(plan, ExecutionPlan), plan
+    assert plan.requested
+    complete(stack.store, plan, c, outputs={"answer": "a", "confidence": 0.5}, latency_ms=321.0)
+    assert stack.project() > 0
+    expect(row).to_contain_text("succeeded", timeout=10_000)
+    expect(row).to_contain_text("321.0 ms")
+    assert seen.page.evaluate("window.notReloaded") is True
 
 
 def test_a_running_optimization_shows_its_progress_without_a_reload(
