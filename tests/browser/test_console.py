@@ -206,6 +206,15 @@ def test_two_versions_outputs_side_by_side_on_the_same_examples(
     expect(seen.page.get_by_role("status")).to_contain_text("No completed evaluations of v1 and v2")
 
 
+def test_a_bad_parameter_gets_an_error_page_not_json(visit: Visitor, stack: ConsoleStack) -> None:
+    seen = visit("/ui/programs/qa/compare?a=0&b=x")
+    expect(seen.page.locator("h1")).to_have_text("Error 400")
+    expect(seen.page.get_by_role("alert")).to_contain_text("a: Input should be greater than")
+    expect(seen.page.get_by_role("alert")).to_contain_text("b: Input should be a valid integer")
+    assert seen.failed == [f"GET {stack.url}/ui/programs/qa/compare?a=0&b=x: 400"]
+    assert seen.page.get_by_role("link", name="All programs").count() == 1
+
+
 def test_trace_tree_has_a_timing_bar_per_span(visit: Visitor, stack: ConsoleStack) -> None:
     seen = visit(f"/ui/executions/{stack.story['traced']}")
     spans = seen.page.locator("ul.trace li")

@@ -3,13 +3,15 @@ send you, the one write-free POST, static files, and the pure layout helpers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import html
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from dspyops.api.deps import get_db
 from dspyops.api.main import create_app
 from dspyops.api.ui.auth import COOKIE, safe_next
 from dspyops.api.ui.charts import from_rows
@@ -318,3 +320,39 @@ def test_side_by_side_pairs_examples_by_index_biggest_differences_first() -> Non
     columns = compare_columns(1, 2, with_inputs=False)
     cells = [c.text for c in Table("", columns, rows).cells(rows[-1])]
     assert cells == ["0", "1.000", "1.000", "+0.000", DASH, '{"answer": "x"}', DASH, DASH]
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("/ui/programs/qa/compare?a=0&b=2", "a: Input should be greater than or equal to 1"),
+        ("/ui/optimizations?cursor=x", "cursor: String should match pattern"),
+        ("/ui/programs/qa?bucket=year", "bucket: Input should be 'minute', 'hour'"),
+        ("/ui/live/programs/qa/executions?after=-1", "after: Input should be greater than"),
+    ],
+)
+def test_a_bad_parameter_on_a_page_gets_an_html_error_page(path: str, problem: str) -> None:
+    async def no_database() -> AsyncIterator[None]:
+        # Parameters are checked before a page runs: it never needs one here.
+        yield None
+
+    with app_client(None) as client:
+        client.app.dependency_overrides[get_db] = no_database  # type: ignore[attr-defined]
+        answer = client.get(path)
+        assert answer.status_code == 400
+        assert answer.headers["content-type"].startswith("text/html")
+        assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+        assert problem in html.unescape(answer.text)
+        # The JSON routes keep FastAPI's 422 and its body.
+        json_answer = client.get("/programs/qa/metrics?bucket=year")
+        assert json_answer.status_code == 422
+        assert json_answer.json()["detail"][0]["loc"] == ["query", "bucket"]
+
+
+def test_a_database_the_api_cannot_reach_is_an_error_page_on_the_console() -> None:
+    # (about 5 s: the pool's timeout.) The JSON routes answer the same in JSON.
+    with app_client(None) as client:
+        answer = client.get("/ui/programs")
+        assert answer.status_code == 503
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "the read database is unavailable" in answer.text
