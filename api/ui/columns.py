@@ -307,6 +307,11 @@ CORPUS_COLUMNS = (
     Column("Updated", "updated_at", when),
 )
 
+DEAD_LETTER_COLUMNS = (
+    Column("Reason", "reason"),
+    Column("Count", "n", numeric=True),
+)
+
 STATUS_COUNT_COLUMNS = (
     Column("Status", "status"),
     Column("Count", "n", lambda n: f"{n:,}", numeric=True),

@@ -1,19 +1,23 @@
 """The health page: PostgreSQL, Kafka, the projector's position and lag, what it skipped,
-and executions and runs by status."""
+executions and runs by status, and the dead letters (how many, the newest ones' reasons:
+api/dead_letters.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from dspyops.api import views
+from dspyops.api.dead_letters import dead_letters
 from dspyops.api.deps import SettingsDep
 from dspyops.api.kafka_check import kafka_answers
-from dspyops.api.ui.columns import STATUS_COUNT_COLUMNS
+from dspyops.api.ui.columns import DEAD_LETTER_COLUMNS, STATUS_COUNT_COLUMNS
 from dspyops.api.ui.render import page
 from dspyops.api.ui.tables import Table
+from dspyops.events.topics import Topics
 from dspyops.projections.read_schema import EXECUTIONS, RUNS
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -36,7 +40,12 @@ async def health_page(request: Request, settings: SettingsDep) -> HTMLResponse:
     except Exception:
         # Like /health: the page reports a database it cannot reach, never fails on it.
         postgres = False
-    kafka = await kafka_answers(settings.bootstrap_servers, settings.kafka_security)
+    topic = Topics(settings.topic_prefix).deadletter
+    kafka, letters = await asyncio.gather(
+        kafka_answers(settings.bootstrap_servers, settings.kafka_security),
+        dead_letters(settings.bootstrap_servers, settings.kafka_security, topic),
+    )
+    reasons = [{"reason": r, "n": n} for r, n in sorted(letters.reasons.items())] if letters else []
     return page(
         request,
         "health.html",
@@ -45,4 +54,12 @@ async def health_page(request: Request, settings: SettingsDep) -> HTMLResponse:
         kafka=kafka,
         projection=projection,
         counts=counts,
+        topic=topic,
+        letters=letters,
+        reasons=Table(
+            f"Reasons of the newest {letters.read if letters else 0} dead letters",
+            DEAD_LETTER_COLUMNS,
+            reasons,
+            empty="No dead letter.",
+        ),
     )

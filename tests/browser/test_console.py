@@ -215,6 +215,13 @@ def test_a_bad_parameter_gets_an_error_page_not_json(visit: Visitor, stack: Cons
     assert seen.page.get_by_role("link", name="All programs").count() == 1
 
 
+def test_health_counts_the_dead_letters(visit: Visitor, stack: ConsoleStack) -> None:
+    section = visit("/ui/health").page.locator("section", has_text="Dead letters")
+    # The shared broker's dead-letter topic: its count is whatever it holds, but known.
+    expect(section).to_contain_text("in dspyops.deadletter")
+    expect(section).not_to_contain_text("Unknown")
+
+
 def test_trace_tree_has_a_timing_bar_per_span(visit: Visitor, stack: ConsoleStack) -> None:
     seen = visit(f"/ui/executions/{stack.story['traced']}")
     spans = seen.page.locator("ul.trace li")

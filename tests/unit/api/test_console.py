@@ -4,6 +4,7 @@ send you, the one write-free POST, static files, and the pure layout helpers."""
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from dspyops.api.dead_letters import reason_of
 from dspyops.api.deps import get_db
 from dspyops.api.main import create_app
 from dspyops.api.ui.auth import COOKIE, safe_next
@@ -356,3 +358,10 @@ def test_a_database_the_api_cannot_reach_is_an_error_page_on_the_console() -> No
         assert answer.status_code == 503
         assert answer.headers["content-type"].startswith("text/html")
         assert "the read database is unavailable" in answer.text
+
+
+def test_a_dead_letter_reason_is_its_error_code() -> None:
+    letter = {"type": "dspyops.deadletter.Undeliverable", "data": {"error": {"code": "not_json"}}}
+    assert reason_of(json.dumps(letter).encode()) == "not_json"
+    for unreadable in (None, b"", b"\xff", b"[]", b'{"data": {"error": {"code": 7}}}'):
+        assert reason_of(unreadable) == "unreadable"
