@@ -79,7 +79,13 @@ def newest_pair(runs_a: list[Row], runs_b: list[Row]) -> tuple[Row, Row] | None:
         for run_b in runs_b
         if key(run_a) == key(run_b) and run_a["dataset_version"] is not None
     ]
-    return max(pairs, key=lambda p: max(p[0]["position"], p[1]["position"]), default=None)
+
+    # The pair with the newest run, and of those the one whose other run is newest.
+    def newness(pair: tuple[Row, Row]) -> tuple[int, int]:
+        positions = sorted((pair[0]["position"], pair[1]["position"]), reverse=True)
+        return positions[0], positions[1]
+
+    return max(pairs, key=newness, default=None)
 
 
 def side_by_side(results_a: list[Row], results_b: list[Row]) -> list[Row]:

@@ -299,6 +299,9 @@ def test_two_versions_pair_on_their_newest_evaluations_of_the_same_examples() ->
     newer_a = evaluation("a2", 1, 30, dataset_version=3)
     b = evaluation("b1", 2, 20)
     assert newest_pair([newer_a, older_a], [b]) == (older_a, b)
+    # Both A runs pair with B: the newer one, whatever the order they come in.
+    again_a = evaluation("a3", 1, 15)
+    assert newest_pair([older_a, again_a], [b]) == (again_a, b)
     # Another metric, another number of examples (another split) or an unpinned run: no pair.
     for other in ({"metric": "f1"}, {"examples": 5}):
         assert newest_pair([evaluation("a", 1, 10, **other)], [b]) is None
