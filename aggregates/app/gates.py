@@ -20,6 +20,9 @@ the gate meet that stored outcome, so nothing is applied.
 they measured. Applying the change is the gated command's own business (DeployProgram:
 `programs.finish_gated_deploy`; SetTrafficSplit: `splits.finish_gated_split`), reached
 through `handlers.finish_gate`.
+
+This module is long because a gate's whole life is here: planning and resuming its runs,
+cancelling them, and judging what they measured, which must agree on one set of run ids.
 """
 
 from __future__ import annotations
