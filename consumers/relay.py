@@ -9,6 +9,7 @@ active per event store: a PostgreSQL advisory lock elects it, the others wait.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import uuid
@@ -30,8 +31,16 @@ from dspyops.events.topics import Topics
 
 log = logging.getLogger(__name__)
 
-# Any stable 64-bit number: the advisory lock that elects the one active relay.
-_RELAY_LOCK_KEY = 0x64737079_6F707301
+
+# Advisory locks are per database, and event stores are per schema: the lock that elects
+# the one active relay of an event store is keyed by its schema, so the relays of two
+# stores in one database (two deployments, or tests side by side) never wait for each other.
+def relay_lock_key(schema: str) -> int:
+    """A stable signed 64-bit key for `schema`'s relay lock (pg_try_advisory_lock(bigint))."""
+    digest = hashlib.sha256(f"dspyops:relay:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 _RELAY_NAME = "events"
 
 Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
@@ -86,7 +95,7 @@ class PositionStore:
         if self._lock_conn is None or self._lock_conn.closed:
             self._lock_conn = self._connect()
         row = self._lock_conn.execute(
-            "SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK_KEY,)
+            "SELECT pg_try_advisory_lock(%s)", (relay_lock_key(self._schema),)
         ).fetchone()
         return bool(row and row[0])
 
