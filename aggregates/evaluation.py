@@ -41,7 +41,11 @@ class Evaluation(Run):
         # resumed run takes that version's examples again. None in version 4 events:
         # recorded before runs were pinned, they take the dataset's current examples.
         dataset_version: int | None
-        class_version = 5
+        # A judge program as the metric ("judge:<id>[@alias]"): the judge version pinned
+        # when the run was planned, {"program_id", "version", "alias"}; None for every
+        # other metric, and in version 5 events (recorded before judges were).
+        judge: dict[str, Any] | None
+        class_version = 6
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -60,6 +64,10 @@ class Evaluation(Run):
         def upcast_v4_v5(state: dict[str, Any]) -> None:
             state["dataset_version"] = None
 
+        @staticmethod
+        def upcast_v5_v6(state: dict[str, Any]) -> None:
+            state["judge"] = None
+
     @event(Requested)
     def __init__(
         self,
@@ -76,6 +84,7 @@ class Evaluation(Run):
         split: str | None = None,
         gate: dict[str, Any] | None = None,
         dataset_version: int | None = None,
+        judge: dict[str, Any] | None = None,
     ) -> None:
         self._init_run(evaluation_id, program_id, command_id, correlation_id, actor, payload_digest)
         self.evaluation_id = evaluation_id
@@ -86,6 +95,7 @@ class Evaluation(Run):
         self.split = split
         self.gate = dict(gate) if gate is not None else None
         self.dataset_version = dataset_version
+        self.judge = dict(judge) if judge is not None else None
         self.score: float | None = None
         self.per_example: list[dict[str, Any]] = []
         self.errored: int | None = None

@@ -35,7 +35,11 @@ class Optimization(Run):
         # resumed run takes that version's examples again. None in version 3 events:
         # recorded before runs were pinned, they take the dataset's current examples.
         dataset_version: int | None
-        class_version = 4
+        # A judge program as the metric ("judge:<id>[@alias]"): the judge version pinned
+        # when the run was planned, {"program_id", "version", "alias"}; None for every
+        # other metric, and in version 4 events (recorded before judges were).
+        judge: dict[str, Any] | None
+        class_version = 5
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -48,6 +52,10 @@ class Optimization(Run):
         @staticmethod
         def upcast_v3_v4(state: dict[str, Any]) -> None:
             state["dataset_version"] = None
+
+        @staticmethod
+        def upcast_v4_v5(state: dict[str, Any]) -> None:
+            state["judge"] = None
 
     @event(Requested)
     def __init__(
@@ -65,6 +73,7 @@ class Optimization(Run):
         payload_digest: str | None = None,
         budget: dict[str, Any] | None = None,
         dataset_version: int | None = None,
+        judge: dict[str, Any] | None = None,
     ) -> None:
         self._init_run(
             optimization_id, program_id, command_id, correlation_id, actor, payload_digest
@@ -77,6 +86,7 @@ class Optimization(Run):
         self.config = dict(config)
         self.budget = dict(budget) if budget is not None else None
         self.dataset_version = dataset_version
+        self.judge = dict(judge) if judge is not None else None
         self.version_created: int | None = None
         self.baseline_score: float | None = None
         self.optimized_score: float | None = None

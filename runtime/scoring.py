@@ -19,10 +19,17 @@ the metric's own pydantic model (unknown keys rejected). ``pass_threshold`` turn
 score into pass/fail where DSPy asks for one: bootstrapping keeps a demo only when
 its trace passes.
 
+Judge programs: ``judge:<program_id>[@alias]`` names a registered program that scores
+(``runtime.judge``); the domain checks the program when a run is planned
+(``aggregates.app.judges``), so here only its options are: ``pass_threshold`` alone.
+
 Third-party metrics: a Python entry point in the group ``dspyops.metrics`` whose
 object is ``metric(gold: dict, pred: dict, **options) -> float`` (0..1); if it has an
 ``Options`` attribute (a pydantic model) the options are validated with it, else
 none are accepted. Built-in names cannot be shadowed.
+
+This module is long because every kind of metric name (built in, entry point, judge)
+is resolved and its options validated here, the one place a metric name is read.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from dspyops.runtime.field_scores import contains, exact_match, f1, numeric_clos
 M = TypeVar("M", bound=BaseModel)
 
 ENTRY_POINT_GROUP = "dspyops.metrics"
+# A judge program as the metric (the domain's aggregates.app.judges.PREFIX).
+JUDGE_PREFIX = "judge:"
 
 ErrorDict = dict[str, Any]
 
@@ -151,9 +160,29 @@ def _as_mapping(value: Any) -> Mapping[str, Any]:
     return {}
 
 
+class JudgeOptions(BaseModel):
+    """A judge's options: it scores whole predictions, so no ``fields``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pass_threshold: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+def is_judge(spec: str) -> bool:
+    return spec.strip().startswith(JUDGE_PREFIX)
+
+
+def judge_options(options: Any) -> JudgeOptions:
+    """A judge metric's options parsed; raises MetricOptionsError."""
+    return _parse(JudgeOptions, options if options is not None else {})
+
+
 def validate_metric(spec: str, options: Any) -> list[ErrorDict]:
     """Problems with a metric name and its options, as ``[{loc, msg, type}]``."""
     try:
+        if is_judge(spec):
+            judge_options(options)
+            return []
         _resolve(spec, options)
     except UnknownMetric as exc:
         return [{"loc": ["metric"], "msg": str(exc), "type": "unknown_metric"}]

@@ -12,6 +12,7 @@ from typing import Any
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.corpora import searched_corpora
+from dspyops.aggregates.app.judges import judge_plan, metric_problems
 from dspyops.aggregates.app.outcomes import check_same_command
 from dspyops.aggregates.app.plans import EvaluationPlan, plan_fields
 from dspyops.aggregates.app.runs import (
@@ -48,7 +49,9 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
     program = app.program(cmd.program_id)
     program.check("evaluate")
     version = program.serving_version(cmd.version)
-    errors = named("metric", cmd.metric) or app.checks.metric(cmd.metric)
+    judge, errors = None, named("metric", cmd.metric)
+    if not errors:
+        judge, errors = metric_problems(app, cmd.metric, app.compiled(program, version))
     # The examples are pinned at the version validated: a run that resumes takes them again.
     dataset_version = latest_dataset_version(app, cmd.dataset_id)
     errors += dataset_problems(app, program, version, cmd.dataset_id, dataset_version)
@@ -63,6 +66,7 @@ def plan_evaluation(app: DspyOps, cmd: EvaluateProgram, ctx: CommandContext) -> 
         payload_digest=ctx.payload_digest,
         budget=cmd.budget.model_dump() if cmd.budget is not None else None,
         dataset_version=dataset_version,
+        judge=judge,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -74,6 +78,10 @@ def plan_run(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
     """What the worker needs to score `run` (an EvaluateProgram's, or a gate's)."""
     program = app.program(run.program_id, copy=False)
     dataset = run_dataset(app, run.dataset_id, run.dataset_version)
+    version = program.get_version(run.version_used)
+    judge = None
+    if run.judge is not None:
+        judge = judge_plan(app, run.judge, app.compiled(program, version))
     return EvaluationPlan(
         evaluation_id=run.evaluation_id,
         dataset_id=run.dataset_id,
@@ -82,7 +90,8 @@ def plan_run(app: DspyOps, run: Evaluation, *, resumed: bool) -> EvaluationPlan:
         metric=run.metric,
         budget=run.budget,
         resumed=resumed,
-        **plan_fields(program, program.get_version(run.version_used)),
+        judge=judge,
+        **plan_fields(program, version),
         corpora=searched_corpora(app, program),
     )
 

@@ -33,6 +33,7 @@ from typing import Any
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.evaluations import examples_of, plan_run
+from dspyops.aggregates.app.judges import metric_problems
 from dspyops.aggregates.app.outcomes import check_same_command, handled_record, run_context
 from dspyops.aggregates.app.plans import GatePlan, plan_fields
 from dspyops.aggregates.app.runs import (
@@ -42,7 +43,6 @@ from dspyops.aggregates.app.runs import (
     run_dataset,
 )
 from dspyops.aggregates.errors import (
-    ErrorDict,
     IllegalTransition,
     InvalidInput,
     NotFound,
@@ -176,10 +176,11 @@ def plan_gate(
         )
     # Every run scores the same examples: the dataset's version now, pinned.
     dataset_version = latest_dataset_version(app, gate.dataset_id)
+    judge = None
     for version in candidates.values():
-        _check(app, program, version, gate, dataset_version)
+        judge = _check(app, program, version, gate, dataset_version)
     runs = [
-        _run(program, version, role, gate, command, ctx, facts, dataset_version)
+        _run(program, version, role, gate, command, ctx, facts, dataset_version, judge)
         for role, version in (*candidates.items(), (CURRENT, current))
     ]
     # All runs in one save: a redelivery finds all or none.
@@ -196,6 +197,7 @@ def _run(
     ctx: CommandContext,
     facts: dict[str, Any] | None,
     dataset_version: int | None,
+    judge: dict[str, Any] | None,
 ) -> Evaluation:
     run = Evaluation(
         evaluation_id=gate_run_id(ctx.command_id, role),
@@ -207,6 +209,8 @@ def _run(
         split=gate.split,
         gate={"command_type": type(command).__name__, "role": role, **(facts or {})},
         dataset_version=dataset_version,
+        # Every run of the gate is scored by the same judge version.
+        judge=judge,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -219,9 +223,12 @@ def _check(
     candidate: int,
     gate: PromotionGate,
     dataset_version: int | None,
-) -> None:
+) -> dict[str, Any] | None:
+    """The gate's problems with this candidate raised; the judge to pin, if any."""
     version = program.get_version(candidate)
-    errors: list[ErrorDict] = named("metric", gate.metric) or app.checks.metric(gate.metric)
+    judge, errors = None, named("metric", gate.metric)
+    if not errors:
+        judge, errors = metric_problems(app, gate.metric, app.compiled(program, version))
     errors += dataset_problems(app, program, version, gate.dataset_id, dataset_version)
     pinned = None if errors else run_dataset(app, gate.dataset_id, dataset_version)
     if pinned is not None and not examples_of(pinned, gate.split):
@@ -229,6 +236,7 @@ def _check(
         errors.append({"loc": ["split"], "msg": msg, "type": "empty_split"})
     if errors:
         raise InvalidInput(errors=prefixed(errors, "gate"))
+    return judge
 
 
 def _plan(

@@ -15,6 +15,7 @@ from eventsourcing.persistence import RecordConflictError
 from dspyops.aggregates.app.application import ConflictsExhausted, DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.corpora import searched_corpora
+from dspyops.aggregates.app.judges import judge_plan, resolve_judge
 from dspyops.aggregates.app.outcomes import check_same_command, handled_record, run_context
 from dspyops.aggregates.app.plans import OptimizationPlan, plan_fields
 from dspyops.aggregates.app.runs import (
@@ -62,6 +63,10 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
     program.check("optimize")
     errors = named("optimizer", cmd.optimizer) + named("metric", cmd.metric)
     errors += app.checks.optimization(cmd.optimizer, cmd.metric, cmd.config)
+    judge, judge_errors = resolve_judge(
+        app, cmd.metric, app.compiled(program, program.versions[-1])
+    )
+    errors += judge_errors
     # The examples are pinned at the version validated: a run that resumes takes them again.
     dataset_version = latest_dataset_version(app, cmd.dataset_id)
     errors += dataset_problems(app, program, program.versions[-1], cmd.dataset_id, dataset_version)
@@ -78,6 +83,7 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
         payload_digest=ctx.payload_digest,
         budget=cmd.budget.model_dump() if cmd.budget is not None else None,
         dataset_version=dataset_version,
+        judge=judge,
         **ctx.meta(),
     )
     run.start(**ctx.meta())
@@ -89,6 +95,8 @@ def plan_optimization(app: DspyOps, cmd: OptimizeProgram, ctx: CommandContext) -
 def _plan(app: DspyOps, run: Optimization, *, resumed: bool) -> OptimizationPlan:
     program = app.program(run.program_id, copy=False)
     dataset = run_dataset(app, run.dataset_id, run.dataset_version)
+    base = program.get_version(run.base_version)
+    judge = None if run.judge is None else judge_plan(app, run.judge, app.compiled(program, base))
     return OptimizationPlan(
         optimization_id=run.optimization_id,
         dataset_id=run.dataset_id,
@@ -101,7 +109,8 @@ def _plan(app: DspyOps, run: Optimization, *, resumed: bool) -> OptimizationPlan
         budget=run.budget,
         resumed=resumed,
         starts=run.starts,
-        **plan_fields(program, program.get_version(run.base_version)),
+        judge=judge,
+        **plan_fields(program, base),
         corpora=searched_corpora(app, program),
     )
 

@@ -62,6 +62,22 @@ class ExecutionPlan(Plan):
     guard: dict[str, Any] | None = None
 
 
+class JudgePlan(Plan):
+    """A judge program as a run's metric (aggregates.app.judges): its pinned version,
+    how its inputs are filled and how its score is read."""
+
+    # The alias the metric named (None: the deployed or latest version was taken).
+    alias: str | None = None
+    # Judge input -> [source, field]: source "output" (the prediction's), "input" (the
+    # example's) or "label" (the example's labelled output).
+    bindings: dict[str, list[str]]
+    # The score's declared range, normalised to 0..1.
+    score_low: float
+    score_high: float
+    # The output GEPA reads as feedback; None when the judge has no `rationale: str`.
+    rationale: str | None = None
+
+
 class OptimizationPlan(Plan):
     """`version` is the version the optimizer starts from."""
 
@@ -80,6 +96,8 @@ class OptimizationPlan(Plan):
     resumed: bool = False
     # Times a worker started this run before (progress step 0 recorded).
     starts: int = 0
+    # The judge program when the metric is "judge:<program_id>[@alias]".
+    judge: JudgePlan | None = None
 
 
 class EvaluationPlan(Plan):
@@ -91,6 +109,8 @@ class EvaluationPlan(Plan):
     metric: str
     budget: dict[str, Any] | None = None
     resumed: bool = False
+    # The judge program when the metric is "judge:<program_id>[@alias]".
+    judge: JudgePlan | None = None
 
 
 class GatePlan(Plan):

@@ -890,7 +890,7 @@ def test_a_runs_budget_is_recorded_planned_and_old_requests_load_without_one(
         assert plan.budget == {"max_lm_calls": 50, "max_usd": 0.5}
     # Requests written before budgets (class version 2) load without a limit.
     # Later class versions: test_gates.py (split, role), test_pinned_runs.py (dataset).
-    for run_type, class_version in (("Optimization.Requested", 4), ("Evaluation.Requested", 5)):
+    for run_type, class_version in (("Optimization.Requested", 5), ("Evaluation.Requested", 6)):
         stored = next(
             n for n in app.recorder.select_notifications(1, 1000) if n.topic.endswith(run_type)
         )
@@ -900,7 +900,7 @@ def test_a_runs_budget_is_recorded_planned_and_old_requests_load_without_one(
         del state["budget"]
         state.pop("split", None)
         state.pop("gate", None)
-        del state["dataset_version"]
+        del state["dataset_version"], state["judge"]
         assert restored(app, stored, state).budget is None
 
 

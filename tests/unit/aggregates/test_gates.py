@@ -297,10 +297,10 @@ def test_gate_runs_are_evaluations_and_old_requests_load_as_plain_ones(
         if n.topic.endswith("Evaluation.Requested")
     )
     state = app.mapper.transcoder.decode(stored.state)
-    assert state["class_version"] == 5
+    assert state["class_version"] == 6
     # As class version 3 wrote it: no split, no gate; it loads as an EvaluateProgram run.
     state["class_version"] = 3
-    del state["split"], state["gate"], state["dataset_version"]
+    del state["split"], state["gate"], state["dataset_version"], state["judge"]
     old = restored(app, stored, state).mutate(None)
     assert (old.split, old.gate, old.asking_command) == (None, None, "EvaluateProgram")
 

@@ -133,10 +133,11 @@ def test_a_run_requested_before_pinning_loads_and_takes_the_current_examples(
         n for n in app.recorder.select_notifications(1, 1000) if n.topic.endswith(run_type)
     )
     state = app.mapper.transcoder.decode(stored.state)
-    assert (state["class_version"], state["dataset_version"]) == (class_version + 1, 1)
-    # As the previous class version wrote it: no dataset version.
+    # Two class versions later (the judge came after pinning).
+    assert (state["class_version"], state["dataset_version"]) == (class_version + 2, 1)
+    # As that class version wrote it: no dataset version, no judge.
     state["class_version"] = class_version
-    del state["dataset_version"]
+    del state["dataset_version"], state["judge"]
     old = restored(app, stored, state)
     assert old.dataset_version is None
     assert old.mutate(None).dataset_version is None
