@@ -42,7 +42,7 @@ def _setup(app: DspyOps, ctx: Ids, grader: str = GRADER) -> None:
 
 def optimized(app: DspyOps, ctx: Ids, program_id: str) -> None:
     """Version 2 of `program_id` (which must be `qa` or `grader`), by an optimization."""
-    example = {"question": "q", "answer": "a"}
+    example: dict[str, Any] = {"question": "q", "answer": "a"}
     if program_id == "grader":
         example |= {"reference": "a", "score": 1.0, "rationale": "right"}
     handle(app, RegisterDataset(dataset_id=f"d-{program_id}", name="d", examples=[example]), ctx())
