@@ -57,6 +57,14 @@ LM_ERROR = "lm_error"
 CONTEXT_WINDOW_EXCEEDED = "context_window_exceeded"
 OUTPUT_PARSE_ERROR = "output_parse_error"
 INTERNAL_ERROR = "internal_error"
+# A judge program (runtime.judge) could not score a prediction: its call failed, or it
+# answered no score in its declared range.
+JUDGE_FAILED = "judge_failed"
+
+
+class JudgeFailed(Exception):
+    """A judge's call that gave no usable score; its execution records why."""
+
 
 # Upstream text kept after redaction; a whole message stays well under 2,000 characters.
 MAX_UPSTREAM_CHARS = 600
@@ -93,6 +101,8 @@ def classify(exc: BaseException) -> str:
     """The error code for an exception raised while running a module."""
     if isinstance(exc, AdapterParseError):
         return OUTPUT_PARSE_ERROR
+    if isinstance(exc, JudgeFailed):
+        return JUDGE_FAILED
     if isinstance(exc, ContextWindowExceededError | lm15.ContextLengthError):
         return CONTEXT_WINDOW_EXCEEDED
     if isinstance(exc, LMTimeoutError | lm15.TimeoutError | TimeoutError):

@@ -24,6 +24,9 @@ calls' own (``lm_error`` ...) when every call failed, else ``examples_errored`` 
 ``lm_calls_failed``. An evaluation fails only when no example could be scored.
 
 The state the loop reads and the cooperative stop live in ``runtime.run_state``.
+
+This module is long because optimizations and evaluations share their metric (a
+registered one or a judge program, ``runtime.judge``), phases and failure rules here.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import dspy
@@ -41,6 +44,7 @@ from pydantic_core import to_jsonable_python
 from dspyops.runtime.candidates import BestCandidate, DevScores
 from dspyops.runtime.evaluate import Scored, score_program, to_examples
 from dspyops.runtime.failures import Failed, Tally
+from dspyops.runtime.judge import Judge, JudgeMetric
 from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
 from dspyops.runtime.modules import build_module, state_problems
 from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
@@ -57,7 +61,13 @@ from dspyops.runtime.run_state import (
     RunState,
     Stopped,
 )
-from dspyops.runtime.scoring import Metric, MetricOptionsError, UnknownMetric, build_metric
+from dspyops.runtime.scoring import (
+    Metric,
+    MetricOptionsError,
+    UnknownMetric,
+    build_metric,
+    judge_options,
+)
 from dspyops.runtime.trace import UsageTo
 
 log = logging.getLogger(__name__)
@@ -79,7 +89,7 @@ class _LMCalls(BaseCallback):
 class _CountedMetric:
     """The metric as DSPy calls it, counting calls for progress and honouring a stop."""
 
-    def __init__(self, metric: Metric, state: RunState) -> None:
+    def __init__(self, metric: Metric | JudgeMetric, state: RunState) -> None:
         self._metric = metric
         self._state = state
         self.__name__ = metric.name
@@ -91,7 +101,7 @@ class _CountedMetric:
         trace: Any = None,
         pred_name: str | None = None,
         pred_trace: Any = None,
-    ) -> float | bool:
+    ) -> Any:
         self._state.count_metric_call()
         return self._metric(gold, pred, trace, pred_name, pred_trace)
 
@@ -127,13 +137,15 @@ def run_optimization(
     state: RunState,
     errors: LMErrors,
     models: ResponseModels | None = None,
+    judge: Judge | None = None,
 ) -> Optimized:
     """Baseline, compile, score; raises RunFailed (told by `errors`) or Stopped.
-    `models` collects the models that answered (runtime.provenance)."""
+    `models` collects the models that answered (runtime.provenance); `judge` is the
+    judge program of a `judge:` metric."""
     make_progress_bars_thread_safe()
     lm, watching = watched(lm, models)
     parsed = _config(optimizer, config)
-    metric = _metric(metric_name, parsed.metric_options, spec.output_names)
+    metric = _metric(metric_name, parsed.metric_options, spec.output_names, judge)
     train = to_examples(trainset, spec.input_names)
     if not train:
         raise RunFailed("dataset_too_small", "the dataset has no training examples")
@@ -195,10 +207,11 @@ def run_evaluation(
     state: RunState,
     errors: LMErrors,
     models: ResponseModels | None = None,
+    judge: Judge | None = None,
 ) -> Scored:
     make_progress_bars_thread_safe()
     lm, watching = watched(lm, models)
-    metric = _metric(metric_name, {}, spec.output_names)
+    metric = _metric(metric_name, {}, spec.output_names, judge)
     dev = to_examples(devset, spec.input_names)
     if not dev:
         raise RunFailed("dataset_too_small", "the dataset has no examples to score")
@@ -227,8 +240,13 @@ def _config(optimizer: str, config: dict[str, Any]) -> Any:
         raise RunFailed("invalid_config", str(exc)) from exc
 
 
-def _metric(name: str, options: Any, output_names: Sequence[str]) -> Metric:
+def _metric(
+    name: str, options: Any, output_names: Sequence[str], judge: Judge | None = None
+) -> Metric | JudgeMetric:
     try:
+        if judge is not None:
+            threshold = judge_options(options).pass_threshold
+            return JudgeMetric(replace(judge, pass_threshold=threshold))
         return build_metric(name, options, list(output_names))
     except UnknownMetric as exc:
         raise RunFailed("unknown_metric", str(exc)) from exc
