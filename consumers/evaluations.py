@@ -24,6 +24,7 @@ from dspyops.aggregates.app import (
     Plan,
     evaluations,
 )
+from dspyops.consumers.judges import JudgeUnavailable, build_judge, record_judge_calls
 from dspyops.consumers.run_threads import abandon, in_run_thread, program_spec
 from dspyops.consumers.runs import unpriced_budget
 from dspyops.consumers.store_calls import in_store
@@ -78,6 +79,14 @@ class EvaluationJobs:
             return await self._fail_evaluation(run_id, "unknown_price", unenforceable)
         state = RunState(DEFAULT_TIME_LIMIT_S, budget=planned.budget, prices=prices)
         models = ResponseModels()
+        judge = None
+        if planned.judge is not None:
+            try:
+                judge = build_judge(
+                    planned.judge, planned.metric, self.profiles, self.redactor, self.search
+                )
+            except JudgeUnavailable as exc:
+                return await self._fail_evaluation(run_id, exc.code, exc.message)
         work = partial(
             run_evaluation,
             program_spec(planned, self.search(planned) if self.search else None),
@@ -87,6 +96,7 @@ class EvaluationJobs:
             state=state,
             errors=errors,
             models=models,
+            judge=judge,
         )
         future = in_run_thread(self.pool, work)
         try:
@@ -97,6 +107,18 @@ class EvaluationJobs:
         except asyncio.CancelledError:
             abandon(future, state)
             raise
+        if judge is not None and planned.judge is not None:
+            # Before the run's ending: its reader finds the judge's executions recorded.
+            await record_judge_calls(
+                self.app,
+                self.store_executor,
+                self.profiles,
+                planned.judge,
+                "evaluation",
+                run_id,
+                ctx.correlation_id,
+                judge.calls,
+            )
         try:
             scored: Scored = await future
         except Stopped as stop:

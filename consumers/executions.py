@@ -143,30 +143,8 @@ class ExecutionJobs:
             )
         finally:
             metrics.EXECUTIONS_IN_FLIGHT.dec()
-        lms = lm_spans(outcome.trace)
-        price_lm_spans(lms, profile_prices(self.profiles, plan.lm))
         self.telemetry.program(outcome.trace, outcome.trace_started_ns)
-        cost = execution_cost(profile, outcome)
-        _count(plan.program_id, outcome, cost, lms)
-        failure = None
-        if not outcome.ok:
-            failure = ErrorInfo(
-                code=outcome.error_code or "internal_error", message=outcome.error_message or ""
-            )
-        completion = Completion(
-            plan=plan,
-            ctx=ctx,
-            outputs=outcome.outputs if outcome.ok else None,
-            error=failure,
-            latency_ms=outcome.latency_ms,
-            usage=Usage(**outcome.usage.model_dump()),
-            model=outcome.model,
-            offline=profile.offline,
-            trace=outcome.trace,
-            steps=outcome.steps,
-            failed_step=outcome.failed_step,
-            cost_usd=cost,
-        )
+        completion = completion_of(plan, ctx, outcome, profile, self.profiles)
         return await self._record(completion)
 
     async def _record(self, completion: Completion) -> Outcome:
@@ -180,6 +158,40 @@ class ExecutionJobs:
             self.store_executor, complete_executions, self.app, completions
         )
         return outcomes
+
+
+def completion_of(
+    plan: ExecutionPlan,
+    ctx: CommandContext,
+    outcome: ExecutionOutcome,
+    profile: LMProfile,
+    profiles: ProfileRegistry,
+) -> Completion:
+    """What `complete_executions` records of one program call on `profile`: its LM
+    spans priced, its cost, counted in the worker's metrics."""
+    lms = lm_spans(outcome.trace)
+    price_lm_spans(lms, profile_prices(profiles, plan.lm))
+    cost = execution_cost(profile, outcome)
+    _count(plan.program_id, outcome, cost, lms)
+    failure = None
+    if not outcome.ok:
+        failure = ErrorInfo(
+            code=outcome.error_code or "internal_error", message=outcome.error_message or ""
+        )
+    return Completion(
+        plan=plan,
+        ctx=ctx,
+        outputs=outcome.outputs if outcome.ok else None,
+        error=failure,
+        latency_ms=outcome.latency_ms,
+        usage=Usage(**outcome.usage.model_dump()),
+        model=outcome.model,
+        offline=profile.offline,
+        trace=outcome.trace,
+        steps=outcome.steps,
+        failed_step=outcome.failed_step,
+        cost_usd=cost,
+    )
 
 
 def _count(

@@ -41,6 +41,7 @@ from dspyops.aggregates.app import (
     optimizations,
 )
 from dspyops.aggregates.app.optimizations import BestFound
+from dspyops.consumers.judges import JudgeUnavailable, build_judge, record_judge_calls
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.run_threads import abandon, in_run_thread, program_spec
 from dspyops.consumers.store_calls import in_store
@@ -116,6 +117,14 @@ class RunJobs:
             return await self._fail(run_id, "unknown_price", unenforceable)
         state = RunState(_time_limit(planned), budget=planned.budget, prices=prices)
         models = ResponseModels()
+        judge = None
+        if planned.judge is not None:
+            try:
+                judge = build_judge(
+                    planned.judge, planned.metric, self.profiles, self.redactor, self.search
+                )
+            except JudgeUnavailable as exc:
+                return await self._fail(run_id, exc.code, exc.message)
         work = partial(
             run_optimization,
             program_spec(planned, self.search(planned) if self.search else None),
@@ -128,6 +137,7 @@ class RunJobs:
             state=state,
             errors=errors,
             models=models,
+            judge=judge,
         )
         future = in_run_thread(self.pool, work)
         try:
@@ -135,6 +145,17 @@ class RunJobs:
         except asyncio.CancelledError:
             abandon(future, state)
             raise
+        if judge is not None and planned.judge is not None:
+            await record_judge_calls(
+                self.app,
+                self.store_executor,
+                self.profiles,
+                planned.judge,
+                "optimization",
+                run_id,
+                ctx.correlation_id,
+                judge.calls,
+            )
         try:
             optimized: Optimized = await future
         except Stopped as stop:

@@ -1,0 +1,169 @@
+"""Runs scored by a judge program: the judge answers on its own LM profile, and each of
+its calls is recorded as an execution of the judge program."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import dspy
+import pytest
+from dspy.lm15 import Request
+
+from dspyops.aggregates.app import (
+    Checks,
+    CommandContext,
+    DspyOps,
+    EvaluationPlan,
+    OptimizationPlan,
+    handle,
+)
+from dspyops.aggregates.app.persistence import in_memory_env
+from dspyops.consumers.evaluations import EvaluationJobs
+from dspyops.consumers.judges import judge_execution_id
+from dspyops.consumers.runs import RunJobs
+from dspyops.events.commands import (
+    EvaluateProgram,
+    OptimizeProgram,
+    RegisterDataset,
+    RegisterProgram,
+)
+from dspyops.events.envelope import command_envelope
+from dspyops.events.topics import Topics
+from dspyops.runtime.optimizers import validate_optimization
+from dspyops.runtime.profiles import LMProfile, ProfileRegistry
+from dspyops.runtime.redaction import Redactor
+from tests.support.openai_server import chat_reply
+from tests.support.optimization import prompt_text
+from tests.support.scripted_lm import ScriptedLM
+
+QA = "question: str -> answer: str"
+GRADER = "question: str, answer: str, reference: str -> score: int[1, 5], rationale: str"
+EXAMPLES = [{"question": f"What is {n} plus 1?", "answer": str(n + 1)} for n in range(4)]
+_SECTION = re.compile(r"\[\[ ## (answer|reference) ## \]\]\n(.*?)\n")
+
+
+def _student(request: Request) -> str:
+    # Right for "What is 0/1 plus 1?", wrong for the others.
+    question = re.findall(r"What is (\d+) plus 1\?", prompt_text(request))[-1]
+    return chat_reply(answer=str(int(question) + 1) if int(question) < 2 else "42")
+
+
+def _grader(request: Request) -> str:
+    found = dict(_SECTION.findall(prompt_text(request)))
+    right = found.get("answer") == found.get("reference")
+    return chat_reply(score=5 if right else 1, rationale="matches" if right else "wrong sum")
+
+
+class TwoProfiles(ProfileRegistry):
+    """`default` answers the judged program, `judge` (priced) the judge."""
+
+    def __init__(self) -> None:
+        judge = LMProfile.model_validate(
+            {
+                "name": "judge",
+                "model": "scripted/judge",
+                "input_cost_per_million": 1.0,
+                "output_cost_per_million": 2.0,
+            }
+        )
+        default = LMProfile.model_validate({"name": "default", "model": "scripted/lm"})
+        super().__init__({"default": default, "judge": judge})
+        self.lms: dict[str, dspy.BaseLM] = {
+            "default": ScriptedLM(_student),
+            "judge": ScriptedLM(_grader, usage=(100, 10)),
+        }
+
+    def build_lm(self, name: str) -> dspy.BaseLM:
+        self.get(name)
+        return self.lms[name]
+
+
+def _ctx(command_id: str) -> CommandContext:
+    return CommandContext(command_id=command_id, correlation_id=f"corr-{command_id}")
+
+
+def _app() -> DspyOps:
+    app = DspyOps(env=in_memory_env(), checks=Checks(optimization=validate_optimization))
+    handle(app, RegisterProgram(program_id="qa", name="qa", signature=QA), _ctx("r1"))
+    grader = RegisterProgram(program_id="grader", name="grader", signature=GRADER, lm="judge")
+    handle(app, grader, _ctx("r2"))
+    dataset = RegisterDataset(dataset_id="d", name="d", examples=EXAMPLES, dev_fraction=0.5)
+    handle(app, dataset, _ctx("r3"))
+    return app
+
+
+def _requested(app: DspyOps, execution_id: str) -> dict[str, Any]:
+    """The stored Requested event of an execution, as recorded."""
+    uuid = app.execution(execution_id)
+    assert uuid is not None
+    stored = app.recorder.select_events(uuid.id, limit=1)[0]
+    state: dict[str, Any] = app.mapper.transcoder.decode(stored.state)
+    return state
+
+
+async def test_an_evaluation_scored_by_a_judge_records_the_judges_executions() -> None:
+    app, profiles = _app(), TwoProfiles()
+    jobs = EvaluationJobs(
+        app=app,
+        profiles=profiles,
+        pool=ThreadPoolExecutor(1),
+        poll_interval_s=0.01,
+        redactor=Redactor(),
+    )
+    command = EvaluateProgram(program_id="qa", dataset_id="d", metric="judge:grader")
+    plan = handle(app, command, _ctx("e1"))
+    assert isinstance(plan, EvaluationPlan), plan
+
+    outcome = await jobs.evaluate(command_envelope("EvaluateProgram", {}), plan, _ctx("e1"))
+
+    assert outcome.result_type == "EvaluationCompleted", outcome
+    # The judge says 5 (1.0) for a right sum and 1 (0.0) for "42".
+    scores = [example["score"] for example in app.evaluation("e1").per_example]
+    assert outcome.data["score"] == round(sum(scores) / len(scores), 4)
+    assert set(scores) == {0.0, 1.0}
+    calls = [app.execution(judge_execution_id("e1", n)) for n in range(1, len(scores) + 2)]
+    assert calls[-1] is None  # one call per example
+    for call in calls[:-1]:
+        assert call is not None
+        assert (call.program_id, call.version_used, call.status) == ("grader", 1, "succeeded")
+        assert call.route == {"alias": None, "reason": "judge of evaluation e1"}
+        assert call.cost_usd == pytest.approx((100 * 1.0 + 10 * 2.0) / 1e6)
+        assert call.outputs is not None
+        assert call.outputs["rationale"] in ("matches", "wrong sum")
+        requested = _requested(app, call.execution_id)
+        assert (requested["actor"], requested["correlation_id"]) == ("judge:e1", "corr-e1")
+
+
+async def test_an_optimization_with_a_judge_records_its_calls_too() -> None:
+    app, profiles = _app(), TwoProfiles()
+    jobs = RunJobs(
+        app=app,
+        profiles=profiles,
+        topics=Topics("t."),
+        publish=_ignore,
+        pool=ThreadPoolExecutor(1),
+        poll_interval_s=0.01,
+        redactor=Redactor(),
+    )
+    data: dict[str, Any] = {
+        "program_id": "qa",
+        "dataset_id": "d",
+        "optimizer": "LabeledFewShot",
+        "metric": "judge:grader",
+    }
+    envelope = command_envelope("OptimizeProgram", data, subject="qa")
+    plan = handle(app, OptimizeProgram.model_validate(data), _ctx("o1"))
+    assert isinstance(plan, OptimizationPlan), plan
+
+    outcome = await jobs.optimize(envelope, plan, _ctx("o1"))
+
+    assert outcome.result_type == "OptimizationCompleted", outcome
+    first = app.execution(judge_execution_id("o1", 1))
+    assert first is not None
+    assert first.route == {"alias": None, "reason": "judge of optimization o1"}
+
+
+async def _ignore(messages: Any) -> None:
+    return None
