@@ -22,6 +22,7 @@ from dspyops.aggregates.app.plans import JudgePlan
 from dspyops.consumers.executions import completion_of
 from dspyops.consumers.run_threads import shape_of
 from dspyops.consumers.store_calls import in_store
+from dspyops.events.results import Route
 from dspyops.runtime.judge import Judge, JudgeCall
 from dspyops.runtime.lm_errors import LMErrors
 from dspyops.runtime.pipeline import Search
@@ -99,7 +100,7 @@ async def record_judge_calls(
     if not calls:
         return
     profile = profiles.get(plan.lm)
-    route = {"alias": plan.alias, "reason": f"judge of {kind} {run_id}"}
+    route = Route(alias=plan.alias, reason=f"judge of {kind} {run_id}").model_dump()
     fields: dict[str, Any] = plan.model_dump(
         exclude={"alias", "bindings", "score_low", "score_high", "rationale"}
     )

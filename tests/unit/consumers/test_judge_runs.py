@@ -3,13 +3,10 @@ its calls is recorded as an execution of the judge program."""
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import dspy
 import pytest
-from dspy.lm15 import Request
 
 from dspyops.aggregates.app import (
     Checks,
@@ -32,52 +29,8 @@ from dspyops.events.commands import (
 from dspyops.events.envelope import command_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.optimizers import validate_optimization
-from dspyops.runtime.profiles import LMProfile, ProfileRegistry
 from dspyops.runtime.redaction import Redactor
-from tests.support.openai_server import chat_reply
-from tests.support.optimization import prompt_text
-from tests.support.scripted_lm import ScriptedLM
-
-QA = "question: str -> answer: str"
-GRADER = "question: str, answer: str, reference: str -> score: int[1, 5], rationale: str"
-EXAMPLES = [{"question": f"What is {n} plus 1?", "answer": str(n + 1)} for n in range(4)]
-_SECTION = re.compile(r"\[\[ ## (answer|reference) ## \]\]\n(.*?)\n")
-
-
-def _student(request: Request) -> str:
-    # Right for "What is 0/1 plus 1?", wrong for the others.
-    question = re.findall(r"What is (\d+) plus 1\?", prompt_text(request))[-1]
-    return chat_reply(answer=str(int(question) + 1) if int(question) < 2 else "42")
-
-
-def _grader(request: Request) -> str:
-    found = dict(_SECTION.findall(prompt_text(request)))
-    right = found.get("answer") == found.get("reference")
-    return chat_reply(score=5 if right else 1, rationale="matches" if right else "wrong sum")
-
-
-class TwoProfiles(ProfileRegistry):
-    """`default` answers the judged program, `judge` (priced) the judge."""
-
-    def __init__(self) -> None:
-        judge = LMProfile.model_validate(
-            {
-                "name": "judge",
-                "model": "scripted/judge",
-                "input_cost_per_million": 1.0,
-                "output_cost_per_million": 2.0,
-            }
-        )
-        default = LMProfile.model_validate({"name": "default", "model": "scripted/lm"})
-        super().__init__({"default": default, "judge": judge})
-        self.lms: dict[str, dspy.BaseLM] = {
-            "default": ScriptedLM(_student),
-            "judge": ScriptedLM(_grader, usage=(100, 10)),
-        }
-
-    def build_lm(self, name: str) -> dspy.BaseLM:
-        self.get(name)
-        return self.lms[name]
+from tests.support.judges import EXAMPLES, GRADER, QA, TwoProfiles
 
 
 def _ctx(command_id: str) -> CommandContext:
@@ -128,7 +81,12 @@ async def test_an_evaluation_scored_by_a_judge_records_the_judges_executions() -
     for call in calls[:-1]:
         assert call is not None
         assert (call.program_id, call.version_used, call.status) == ("grader", 1, "succeeded")
-        assert call.route == {"alias": None, "reason": "judge of evaluation e1"}
+        assert call.route == {
+            "alias": None,
+            "arm": None,
+            "bucket": None,
+            "reason": "judge of evaluation e1",
+        }
         assert call.cost_usd == pytest.approx((100 * 1.0 + 10 * 2.0) / 1e6)
         assert call.outputs is not None
         assert call.outputs["rationale"] in ("matches", "wrong sum")
@@ -162,8 +120,29 @@ async def test_an_optimization_with_a_judge_records_its_calls_too() -> None:
     assert outcome.result_type == "OptimizationCompleted", outcome
     first = app.execution(judge_execution_id("o1", 1))
     assert first is not None
-    assert first.route == {"alias": None, "reason": "judge of optimization o1"}
+    assert first.route is not None
+    assert first.route["reason"] == "judge of optimization o1"
 
 
 async def _ignore(messages: Any) -> None:
     return None
+
+
+async def test_a_judge_whose_lm_profile_this_worker_lacks_fails_the_run() -> None:
+    app, profiles = _app(), TwoProfiles()
+    grader = RegisterProgram(program_id="far", name="far", signature=GRADER, lm="elsewhere")
+    handle(app, grader, _ctx("r4"))
+    jobs = EvaluationJobs(
+        app=app, profiles=profiles, pool=ThreadPoolExecutor(1), redactor=Redactor()
+    )
+    plan = handle(
+        app, EvaluateProgram(program_id="qa", dataset_id="d", metric="judge:far"), _ctx("e2")
+    )
+    assert isinstance(plan, EvaluationPlan), plan
+
+    outcome = await jobs.evaluate(command_envelope("EvaluateProgram", {}), plan, _ctx("e2"))
+
+    assert outcome.result_type == "EvaluationFailed", outcome
+    assert outcome.data["error"]["code"] == "unknown_lm_profile"
+    assert "judge" in outcome.data["error"]["message"]
+    assert app.execution(judge_execution_id("e2", 1)) is None
