@@ -26,7 +26,7 @@ def _student(request: Request) -> str:
     return chat_reply(answer=str(int(question) + 1) if int(question) < 2 else "42")
 
 
-def _grader(request: Request) -> str:
+def grade(request: Request) -> str:
     found = dict(_SECTION.findall(prompt_text(request)))
     right = found.get("answer") == found.get("reference")
     return chat_reply(score=5 if right else 1, rationale="matches" if right else "wrong sum")
@@ -48,7 +48,7 @@ class TwoProfiles(ProfileRegistry):
         super().__init__({"default": default, "judge": judge})
         self.lms: dict[str, dspy.BaseLM] = {
             "default": ScriptedLM(_student),
-            "judge": ScriptedLM(_grader, usage=(100, 10)),
+            "judge": ScriptedLM(grade, usage=(100, 10)),
         }
 
     def build_lm(self, name: str) -> dspy.BaseLM:

@@ -6,15 +6,22 @@ from typing import Any
 
 import dspy
 import pytest
+from dspy.lm15 import Request
 from dspy.utils import DummyLM
 
 from dspyops.runtime.evaluate import score_program, to_examples
 from dspyops.runtime.judge import Judge, JudgeMetric, bound_inputs, normalised
 from dspyops.runtime.lm_errors import JUDGE_FAILED, LMErrors
 from dspyops.runtime.modules import build_module
+from dspyops.runtime.optimizers import compile_program, parse_config
 from dspyops.runtime.redaction import Redactor
 from dspyops.signatures import compile_signature
 from dspyops.signatures.dspy_signature import dspy_signature
+from tests.support.judges import EXAMPLES
+from tests.support.judges import grade as grader_reply
+from tests.support.openai_server import chat_reply
+from tests.support.optimization import prompt_text
+from tests.support.scripted_lm import ScriptedLM
 
 GRADER = "question: str, answer: str, reference: str -> score: int[1, 5], rationale: str"
 BINDINGS = {
@@ -85,3 +92,48 @@ def test_a_score_out_of_range_errors_the_example_not_scores_it(answer: dict[str,
     assert scored.errored == 1
     assert scored.per_example[0]["error"] == JUDGE_FAILED
     assert len(judge.calls) == 1  # the call was made (and billed): the worker records it
+
+
+def test_gepa_reflects_on_the_judges_rationale() -> None:
+    """GEPA, given a judge metric, shows its reflection LM the judge's rationale as each
+    example's feedback."""
+    reflections: list[str] = []
+
+    def student_and_reflection(request: Request) -> str:
+        text = prompt_text(request)
+        if "examples_with_feedback" in text:
+            reflections.append(text)
+            return '{"new_instruction": "Add the two numbers; answer with the sum."}'
+        return chat_reply(answer="42")
+
+    judge = Judge(
+        name="judge:grader",
+        program=build_module("Predict", dspy_signature(compile_signature(GRADER)), None),
+        lm=ScriptedLM(grader_reply),
+        errors=LMErrors("judge", Redactor()),
+        bindings=BINDINGS,
+        low=1.0,
+        high=5.0,
+        rationale="rationale",
+    )
+    lm = ScriptedLM(student_and_reflection)
+    program = build_module(
+        "Predict", dspy_signature(compile_signature("question: str -> answer: str")), None
+    )
+    train = to_examples(EXAMPLES, ["question"])
+
+    with dspy.context(lm=lm):
+        compile_program(
+            "GEPA",
+            parse_config("GEPA", {"max_metric_calls": 12}),
+            program,
+            metric=JudgeMetric(judge),
+            trainset=train,
+            devset=train,
+            lm=lm,
+        )
+
+    assert reflections
+    assert '"Feedback": "wrong sum"' in reflections[0]
+    # Every answer is "42": one judge call per example, however often GEPA asked.
+    assert len(judge.calls) == len(EXAMPLES)
