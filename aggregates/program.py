@@ -175,8 +175,9 @@ class Program(Aggregate):
     # one taken before budgets lacks `budget`, one taken before redeploys lacks
     # `served_versions`, one taken before aliases lacks `aliases`, one taken before
     # traffic splits lacks `splits`, one taken before feedback scales lacks
-    # `feedback_scale`, one taken before pinned runs lacks each version's `dataset_version`.
-    class_version = 8
+    # `feedback_scale`, one taken before pinned runs lacks each version's `dataset_version`,
+    # one taken before online evaluation lacks `online_evaluation`.
+    class_version = 9
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -213,6 +214,10 @@ class Program(Aggregate):
     def upcast_v7_v8(state: dict[str, Any]) -> None:
         for version in state.get("versions", []):
             version.setdefault("dataset_version", None)
+
+    @staticmethod
+    def upcast_v8_v9(state: dict[str, Any]) -> None:
+        state["online_evaluation"] = None
 
     @staticmethod
     def create_id(program_id: str) -> Any:
@@ -355,6 +360,18 @@ class Program(Aggregate):
         correlation_id: str
         actor: str | None
 
+    class OnlineEvaluationSet(Aggregate.Event):
+        """A sample of the program's executions is judged by `judge` (a program id) at
+        `alias` (None: its deployed, else latest, version); `judge` None: none is."""
+
+        judge: str | None
+        alias: str | None
+        sample_percent: float | None
+        reason: str | None
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
     class AliasSet(Aggregate.Event):
         """`alias` points at `version` now (at `previous_version` before, None: new)."""
 
@@ -483,6 +500,8 @@ class Program(Aggregate):
         self.budget: dict[str, Any] | None = None
         # alias -> {"arms": [Arm, ...], "guard": SplitGuard as JSON or None}.
         self.splits: dict[str, dict[str, Any]] = {}
+        # {"judge", "alias", "sample_percent"} while executions are judged online.
+        self.online_evaluation: dict[str, Any] | None = None
 
     # --- queries -------------------------------------------------------------------
 
@@ -815,6 +834,29 @@ class Program(Aggregate):
             **meta,
         )
 
+    def set_online_evaluation(
+        self,
+        judge: str | None,
+        alias: str | None,
+        sample_percent: float | None,
+        reason: str | None,
+        **meta: Any,
+    ) -> None:
+        """Judge a sample of the executions (the judge checked by the caller); `judge`
+        None stops it."""
+        if self.status == DEPRECATED:
+            raise IllegalTransition(
+                f"program {self.program_id!r} is deprecated and runs no executions",
+                loc=["program_id"],
+            )
+        self._online_evaluation_set(
+            judge=judge,
+            alias=alias if judge is not None else None,
+            sample_percent=sample_percent if judge is not None else None,
+            reason=reason,
+            **meta,
+        )
+
     # --- events: the state change only; guards ran before ---------------------------
 
     @event(TrainingStarted)
@@ -919,6 +961,23 @@ class Program(Aggregate):
         self, status: str, command_id: str, correlation_id: str, actor: str | None
     ) -> None:
         self.status = status
+
+    @event(OnlineEvaluationSet)
+    def _online_evaluation_set(
+        self,
+        judge: str | None,
+        alias: str | None,
+        sample_percent: float | None,
+        reason: str | None,
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.online_evaluation = (
+            None
+            if judge is None
+            else {"judge": judge, "alias": alias, "sample_percent": sample_percent}
+        )
 
     @event(BudgetSet)
     def _budget_set(

@@ -155,6 +155,21 @@ class SetBudget(Command):
 
 
 Reason = Annotated[str, Field(max_length=2_000)]
+# A judge program, optionally by alias: "grader", "grader@production".
+JudgeRef = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}(@[a-z][a-z0-9-]{0,31})?$")
+]
+
+
+class SetOnlineEvaluation(Command):
+    """Scores `sample_percent` of the program's executions with a judge program (chosen
+    by the execution id, deterministically), as feedback with actor `judge:<judge>`;
+    `judge` null stops it."""
+
+    program_id: Id
+    judge: JudgeRef | None = None
+    sample_percent: float = Field(default=10.0, gt=0, le=100, allow_inf_nan=False)
+    reason: Reason | None = None
 
 
 class SetAlias(Command):
@@ -366,6 +381,7 @@ PROGRAM_COMMANDS: tuple[type[Command], ...] = (
     RollbackProgram,
     DeprecateProgram,
     SetBudget,
+    SetOnlineEvaluation,
     SetAlias,
     RemoveAlias,
     SetTrafficSplit,

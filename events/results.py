@@ -191,6 +191,13 @@ class ProgramBudgetSet(ProgramResult):
     executions_per_minute: int | None = None
 
 
+class OnlineEvaluationSet(ProgramResult):
+    """The program's online evaluation after the change; `judge` null: none."""
+
+    judge: str | None = None
+    sample_percent: float | None = None
+
+
 class ProgramAliasSet(ProgramResult):
     alias: str
     version: int
@@ -447,6 +454,7 @@ RESULT_TYPES: dict[str, type[Result]] = {
         ProgramRolledBack,
         ProgramDeprecated,
         ProgramBudgetSet,
+        OnlineEvaluationSet,
         ProgramAliasSet,
         ProgramAliasRemoved,
         ProgramTrafficSplitSet,

@@ -19,6 +19,7 @@ from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.budgets import ReservedByAnother, refusal
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.corpora import searched_corpora
+from dspyops.aggregates.app.judges import execution_judge
 from dspyops.aggregates.app.outcomes import (
     check_same_command,
     error_items,
@@ -112,6 +113,7 @@ def plan_execution(app: DspyOps, cmd: ExecuteProgram, ctx: CommandContext) -> Ex
         budgeted=budget is not None,
         route=route,
         guard=None if existing is not None else guard_of(program, route),
+        judge=execution_judge(app, program, execution_id, compiled),
         **plan_fields(program, version),
         corpora=searched_corpora(app, program),
     )

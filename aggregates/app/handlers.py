@@ -60,6 +60,7 @@ from dspyops.events.commands import (
     RollbackProgram,
     SetAlias,
     SetBudget,
+    SetOnlineEvaluation,
     SetTrafficSplit,
     TrainProgram,
     UpdateProgram,
@@ -75,6 +76,7 @@ COMMAND_HANDLERS: dict[type[Command], Handler] = {
     RollbackProgram: programs.rollback_program,
     DeprecateProgram: programs.deprecate_program,
     SetBudget: programs.set_budget,
+    SetOnlineEvaluation: programs.set_online_evaluation,
     SetAlias: programs.set_alias,
     RemoveAlias: programs.remove_alias,
     SetTrafficSplit: splits.set_traffic_split,
@@ -136,6 +138,7 @@ ImmediateCommand = (
     | RollbackProgram
     | DeprecateProgram
     | SetBudget
+    | SetOnlineEvaluation
     | SetAlias
     | RemoveAlias
     | RegisterDataset

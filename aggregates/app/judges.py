@@ -22,6 +22,7 @@ the feedback GEPA reads.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +147,65 @@ def resolve_judge(
     if errors:
         return None, errors
     return {"program_id": program.program_id, "version": version["number"], "alias": name.alias}, []
+
+
+def online_judge(
+    app: DspyOps, judge: str, judged: CompiledSignature
+) -> tuple[JudgeName, list[ErrorDict]]:
+    """SetOnlineEvaluation's `judge` ("<program_id>[@alias]") checked as a metric's is,
+    and more: production executions have no labels, so every judge input must be
+    filled from the execution's inputs or outputs. Problems have loc ``judge``."""
+    name = judge_name(f"{PREFIX}{judge}")
+    assert name is not None
+    _, errors = resolve_judge(app, f"{PREFIX}{judge}", judged)
+    if not errors:
+        program = app.program(name.program_id, copy=False)
+        compiled = app.compiled(program, program.serving_version(alias=name.alias))
+        bindings, _ = bind_inputs(compiled, judged)
+        labelled = sorted(n for n, (source, _) in bindings.items() if source == LABEL)
+        if labelled:
+            msg = (
+                f"the judge's inputs {', '.join(labelled)} need a labelled example; an "
+                "execution has only its inputs and outputs"
+            )
+            errors = [_problem(msg, "judge_input_unbound")]
+    return name, [{**e, "loc": ["judge"]} for e in errors]
+
+
+def online_judge_plan(
+    app: DspyOps, online: dict[str, Any], judged: CompiledSignature
+) -> JudgePlan | None:
+    """The judge of an execution picked for online evaluation, at the version its alias
+    (or deployment) names now; None when it can no longer judge (deprecated, alias
+    removed, a new version whose inputs or score no longer fit)."""
+    ref, errors = resolve_judge(
+        app,
+        f"{PREFIX}{online['judge']}" + (f"@{online['alias']}" if online.get("alias") else ""),
+        judged,
+    )
+    if errors or ref is None:
+        return None
+    plan = judge_plan(app, ref, judged)
+    if any(source == LABEL for source, _ in plan.bindings.values()):
+        return None
+    return plan
+
+
+def execution_judge(
+    app: DspyOps, program: Program, execution_id: str, judged: CompiledSignature
+) -> JudgePlan | None:
+    """The judge when the program's online evaluation picks this execution."""
+    online = program.online_evaluation
+    if online is None or not sampled(execution_id, online["sample_percent"]):
+        return None
+    return online_judge_plan(app, online, judged)
+
+
+def sampled(execution_id: str, percent: float) -> bool:
+    """Whether online evaluation judges this execution: the same answer for the same id
+    on every worker (sha256 of the id, in 10,000 buckets)."""
+    bucket = int.from_bytes(hashlib.sha256(execution_id.encode()).digest()[:8], "big") % 10_000
+    return bucket < round(percent * 100)
 
 
 def metric_problems(

@@ -47,21 +47,6 @@ class Plan(BaseModel):
         )
 
 
-class ExecutionPlan(Plan):
-    execution_id: str
-    inputs: dict[str, Any]
-    # True when the request was already stored (on its own) when planned.
-    requested: bool = False
-    # True when the program has a budget: the execution's cost settles its reservation.
-    budgeted: bool = False
-    # How the version was chosen (events.results.Route as JSON); None when the request
-    # was stored before routes were.
-    route: dict[str, Any] | None = None
-    # The guard of the split that chose a candidate arm, with the split's arms (what
-    # split_guard.ArmWatch counts it under); None otherwise.
-    guard: dict[str, Any] | None = None
-
-
 class JudgePlan(Plan):
     """A judge program as a run's metric (aggregates.app.judges): its pinned version,
     how its inputs are filled and how its score is read."""
@@ -76,6 +61,24 @@ class JudgePlan(Plan):
     score_high: float
     # The output GEPA reads as feedback; None when the judge has no `rationale: str`.
     rationale: str | None = None
+
+
+class ExecutionPlan(Plan):
+    execution_id: str
+    inputs: dict[str, Any]
+    # True when the request was already stored (on its own) when planned.
+    requested: bool = False
+    # True when the program has a budget: the execution's cost settles its reservation.
+    budgeted: bool = False
+    # How the version was chosen (events.results.Route as JSON); None when the request
+    # was stored before routes were.
+    route: dict[str, Any] | None = None
+    # The guard of the split that chose a candidate arm, with the split's arms (what
+    # split_guard.ArmWatch counts it under); None otherwise.
+    guard: dict[str, Any] | None = None
+    # The judge of the program's online evaluation when it picked this execution
+    # (SetOnlineEvaluation); None otherwise.
+    judge: JudgePlan | None = None
 
 
 class OptimizationPlan(Plan):

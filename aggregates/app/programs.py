@@ -20,6 +20,7 @@ from dspyops.aggregates.app.gates import (
     plan_gate,
     resume_gate,
 )
+from dspyops.aggregates.app.judges import JudgeName, online_judge
 from dspyops.aggregates.app.plans import GatePlan
 from dspyops.aggregates.errors import AlreadyExists, ErrorDict, InvalidInput
 from dspyops.aggregates.ids import program_uuid
@@ -33,12 +34,14 @@ from dspyops.events.commands import (
     RollbackProgram,
     SetAlias,
     SetBudget,
+    SetOnlineEvaluation,
     TrainProgram,
     UpdateProgram,
 )
 from dspyops.events.results import (
     DeploymentRefused,
     ErrorInfo,
+    OnlineEvaluationSet,
     ProgramAliasRemoved,
     ProgramAliasSet,
     ProgramBudgetSet,
@@ -233,6 +236,31 @@ def deprecate_program(app: DspyOps, cmd: DeprecateProgram, ctx: CommandContext) 
     program = app.program(cmd.program_id)
     program.deprecate(**ctx.meta())
     return app.record(ctx, program_result(ProgramDeprecated, program), program)
+
+
+def set_online_evaluation(app: DspyOps, cmd: SetOnlineEvaluation, ctx: CommandContext) -> Outcome:
+    """Judge a sample of the program's executions (aggregates.app.judges), or stop."""
+    program = app.program(cmd.program_id)
+    picked: JudgeName | None = None
+    if cmd.judge is not None:
+        judged = app.compiled(program, program.versions[-1])
+        picked, errors = online_judge(app, cmd.judge, judged)
+        if errors:
+            raise InvalidInput(errors=errors)
+    program.set_online_evaluation(
+        picked.program_id if picked else None,
+        picked.alias if picked else None,
+        cmd.sample_percent,
+        cmd.reason,
+        **ctx.meta(),
+    )
+    result = program_result(
+        OnlineEvaluationSet,
+        program,
+        judge=cmd.judge,
+        sample_percent=cmd.sample_percent if cmd.judge is not None else None,
+    )
+    return app.record(ctx, result, program)
 
 
 def set_budget(app: DspyOps, cmd: SetBudget, ctx: CommandContext) -> Outcome:

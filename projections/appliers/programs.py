@@ -59,6 +59,7 @@ class ProgramsApplier:
             event_class(Program, "RolledBack"): self.rolled_back,
             Program.Deprecated: self.deprecated,
             Program.BudgetSet: self.budget_set,
+            Program.OnlineEvaluationSet: self.online_evaluation_set,
             Program.AliasSet: self.alias_set,
             Program.AliasRemoved: self.alias_removed,
             Program.TrafficSplitSet: self.traffic_split_set,
@@ -199,6 +200,14 @@ class ProgramsApplier:
         limits = {"usd_per_day": e.usd_per_day, "executions_per_minute": e.executions_per_minute}
         budget = limits if any(v is not None for v in limits.values()) else None
         self._change(e, position, noted=_reason(e.reason), budget=budget)
+
+    def online_evaluation_set(self, e: Program.OnlineEvaluationSet, position: int) -> None:
+        """Kept in the audit trail only (no column): the judge and the sample."""
+        judged = None
+        if e.judge is not None:
+            judged = {"judge": e.judge, "alias": e.alias, "sample_percent": e.sample_percent}
+        noted = {"online_evaluation": {"before": None, "after": judged}}
+        self._change(e, position, noted={**noted, **_reason(e.reason)})
 
     def alias_set(self, e: Program.AliasSet, position: int) -> None:
         before = self._program(e)

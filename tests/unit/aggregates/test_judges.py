@@ -7,20 +7,22 @@ from typing import Any
 import pytest
 
 from dspyops.aggregates.app import DspyOps, EvaluationPlan, OptimizationPlan, handle, optimizations
-from dspyops.aggregates.app.judges import bind_inputs, judge_name, score_range
-from dspyops.aggregates.app.plans import GatePlan
+from dspyops.aggregates.app.judges import bind_inputs, judge_name, sampled, score_range
+from dspyops.aggregates.app.plans import ExecutionPlan, GatePlan
 from dspyops.events.commands import (
     DeployProgram,
     DeprecateProgram,
     EvaluateProgram,
+    ExecuteProgram,
     OptimizeProgram,
     PromotionGate,
     RegisterDataset,
     RegisterProgram,
     SetAlias,
+    SetOnlineEvaluation,
 )
 from dspyops.signatures import compile_signature
-from tests.unit.aggregates.test_application import Ids, restored
+from tests.unit.aggregates.test_application import Ids, program_from_older_snapshot, restored
 
 QA = "question: str -> answer: str"
 GRADER = "question: str, answer: str, reference: str -> score: float[0, 1], rationale: str"
@@ -228,3 +230,71 @@ def test_a_run_requested_before_judges_loads_without_one(app: DspyOps, ctx: Ids)
     state["class_version"] = 5
     del state["judge"]
     assert restored(app, stored, state).mutate(None).judge is None
+
+
+# --- online evaluation ---------------------------------------------------------------
+
+ONLINE_GRADER = "question: str, answer: str -> score: float[0, 1], rationale: str"
+
+
+def test_sampling_is_deterministic_by_execution_id_and_near_the_percent() -> None:
+    ids = [f"exec-{n}" for n in range(4000)]
+    picked = [i for i in ids if sampled(i, 25.0)]
+    assert picked == [i for i in ids if sampled(i, 25.0)]
+    assert 900 < len(picked) < 1100
+    assert all(sampled(i, 100.0) for i in ids[:50])
+    # A larger sample keeps the smaller one's executions.
+    assert set(picked) <= {i for i in ids if sampled(i, 50.0)}
+
+
+def test_online_evaluation_picks_executions_and_plans_their_judge(app: DspyOps, ctx: Ids) -> None:
+    _setup(app, ctx, grader=ONLINE_GRADER)
+    outcome = handle(
+        app,
+        SetOnlineEvaluation(program_id="qa", judge="grader", sample_percent=50, reason="watch"),
+        ctx(),
+    )
+    assert outcome.result_type == "OnlineEvaluationSet", outcome
+    assert (outcome.data["judge"], outcome.data["sample_percent"]) == ("grader", 50.0)
+    assert app.program("qa").online_evaluation == {
+        "judge": "grader",
+        "alias": None,
+        "sample_percent": 50.0,
+    }
+    plans = [
+        handle(app, ExecuteProgram(program_id="qa", inputs={"question": "q"}), ctx(f"x{n}"))
+        for n in range(40)
+    ]
+    judged = [p for p in plans if isinstance(p, ExecutionPlan) and p.judge is not None]
+    assert [p.execution_id for p in judged] == [
+        p.execution_id
+        for p in plans
+        if isinstance(p, ExecutionPlan) and sampled(p.execution_id, 50)
+    ]
+    assert judged
+    assert judged[0].judge is not None
+    assert judged[0].judge.bindings == {
+        "question": ["input", "question"],
+        "answer": ["output", "answer"],
+    }
+    # Stopped: no execution is judged.
+    handle(app, SetOnlineEvaluation(program_id="qa", judge=None), ctx())
+    assert app.program("qa").online_evaluation is None
+    again = handle(app, ExecuteProgram(program_id="qa", inputs={"question": "q"}), ctx())
+    assert isinstance(again, ExecutionPlan)
+    assert again.judge is None
+
+
+def test_an_online_judge_that_needs_labels_is_refused_on_judge(app: DspyOps, ctx: Ids) -> None:
+    _setup(app, ctx)  # GRADER needs `reference`, a label
+    errors = _refusal(handle(app, SetOnlineEvaluation(program_id="qa", judge="grader"), ctx()))
+    assert [(e["loc"], e["type"]) for e in errors] == [(["judge"], "judge_input_unbound")]
+    errors = _refusal(handle(app, SetOnlineEvaluation(program_id="qa", judge="nobody"), ctx()))
+    assert [(e["loc"], e["type"]) for e in errors] == [(["judge"], "unknown_judge")]
+
+
+def test_a_program_snapshot_from_before_online_evaluation_loads(app: DspyOps, ctx: Ids) -> None:
+    _setup(app, ctx, grader=ONLINE_GRADER)
+    handle(app, SetOnlineEvaluation(program_id="qa", judge="grader"), ctx())
+    program = program_from_older_snapshot(app, "qa", 8, "online_evaluation")
+    assert program.online_evaluation is None

@@ -109,6 +109,7 @@ _COMMAND_SAMPLES: dict[str, dict[str, Any]] = {
     },
     "RollbackProgram": {"program_id": "qa", "version": 1},
     "SetBudget": {"program_id": "qa", "usd_per_day": 5.0, "executions_per_minute": 600},
+    "SetOnlineEvaluation": {"program_id": "qa", "judge": "grader", "sample_percent": 5.0},
     "SetAlias": {"program_id": "qa", "alias": "canary", "version": 3, "reason": "try v3"},
     "CancelGate": {"program_id": "qa", "command_id": "deploy-7"},
     "SetTrafficSplit": {

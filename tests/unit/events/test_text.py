@@ -28,6 +28,7 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "RollbackProgram": {"program_id": "p", "version": 1},
     "SetBudget": {"program_id": "p", "usd_per_day": 2.5, "reason": "r"},
+    "SetOnlineEvaluation": {"program_id": "p", "judge": "g@production", "reason": "r"},
     "SetAlias": {"program_id": "p", "alias": "staging", "version": 1, "reason": "r"},
     "SetTrafficSplit": {"program_id": "p", "weights": {"1": 90, "2": 10}, "reason": "r"},
     "CancelGate": {"program_id": "p", "command_id": "c"},

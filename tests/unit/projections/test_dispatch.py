@@ -51,6 +51,7 @@ def test_the_aggregates_define_the_events_expected() -> None:
         for name in (
             "Registered",
             "BudgetSet",
+            "OnlineEvaluationSet",
             "AliasSet",
             "AliasRemoved",
             "TrainingStarted",
