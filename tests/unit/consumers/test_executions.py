@@ -9,12 +9,8 @@ import pytest
 from dspy import lm15
 
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, in_memory_env
-from dspyops.consumers.executions import (
-    ExecutionJobs,
-    execution_cost,
-    lm_spans,
-    price_lm_spans,
-)
+from dspyops.consumers.completions import execution_cost, lm_spans, price_lm_spans
+from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming

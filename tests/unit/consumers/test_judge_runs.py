@@ -13,18 +13,24 @@ from dspyops.aggregates.app import (
     CommandContext,
     DspyOps,
     EvaluationPlan,
+    ExecutionPlan,
     OptimizationPlan,
     handle,
 )
+from dspyops.aggregates.app.judges import sampled
 from dspyops.aggregates.app.persistence import in_memory_env
 from dspyops.consumers.evaluations import EvaluationJobs
+from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.judges import judge_execution_id
+from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.runs import RunJobs
 from dspyops.events.commands import (
     EvaluateProgram,
+    ExecuteProgram,
     OptimizeProgram,
     RegisterDataset,
     RegisterProgram,
+    SetOnlineEvaluation,
 )
 from dspyops.events.envelope import command_envelope
 from dspyops.events.topics import Topics
@@ -146,3 +152,57 @@ async def test_a_judge_whose_lm_profile_this_worker_lacks_fails_the_run() -> Non
     assert outcome.data["error"]["code"] == "unknown_lm_profile"
     assert "judge" in outcome.data["error"]["message"]
     assert app.execution(judge_execution_id("e2", 1)) is None
+
+
+ONLINE_GRADER = "question: str, answer: str -> score: int[1, 5], rationale: str"
+
+
+def _events_of(app: DspyOps, execution_id: str) -> list[dict[str, Any]]:
+    found = app.execution(execution_id)
+    assert found is not None
+    return [
+        {"topic": stored.topic, **app.mapper.transcoder.decode(stored.state)}
+        for stored in app.recorder.select_events(found.id)
+    ]
+
+
+async def test_online_evaluation_judges_picked_executions_as_feedback() -> None:
+    app, profiles = _app(), TwoProfiles()
+    online = RegisterProgram(program_id="watcher", name="w", signature=ONLINE_GRADER, lm="judge")
+    handle(app, online, _ctx("r5"))
+    set_online = SetOnlineEvaluation(program_id="qa", judge="watcher", sample_percent=50)
+    assert handle(app, set_online, _ctx("s1")).result_type == "OnlineEvaluationSet"
+    jobs = ExecutionJobs(app, profiles, ModuleCache(), redactor=Redactor())
+    ids = [f"x{n}" for n in range(12)]
+    picked = [i for i in ids if sampled(i, 50)]
+    assert 0 < len(picked) < len(ids)
+
+    for execution_id in ids:
+        command = ExecuteProgram(
+            program_id="qa", inputs={"question": "What is 0 plus 1?"}, execution_id=execution_id
+        )
+        plan = handle(app, command, _ctx(f"c-{execution_id}"))
+        assert isinstance(plan, ExecutionPlan), plan
+        outcome = await jobs.run(
+            command_envelope("ExecuteProgram", {}), plan, _ctx(f"c-{execution_id}")
+        )
+        assert outcome.result_type == "ExecutionSucceeded"
+
+    for execution_id in ids:
+        execution = app.execution(execution_id)
+        assert execution is not None
+        judged = app.execution(f"{execution_id}:judge")
+        if execution_id not in picked:
+            assert (execution.feedback_count, judged) == (0, None)
+            continue
+        assert judged is not None
+        assert (judged.program_id, judged.status) == ("watcher", "succeeded")
+        assert judged.inputs == {"question": "What is 0 plus 1?", "answer": "1"}
+        assert judged.route is not None
+        assert judged.route["reason"] == f"online judge of execution {execution_id}"
+        assert execution.feedback_count == 1
+        feedback = _events_of(app, execution_id)[-1]
+        assert feedback["topic"].endswith("FeedbackRecorded")
+        # No reference online: the scripted grader says 1 of 5 (0 of 0..1), "wrong sum".
+        assert (feedback["score"], feedback["comment"]) == (0.0, "wrong sum")
+        assert feedback["actor"] == "judge:watcher"
