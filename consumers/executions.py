@@ -6,6 +6,7 @@ text redacted by the worker's ``Redactor``: never an exception's own text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
@@ -50,6 +51,9 @@ class ExecutionJobs:
     )
     watch: ArmWatch = field(default_factory=ArmWatch, kw_only=True)
     _batcher: CompletionBatcher | None = field(default=None, init=False, repr=False)
+    # Online judge calls under way: they run beside the next executions, never before
+    # the result of the one they judge is published.
+    _judging: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     async def run(self, envelope: Envelope, plan: ExecutionPlan, ctx: CommandContext) -> Outcome:
         """Call the LM for `plan`, then record the execution; one terminal outcome."""
@@ -66,8 +70,16 @@ class ExecutionJobs:
         if plan.guard is not None:
             await self._guard(envelope, plan, ctx, outcome)
         if plan.judge is not None and outcome.result_type == "ExecutionSucceeded":
-            await self._judge(plan, ctx, outcome)
+            task = asyncio.create_task(self._judge(plan, ctx, outcome))
+            self._judging.add(task)
+            task.add_done_callback(self._judging.discard)
         return outcome
+
+    async def judged(self) -> None:
+        """Wait for the online judge calls under way (tests; a worker that stops loses
+        them: a sample missed, nothing else)."""
+        while self._judging:
+            await asyncio.gather(*self._judging)
 
     async def _judge(self, plan: ExecutionPlan, ctx: CommandContext, outcome: Outcome) -> None:
         """Online evaluation picked the execution (recorded now): its judge scores it."""

@@ -187,6 +187,7 @@ async def test_online_evaluation_judges_picked_executions_as_feedback() -> None:
             command_envelope("ExecuteProgram", {}), plan, _ctx(f"c-{execution_id}")
         )
         assert outcome.result_type == "ExecutionSucceeded"
+    await jobs.judged()
 
     for execution_id in ids:
         execution = app.execution(execution_id)
