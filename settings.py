@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     topic_prefix: str = "dspyops."
     topic_partitions: int = 4
+    # Replicas of every topic dspyops creates and their min.insync.replicas; unset: 3 and
+    # 2 on a cluster of three or more brokers, 1 and 1 on one broker (consumers/topic_admin).
+    topic_replication_factor: int | None = Field(default=None, ge=1, le=32)
+    topic_min_insync_replicas: int | None = Field(default=None, ge=1, le=32)
     # Kafka security (the `kafka_security` group): TLS, SASL and their files. Each
     # password comes from its variable or from the file its `_FILE` variable names.
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

@@ -45,7 +45,7 @@ from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
-from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.consumers.topic_admin import Replication, ensure_topics
 from dspyops.events.codec import encode
 from dspyops.events.commands import RegisterProgram
 from dspyops.events.envelope import command_envelope
@@ -431,6 +431,7 @@ async def bench_stack() -> tuple[dict[str, str], Settings]:
         settings.bootstrap_servers,
         Topics(settings.topic_prefix).all,
         partitions=settings.topic_partitions,
+        replication=Replication.of(settings),
         security=settings.kafka_security,
     )
     return env, settings

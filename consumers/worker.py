@@ -23,7 +23,7 @@ from dspyops.consumers.processing import Processor
 from dspyops.consumers.relay import OutboxRelay, PositionStore
 from dspyops.consumers.runs import RunJobs
 from dspyops.consumers.telemetry import Telemetry
-from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.consumers.topic_admin import Replication, ensure_topics
 from dspyops.events.topics import Topics
 from dspyops.runtime.executor import configure_dspy_for_workers
 from dspyops.runtime.profiles import ProfileRegistry
@@ -44,6 +44,7 @@ async def prepare_topics(settings: Settings) -> None:
         settings.bootstrap_servers,
         topics.all,
         partitions=settings.topic_partitions,
+        replication=Replication.of(settings),
         security=settings.kafka_security,
     )
 

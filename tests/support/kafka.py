@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from dspyops.client.security import PLAINTEXT, KafkaSecurity
 from dspyops.events.codec import encode
@@ -47,6 +49,23 @@ async def send_commands(bootstrap: str, topics: Topics, envelopes: Iterable[Enve
             for e in envelopes
         ],
     )
+
+
+async def topic_replication(bootstrap: str, topic: str) -> tuple[set[int], str]:
+    """(replica counts of the topic's partitions, its min.insync.replicas), as the broker says."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": None})]
+        )
+    finally:
+        await admin.close()
+    replicas = {len(p["replicas"]) for p in described["partitions"]}
+    ((_code, _msg, _type, _name, entries),) = response.resources
+    min_isr = next(e[1] for e in entries if e[0] == "min.insync.replicas")
+    return replicas, min_isr
 
 
 def command(command_type: str, data: dict[str, Any], **kwargs: Any) -> Envelope:
