@@ -6,7 +6,8 @@ every stack on the machine; each stack has its own data folder, log and pid file
 This module is long because it holds a broker's whole life (jars, configuration, storage
 format, start, readiness, stop) and the probes that readiness and the CLI share; a
 secured broker (tests/support/secure_kafka.py) overrides only its listener lines,
-format options and client security.
+format options and client security, and a node of a test cluster
+(tests/support/kafka_cluster.py) its node id, quorum and replication lines.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class KafkaBroker:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    # The KRaft cluster id its storage is formatted with; None: a new one (one node).
+    cluster_id: str | None = None
 
     @property
     def libs_dir(self) -> Path:
@@ -144,6 +147,28 @@ class KafkaBroker:
         """Extra `kafka-storage format` options (a secured broker adds its SCRAM users)."""
         return []
 
+    def quorum_properties(self) -> list[str]:
+        """This node and its controller quorum: itself alone (formatted `--standalone`);
+        a node of a cluster names every voter instead."""
+        return [
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={self.host}:{self.controller_port}",
+        ]
+
+    def quorum_format_options(self) -> list[str]:
+        return ["--standalone"]
+
+    def replication_properties(self) -> list[str]:
+        """Kafka's internal topics (consumer offsets, transactions, share groups) on the
+        brokers there are: one here."""
+        return [
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+        ]
+
     @property
     def client_security(self) -> KafkaSecurity:
         """How a client of this broker connects (what its readiness check uses)."""
@@ -155,16 +180,11 @@ class KafkaBroker:
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
+                    *self.quorum_properties(),
                     *self.listener_properties(),
-                    f"controller.quorum.bootstrap.servers={self.host}:{self.controller_port}",
                     f"log.dirs={self.data_dir}",
                     "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
+                    *self.replication_properties(),
                     "group.initial.rebalance.delay.ms=0",
                     # dspyops creates its topics explicitly with one partition count.
                     "auto.create.topics.enable=false",
@@ -179,15 +199,14 @@ class KafkaBroker:
     def format_storage(self) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = new_cluster_id()
         done = subprocess.run(
             [
                 *self._java(),
                 "kafka.tools.StorageTool",
                 "format",
-                "--standalone",
+                *self.quorum_format_options(),
                 "-t",
-                cluster_id,
+                self.cluster_id or new_cluster_id(),
                 "-c",
                 str(self.config_file),
                 *self.format_options(),
@@ -203,6 +222,14 @@ class KafkaBroker:
         """Start the broker if it is not running; returns seconds until it answered."""
         if self.pid() is not None:
             return 0.0
+        began = time.monotonic()
+        self.launch()
+        self.wait_ready(timeout_s=timeout_s)
+        return time.monotonic() - began
+
+    def launch(self) -> None:
+        """Configure, format and spawn the broker without waiting for it: the nodes of a
+        cluster answer only once a majority of its controllers runs."""
         if _port_answers(self.host, self.port):
             raise KafkaError(
                 f"port {self.port} on {self.host} is taken by another process: "
@@ -211,14 +238,11 @@ class KafkaBroker:
         self.ensure_jars()
         self.write_config()
         self.format_storage()
-        began = time.monotonic()
         processes.spawn(
             [*self._java(), "kafka.Kafka", str(self.config_file)],
             log_file=self.log_file,
             pid_file=self.pid_file,
         )
-        self.wait_ready(timeout_s=timeout_s)
-        return time.monotonic() - began
 
     def wait_ready(self, *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
