@@ -34,13 +34,14 @@ from typing import Any
 
 import psutil
 import psycopg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.stub_worker import StubProfiles, reply
 from dspyops.aggregates.app import CommandContext, ExecutionPlan, handle
 from dspyops.bootstrap import open_store
 from dspyops.client.keys import record_key, subject_of
+from dspyops.client.producers import durable_producer
 from dspyops.consumers.executions import ExecutionJobs
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
@@ -148,12 +149,7 @@ class StubStack:
             for n in range(self.workers_wanted)
         ]
         security = self.settings.kafka_security
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            acks="all",
-            linger_ms=2,
-            **security.aiokafka_kwargs(),
-        )
+        self.producer = durable_producer(self.settings.bootstrap_servers, security, linger_ms=2)
         self.consumer = AIOKafkaConsumer(
             self.topics.results,
             bootstrap_servers=self.settings.bootstrap_servers,

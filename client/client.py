@@ -19,6 +19,7 @@ from dspyops.client.errors import (
     raise_for,
 )
 from dspyops.client.keys import record_key, subject_of
+from dspyops.client.producers import durable_producer
 from dspyops.client.refusals import AUTHORIZATION_ERRORS, access_refusal, first_refusal
 from dspyops.client.replies import Reply, parse_reply
 from dspyops.client.security import PLAINTEXT, KafkaSecurity
@@ -93,12 +94,7 @@ class DspyopsClient:
             raise KafkaRefusedError(refusal) from exc
 
     async def _connect(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
-            acks="all",
-            max_request_size=4 * 1024 * 1024,
-            **self.security.aiokafka_kwargs(),
-        )
+        self._producer = durable_producer(self.bootstrap_servers, self.security)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types.auth import CredentialsT
 from opentelemetry.trace import SpanKind
 
@@ -47,7 +48,26 @@ def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:
     return None
 
 
+class _DurableProducer(aiokafka_driver.Producer):
+    """faust's aiokafka producer with idempotence on, as every producer of ours
+    (client/producers.py): faust turns it on only in its exactly-once mode."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class _DurableTransport(aiokafka_driver.Transport):
+    Producer = _DurableProducer
+
+
 def create_app(settings: Settings, *, app_id: str | None = None) -> faust.App:
+    app = _new_app(settings, app_id=app_id)
+    # The consumer transport also makes `app.producer`; set before anything uses it.
+    app.transport = _DurableTransport(app.conf.broker_consumer, app)
+    return app
+
+
+def _new_app(settings: Settings, *, app_id: str | None) -> faust.App:
     return faust.App(
         app_id or f"{settings.topic_prefix}worker",
         broker=f"kafka://{settings.bootstrap_servers}",

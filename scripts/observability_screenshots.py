@@ -43,10 +43,10 @@ from typing import Any
 
 import httpx
 import yaml
-from aiokafka import AIOKafkaProducer
 
 from dspyops.cli import demo_data
 from dspyops.client import CommandError, DspyopsClient
+from dspyops.client.producers import durable_producer
 from dspyops.events.commands import (
     EvaluateProgram,
     ExecuteProgram,
@@ -276,7 +276,7 @@ class Load:
 
     async def dead_letters(self) -> None:
         """Records on a command topic that are not commands: the worker dead-letters them."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        producer = durable_producer(self.bootstrap)
         await producer.start()
         try:
             for value in [b"not json", b'{"type": "dspyops.command.Nope"}', b"[1, 2]"]:

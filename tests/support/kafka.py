@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from dspyops.client.producers import durable_producer
 from dspyops.client.security import PLAINTEXT, KafkaSecurity
 from dspyops.events.codec import encode
 from dspyops.events.envelope import Envelope, command_envelope
@@ -23,12 +24,7 @@ async def produce(
     messages: Iterable[tuple[str, bytes | None, bytes]],
     security: KafkaSecurity = PLAINTEXT,
 ) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        max_request_size=4 * 1024 * 1024,
-        **security.aiokafka_kwargs(),
-    )
+    producer = durable_producer(bootstrap, security)
     await producer.start()
     try:
         futures = [await producer.send(t, value=v, key=k) for t, k, v in messages]
