@@ -5,6 +5,9 @@ Each handler loads what it changes, calls guarded aggregate methods (which raise
 DomainError before recording anything) and ends with `app.record(...)`, which saves the
 changed aggregates and the command's outcome in one transaction. Retries after a
 conflict and rejections are `handlers.handle`'s business, not the handlers'.
+
+This module is long because registration checks three kinds of program (one signature, a
+pipeline, a plugin) before the short handlers of every other program command.
 """
 
 from __future__ import annotations
