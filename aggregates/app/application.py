@@ -233,20 +233,25 @@ class DspyOps(Application):
 
     def dataset_at(self, dataset_id: str, version: int) -> Dataset:
         """The dataset as of `version` (aggregates/dataset.py: registered is 1, each append one
-        more), replayed from its events up to there, never the cached latest one, which
-        another thread may be moving forward. NotFound if either is not there."""
-        missing = NotFound(f"dataset {dataset_id!r} has no version {version}", loc=["version"])
+        more). NotFound if either is not there."""
+        return self.at_version(Dataset, dataset_uuid(dataset_id), version, "dataset", dataset_id)
+
+    def at_version(self, cls: type[A], aggregate_id: UUID, version: int, kind: str, name: str) -> A:
+        """The `kind` aggregate `name` as of `version`, replayed from its events up to there,
+        never the cached latest one, which another thread may be moving forward. NotFound
+        (loc `<kind>_id`, or `version` for a version it does not have)."""
+        missing = NotFound(f"{kind} {name!r} has no version {version}", loc=["version"])
         if version < 1:
             raise missing
         try:
-            dataset: object = self.repository.get(dataset_uuid(dataset_id), version=version)
+            found: object = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
-            raise NotFound(f"no dataset {dataset_id!r}", loc=["dataset_id"]) from None
-        if not isinstance(dataset, Dataset):
-            raise TypeError(f"{dataset_id!r} names a {type(dataset).__name__}, not a Dataset")
-        if dataset.version != version:
+            raise NotFound(f"no {kind} {name!r}", loc=[f"{kind}_id"]) from None
+        if not isinstance(found, cls):
+            raise TypeError(f"{name!r} names a {type(found).__name__}, not a {cls.__name__}")
+        if found.version != version:
             raise missing
-        return dataset
+        return found
 
     def corpus(self, corpus_id: str, *, copy: bool = True) -> Corpus:
         """The latest version of the corpus; `copy=False` shares the cached one: read it only."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError
 from pydantic import BaseModel, ConfigDict
 
 from dspyops.aggregates.app.application import DspyOps
@@ -139,15 +138,4 @@ def document_texts(app: DspyOps, corpus_id: str, version: int) -> list[tuple[str
 
 
 def _replayed(app: DspyOps, corpus_id: str, version: int) -> Corpus:
-    missing = NotFound(f"corpus {corpus_id!r} has no version {version}", loc=["version"])
-    if version < 1:
-        raise missing
-    try:
-        corpus: object = app.repository.get(corpus_uuid(corpus_id), version=version)
-    except AggregateNotFoundError:
-        raise NotFound(f"no corpus {corpus_id!r}", loc=["corpus_id"]) from None
-    if not isinstance(corpus, Corpus):
-        raise TypeError(f"{corpus_id!r} names a {type(corpus).__name__}, not a Corpus")
-    if corpus.version != version:
-        raise missing
-    return corpus
+    return app.at_version(Corpus, corpus_uuid(corpus_id), version, "corpus", corpus_id)
