@@ -1,0 +1,70 @@
+"""The hang watchdog ends a run whose teardown hangs after pytest-timeout has fired.
+
+The run is a pytest of its own in a child process: the watchdog exits the process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+
+HANGING = """
+import subprocess, sys, time
+import pytest
+
+@pytest.fixture
+def stuck(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    (tmp_path.parent.parent / "child.pid").write_text(str(child.pid))
+    yield
+    time.sleep(600)  # a teardown that never ends, after the timeout has fired
+
+def test_runs_past_its_timeout(stuck):
+    time.sleep(600)
+"""
+
+
+def test_a_teardown_that_hangs_after_the_timeout_ends_the_run_with_stacks(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_hangs.py").write_text(HANGING)
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 1\n")
+    began = time.monotonic()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.support.hang_watchdog",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'base'}",
+            "-c",
+            str(tmp_path / "pytest.ini"),
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    took = time.monotonic() - began
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "hung: test_hangs.py::test_runs_past_its_timeout still running after 2s" in run.stdout
+    assert "stack of MainThread" in run.stdout
+    assert "time.sleep(600)  # a teardown that never ends" in run.stdout
+    child = int((tmp_path / "child.pid").read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+    assert f"killed child processes [{child}]" in run.stdout
+    assert took < 60, took
