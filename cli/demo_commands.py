@@ -9,6 +9,7 @@ import typer
 
 from dspyops.cli.console import EXIT_TIMEOUT, EXIT_UNAVAILABLE, fail, out, print_json
 from dspyops.cli.demo_canary import CanaryDemo, CanaryStats
+from dspyops.cli.demo_loop import LoopDemo, LoopRun
 from dspyops.cli.demo_rag import RagDemo, RagRun, RagTrace
 from dspyops.cli.demo_steps import Demo, DemoRun, ReadSide
 from dspyops.cli.dev_commands import run_dir
@@ -69,7 +70,15 @@ def _run(settings: Settings, services: LocalServices, lm: str) -> dict[str, Any]
     served["canary_metrics"] = CanaryStats(ReadApi(settings), out).show(canary)
     rag = asyncio.run(RagDemo(settings, out, lm=lm).commands())
     served["rag_execution"] = RagTrace(ReadApi(settings), out).show(rag)
-    _summary(run, rag, settings.api_url)
+    loop = asyncio.run(LoopDemo(settings, out, ReadApi(settings), lm=lm).commands())
+    served["feedback_loop"] = {
+        "program_id": loop.program_id,
+        "judge_id": loop.judge_id,
+        "dataset_id": loop.dataset_id,
+        "promoted": loop.promoted,
+        "deployed_version": loop.deployed.version if loop.deployed else None,
+    }
+    _summary(run, rag, loop, settings.api_url)
     return served
 
 
@@ -85,13 +94,16 @@ def _fail_for(problem: BaseException) -> NoReturn:
     raise typer.Exit(130)
 
 
-def _summary(run: DemoRun, rag: RagRun, api_url: str) -> None:
+def _summary(run: DemoRun, rag: RagRun, loop: LoopRun, api_url: str) -> None:
     assert run.optimized is not None
     assert rag.optimized is not None
+    assert loop.deployed is not None
     out.rule("[bold]done", align="left")
     out.print(
         f"program {run.program_id} serves version {run.optimized.version} and pipeline "
-        f"{rag.program_id} version {rag.optimized.version} (both optimized from version 1). "
+        f"{rag.program_id} version {rag.optimized.version} (both optimized from version 1); "
+        f"{loop.program_id} serves version {loop.deployed.version}, learnt from its "
+        f"production feedback and judged by {loop.judge_id}. "
         f"Next: `dspyops programs`, `dspyops executions {rag.program_id}`, "
         f"`dspyops watch --program {run.program_id}`; in a browser, while the API runs "
         f"(`dspyops dev`): {api_url}/ui/programs/{run.program_id}",

@@ -118,6 +118,23 @@ def test_demo_completes_and_the_api_serves_the_new_version(dev: DevProcess) -> N
     assert re.search(r"├── retrieval retrieve, [\d.]+ ms, facts-\w+ v1", shown.stdout), shown.stdout
     assert re.search(r"└── step answer, [\d.]+ ms", shown.stdout), shown.stdout
 
+    # The feedback loop: corrected production executions promoted, a judged optimization,
+    # a gated deploy (offline: the judge's scores are canned, the flow is real).
+    found = re.search(r"(qa-loop-\w+) serves version (\d+), learnt from", out)
+    assert found, out
+    loop_id = found[1]
+    assert "11 corrected (score 0 and the right answer), 1 rated good" in out
+    assert "✓ ExecutionsPromoted 11 examples appended to qa-from-production-" in out
+    assert re.search(r"✓ OptimizationCompleted version 2 from dataset version 2: judge:judge-", out)
+    assert re.search(r"✓ ProgramDeployed version 2 serves: the gate scored it", out), out
+    looped = api(dev.env, f"/programs/{loop_id}").json()
+    assert looped["deployed_version"] == 2
+    (made,) = [v for v in api(dev.env, f"/programs/{loop_id}/versions").json() if v["number"] == 2]
+    assert made["metric"].startswith("judge:judge-")
+    examples = api(dev.env, f"/datasets/{made['dataset_id']}/examples").json()["items"]
+    assert len(examples) == 11
+    assert all(e["source_execution_id"] for e in examples)
+
 
 def test_cli_send_watch_and_tables_against_the_stack(dev: DevProcess, tmp_path: Path) -> None:
     env = dev.env
