@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from dspyops.aggregates.app import Checks, DspyOps, eventsourcing_env
+from dspyops.aggregates.app.checks import admit_all
 from dspyops.settings import Settings
 from dspyops.spend_ledger import PostgresLedger
 
@@ -61,19 +62,26 @@ def open_worker_store(settings: Settings, profiles: ProfileRegistry) -> DspyOps:
     return open_store(
         settings.effective_database_url,
         settings.event_store_schema,
-        checks=worker_checks(profiles),
+        checks=worker_checks(profiles, settings),
         pool_size=STORE_THREADS,
     )
 
 
-def worker_checks(profiles: ProfileRegistry) -> Checks:
+def worker_checks(profiles: ProfileRegistry, settings: Settings | None = None) -> Checks:
     """What the worker checks for the domain before any LM call: optimizer configs and
-    metric names when a run is planned, LM profile names when a program registers."""
+    metric names when a run is planned, LM profile names when a program registers, and
+    its producers' rate limit (from `settings`) on every command not handled before."""
+    from dspyops.rate_limits import CommandRateLimit
     from dspyops.runtime.optimizers import validate_optimization
     from dspyops.runtime.scoring import validate_metric
     from dspyops.runtime.tools import check_tools
 
+    admission = admit_all
+    if settings is not None and settings.command_rate_limit is not None:
+        rates = CommandRateLimit(settings.command_rate_limit, settings.command_rate_limit_key)
+        admission = rates.admission
     return Checks(
+        admission=admission,
         optimization=validate_optimization,
         # Evaluations carry no config, only a metric name (with its `:field` suffix).
         metric=lambda metric: validate_metric(metric, {}),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dspyops.client.security import KafkaSecurity, SaslMechanism, SecurityProtocol
@@ -67,6 +68,11 @@ class Settings(BaseSettings):
     # How often the outbox relay looks for new stored events when it has caught up.
     relay_poll_interval_s: float = Field(default=0.05, gt=0)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Commands per producer a worker process applies (rate_limits.py), in the
+    # `limits` notation: "100/second", or several as "100/second;3000/minute". None: no
+    # limit. Producers are told apart by the envelope's `source`, or its `actor`.
+    command_rate_limit: str | None = None
+    command_rate_limit_key: Literal["source", "actor"] = "source"
 
     # Where the local stack keeps jars, data folders, logs and pid files.
     home: Path = Field(default_factory=_default_home)
@@ -94,6 +100,19 @@ class Settings(BaseSettings):
     projector_metrics_port: int = Field(default=9102, ge=0, le=65535)
 
     _kafka_security: KafkaSecurity = PrivateAttr(default_factory=KafkaSecurity)
+
+    @field_validator("command_rate_limit")
+    @classmethod
+    def _rates_parse(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            # The server extra's: a client-only install never applies a rate limit.
+            from dspyops.rate_limits import parse_rates
+        except ImportError:
+            return value
+        parse_rates(value)
+        return value
 
     @model_validator(mode="after")
     def _read_kafka_security(self) -> Settings:

@@ -55,13 +55,29 @@ class AlreadyExists(DomainError):
     error_type = "already_exists"
 
 
-class IdReused(DomainError):
+class Unrecorded(DomainError):
+    """A refusal that is answered and never stored: the command was not applied, and its
+    id keeps no outcome of this refusal."""
+
+
+class IdReused(Unrecorded):
     """A command id already used by a command of another type or payload.
 
     Answered, never stored: the id's stored outcome belongs to the first command.
     """
 
     error_type = "id_reused"
+
+
+class RateLimited(Unrecorded):
+    """The command's producer sent more than the workers' rate limit allows.
+
+    Answered, never stored: a refusal that cost a write would let a runaway producer load
+    the store it is being kept from; the same command (same id) may be sent again after
+    the `retry_after_s` its error's `ctx` gives.
+    """
+
+    error_type = "rate_limited"
 
 
 def prefixed(errors: list[ErrorDict], *prefix: str | int) -> list[ErrorDict]:

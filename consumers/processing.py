@@ -112,6 +112,7 @@ class Processor:
                 command_id=envelope.id,
                 correlation_id=envelope.correlation_id,
                 actor=envelope.actor,
+                source=envelope.source,
                 command_type=envelope.short_type,
             ),
         )

@@ -32,7 +32,7 @@ from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.outcomes import handled_record, id_reused, rejected
 from dspyops.aggregates.corpus import Corpus
 from dspyops.aggregates.dataset import Dataset
-from dspyops.aggregates.errors import DomainError, IdReused, NotFound
+from dspyops.aggregates.errors import DomainError, NotFound, Unrecorded
 from dspyops.aggregates.evaluation import Evaluation
 from dspyops.aggregates.execution import Execution
 from dspyops.aggregates.handled import HandledCommand
@@ -128,8 +128,9 @@ class DspyOps(Application):
             except RecordConflictError:
                 self.conflicts += 1
                 continue
-            except IdReused as exc:
-                # The id's stored outcome (to come) is the first command's: record nothing.
+            except Unrecorded as exc:
+                # An id reused (its stored outcome, to come, is the first command's) or a
+                # producer over its rate limit: answered, nothing recorded.
                 return rejected(ctx, exc, subject)
             except REJECTIONS as exc:
                 try:

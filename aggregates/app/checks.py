@@ -23,6 +23,9 @@ MetricCheck = Callable[[str], list[ErrorDict]]
 ToolCheck = Callable[[list[str]], list[ErrorDict]]
 # (plugin name, options) -> (what the version records about it, problems).
 PluginCheck = Callable[[str, dict[str, Any]], tuple[dict[str, Any] | None, list[ErrorDict]]]
+# (command id, producer source, actor) -> why the command may not be applied now (a rate
+# limit's refusal, with its retry-after); asked once per command not handled before.
+Admission = Callable[[str, str | None, str | None], list[ErrorDict]]
 
 
 def no_optimizer_errors(optimizer: str, metric: str, config: dict[str, Any]) -> list[ErrorDict]:
@@ -37,6 +40,10 @@ def no_tool_errors(tools: list[str]) -> list[ErrorDict]:
     return []
 
 
+def admit_all(command_id: str, source: str | None, actor: str | None) -> list[ErrorDict]:
+    return []
+
+
 def no_plugins(name: str, options: dict[str, Any]) -> tuple[dict[str, Any] | None, list[ErrorDict]]:
     msg = f"no plugin module {name!r} is installed (no worker's registry was given)"
     return None, [{"loc": ["module"], "msg": msg, "type": "unknown_plugin"}]
@@ -48,6 +55,8 @@ class Checks:
     metric: MetricCheck = field(default=no_metric_errors)
     tools: ToolCheck = field(default=no_tool_errors)
     plugin: PluginCheck = field(default=no_plugins)
+    # The workers' rate limit per producer (DSPYOPS_COMMAND_RATE_LIMIT); none by default.
+    admission: Admission = field(default=admit_all)
     # The LM profile names the workers have; None accepts any (no worker to ask).
     lm_profiles: frozenset[str] | None = None
 

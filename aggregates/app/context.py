@@ -17,6 +17,8 @@ class CommandContext(BaseModel):
     command_id: str
     correlation_id: str
     actor: str | None = None
+    # The envelope's `source`: which producer sent the command (for its rate limit).
+    source: str | None = None
     command_type: str = ""
     # A digest of the command's type and payload: the same id sent again with another
     # type or payload is a reused id, answered `id_reused` (never applied, never stored).

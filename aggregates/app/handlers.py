@@ -37,6 +37,7 @@ from dspyops.aggregates.app.plans import (
     OptimizationPlan,
     Plan,
 )
+from dspyops.aggregates.errors import RateLimited
 from dspyops.events.commands import (
     COMMAND_TYPES,
     GATED_COMMANDS,
@@ -180,4 +181,13 @@ def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Pla
     """Apply `command` once: its outcome (stored), or the plan of the work it asks for."""
     handler = COMMAND_HANDLERS[type(command)]
     ctx = for_command(command, ctx)
-    return app.attempt(ctx, lambda _: handler(app, command, ctx), subject_of(command, ctx))
+
+    def work(_first: bool) -> Outcome | Plan:
+        # After the stored-outcome lookup: a redelivered command gets its outcome, not a
+        # refusal, and spends none of its producer's rate.
+        refused = app.checks.admission(ctx.command_id, ctx.source, ctx.actor)
+        if refused:
+            raise RateLimited(errors=refused)
+        return handler(app, command, ctx)
+
+    return app.attempt(ctx, work, subject_of(command, ctx))

@@ -1,0 +1,70 @@
+"""A producer over the workers' rate limit: refused, nothing recorded, counted once.
+
+The domain asks `Checks.admission` after looking up the command's stored outcome: a
+redelivered command gets what it got before, and a refused one keeps its id free.
+"""
+
+from __future__ import annotations
+
+from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, handle, in_memory_env
+from dspyops.aggregates.app.checks import Checks
+from dspyops.aggregates.errors import ErrorDict
+from dspyops.events.commands import RegisterProgram
+
+SIGNATURE = "question: str -> answer: str"
+REFUSAL: ErrorDict = {
+    "loc": ["source"],
+    "msg": "source 'urn:a' is over the rate limit of 1 per 1 second: send again in 0.5 s",
+    "type": "rate_limited",
+    "ctx": {"limit": "1 per 1 second", "producer": "urn:a", "retry_after_s": 0.5},
+}
+
+
+class Gate:
+    """An admission that refuses while `closed`, and notes every command it was asked about."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.asked: list[tuple[str, str | None, str | None]] = []
+
+    def __call__(self, command_id: str, source: str | None, actor: str | None) -> list[ErrorDict]:
+        self.asked.append((command_id, source, actor))
+        return [REFUSAL] if self.closed else []
+
+
+def ctx(command_id: str) -> CommandContext:
+    return CommandContext(
+        command_id=command_id, correlation_id=command_id, source="urn:a", actor="ann"
+    )
+
+
+def register(app: DspyOps, command_id: str, program_id: str = "p") -> Outcome:
+    command = RegisterProgram(program_id=program_id, name="P", signature=SIGNATURE)
+    outcome = handle(app, command, ctx(command_id))
+    assert isinstance(outcome, Outcome)
+    return outcome
+
+
+def test_a_refused_command_is_answered_not_recorded_and_its_id_stays_free() -> None:
+    gate = Gate()
+    app = DspyOps(in_memory_env(), checks=Checks(admission=gate))
+    gate.closed = True
+    refused = register(app, "c1")
+    assert refused.rejected
+    assert refused.data["errors"] == [REFUSAL]
+    assert gate.asked == [("c1", "urn:a", "ann")]
+    # Nothing was recorded: the same id, once the producer is under its limit, applies.
+    gate.closed = False
+    assert register(app, "c1").result_type == "ProgramRegistered"
+    assert app.program("p").latest_version == 1
+
+
+def test_a_redelivered_command_gets_its_stored_outcome_whatever_the_limit() -> None:
+    gate = Gate()
+    app = DspyOps(in_memory_env(), checks=Checks(admission=gate))
+    first = register(app, "c1")
+    gate.closed = True
+    again = register(app, "c1")
+    assert (again.result_type, again.data) == (first.result_type, first.data)
+    # Answered from the store: the limit was not even asked (nor counted) the second time.
+    assert [command_id for command_id, _, _ in gate.asked] == ["c1"]
