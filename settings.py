@@ -11,7 +11,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dspyops.client.security import KafkaSecurity, SaslMechanism, SecurityProtocol
@@ -182,3 +190,22 @@ def _secret(value: SecretStr | None, file: Path | None, name: str) -> SecretStr 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def setting_problems(exc: ValidationError) -> list[str]:
+    """One line per problem of a Settings validation error, naming the variable to fix
+    (what a CLI prints instead of pydantic's traceback)."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = str(error["loc"][0]) if error["loc"] else None
+        info = Settings.model_fields.get(field) if field else None
+        if info is None:
+            lines.append(message)
+            continue
+        alias = info.validation_alias
+        variable = (
+            str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"DSPYOPS_{field}".upper()
+        )
+        lines.append(f"{variable}: {message}")
+    return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
 from dspyops.cli import (
     promote_command,
@@ -12,13 +13,14 @@ from dspyops.cli import (
     send_commands,
     watch_commands,
 )
-from dspyops.cli.console import fail
+from dspyops.cli.console import EXIT_USAGE, fail
 from dspyops.cli.extras import (
     INSTALL_HINT,
     SERVER_COMMANDS,
     missing_server_modules,
     needs_server_message,
 )
+from dspyops.settings import setting_problems
 
 app = typer.Typer(
     name="dspyops",
@@ -82,7 +84,18 @@ _add_server_commands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        # A bad setting (an environment variable) is the operator's to fix: say which, in
+        # one line each, not as a traceback.
+        if exc.title != "Settings":
+            raise
+        problems = setting_problems(exc)
+        try:
+            fail(f"bad setting: {problems[0]}", "; ".join(problems[1:]) or None, code=EXIT_USAGE)
+        except typer.Exit as stop:  # outside the app: no typer to turn it into the status
+            raise SystemExit(stop.exit_code) from None
 
 
 if __name__ == "__main__":
