@@ -24,7 +24,8 @@ ToolCheck = Callable[[list[str]], list[ErrorDict]]
 # (plugin name, options) -> (what the version records about it, problems).
 PluginCheck = Callable[[str, dict[str, Any]], tuple[dict[str, Any] | None, list[ErrorDict]]]
 # (command id, producer source, actor) -> why the command may not be applied now (a rate
-# limit's refusal, with its retry-after); asked once per command not handled before.
+# limit's refusal, with its retry-after); asked for each command from a producer (one
+# with a `source`) not handled before, never for the worker's own.
 Admission = Callable[[str, str | None, str | None], list[ErrorDict]]
 
 

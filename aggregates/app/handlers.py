@@ -184,8 +184,9 @@ def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Pla
 
     def work(_first: bool) -> Outcome | Plan:
         # After the stored-outcome lookup: a redelivered command gets its outcome, not a
-        # refusal, and spends none of its producer's rate.
-        refused = app.checks.admission(ctx.command_id, ctx.source, ctx.actor)
+        # refusal, and spends none of its producer's rate. Only a producer's commands
+        # (their envelope's `source`) are limited, not the worker's own (a judge's score).
+        refused = app.checks.admission(ctx.command_id, ctx.source, ctx.actor) if ctx.source else []
         if refused:
             raise RateLimited(errors=refused)
         return handler(app, command, ctx)

@@ -68,3 +68,17 @@ def test_a_redelivered_command_gets_its_stored_outcome_whatever_the_limit() -> N
     assert (again.result_type, again.data) == (first.result_type, first.data)
     # Answered from the store: the limit was not even asked (nor counted) the second time.
     assert [command_id for command_id, _, _ in gate.asked] == ["c1"]
+
+
+def test_the_workers_own_commands_are_never_limited() -> None:
+    """A judge's score is recorded as RecordFeedback with a context of the worker's own
+    (no producer `source`): the producers' limit is not asked."""
+    gate = Gate()
+    gate.closed = True
+    app = DspyOps(in_memory_env(), checks=Checks(admission=gate))
+    command = RegisterProgram(program_id="p", name="P", signature=SIGNATURE)
+    own = CommandContext(command_id="own", correlation_id="own", actor="judge:j")
+    outcome = handle(app, command, own)
+    assert isinstance(outcome, Outcome)
+    assert outcome.result_type == "ProgramRegistered"
+    assert gate.asked == []
