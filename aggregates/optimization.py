@@ -1,4 +1,9 @@
-"""The Optimization aggregate: one optimizer run over a dataset for one program."""
+"""The Optimization aggregate: one optimizer run over a dataset for one program.
+
+A run that searches candidates one at a time (``runtime.random_search``) records each
+scored candidate as a checkpoint (``CandidateScored``): a worker that starts the run
+again after one died skips the candidates its run already holds.
+"""
 
 from __future__ import annotations
 
@@ -91,6 +96,8 @@ class Optimization(Run):
         self.baseline_score: float | None = None
         self.optimized_score: float | None = None
         self.provenance: dict[str, Any] | None = None
+        # Checkpoints: each candidate scored so far, by its seed (CandidateScored).
+        self.candidates: dict[int, dict[str, Any]] = {}
 
     class Completed(Aggregate.Event):
         version: int
@@ -141,3 +148,64 @@ class Optimization(Run):
         self.baseline_score = baseline_score
         self.optimized_score = optimized_score
         self.provenance = provenance
+
+    class CandidateScored(Aggregate.Event):
+        """A checkpoint: one candidate of a search scored on the dev split.
+
+        Everything a run started again needs to skip the candidate: its seed (the
+        optimizer's candidate number), its score (0..1), its program state
+        (``dump_state()`` as JSON), the baseline's score, and what the run had spent by
+        then over all its starts (``lm_calls``, ``prompt_tokens``, ``completion_tokens``).
+        """
+
+        seed: int
+        score: float
+        state: dict[str, Any]
+        baseline_score: float
+        spent: dict[str, int]
+        command_id: str
+        correlation_id: str
+        actor: str | None
+
+    def checkpoint(
+        self,
+        seed: int,
+        score: float,
+        state: dict[str, Any],
+        baseline_score: float,
+        spent: dict[str, int],
+        **meta: Any,
+    ) -> bool:
+        """Record a scored candidate; False (nothing recorded) when it already was."""
+        self._check(frozenset({RUNNING}), "checkpoint")
+        if seed in self.candidates:
+            return False
+        self._candidate_scored(
+            seed=seed,
+            score=score,
+            state=state,
+            baseline_score=baseline_score,
+            spent=spent,
+            **meta,
+        )
+        return True
+
+    @event(CandidateScored)
+    def _candidate_scored(
+        self,
+        seed: int,
+        score: float,
+        state: dict[str, Any],
+        baseline_score: float,
+        spent: dict[str, int],
+        command_id: str,
+        correlation_id: str,
+        actor: str | None,
+    ) -> None:
+        self.candidates[seed] = {
+            "seed": seed,
+            "score": score,
+            "state": state,
+            "baseline_score": baseline_score,
+            "spent": dict(spent),
+        }

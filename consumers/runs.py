@@ -9,14 +9,21 @@ never wait for it. While a run works the loop polls, every ``poll_interval_s``:
   cancelled, and the run is told to stop;
 - the time limit (``config.time_limit_s``);
 - the run's progress, published as ``OptimizationProgress`` when a step ends, and as a
-  heartbeat every ``heartbeat_s`` while the optimizer is calling the metric.
+  heartbeat every ``heartbeat_s`` while the optimizer is calling the metric;
+- the candidates the run scored (a resumable optimizer's, ``runtime.random_search``),
+  each recorded as a checkpoint (``Optimization.CandidateScored``) through the store.
 
 The command's offset is held by its agent until the terminal result is on Kafka: a
 worker that dies mid-run gets the command again, ``plan_optimization`` says
-``resumed=True``, and the run starts over from the recorded request. Each start is
+``resumed=True``, and the run starts again from the recorded request and its
+checkpoints: a resumable optimizer skips the candidates recorded, takes the baseline's
+score from them and counts on from what they say was spent. Each start is
 recorded as progress step 0 (``Run.starts`` counts them); a run interrupted
 ``MAX_STARTS`` times (a run that itself kills its worker would otherwise be redelivered
 forever) fails with code ``interrupted``.
+
+This module is long because one run's whole watch is here: its start, its stop
+(cancel, time limit, budget), its progress and checkpoints, and its one ending.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ from dspyops.runtime.run_state import (
     CANCELLED,
     OPTIMIZATION_STEPS,
     TIME_LIMIT_EXCEEDED,
+    Checkpoint,
     RunFailed,
     RunState,
     Stopped,
@@ -138,6 +146,7 @@ class RunJobs:
             errors=errors,
             models=models,
             judge=judge,
+            checkpoints=[_checkpoint(c) for c in planned.checkpoints],
         )
         future = in_run_thread(self.pool, work)
         try:
@@ -189,9 +198,11 @@ class RunJobs:
     ) -> None:
         steps_reported = 0
         calls_reported = 0
+        checkpointed = 0
         last_report = time.monotonic()
         while not future.done():
             await asyncio.wait({future}, timeout=self.poll_interval_s)
+            checkpointed += await self._checkpoints(run_id, state, checkpointed)
             if time.monotonic() > state.deadline:
                 state.stop(TIME_LIMIT_EXCEEDED)
             elif await self._in_store(optimizations.is_cancelled, self.app, run_id):
@@ -209,9 +220,26 @@ class RunJobs:
                 calls_reported, last_report = calls, time.monotonic()
                 message = f"{message}; {calls} metric calls so far"
                 await self._progress(run_id, envelope, step, total, best, message, state)
+        checkpointed += await self._checkpoints(run_id, state, checkpointed)
         if state.reason is None:
             for step, total, best, message in state.finished_since(steps_reported):
                 await self._progress(run_id, envelope, step, total, best, message, state)
+
+    async def _checkpoints(self, run_id: str, state: RunState, recorded: int) -> int:
+        """Record the candidates scored since `recorded`; how many were taken."""
+        taken = state.checkpoints_since(recorded)
+        for checkpoint in taken:
+            try:
+                await self._in_store(
+                    partial(optimizations.record_checkpoint, **vars(checkpoint)),
+                    self.app,
+                    run_id,
+                )
+            except Exception:
+                # A checkpoint saves work after a crash: failing to record one must not
+                # fail the run (started again, it makes that candidate again).
+                log.warning("could not record a checkpoint of %s", run_id, exc_info=True)
+        return len(taken)
 
     async def _progress(
         self,
@@ -277,6 +305,17 @@ class RunJobs:
 
     async def _in_store(self, fn: Any, *args: Any) -> Any:
         return await in_store(self.store_executor, fn, *args)
+
+
+def _checkpoint(recorded: dict[str, Any]) -> Checkpoint:
+    """A checkpoint the run recorded (Optimization.CandidateScored), for the runtime."""
+    return Checkpoint(
+        seed=recorded["seed"],
+        score=recorded["score"],
+        state=recorded["state"],
+        baseline_score=recorded["baseline_score"],
+        spent=recorded["spent"],
+    )
 
 
 def _time_limit(plan: OptimizationPlan) -> float:

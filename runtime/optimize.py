@@ -16,6 +16,11 @@ dev split before the stop, when it beat the baseline, for the run to keep as a v
 Steps (``RunState.step`` of ``total``): 1 baseline scored on dev, 2 optimizer compiled,
 3 optimized program scored on dev. ``metric_calls`` grows while the optimizer works.
 
+Checkpoints: a resumable optimizer (``runtime.optimizers``) tells each candidate it
+scored, and the run queues it (``RunState.checkpoint``) for the worker to record. A run
+started again with checkpoints takes the baseline's score, the counters of what it spent
+and the candidates from them, and makes only the others.
+
 Failed calls: a version is never made from a run whose calls failed. An errored
 example (see ``runtime.evaluate``) in either score fails the run, and so does a failed
 LM call while compiling: the optimizer carries on without it (a bootstrapped demo
@@ -41,20 +46,22 @@ import dspy
 from dspy.utils.callback import BaseCallback
 from pydantic_core import to_jsonable_python
 
-from dspyops.runtime.candidates import BestCandidate, DevScores
+from dspyops.runtime.candidates import BestCandidate, Candidate, DevScores
 from dspyops.runtime.evaluate import Scored, score_program, to_examples
 from dspyops.runtime.failures import Failed, Tally
 from dspyops.runtime.judge import Judge, JudgeMetric
 from dspyops.runtime.lm_errors import INTERNAL_ERROR, LMErrors
 from dspyops.runtime.modules import build_module, state_problems
-from dspyops.runtime.optimizers import InvalidConfig, compile_program, parse_config
+from dspyops.runtime.optimizers import OPTIMIZERS, InvalidConfig, compile_program, parse_config
 from dspyops.runtime.progress_bars import make_progress_bars_thread_safe
 from dspyops.runtime.provenance import ResponseModels, watched
+from dspyops.runtime.random_search import Checkpoints
 from dspyops.runtime.run_state import (
     BUDGET_EXCEEDED,
     CANCELLED,
     EXAMPLES_ERRORED,
     LM_CALLS_FAILED,
+    Checkpoint,
     GuardedAdapter,
     Optimized,
     RunFailed,
@@ -138,13 +145,19 @@ def run_optimization(
     errors: LMErrors,
     models: ResponseModels | None = None,
     judge: Judge | None = None,
+    checkpoints: Sequence[Checkpoint] = (),
 ) -> Optimized:
     """Baseline, compile, score; raises RunFailed (told by `errors`) or Stopped.
     `models` collects the models that answered (runtime.provenance); `judge` is the
-    judge program of a `judge:` metric."""
+    judge program of a `judge:` metric; `checkpoints`: what the run recorded before a
+    worker started it again (a resumable optimizer's candidates, in recorded order)."""
     make_progress_bars_thread_safe()
     lm, watching = watched(lm, models)
     parsed = _config(optimizer, config)
+    resumed = list(checkpoints) if OPTIMIZERS[optimizer].resumable else []
+    if resumed:
+        # The counters go on from what the run had spent at its last checkpoint.
+        state.carry(max((c.spent for c in resumed), key=lambda s: s.get("lm_calls", 0)))
     metric = _metric(metric_name, parsed.metric_options, spec.output_names, judge)
     train = to_examples(trainset, spec.input_names)
     if not train:
@@ -163,13 +176,20 @@ def run_optimization(
         **watching,
     ):
         student = spec.program(spec.state)
-        baseline = _guarded(
-            state, errors, lambda: score_program(student, dev, metric, num_threads=1)
-        )
-        _no_failed_calls("scoring the baseline", baseline.errors, "examples", EXAMPLES_ERRORED)
-        state.advance(1, "baseline scored on the dev split", baseline.score)
+        baseline = _baseline(state, errors, student, dev, metric, resumed)
         candidates = BestCandidate(state, dev)
-        with _keeping_best(spec, state, candidates, baseline.score, compiling.tally):
+        scored = _scored_before(state, candidates, resumed)
+
+        def record(seed: int, candidate: Candidate) -> None:
+            # Not a checkpoint: a candidate scored while stopping (the score measures the
+            # stop), or after a failed LM call (the run fails; started again, it redoes it).
+            if state.reason is None and not compiling.tally.failed:
+                spent = state.counters()
+                state.checkpoint(
+                    Checkpoint(seed, candidate.score, candidate.state, baseline, spent)
+                )
+
+        with _keeping_best(spec, state, candidates, baseline, compiling.tally):
             with dspy.context(callbacks=[*callbacks, compiling, candidates]):
                 compiled = _guarded(
                     state,
@@ -182,6 +202,7 @@ def run_optimization(
                         trainset=train,
                         devset=dev,
                         lm=lm,
+                        checkpoints=Checkpoints(scored, record, spec.program),
                     ),
                 )
             _no_failed_calls(
@@ -195,7 +216,46 @@ def run_optimization(
             "scoring the optimized program", optimized.errors, "examples", EXAMPLES_ERRORED
         )
         state.advance(3, "optimized program scored on the dev split", optimized.score)
-    return Optimized(_saved_state(spec, compiled), baseline.score, optimized.score)
+    return Optimized(_saved_state(spec, compiled), baseline, optimized.score)
+
+
+def _baseline(
+    state: RunState,
+    errors: LMErrors,
+    student: dspy.Module,
+    dev: list[dspy.Example],
+    metric: Metric | JudgeMetric,
+    resumed: Sequence[Checkpoint],
+) -> float:
+    """The starting version's score on dev: scored, or as recorded before a restart."""
+    if resumed:
+        score = resumed[-1].baseline_score
+        message = (
+            f"baseline scored on the dev split before the interruption; "
+            f"{len({c.seed for c in resumed})} candidates kept from checkpoints"
+        )
+        state.advance(1, message, score)
+        return score
+    scored = _guarded(state, errors, lambda: score_program(student, dev, metric, num_threads=1))
+    _no_failed_calls("scoring the baseline", scored.errors, "examples", EXAMPLES_ERRORED)
+    state.advance(1, "baseline scored on the dev split", scored.score)
+    return scored.score
+
+
+def _scored_before(
+    state: RunState, best: BestCandidate, resumed: Sequence[Checkpoint]
+) -> dict[int, Candidate]:
+    """The checkpointed candidates by seed; the best of them (first of the highest, as
+    DSPy picks) is the best so far, for progress and for a stop over budget."""
+    scored: dict[int, Candidate] = {}
+    for checkpoint in resumed:
+        scored.setdefault(checkpoint.seed, Candidate(checkpoint.score, checkpoint.state))
+    for seed in sorted(scored):
+        candidate = scored[seed]
+        state.saw_score(candidate.score)
+        if best.best is None or candidate.score > best.best.score:
+            best.best = candidate
+    return scored
 
 
 def run_evaluation(

@@ -14,7 +14,9 @@ a pipeline's steps' or a plugin's):
 
 - ``LabeledFewShot``: ``k`` labelled demos, no LM calls while compiling.
 - ``BootstrapFewShot``: demos from traces of the program that pass the metric.
-- ``BootstrapFewShotWithRandomSearch``: several bootstrapped candidates, best on dev.
+- ``BootstrapFewShotWithRandomSearch``: several bootstrapped candidates, best on dev;
+  made one at a time (``runtime.random_search``), each recorded as a checkpoint, so a
+  run started again after its worker died skips the candidates already scored.
 - ``MIPROv2``: instructions and demos, ``auto`` = light (default), medium or heavy;
   the profile's LM proposes the instructions (MIPROv2 needs an LM at init). Needs the
   ``optuna`` package (``dspy[optuna]``); without it MIPROv2 is rejected as unavailable.
@@ -37,6 +39,7 @@ from typing import Any, Generic, Literal, TypeVar
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dspyops.runtime.random_search import NO_CHECKPOINTS, Checkpoints, search
 from dspyops.runtime.scoring import validate_metric
 
 ErrorDict = dict[str, Any]
@@ -103,6 +106,9 @@ class Job:
     trainset: list[dspy.Example]
     devset: list[dspy.Example]
     lm: dspy.BaseLM
+    # What a resumable optimizer (``Optimizer.resumable``) scored before, and where it
+    # tells new candidates; None: a fresh run that records nothing.
+    checkpoints: Checkpoints | None = None
 
 
 def _labeled_few_shot(config: LabeledFewShotConfig, job: Job) -> dspy.Module:
@@ -122,7 +128,7 @@ def _bootstrap_few_shot(config: BootstrapFewShotConfig, job: Job) -> dspy.Module
 
 
 def _random_search(config: RandomSearchConfig, job: Job) -> dspy.Module:
-    return dspy.BootstrapFewShotWithRandomSearch(
+    optimizer = dspy.BootstrapFewShotWithRandomSearch(
         metric=job.metric,
         max_bootstrapped_demos=config.max_bootstrapped_demos,
         max_labeled_demos=config.max_labeled_demos,
@@ -132,7 +138,15 @@ def _random_search(config: RandomSearchConfig, job: Job) -> dspy.Module:
         max_errors=config.max_errors,
         # Our scores are 0..1, DSPy's random search compares percentages.
         stop_at_score=None if config.stop_at_score is None else config.stop_at_score * 100,
-    ).compile(job.student, trainset=job.trainset, valset=job.devset or None)
+    )
+    # Candidate by candidate (runtime.random_search): the same result as its compile.
+    return search(
+        optimizer,
+        job.student,
+        trainset=job.trainset,
+        valset=job.devset or None,
+        checkpoints=job.checkpoints or NO_CHECKPOINTS,
+    )
 
 
 def _miprov2(config: MIPROv2Config, job: Job) -> dspy.Module:
@@ -187,6 +201,9 @@ class Optimizer(Generic[C]):
     # The seed DSPy itself fixes for an optimizer whose config has no `seed` (recorded in
     # a run's provenance); None when it fixes none that one number describes.
     fixed_seed: int | None = None
+    # Records each scored candidate as a checkpoint, and skips those a run started
+    # again already holds (``Job.checkpoints``); the others start over.
+    resumable: bool = False
 
 
 # The one table: parse_config and compile_program both look the name up here.
@@ -195,7 +212,9 @@ OPTIMIZERS: dict[str, Optimizer[Any]] = {
     # random.Random(0); random search seeds its candidate i with random.Random(i).
     "LabeledFewShot": Optimizer(LabeledFewShotConfig, _labeled_few_shot, fixed_seed=0),
     "BootstrapFewShot": Optimizer(BootstrapFewShotConfig, _bootstrap_few_shot, fixed_seed=0),
-    "BootstrapFewShotWithRandomSearch": Optimizer(RandomSearchConfig, _random_search),
+    "BootstrapFewShotWithRandomSearch": Optimizer(
+        RandomSearchConfig, _random_search, resumable=True
+    ),
     "MIPROv2": Optimizer(MIPROv2Config, _miprov2, requires="optuna"),
     "GEPA": Optimizer(GEPAConfig, _gepa, requires="gepa"),
 }
@@ -263,8 +282,10 @@ def compile_program(
     trainset: list[dspy.Example],
     devset: list[dspy.Example],
     lm: dspy.BaseLM,
+    checkpoints: Checkpoints | None = None,
 ) -> dspy.Module:
-    """Run the optimizer; call inside ``dspy.context(lm=lm)``."""
+    """Run the optimizer; call inside ``dspy.context(lm=lm)``. ``checkpoints``: for a
+    resumable one, what the run scored before and where new candidates go."""
     entry = OPTIMIZERS.get(optimizer)
     if entry is None:
         raise InvalidConfig(
@@ -272,4 +293,4 @@ def compile_program(
         )
     if type(config) is not entry.config:
         raise TypeError(f"{optimizer} takes {entry.config.__name__}, not {type(config).__name__}")
-    return entry.compile(config, Job(student, metric, trainset, devset, lm))
+    return entry.compile(config, Job(student, metric, trainset, devset, lm, checkpoints))

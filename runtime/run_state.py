@@ -6,7 +6,8 @@ A thread cannot be killed, so stopping is cooperative: every LM call goes throug
 limit or over its budget. ``RunState`` holds the step reached, the best score so far,
 the metric calls made, every finished step, and what the run spent (LM calls, tokens,
 dollars: ``runtime.trace.UsageTo(state.add_usage)`` counts each
-LM response), for the loop to publish as progress.
+LM response), for the loop to publish as progress, and the candidates scored since the
+run started (``Checkpoint``), for the loop to record.
 """
 
 from __future__ import annotations
@@ -33,6 +34,20 @@ class Optimized:
     state: dict[str, Any]
     baseline_score: float
     optimized_score: float
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A candidate the run scored on the dev split, recorded so that a run started again
+    after its worker died skips it (``runtime.random_search``)."""
+
+    seed: int  # the optimizer's candidate number
+    score: float  # 0..1
+    state: dict[str, Any]  # the candidate's ``dump_state()``, as JSON
+    baseline_score: float  # the starting version's score, 0..1
+    # What the run had spent by then, over all its starts: lm_calls, prompt_tokens,
+    # completion_tokens.
+    spent: dict[str, int]
 
 
 class Stopped(Exception):
@@ -89,6 +104,8 @@ class RunState:
         # Every finished step, kept so a reporter that polls slower than steps end
         # still reports each one: (step, total, best score so far, message).
         self.finished: list[tuple[int, int, float | None, str]] = []
+        # Every candidate scored, in order, for the loop to record (same reason).
+        self.checkpoints: list[Checkpoint] = []
 
     def stop(self, reason: str) -> None:
         with self._lock:
@@ -119,11 +136,35 @@ class RunState:
         with self._lock:
             self.best_score = score if self.best_score is None else max(self.best_score, score)
 
+    def checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            self.checkpoints.append(checkpoint)
+
+    def checkpoints_since(self, count: int) -> list[Checkpoint]:
+        with self._lock:
+            return self.checkpoints[count:]
+
     def count_metric_call(self) -> None:
         with self._lock:
             self.metric_calls += 1
 
     # --- what the run spent -------------------------------------------------------
+
+    def carry(self, spent: dict[str, int]) -> None:
+        """Count what the run spent before it was started again (a checkpoint's ``spent``)."""
+        with self._lock:
+            self.lm_calls += int(spent.get("lm_calls", 0))
+            self.prompt_tokens += int(spent.get("prompt_tokens", 0))
+            self.completion_tokens += int(spent.get("completion_tokens", 0))
+
+    def counters(self) -> dict[str, int]:
+        """What the run spent so far, as a checkpoint records it."""
+        with self._lock:
+            return {
+                "lm_calls": self.lm_calls,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            }
 
     def add_usage(self, usage: dict[str, Any]) -> None:
         """One LM response and the tokens it was billed for (from RunUsage)."""

@@ -3,6 +3,9 @@
 `plan_optimization` is OptimizeProgram's handler and `cancel_optimization`
 CancelOptimization's; the worker reports progress and the ending with the other
 functions here while the optimizer runs.
+
+This module is long because a run's every record is here, from its plan to its
+checkpoints and its one ending (a version added, or kept from a run stopped over budget).
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ def _plan(app: DspyOps, run: Optimization, *, resumed: bool) -> OptimizationPlan
         resumed=resumed,
         starts=run.starts,
         judge=judge,
+        # A run started again skips the candidates it recorded (in the order scored).
+        checkpoints=list(run.candidates.values()) if resumed else [],
         **plan_fields(program, base),
         corpora=searched_corpora(app, program),
     )
@@ -137,6 +142,33 @@ def record_progress(
         )
         return Outcome.of(result, optimization_id)
     raise ConflictsExhausted(f"optimization {optimization_id!r}: progress kept conflicting")
+
+
+def record_checkpoint(
+    app: DspyOps,
+    optimization_id: str,
+    *,
+    seed: int,
+    score: float,
+    state: dict[str, Any],
+    baseline_score: float,
+    spent: dict[str, int],
+) -> bool:
+    """Record one scored candidate of a running optimization (``Optimization.checkpoint``);
+    False when the run is no longer running or already holds that candidate."""
+    for _ in range(app.max_attempts):
+        run = app.optimization(optimization_id)
+        if run.status != RUNNING:
+            return False
+        # Bootstrapped demos hold LM text: made storable (NUL replaced), as a version's.
+        if not run.checkpoint(seed, score, storable(state), baseline_score, spent, **run.origin()):
+            return False
+        try:
+            app.save(run)
+        except RecordConflictError:
+            continue
+        return True
+    raise ConflictsExhausted(f"optimization {optimization_id!r}: checkpoint kept conflicting")
 
 
 def is_cancelled(app: DspyOps, optimization_id: str) -> bool:

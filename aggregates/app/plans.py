@@ -101,6 +101,9 @@ class OptimizationPlan(Plan):
     starts: int = 0
     # The judge program when the metric is "judge:<program_id>[@alias]".
     judge: JudgePlan | None = None
+    # A resumed run's checkpoints (Optimization.CandidateScored: seed, score, state,
+    # baseline_score, spent), in the order they were recorded; empty for a new run.
+    checkpoints: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class EvaluationPlan(Plan):

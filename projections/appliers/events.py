@@ -142,6 +142,11 @@ class RunProgressed(Recorded, Protocol):
     best_score: float | None
 
 
+class OptimizationCandidateScored(Recorded, Protocol):
+    seed: int
+    score: float
+
+
 class RunFailed(Recorded, Protocol):
     code: str
     message: str

@@ -12,6 +12,7 @@ from dspyops.projections.appliers.events import (
     EvaluationCompleted,
     EvaluationRequested,
     Handlers,
+    OptimizationCandidateScored,
     OptimizationCompleted,
     OptimizationRequested,
     Recorded,
@@ -46,6 +47,7 @@ class RunsApplier:
             event_class(Run, "Progressed"): self.progressed,
             event_class(Run, "Failed"): self.failed,
             event_class(Run, "Cancelled"): self.cancelled,
+            event_class(Optimization, "CandidateScored"): self.candidate_scored,
             event_class(Optimization, "Completed"): self.optimization_completed,
             event_class(Evaluation, "Completed"): self.evaluation_completed,
         }
@@ -69,6 +71,20 @@ class RunsApplier:
 
     def progressed(self, e: RunProgressed, position: int) -> None:
         self._change(e, position, step=e.step, total=e.total, best_score=e.best_score)
+
+    def candidate_scored(self, e: OptimizationCandidateScored, position: int) -> None:
+        """A checkpoint: the row is unchanged but for its time; the audit trail says
+        which candidate was recorded (its state stays in the event store)."""
+        before = self.rows.select(RUNS, {"id": e.originator_id})
+        self.rows.update(RUNS, {"id": e.originator_id}, {"updated_at": e.timestamp})
+        self.audit.record(
+            e,
+            position,
+            kind=before["kind"],
+            aggregate_id=before["run_id"],
+            program_id=before["program_id"],
+            changed={"candidate": {"before": None, "after": {"seed": e.seed, "score": e.score}}},
+        )
 
     def failed(self, e: RunFailed, position: int) -> None:
         self._change(

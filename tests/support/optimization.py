@@ -52,6 +52,25 @@ def few_shot_reply(request: Request) -> str:
     return chat_reply(answer="I do not know")
 
 
+def _first_operand(question: str) -> str:
+    return question.split(" plus ")[0]
+
+
+def same_operand_text(text: str) -> str:
+    """Right only when a demo shown asks about the same first number: candidates with
+    different demos score differently, so a search has a best to find (and ties)."""
+    questions = _QUESTION.findall(text)
+    if questions and questions[-1] in ANSWERS:
+        question = questions[-1]
+        if any(_first_operand(q) == _first_operand(question) for q in questions[:-1]):
+            return chat_reply(answer=ANSWERS[question])
+    return chat_reply(answer="I do not know")
+
+
+def same_operand_reply(request: Request) -> str:
+    return same_operand_text(prompt_text(request))
+
+
 def few_shot_lm(delay_s: float = 0.0, usage: tuple[int, int] = (0, 0)) -> ScriptedLM:
     return ScriptedLM(few_shot_reply, delay_s=delay_s, usage=usage)
 

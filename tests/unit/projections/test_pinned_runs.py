@@ -11,7 +11,7 @@ from dspyops.aggregates.optimization import Optimization
 from dspyops.projections.appliers.audit import AuditTrail
 from dspyops.projections.appliers.rows import Rows
 from dspyops.projections.appliers.runs import RunsApplier
-from dspyops.projections.read_schema import PROGRAM_VERSIONS, RUNS
+from dspyops.projections.read_schema import AUDIT_LOG, PROGRAM_VERSIONS, RUNS
 from tests.unit.projections.memory_rows import MemoryRows
 from tests.unit.projections.test_programs import META, new_program
 from tests.unit.projections.test_programs import project as project_program
@@ -86,3 +86,16 @@ def test_an_optimized_versions_row_shows_the_dataset_version_that_made_it() -> N
     )
     versions = project_program(program).tables[PROGRAM_VERSIONS.name]
     assert [v["dataset_version"] for v in versions] == [None, 3]
+
+
+def test_a_checkpoint_is_audited_and_leaves_the_runs_row_as_it_was() -> None:
+    run = optimization(3)
+    spent = {"lm_calls": 12, "prompt_tokens": 0, "completion_tokens": 0}
+    run.checkpoint(-2, 0.75, {"demos": [{"question": "q", "answer": "a"}]}, 0.25, spent, **META)
+    rows = project_runs(run)
+    (row,) = rows.tables[RUNS.name]
+    assert (row["status"], row.get("best_score"), row["step"]) == ("running", None, 0)
+    entry = rows.tables[AUDIT_LOG.name][-1]
+    assert entry["event_type"] == "CandidateScored"
+    # The audit entry names the candidate; its state stays in the event store.
+    assert entry["changes"] == {"candidate": {"before": None, "after": {"seed": -2, "score": 0.75}}}

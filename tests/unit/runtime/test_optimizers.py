@@ -50,9 +50,14 @@ def _recording(name: str, recorded: list[Call]) -> type:
     class Fake:
         def __init__(self, **kwargs: Any) -> None:
             recorded.append((name, "init", kwargs))
+            # What runtime.random_search reads of DSPy's random search.
+            self.num_candidate_sets = kwargs.get("num_candidate_programs")
+            self.stop_at_score = kwargs.get("stop_at_score")
 
         def compile(self, student: Any, **kwargs: Any) -> Any:
             recorded.append((name, "compile", kwargs))
+            # Random search is made one candidate (`restrict`) at a time: each scores 0.
+            student.candidate_programs = [{"score": 0.0, "program": student}]
             return student
 
     Fake.__name__ = name
@@ -86,7 +91,12 @@ def test_the_table_names_every_optimizer() -> None:
 def test_each_name_builds_its_own_dspy_optimizer(optimizer: str, calls: list[Call]) -> None:
     compile_with(optimizer, SMALLEST_CONFIG.get(optimizer, {}))
     expected = DSPY_CLASSES[optimizer]
-    assert [(name, step) for name, step, _ in calls] == [(expected, "init"), (expected, "compile")]
+    # Random search compiles once per candidate: 3 fixed ones and 8 by default.
+    compiles = 11 if optimizer == "BootstrapFewShotWithRandomSearch" else 1
+    assert [(name, step) for name, step, _ in calls] == [
+        (expected, "init"),
+        *[(expected, "compile")] * compiles,
+    ]
 
 
 def test_random_search_gets_its_candidates_and_a_percentage_stop(calls: list[Call]) -> None:
@@ -98,6 +108,8 @@ def test_random_search_gets_its_candidates_and_a_percentage_stop(calls: list[Cal
     assert (init["num_candidate_programs"], init["stop_at_score"]) == (3, 90.0)
     assert (init["num_threads"], init["max_bootstrapped_demos"], init["max_rounds"]) == (2, 4, 1)
     assert len(fit["valset"]) == 2
+    # One candidate per compile, in DSPy's order (tests/unit/runtime/test_random_search.py).
+    assert [kwargs["restrict"] for _, _, kwargs in calls[1:]] == [[s] for s in range(-3, 3)]
 
 
 def test_bootstrap_gets_only_its_own_settings(calls: list[Call]) -> None:
