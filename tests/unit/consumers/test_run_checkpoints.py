@@ -176,3 +176,31 @@ async def test_an_optimizer_that_cannot_resume_records_no_checkpoint() -> None:
     outcome = await stack.optimize()
     assert outcome.result_type == "OptimizationCompleted"
     assert stack.app.optimization("o").candidates == {}
+
+
+async def test_a_run_started_again_and_stopped_over_budget_keeps_its_best_checkpoint(
+    fresh: tuple[Stack, Outcome],
+) -> None:
+    done, completed = fresh
+    recorded = list(done.app.optimization("o").candidates.values())[:2]
+    best = max(recorded, key=lambda c: c["score"])
+    assert best["score"] > best["baseline_score"], "a checkpoint must beat the baseline"
+    again = Stack()
+    carried = recorded[-1]["spent"]["lm_calls"]
+    budgeted = {**SEARCH, "budget": {"max_lm_calls": carried + 3}}
+    again.command = OptimizeProgram.model_validate(budgeted)
+    again.plan()
+    optimizations.record_progress(again.app, "o", 0, 3, None)
+    for checkpoint in recorded:
+        optimizations.record_checkpoint(again.app, "o", **checkpoint)
+
+    outcome = await again.optimize()
+
+    assert outcome.result_type == "OptimizationFailed"
+    assert outcome.data["error"]["code"] == "budget_exceeded"
+    # The budget counted what was spent before the restart: 3 calls more were allowed.
+    assert again.calls == 3
+    assert outcome.data["kept_version"] == 2
+    assert outcome.data["optimized_score"] == best["score"]
+    assert again.app.program("p").get_version(2)["state"] == best["state"]
+    assert completed.data["baseline_score"] == outcome.data["baseline_score"]
