@@ -110,7 +110,7 @@ class Publisher:
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         traceparent = _traceparent(messages[0].envelope) if messages else None
         if traceparent is None or not self._tracing.enabled:
-            await self._publish(messages)
+            await self.send(messages)
             return
         attributes = {
             "messaging.system": "kafka",
@@ -122,9 +122,11 @@ class Publisher:
         with self._tracing.continue_trace(
             traceparent, "publish", SpanKind.PRODUCER, attributes, tracestate
         ):
-            await self._publish(messages)
+            await self.send(messages)
 
-    async def _publish(self, messages: Sequence[Outgoing]) -> None:
+    async def send(self, messages: Sequence[Outgoing]) -> None:
+        """Sends as they are, with no span: the outbox relay's batches mix the events of
+        many commands, each carrying its own command's trace context."""
         pending = []
         for message in messages:
             pending.append(await self._send(message.topic, message.key, message.envelope))

@@ -18,6 +18,7 @@ from dspyops import metrics
 from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, Plan, handle
 from dspyops.aggregates.app.budgets import Wait
 from dspyops.aggregates.app.handlers import for_command
+from dspyops.aggregates.app.trace_context import carrying
 from dspyops.consumers.log_format import command_logging
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.store_calls import in_store
@@ -114,22 +115,31 @@ class Processor:
                 actor=envelope.actor,
                 source=envelope.source,
                 command_type=envelope.short_type,
+                # Inside the command's span: what its results carry on, its events too.
+                traceparent=self.telemetry.traceparent(envelope, record),
+                tracestate=tracestate_of(envelope, record),
             ),
         )
+        with carrying(ctx):
+            decided = await self._decide(envelope, command, ctx)
+        return [self._outcome(envelope, decided, ctx.payload_digest, record)]
+
+    async def _decide(self, envelope: Envelope, command: Any, ctx: CommandContext) -> Outcome:
+        """The command's outcome: handled, then its plan's work run (if it has one)."""
         with self.telemetry.stage("handle"):
             decided = await self._handle(command, ctx)
-        if isinstance(decided, Plan):
-            kind = type(decided).__name__.removesuffix("Plan").lower()
-            runs = metrics.RUNS_ACTIVE.labels(kind) if kind != "execution" else None
+        if not isinstance(decided, Plan):
+            return decided
+        kind = type(decided).__name__.removesuffix("Plan").lower()
+        runs = metrics.RUNS_ACTIVE.labels(kind) if kind != "execution" else None
+        if runs is not None:
+            runs.inc()
+        try:
+            with self.telemetry.stage("run"):
+                return await self.jobs[type(decided)](envelope, decided, ctx)
+        finally:
             if runs is not None:
-                runs.inc()
-            try:
-                with self.telemetry.stage("run"):
-                    decided = await self.jobs[type(decided)](envelope, decided, ctx)
-            finally:
-                if runs is not None:
-                    runs.dec()
-        return [self._outcome(envelope, decided, ctx.payload_digest, record)]
+                runs.dec()
 
     async def _handle(self, command: Any, ctx: CommandContext) -> Outcome | Plan:
         """`handle` in a store thread; a budgeted program whose first execution is still

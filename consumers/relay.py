@@ -4,6 +4,11 @@ At least once: the tracked position moves only after Kafka acknowledged the whol
 so a crash between the two publishes the tail of the last batch again (consumers
 deduplicate on the envelope id, which is the event's store position). One relay is
 active per event store: a PostgreSQL advisory lock elects it, the others wait.
+
+An event stored with its command's trace context (`aggregates.app.trace_context`) goes
+out with it, as results do: the envelope's `traceparent`/`tracestate` extensions and the
+record headers of the same names, so a consumer of the events topic continues the trace
+of the command that recorded the event.
 """
 
 from __future__ import annotations
@@ -23,10 +28,16 @@ from eventsourcing.persistence import Notification
 from pydantic_core import to_jsonable_python
 
 from dspyops import metrics
+from dspyops.aggregates.app.trace_context import TRACEPARENT_KEY, TRACESTATE_KEY, trace_context_of
 from dspyops.bootstrap import create_schema
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.transient import is_transient
-from dspyops.events.envelope import EVENT_TYPE_PREFIX, SUBJECT_FIELDS, Envelope
+from dspyops.events.envelope import (
+    EVENT_TYPE_PREFIX,
+    SUBJECT_FIELDS,
+    Envelope,
+    trace_extensions,
+)
 from dspyops.events.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -42,6 +53,7 @@ def relay_lock_key(schema: str) -> int:
 
 
 _RELAY_NAME = "events"
+_NOT_DATA = {"originator_topic", TRACEPARENT_KEY, TRACESTATE_KEY}
 
 Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
 
@@ -108,7 +120,10 @@ class PositionStore:
 def event_envelope(app: Application[uuid.UUID], notification: Notification) -> tuple[str, Envelope]:
     """The CloudEvent for one stored event, and its Kafka key (the aggregate's id)."""
     domain_event = app.mapper.to_domain_event(notification)
-    attributes = {k: v for k, v in vars(domain_event).items() if k not in {"originator_topic"}}
+    # The trace context stored with the event goes on as the envelope's extensions (and
+    # so as record headers), not as data: it is no field of the event's class.
+    traceparent, tracestate = trace_context_of(domain_event)
+    attributes = {k: v for k, v in vars(domain_event).items() if k not in _NOT_DATA}
     data = to_jsonable_python(attributes, fallback=str)
     # The key is the aggregate's id so all its events share a partition and keep their order.
     key = str(notification.originator_id)
@@ -127,6 +142,7 @@ def event_envelope(app: Application[uuid.UUID], notification: Notification) -> t
         position=notification.id,
         aggregateid=str(notification.originator_id),
         aggregateversion=notification.originator_version,
+        **trace_extensions(traceparent, tracestate),
     )
     return key, envelope
 

@@ -141,7 +141,7 @@ def build_worker_app(
             store,
             PositionStore(settings.effective_database_url, settings.event_store_schema),
             topics,
-            publisher.publish,
+            publisher.send,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
         )

@@ -131,6 +131,15 @@ def command_envelope(
     )
 
 
+def trace_extensions(traceparent: str | None, tracestate: str | None) -> dict[str, Any]:
+    """The CloudEvents distributed-tracing extensions for a W3C trace context (a
+    `tracestate` only beside a `traceparent`)."""
+    extensions: dict[str, Any] = {TRACEPARENT: traceparent} if traceparent else {}
+    if traceparent and tracestate:
+        extensions[TRACESTATE] = tracestate
+    return extensions
+
+
 def result_id(command_id: str, result_type: str) -> str:
     """Deterministic, so a result published again after a redelivery is recognisably the same."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dspyops:result:{command_id}:{result_type}"))
@@ -150,9 +159,6 @@ def result_envelope(
     """A result caused by `command`: same correlation id, `causationid` = the command id;
     `traceparent` (the W3C trace context of the work that made it) and `tracestate` as
     extensions."""
-    extensions: dict[str, Any] = {TRACEPARENT: traceparent} if traceparent else {}
-    if traceparent and tracestate:
-        extensions[TRACESTATE] = tracestate
     return Envelope(
         id=id or result_id(command.id, result_type),
         source=source,
@@ -163,5 +169,5 @@ def result_envelope(
         correlationid=command.correlation_id,
         causationid=command.id,
         actor=command.actor,
-        **extensions,
+        **trace_extensions(traceparent, tracestate),
     )

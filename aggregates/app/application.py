@@ -30,6 +30,7 @@ from dspyops.aggregates.app.budgets import InMemoryLedger, SpendLedger
 from dspyops.aggregates.app.checks import Checks
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.outcomes import handled_record, id_reused, rejected
+from dspyops.aggregates.app.trace_context import stamp
 from dspyops.aggregates.corpus import Corpus
 from dspyops.aggregates.dataset import Dataset
 from dspyops.aggregates.errors import DomainError, NotFound, Unrecorded
@@ -97,6 +98,12 @@ class DspyOps(Application):
     def close(self) -> None:
         self.ledger.close()
         super().close()
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """eventsourcing's save; each event keeps its command's trace context when the
+        caller carries it (`trace_context`)."""
+        stamp(e for o in objs if isinstance(o, Aggregate) for e in o.pending_events)
+        return super().save(*objs, **kwargs)
 
     # --- commands -----------------------------------------------------------------
 

@@ -26,6 +26,10 @@ class CommandContext(BaseModel):
     # False when another command took this id while this one's run was going: its run
     # still ends, and records no outcome under the id (the id's outcome is the other's).
     store_outcome: bool = True
+    # The W3C trace context the command's messages carry on (its span's when tracing is
+    # on, else the command's own), stored with its events (`trace_context`).
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def meta(self) -> dict[str, Any]:
         """The keyword arguments every decorated event method takes."""

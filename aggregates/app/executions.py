@@ -28,6 +28,7 @@ from dspyops.aggregates.app.outcomes import (
 )
 from dspyops.aggregates.app.plans import ExecutionPlan, plan_fields
 from dspyops.aggregates.app.split_guard import guard_of
+from dspyops.aggregates.app.trace_context import carrying
 from dspyops.aggregates.errors import IllegalTransition, InvalidInput, prefixed
 from dspyops.aggregates.execution import Execution
 from dspyops.aggregates.ids import execution_uuid
@@ -127,6 +128,12 @@ def complete_executions(app: DspyOps, completions: Sequence[Completion]) -> list
     was stored earlier, and a batch that meets any conflict, go one by one through
     the careful path, which reads what is stored and never records twice.
     """
+    # Each execution's events keep its own command's trace context.
+    with carrying(*(c.ctx for c in completions)):
+        return _complete_executions(app, completions)
+
+
+def _complete_executions(app: DspyOps, completions: Sequence[Completion]) -> list[Outcome]:
     batch = [c for c in completions if not c.plan.requested]
     outcomes: dict[int, Outcome] = {}
     if len(batch) > 1:

@@ -37,6 +37,7 @@ from dspyops.aggregates.app.plans import (
     OptimizationPlan,
     Plan,
 )
+from dspyops.aggregates.app.trace_context import carrying
 from dspyops.aggregates.errors import RateLimited
 from dspyops.events.commands import (
     COMMAND_TYPES,
@@ -191,4 +192,5 @@ def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Pla
             raise RateLimited(errors=refused)
         return handler(app, command, ctx)
 
-    return app.attempt(ctx, work, subject_of(command, ctx))
+    with carrying(ctx):  # the events it records keep its trace context
+        return app.attempt(ctx, work, subject_of(command, ctx))
