@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -32,6 +33,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    Link,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -76,6 +78,19 @@ class SpanDetails:
     attributes: dict[str, Any] = field(default_factory=dict)
     # Not exported after all (a poll that found no work).
     dropped: bool = False
+    # Other traces this span is about (a projector batch: the commands it applied).
+    links: list[Link] = field(default_factory=list)
+
+
+def links_to(traceparents: Iterable[str]) -> list[Link]:
+    """Span links to the W3C contexts given; any that does not parse is left out."""
+    links: list[Link] = []
+    for traceparent in traceparents:
+        context = trace.get_current_span(PROPAGATOR.extract({TRACEPARENT: traceparent}))
+        span_context = context.get_span_context()
+        if span_context.is_valid:
+            links.append(Link(span_context))
+    return links
 
 
 def current_traceparent() -> str | None:
@@ -243,5 +258,6 @@ class _OpenSpan:
                 start_time=self._start,
                 end_time=end,
                 instrumentation_scope=SCOPE,
+                links=details.links,
             )
         )

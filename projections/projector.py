@@ -20,12 +20,17 @@ from dataclasses import dataclass
 import psycopg
 from eventsourcing.persistence import Notification
 
+from dspyops.aggregates.app.trace_context import trace_context_of
 from dspyops.projections import skipped, tracking
 from dspyops.projections.appliers import BatchApplier
 from dspyops.projections.ddl import create_tables
 from dspyops.projections.event_store import EventStore
 
 log = logging.getLogger(__name__)
+
+# A batch's span links to at most this many of the commands whose events it applied (the
+# first ones met; the SDK's own limit per span is 128).
+MAX_ORIGINS = 32
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class Projector:
     ) -> None:
         self.read_schema = read_schema
         self.batch_size = batch_size
+        # The distinct trace contexts stored with the last batch's events (at most
+        # MAX_ORIGINS): the traces of the commands that recorded them.
+        self.origins: list[str] = []
         self.store = EventStore(database_url, event_store_schema)
         # Named per read schema so an operator can tell projectors apart in pg_stat_activity.
         self.conn = psycopg.connect(database_url, application_name=application_name(read_schema))
@@ -87,6 +95,7 @@ class Projector:
         return self._batch(careful=True)
 
     def _batch(self, *, careful: bool) -> int:
+        self.origins = []
         with self.conn.transaction():
             tracking.lock(self.conn, self.read_schema)
             position = tracking.read_position(self.conn, self.read_schema)
@@ -101,6 +110,7 @@ class Projector:
                     event = self.store.decode(notification)
                     if event is not None:
                         applier.apply(event, notification.id)
+                        self._origin(event)
                 applier.flush()
             tracking.write_position(self.conn, self.read_schema, notifications[-1].id)
         return len(notifications)
@@ -114,6 +124,7 @@ class Projector:
                     if event is not None:
                         applier.apply(event, notification.id)
                         applier.flush()
+                        self._origin(event)
             except Exception as exc:
                 if not skipped.is_the_events_fault(exc):
                     raise
@@ -124,6 +135,12 @@ class Projector:
                     notification.topic.rsplit(":", 1)[-1],
                     skipped.describe(exc),
                 )
+
+    def _origin(self, event: object) -> None:
+        traceparent, _ = trace_context_of(event)
+        origins = self.origins
+        if traceparent and len(origins) < MAX_ORIGINS and traceparent not in origins:
+            origins.append(traceparent)
 
     def catch_up(self) -> int:
         total = 0

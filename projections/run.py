@@ -22,7 +22,7 @@ from dspyops import metrics
 from dspyops.projections.projector import Projector
 from dspyops.projections.upgrade import OutdatedReadSchema
 from dspyops.settings import Settings
-from dspyops.tracing import Tracing
+from dspyops.tracing import Tracing, links_to
 
 # The projector reports its lag this often, so a stalled read side shows in its log.
 REPORT_EVERY_S = 10.0
@@ -58,7 +58,7 @@ def run_projector(settings: Settings, stop: threading.Event, report: Report = _s
     metrics.serve(
         settings.projector_metrics_port, settings.metrics_host, "projector", metrics.PROJECTOR
     )
-    # A span per batch applied (the events' own traces are not carried in the store).
+    # A span per batch applied, linked to the traces of the commands that recorded them.
     tracing = Tracing.from_environment("dspyops-projector")
     try:
         runner = _open(settings, report)
@@ -120,6 +120,8 @@ def _project(
                 applied = runner.run_batch()
                 span.dropped = applied == 0  # a poll that found nothing is no span
                 span.attributes["dspyops.events"] = applied
+                # Linked to the traces of the commands whose events it applied.
+                span.links = links_to(runner.origins)
             if applied == 0:
                 metrics.PROJECTOR_LAG.set(0)
                 stop.wait(settings.projection_poll_interval_s)

@@ -35,6 +35,8 @@ class ReceivedSpan:
     end_ns: int
     attributes: dict[str, Any] = field(default_factory=dict)
     service: str = ""
+    # (trace id, span id) of each span this one links to.
+    links: tuple[tuple[str, str], ...] = ()
 
 
 class OtlpReceiver:
@@ -94,11 +96,18 @@ class OtlpReceiver:
                             end_ns=span.end_time_unix_nano,
                             attributes=_attributes(span.attributes),
                             service=str(resource.get("service.name", "")),
+                            links=tuple(
+                                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                            ),
                         )
                     )
         with self._lock:
             self.requests += 1
             self.spans.extend(kept)
+
+    def named(self, name: str) -> list[ReceivedSpan]:
+        with self._lock:
+            return [span for span in self.spans if span.name == name]
 
     def of_trace(self, trace_id: str) -> list[ReceivedSpan]:
         with self._lock:
