@@ -4,8 +4,10 @@ A `TraceRecorder` records one execution: `recording()` makes it the current one 
 context variable, so concurrent executions on one worker each see their own, as do the
 threads a step starts with `asyncio.to_thread`, which copies the context), and the traced
 classes of `runtime.traced` open and close spans in it, nesting them by the same context
-variable. Threads that do not copy the context (DSPy's `Parallel` and `ParallelExecutor`
-inside a module) record no spans; their LM calls still count in the execution's usage.
+variable. DSPy's own worker threads (`dspy.Parallel`, `ParallelExecutor`) are made to
+run in the caller's context (`runtime.dspy_threads`), so their spans nest under the span
+that started them; other threads a module starts without copying the context record no
+spans.
 A value a span cannot hold as JSON is kept as its type name (`safely_bounded`).
 
 Token usage is attributed to the LM call it belongs to through `UsageTo`, the usage
@@ -203,6 +205,12 @@ class UsageTo(UsageTracker):
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         super().add_usage(lm, usage_entry)
         self._sink(usage_entry)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> UsageTo:
+        # DSPy's worker threads get a deep copy of the tracker and never add its counts
+        # back; this one is the execution's (or the run's) account: shared, not copied
+        # (runtime.dspy_threads).
+        return self
 
 
 def base_class(cls: type) -> type:

@@ -17,11 +17,13 @@ from typing import Any
 
 import dspy
 
+from dspyops.runtime.dspy_threads import propagate_context
 from dspyops.runtime.trace import LABEL, TRACED, Frame, current
 
 
 def instrument(program: dspy.Module, *, steps: Sequence[str] = ()) -> dspy.Module:
     """Make `program`'s sub-modules and ReAct tools traced, in place; once per program."""
+    propagate_context()  # spans from DSPy's worker threads nest where they belong
     if _is_traced(program):
         return program
     step_names = set(steps)
