@@ -98,7 +98,15 @@ async def test_predictor_spans_from_parallel_threads_have_the_programs_span_as_p
                         result,
                         worker.log(),
                     )
-            spans = otlp.wait_for(TRACE_ID, lambda s: len(_named(s, "lm ")) == DRAFTS + 1)
+            # The root (the worker's span under the command's parent) ends last, after the
+            # result is out: wait for it too, not only for the LM calls.
+            spans = otlp.wait_for(
+                TRACE_ID,
+                lambda s: (
+                    len(_named(s, "lm ")) == DRAFTS + 1
+                    and any(span.parent_span_id == PARENT_ID for span in s)
+                ),
+            )
 
     assert result["data"]["usage"]["total_tokens"] == 25 * (DRAFTS + 1), result
     by_id = {span.span_id: span for span in spans}
