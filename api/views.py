@@ -19,7 +19,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from dspyops.api import pagination
-from dspyops.projections.lag import read_lag
+from dspyops.projections.lag import ProjectorStatus, projector_status, read_lag
 from dspyops.projections.read_schema import (
     AUDIT_LOG,
     CORPORA,
@@ -364,6 +364,13 @@ async def projection_lag(
 ) -> dict[str, Any]:
     # The same query `dspyops projections status` runs: it lives with the projections.
     return await read_lag(conn, event_store_schema, read_schema)
+
+
+async def projector(
+    conn: AsyncConnection, read_schema: str, lag: dict[str, Any]
+) -> ProjectorStatus:
+    """Running, behind or stopped: the rule is `projections.lag.projector_status`'s."""
+    return await projector_status(conn, read_schema, lag)
 
 
 # --- helpers ---------------------------------------------------------------------------

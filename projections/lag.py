@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from dspyops.projections.projector import application_name
 from dspyops.projections.read_schema import SKIPPED_EVENTS, TRACKING_TABLE
 from dspyops.projections.tracking import NAME
 
@@ -57,6 +60,57 @@ async def read_lag(
         "skipped": skipped,
         "last_skipped": last_skipped,
     }
+
+
+# A projector that has events to apply and applied none for this long is behind, not
+# busy: it applies a batch (up to 1,000 events) in well under a second here.
+BEHIND_AFTER = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class ProjectorStatus:
+    # running, behind or stopped (the rule: `projector_status`).
+    status: str
+    # Projector sessions connected for this read schema (pg_stat_activity).
+    connected: int
+    # When the read side last applied a batch (its tracking row), None if never.
+    applied_at: datetime | None
+
+
+async def projector_status(
+    conn: AsyncConnection, read_schema: str, lag: dict[str, Any]
+) -> ProjectorStatus:
+    """Is a projector running for `read_schema`, and is it keeping up with `lag` (read_lag)?
+
+    - stopped: no session named for this read schema (projections/projector.py names its
+      connection `dspyops-projector:<schema>`) is connected to the database;
+    - behind: one is, events wait (lag > 0) and it applied none for `BEHIND_AFTER`;
+    - running: one is, and it is caught up or applied a batch within `BEHIND_AFTER`.
+    """
+    cur = await conn.execute(
+        "SELECT count(*), now() FROM pg_stat_activity WHERE application_name = %s",
+        [application_name(read_schema)],
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    connected, now = int(row[0]), row[1]
+    applied_at = None
+    if lag["built"]:
+        cur = await conn.execute(
+            sql.SQL("SELECT updated_at FROM {}.{} WHERE name = %s").format(
+                sql.Identifier(read_schema), sql.Identifier(TRACKING_TABLE)
+            ),
+            [NAME],
+        )
+        tracked = await cur.fetchone()
+        applied_at = tracked[0] if tracked else None
+    if not connected:
+        status = "stopped"
+    elif lag["lag"] and (applied_at is None or now - applied_at > BEHIND_AFTER):
+        status = "behind"
+    else:
+        status = "running"
+    return ProjectorStatus(status, connected, applied_at)
 
 
 async def _exists(conn: AsyncConnection, schema: str, name: str) -> bool:

@@ -312,6 +312,17 @@ DEAD_LETTER_COLUMNS = (
     Column("Count", "n", numeric=True),
 )
 
+WORKER_MEMBER_COLUMNS = (
+    Column("Client id", "client_id"),
+    Column("Host", "host"),
+)
+
+TOPIC_LAG_COLUMNS = (
+    Column("Topic", "topic"),
+    Column("Partitions", "partitions", numeric=True),
+    Column("Lag (records)", "lag", lambda n: f"{n:,}", numeric=True),
+)
+
 STATUS_COUNT_COLUMNS = (
     Column("Status", "status"),
     Column("Count", "n", lambda n: f"{n:,}", numeric=True),
