@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 
+from dspyops.api.dead_letters import Tallies
 from dspyops.api.ui import (
     auth,
     compare,
@@ -39,6 +40,8 @@ PAGES = (programs, trails, compare, executions, runs, datasets, health, live)
 def mount(app: FastAPI) -> None:
     # The library and our own script and stylesheet: code, no data, so no token.
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    # The health page's dead letters, counted on from one load to the next (per process).
+    app.state.dead_letter_tallies = Tallies()
     app.include_router(auth.router)
     for module in PAGES:
         app.include_router(module.router, dependencies=[Depends(auth.console_access)])

@@ -1,6 +1,7 @@
 """The health page: PostgreSQL, Kafka, the worker's consumer group (api/worker_group.py),
 the projector's status, position and lag, what it skipped, executions and runs by status,
-and the dead letters (how many, the newest ones' reasons: api/dead_letters.py)."""
+and the dead letters (how many, and all their reasons, counted on from the load before:
+api/dead_letters.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from dspyops.api import views
-from dspyops.api.dead_letters import dead_letters
+from dspyops.api.dead_letters import DeadLetters, dead_letters
 from dspyops.api.deps import SettingsDep
 from dspyops.api.kafka_check import kafka_answers
 from dspyops.api.ui.columns import (
@@ -53,7 +54,12 @@ async def health_page(request: Request, settings: SettingsDep) -> HTMLResponse:
     group = worker_group_id(settings.topic_prefix)
     kafka, letters, worker = await asyncio.gather(
         kafka_answers(settings.bootstrap_servers, settings.kafka_security),
-        dead_letters(settings.bootstrap_servers, settings.kafka_security, topic),
+        dead_letters(
+            settings.bootstrap_servers,
+            settings.kafka_security,
+            topic,
+            tally=request.app.state.dead_letter_tallies.of(topic),
+        ),
         worker_group(settings.bootstrap_servers, settings.kafka_security, group),
     )
     reasons = [{"reason": r, "n": n} for r, n in sorted(letters.reasons.items())] if letters else []
@@ -83,9 +89,18 @@ async def health_page(request: Request, settings: SettingsDep) -> HTMLResponse:
         topic=topic,
         letters=letters,
         reasons=Table(
-            f"Reasons of the newest {letters.read if letters else 0} dead letters",
+            _reasons_caption(letters),
             DEAD_LETTER_COLUMNS,
             reasons,
             empty="No dead letter.",
         ),
+    )
+
+
+def _reasons_caption(letters: DeadLetters | None) -> str:
+    if letters is None or letters.complete:
+        return f"Reasons of all {letters.read if letters else 0:,} dead letters"
+    return (
+        f"Reasons of {letters.read:,} of {letters.total:,} dead letters, counted so far "
+        "(each load counts on from the last, for up to 1.5 s)"
     )
