@@ -6,6 +6,7 @@ import typer
 from pydantic import ValidationError
 
 from dspyops.cli import (
+    online_eval_command,
     promote_command,
     read_commands,
     routing_commands,
@@ -35,6 +36,7 @@ app.command(name="feedback")(send_commands.feedback)
 app.command(name="promote")(promote_command.promote)
 app.command(name="alias")(routing_commands.alias)
 app.command(name="split")(routing_commands.split)
+app.command(name="online-eval")(online_eval_command.online_eval)
 app.command(name="watch")(watch_commands.watch)
 app.command(name="programs")(read_commands.programs)
 app.command(name="serving")(read_commands.serving)

@@ -50,7 +50,7 @@ def alias(
     if reason is not None:
         payload["reason"] = reason
     model: type[BaseModel] = RemoveAlias if remove else SetAlias
-    _check(model, payload)
+    check_payload(model, payload)
     send_commands.publish(
         model.__name__, payload, command_id, None, actor, timeout, False, json_out
     )
@@ -99,7 +99,7 @@ def split(
         payload["guard"] = guard
     if reason is not None:
         payload["reason"] = reason
-    _check(SetTrafficSplit, payload)
+    check_payload(SetTrafficSplit, payload)
     send_commands.publish(
         "SetTrafficSplit", payload, command_id, None, actor, timeout, False, json_out
     )
@@ -127,7 +127,7 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _check(model: type[BaseModel], payload: dict[str, Any]) -> None:
+def check_payload(model: type[BaseModel], payload: dict[str, Any]) -> None:
     """The contract's own validation, reported as one line naming the field at fault."""
     try:
         model.model_validate(payload)

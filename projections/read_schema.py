@@ -73,6 +73,9 @@ PROGRAMS = Table(
         ("splits", "jsonb NOT NULL DEFAULT '{}'::jsonb"),
         # {"min", "max"} of its feedback scores (RegisterProgram); NULL: 0..1.
         ("feedback_scale", "jsonb"),
+        # {"judge", "alias", "sample_percent"} while its executions are judged online
+        # (SetOnlineEvaluation); NULL: none is.
+        ("online_evaluation", "jsonb"),
     ),
     key=("id",),
 )

@@ -81,6 +81,25 @@ def _fill_production_alias(conn: Connection, schema: str) -> int:
     return filled.rowcount
 
 
+def _fill_online_evaluation(conn: Connection, schema: str) -> int:
+    """Rows made before the column: each program's latest `OnlineEvaluationSet` audit
+    entry holds exactly what the column would (its `online_evaluation.after`, noted by
+    every layout since the event existed); programs without one had none."""
+    ident = sql.Identifier(schema)
+    filled = conn.execute(
+        sql.SQL(
+            "UPDATE {}.{} p SET online_evaluation = latest.judged FROM ("
+            " SELECT DISTINCT ON (aggregate_id) aggregate_id,"
+            " changes -> 'online_evaluation' -> 'after' AS judged FROM {}.{}"
+            " WHERE aggregate_kind = 'program' AND event_type = 'OnlineEvaluationSet'"
+            " ORDER BY aggregate_id, position DESC) latest"
+            " WHERE p.program_id = latest.aggregate_id"
+            " AND jsonb_typeof(latest.judged) = 'object'"
+        ).format(ident, sql.Identifier(PROGRAMS.name), ident, sql.Identifier(AUDIT_LOG.name))
+    )
+    return filled.rowcount
+
+
 def _nothing_to_fill(conn: Connection, schema: str) -> int:
     """Rows made before the column existed came from events that did not carry it: NULL,
     exactly what projecting those events again gives."""
@@ -102,6 +121,7 @@ UPGRADES: tuple[Upgrade, ...] = (
     Upgrade(PROGRAMS, ("feedback_scale",), _nothing_to_fill),
     Upgrade(RUNS, ("dataset_version", "provenance"), _nothing_to_fill),
     Upgrade(PROGRAM_VERSIONS, ("dataset_version",), _nothing_to_fill),
+    Upgrade(PROGRAMS, ("online_evaluation",), _fill_online_evaluation),
 )
 
 

@@ -50,6 +50,16 @@ class FeedbackScale(BaseModel):
     max: float
 
 
+class OnlineEvaluation(BaseModel):
+    """A sample of its executions is scored by a judge program (SetOnlineEvaluation)."""
+
+    # The judge program's id, and the alias it runs at (null: its deployed, else latest,
+    # version).
+    judge: str
+    alias: str | None
+    sample_percent: float
+
+
 class Program(BaseModel):
     program_id: str
     name: str
@@ -70,6 +80,8 @@ class Program(BaseModel):
     splits: dict[str, TrafficSplit] = {}
     # The range of feedback scores on its executions; null: the default, 0..1.
     feedback_scale: FeedbackScale | None = None
+    # The judge scoring a sample of its executions online; null: none.
+    online_evaluation: OnlineEvaluation | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -29,6 +29,14 @@ def traffic(value: Any) -> str:
     )
 
 
+def online_evaluation(value: Any) -> str:
+    """`10 % of executions judged by grader@production` (SetOnlineEvaluation), or a dash."""
+    if not value:
+        return DASH
+    judge = value["judge"] + (f"@{value['alias']}" if value.get("alias") else "")
+    return f"{plain(value['sample_percent'])} % of executions judged by {judge}"
+
+
 def _arms(value: Any) -> str:
     return " / ".join(f"v{arm['version']} {arm['percent']} %" for arm in value or [])
 

@@ -26,6 +26,7 @@ from dspyops.api.ui.columns import (
     RUN_COLUMNS,
     SPLIT_COLUMNS,
     VERSION_COLUMNS,
+    online_evaluation,
     traffic,
 )
 from dspyops.api.ui.render import ms, page, percent, plain, score, usd
@@ -135,6 +136,7 @@ async def program_page(
         program=program,
         aliases=sorted(program["aliases"].items()),
         traffic=traffic(program["splits"]),
+        online_evaluation=online_evaluation(program["online_evaluation"]),
         here=here,
         runs_of={k: with_query(f"/ui/{k}s", program=program_id) for k in RUN_COLUMNS},
         tables=tables,

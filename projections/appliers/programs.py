@@ -85,6 +85,7 @@ class ProgramsApplier:
             "aliases": {},
             "splits": {},
             "feedback_scale": e.feedback_scale,
+            "online_evaluation": None,
             "created_at": e.timestamp,
             "updated_at": e.timestamp,
             "position": position,
@@ -202,12 +203,19 @@ class ProgramsApplier:
         self._change(e, position, noted=_reason(e.reason), budget=budget)
 
     def online_evaluation_set(self, e: Program.OnlineEvaluationSet, position: int) -> None:
-        """Kept in the audit trail only (no column): the judge and the sample."""
+        """The judge and the sample, in the row's `online_evaluation` and the audit entry
+        (noted as it was before the column existed: projections/upgrade.py fills the
+        column of an earlier layout's rows from those entries)."""
         judged = None
         if e.judge is not None:
             judged = {"judge": e.judge, "alias": e.alias, "sample_percent": e.sample_percent}
         noted = {"online_evaluation": {"before": None, "after": judged}}
-        self._change(e, position, noted={**noted, **_reason(e.reason)})
+        self._change(
+            e,
+            position,
+            noted={**noted, **_reason(e.reason)},
+            unaudited={"online_evaluation": judged},
+        )
 
     def alias_set(self, e: Program.AliasSet, position: int) -> None:
         before = self._program(e)

@@ -18,7 +18,7 @@ from psycopg import sql
 from dspyops.aggregates.app import handle
 from dspyops.api.main import create_app
 from dspyops.bootstrap import open_store
-from dspyops.events.commands import RegisterProgram, UpdateProgram
+from dspyops.events.commands import RegisterProgram, SetOnlineEvaluation, UpdateProgram
 from dspyops.projections.projector import Projector
 from dspyops.projections.rebuild import rebuild
 from dspyops.projections.upgrade import OutdatedReadSchema
@@ -259,3 +259,49 @@ def test_a_read_schema_that_served_nothing_gets_the_serving_history_empty(
         # No serving event was projected: the table created empty is what the events give.
         assert project(database_url, es, live) == []
         assert table_rows(database_url, live)["serving_changes"] == []
+
+
+def test_a_read_schema_without_online_evaluation_gets_it_from_the_audit_trail(
+    database_url: str, settings: Settings, unique: str
+) -> None:
+    es, live, fresh = f"test_es_{unique}", f"test_live_{unique}", f"test_fresh_{unique}"
+    with schemas(database_url, es, live, fresh):
+        store = open_store(database_url, es)
+        try:
+            for program_id, signature in (
+                ("qa", "question: str -> answer: str"),
+                ("st", "question: str -> answer: str"),
+                ("none", "question: str -> answer: str"),
+                ("watcher", "question: str, answer: str -> score: int[1, 5]"),
+            ):
+                register = RegisterProgram(
+                    program_id=program_id, name=program_id, signature=signature
+                )
+                handle(store, register, ctx())
+            for command in (
+                SetOnlineEvaluation(program_id="qa", judge="watcher", sample_percent=5),
+                SetOnlineEvaluation(program_id="qa", judge="watcher", sample_percent=30),
+                SetOnlineEvaluation(program_id="st", judge="watcher"),
+                SetOnlineEvaluation(program_id="st", judge=None),
+            ):
+                assert handle(store, command, ctx()).result_type == "OnlineEvaluationSet"
+        finally:
+            store.close()
+        project(database_url, es, live)
+        project(database_url, es, fresh)
+        # As the previous layout made it: the events projected, no column.
+        execute(database_url, "ALTER TABLE {}.programs DROP COLUMN online_evaluation", live)
+
+        upgrades = project(database_url, es, live)
+
+        assert len(upgrades) == 1
+        assert "programs.online_evaluation" in upgrades[0]
+        assert "filled 1 rows" in upgrades[0]  # qa; st stopped, none never judged: NULL
+        assert table_rows(database_url, live) == table_rows(database_url, fresh)
+        with client_for(settings, database_url, es, live) as client:
+            assert client.get("/programs/qa").json()["online_evaluation"] == {
+                "judge": "watcher",
+                "alias": None,
+                "sample_percent": 30.0,
+            }
+            assert client.get("/programs/st").json()["online_evaluation"] is None

@@ -166,3 +166,29 @@ def test_a_refused_split_is_an_audit_entry_that_changes_no_row() -> None:
             },
         }
     }
+
+
+def test_online_evaluation_is_the_rows_column_and_an_audit_entry() -> None:
+    program = new_program(status="draft", version=1)
+    rows = MemoryRows()
+    handlers = ProgramsApplier(cast(Rows, rows), AuditTrail(cast(Rows, rows))).handlers()
+    applied = 0
+
+    def apply() -> Any:
+        nonlocal applied
+        for event in program.collect_events():
+            applied += 1
+            handlers[type(event)](event, applied)
+        (row,) = rows.tables[PROGRAMS.name]
+        return row["online_evaluation"]
+
+    assert apply() is None
+    program._online_evaluation_set(
+        judge="grader", alias="production", sample_percent=12.5, reason="watch", **META
+    )
+    judged = {"judge": "grader", "alias": "production", "sample_percent": 12.5}
+    assert apply() == judged
+    entry = rows.tables["audit_log"][-1]
+    assert entry["changes"]["online_evaluation"] == {"before": None, "after": judged}
+    program._online_evaluation_set(judge=None, alias=None, sample_percent=None, reason=None, **META)
+    assert apply() is None
