@@ -222,6 +222,38 @@ def test_health_counts_the_dead_letters(visit: Visitor, stack: ConsoleStack) -> 
     expect(section).not_to_contain_text("Unknown")
 
 
+def test_health_shows_the_worker_and_the_projector(visit: Visitor, stack: ConsoleStack) -> None:
+    stack.project()  # caught up: a projector session open, nothing waiting
+    seen = visit("/ui/health")
+    assert seen.console_errors == []
+    health = seen.page.request.get(f"{stack.url}/health").json()
+    worker = seen.page.locator("section", has=seen.page.locator("h2", has_text="Worker"))
+    # The shared broker's `dspyops.worker` group: whatever state it is in, the broker said
+    # it (running, rebalancing or stopped), and the page says what /health says.
+    assert health["worker"]["status"] in {"running", "rebalancing", "stopped"}
+    expect(worker.locator("dl")).to_contain_text(f"Status{health['worker']['status']}")
+    expect(worker.locator("dl")).to_contain_text("Consumer groupdspyops.worker")
+    expect(worker.locator("dl")).to_contain_text(f"Group state{health['worker']['state']}")
+    expect(worker.locator("caption", has_text="Members of the worker's group")).to_be_visible()
+    expect(worker.locator("caption", has_text="Worker lag by topic")).to_be_visible()
+    expect(worker).not_to_contain_text("Unknown")
+    projector = seen.page.locator("section", has=seen.page.locator("h2", has_text="Projector"))
+    assert (health["projector"]["status"], health["projector"]["connected"]) == ("running", 1)
+    expect(projector.locator("dl")).to_contain_text("Statusrunning")
+    expect(projector.locator("dl")).to_contain_text("Projectors connected1")
+
+
+def test_program_page_shows_its_online_evaluation(visit: Visitor, stack: ConsoleStack) -> None:
+    seen = visit("/ui/programs/qa")
+    assert seen.console_errors == []
+    fact = seen.page.locator(
+        "dl.facts div", has=seen.page.locator("dt", has_text="Online evaluation")
+    )
+    expect(fact.locator("dd")).to_have_text(
+        f"5 % of executions judged by {stack.story['online_judge']}"
+    )
+
+
 def test_trace_tree_has_a_timing_bar_per_span(visit: Visitor, stack: ConsoleStack) -> None:
     seen = visit(f"/ui/executions/{stack.story['traced']}")
     spans = seen.page.locator("ul.trace li")

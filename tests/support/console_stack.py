@@ -23,7 +23,14 @@ from psycopg import sql
 from dspyops.aggregates.app import DspyOps, evaluations, handle
 from dspyops.aggregates.app.context import Outcome
 from dspyops.bootstrap import open_store
-from dspyops.events.commands import EvaluateProgram, ExecuteProgram, SetTrafficSplit, SplitGuard
+from dspyops.events.commands import (
+    EvaluateProgram,
+    ExecuteProgram,
+    RegisterProgram,
+    SetOnlineEvaluation,
+    SetTrafficSplit,
+    SplitGuard,
+)
 from dspyops.projections.projector import Projector
 from tests.support.executions import complete
 from tests.support.read_story import ctx, schemas, seed_story
@@ -171,6 +178,26 @@ def canary_and_second_evaluation(app: DspyOps) -> str:
     return run_id
 
 
+ONLINE_JUDGE = "watcher"
+
+
+def online_evaluation(app: DspyOps) -> str:
+    """A judge program scoring 5 % of qa's executions (SetOnlineEvaluation): what the
+    program page's online evaluation shows. Returns the judge's id."""
+    judge = RegisterProgram(
+        program_id=ONLINE_JUDGE,
+        name="Answer watcher",
+        signature="question: str, answer: str -> score: int[1, 5], rationale: str",
+    )
+    handle(app, judge, ctx())
+    judged = handle(
+        app, SetOnlineEvaluation(program_id="qa", judge=ONLINE_JUDGE, sample_percent=5), ctx()
+    )
+    assert isinstance(judged, Outcome), judged
+    assert judged.result_type == "OnlineEvaluationSet", judged
+    return ONLINE_JUDGE
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -187,6 +214,7 @@ def console_stack(database_url: str, bootstrap_servers: str, log: Path) -> Itera
         story = seed_story(store)
         story["traced"] = traced_execution(store)
         story["second_evaluation"] = canary_and_second_evaluation(store)
+        story["online_judge"] = online_evaluation(store)
         projector = Projector(database_url, event_store_schema=es, read_schema=rs)
         projector.catch_up()
         port = free_port()
