@@ -20,6 +20,7 @@ import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from dspyops.api.kafka_check import kafka_answers
+from dspyops.api.worker_group import worker_group
 from dspyops.cli.console import EXIT_UNAVAILABLE
 from dspyops.client import DspyopsClient, KafkaRefusedError, TopicsMissingError
 from dspyops.client.security import PLAINTEXT, KafkaSecurity
@@ -125,6 +126,19 @@ async def test_the_command_loop_runs_over_sasl_ssl_with_acls(
     ) as events:
         await events.wait_for(lambda ms: any(m.get("subject") == program_id for m in ms))
     assert broker.users[WORKER] not in worker_log(worker_env)
+    # The health page's view of that worker, over the same SASL_SSL settings: its group
+    # described (DESCRIBE comes with the group's READ) and its lag per command topic.
+    group = f"{topics.prefix}worker"
+    found = await worker_group(broker.bootstrap_servers, broker.security_for(WORKER), group)
+    assert found is not None
+    assert (found.state, found.status, len(found.members)) == ("Stable", "running", 1)
+    assert {t.topic for t in found.lags} <= set(topics.commands)
+    # A principal without the group's ACL is refused, a wrong password too: unknown.
+    for refused in (
+        broker.security_for(PRODUCER),
+        broker.security_for(WORKER, password="not-the-password"),
+    ):
+        assert await worker_group(broker.bootstrap_servers, refused, group) is None
 
 
 def worker_log(env: dict[str, str]) -> str:
