@@ -89,7 +89,7 @@ async def health_page(request: Request, settings: SettingsDep) -> HTMLResponse:
         topic=topic,
         letters=letters,
         reasons=Table(
-            _reasons_caption(letters),
+            reasons_caption(letters),
             DEAD_LETTER_COLUMNS,
             reasons,
             empty="No dead letter.",
@@ -97,7 +97,7 @@ async def health_page(request: Request, settings: SettingsDep) -> HTMLResponse:
     )
 
 
-def _reasons_caption(letters: DeadLetters | None) -> str:
+def reasons_caption(letters: DeadLetters | None) -> str:
     if letters is None or letters.complete:
         return f"Reasons of all {letters.read if letters else 0:,} dead letters"
     return (

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dspyops.api.dead_letters import reason_of
+from dspyops.api.dead_letters import DeadLetters, reason_of
 from dspyops.api.deps import get_db
 from dspyops.api.main import create_app
 from dspyops.api.ui.auth import COOKIE, safe_next
@@ -23,8 +23,10 @@ from dspyops.api.ui.columns import (
     SERVING_COLUMNS,
     SPLIT_COLUMNS,
     compare_columns,
+    online_evaluation,
 )
 from dspyops.api.ui.compare import newest_pair, side_by_side
+from dspyops.api.ui.health import reasons_caption
 from dspyops.api.ui.programs import auto_bucket, comparison_table
 from dspyops.api.ui.render import DASH
 from dspyops.api.ui.runs import failures_first, ran_with
@@ -368,3 +370,23 @@ def test_a_dead_letter_reason_is_its_error_code() -> None:
     assert reason_of(json.dumps(letter).encode()) == "not_json"
     for unreadable in (None, b"", b"\xff", b"[]", b'{"data": {"error": {"code": 7}}}'):
         assert reason_of(unreadable) == "unreadable"
+
+
+def test_the_dead_letter_reasons_say_whether_all_were_counted() -> None:
+    assert reasons_caption(DeadLetters(total=3, read=3)) == "Reasons of all 3 dead letters"
+    partial = DeadLetters(total=12_000, read=1_500, complete=False)
+    assert reasons_caption(partial).startswith(
+        "Reasons of 1,500 of 12,000 dead letters, counted so far"
+    )
+
+
+def test_online_evaluation_reads_as_a_sentence() -> None:
+    assert online_evaluation(None) == DASH
+    assert (
+        online_evaluation({"judge": "grader", "alias": "production", "sample_percent": 12.5})
+        == "12.5 % of executions judged by grader@production"
+    )
+    assert (
+        online_evaluation({"judge": "grader", "alias": None, "sample_percent": 10.0})
+        == "10 % of executions judged by grader"
+    )
