@@ -55,7 +55,8 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(prepare_topics(settings))
-    lm = ScriptedLM(reply, delay_s=args.delay_ms / 1000)
+    # Keeps no prompts: bench_memory measures the worker's memory, not the stub's.
+    lm = ScriptedLM(reply, delay_s=args.delay_ms / 1000, keep_requests=False)
     app = build_worker_app(settings, profiles=StubProfiles(lm), relay=False)
     if args.stats:
         stats = Path(args.stats)

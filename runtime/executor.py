@@ -93,7 +93,11 @@ async def execute_program(
     # reports the tokens it was billed for; it also gives each LM call's usage to its span.
     tracker = UsageTo(recorder.add_usage)
     with (
-        dspy.context(lm=lm, track_usage=True, usage_tracker=tracker),
+        # trace=[]: DSPy's trace of this execution's predictions, its own. The process-wide
+        # list would keep the last 10,000 predictions of every execution with their
+        # inputs (DSPy's max_trace_size), and modules that read it (BestOfN, Refine)
+        # would see the predictions of the other executions in flight.
+        dspy.context(lm=lm, track_usage=True, usage_tracker=tracker, trace=[]),
         recorder.recording(),
     ):
         deadline = asyncio.timeout(timeout_s)

@@ -28,8 +28,11 @@ class ScriptedEngine:
         delay_s: float = 0.0,
         usage: tuple[int, int] = (0, 0),
         error: BaseException | None = None,
+        keep_requests: bool = True,
     ) -> None:
         self.reply = reply
+        # Tests read what the LM was asked; a long benchmark must not keep every prompt.
+        self.keep_requests = keep_requests
         self.delay_s = delay_s
         self.usage = usage
         self.error = error
@@ -38,7 +41,8 @@ class ScriptedEngine:
         self.peak_in_flight = 0
 
     def respond(self, request: Request) -> Response:
-        self.requests.append(request)
+        if self.keep_requests:
+            self.requests.append(request)
         if self.error is not None:
             raise self.error
         text = self.reply(request) if callable(self.reply) else self.reply

@@ -271,3 +271,28 @@ def test_configure_dspy_for_workers_disables_caches(monkeypatch: pytest.MonkeyPa
         assert dspy.settings.disable_history is False
     finally:
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
+
+
+async def test_each_execution_keeps_its_dspy_trace_to_itself() -> None:
+    """DSPy appends every prediction to `settings.trace`; an execution has a list of its
+    own, so the process-wide one neither grows with the executions (up to 10,000 kept,
+    inputs and all) nor mixes executions running at once."""
+    before = list(dspy.settings.trace or [])
+    seen: list[int] = []
+
+    class Twice(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.predict = dspy.Predict(qa_signature())
+
+        async def aforward(self, question: str) -> dspy.Prediction:
+            await self.predict.acall(question=question)
+            seen.append(len(dspy.settings.trace))
+            await asyncio.sleep(0.01)  # the other executions run meanwhile
+            return await self.predict.acall(question=question)
+
+    replies = [{"answer": "Paris", "confidence": "0.9"}] * 6
+    outcomes = await asyncio.gather(*(run(Twice(), DummyLM(replies)) for _ in range(3)))
+    assert all(outcome.ok for outcome in outcomes), outcomes
+    assert seen == [1, 1, 1]  # each saw its own first prediction only
+    assert list(dspy.settings.trace or []) == before
