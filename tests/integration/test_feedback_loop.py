@@ -19,7 +19,6 @@ scores an answer against the reference. Then, by the client:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -51,7 +50,7 @@ from dspyops.events.results import (
 )
 from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
-from tests.support.openai_server import OpenAIServer, chat_reply
+from tests.support.openai_server import OpenAIServer, chat_reply, worker_lm_env
 from tests.support.optimization import ANSWERS
 from tests.support.worker_process import WorkerProcess
 from tests.support.worker_stack import drop_schema, settings_for, stack_env, started_client
@@ -94,21 +93,10 @@ def lm_server() -> Iterator[OpenAIServer]:
 def loop_env(
     bootstrap_servers: str, database_url: str, unique: str, lm_server: OpenAIServer
 ) -> Iterator[dict[str, str]]:
-    http = {
-        "model": "openai/test-model",
-        "api_base": lm_server.base_url,
-        "api_key_env": "DSPYOPS_TEST_LM_KEY",
-        "timeout_s": 10,
-        "num_retries": 0,
-    }
-    profiles = {
-        "default": http,
-        "judge": {**http, "input_cost_per_million": 1.0, "output_cost_per_million": 2.0},
-    }
+    priced = {"input_cost_per_million": 1.0, "output_cost_per_million": 2.0}
     env = {
         **stack_env(bootstrap_servers, database_url, unique),
-        "DSPYOPS_LM_PROFILES": json.dumps(profiles),
-        "DSPYOPS_TEST_LM_KEY": "not-a-real-key",
+        **worker_lm_env(lm_server.base_url, judge=priced),
     }
     yield env
     drop_schema(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])

@@ -19,7 +19,7 @@ from dspyops.bootstrap import open_store
 from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader, command, send_commands
-from tests.support.openai_server import OpenAIServer, chat_reply
+from tests.support.openai_server import OpenAIServer, chat_reply, worker_lm_env
 from tests.support.optimization import ANSWERS, register_commands
 from tests.support.worker_process import WorkerProcess
 from tests.support.worker_stack import stored_events
@@ -55,20 +55,7 @@ async def test_kill_9_during_an_optimization_then_restart_completes_it(
     )
     log = tmp_path / "worker.log"
     with OpenAIServer(_few_shot_responder, delay_s=0.03) as lm_server:
-        profiles = {
-            "default": {
-                "model": "openai/test-model",
-                "api_base": lm_server.base_url,
-                "api_key_env": "DSPYOPS_TEST_LM_KEY",
-                "timeout_s": 10,
-                "num_retries": 0,
-            }
-        }
-        env = {
-            **env,
-            "DSPYOPS_LM_PROFILES": json.dumps(profiles),
-            "DSPYOPS_TEST_LM_KEY": "not-a-real-key",
-        }
+        env = {**env, **worker_lm_env(lm_server.base_url)}
         async with TopicReader(bootstrap, topics.results) as results:
             worker = WorkerProcess(env, log).start()
             try:

@@ -12,7 +12,6 @@ are checkpointed in the event store.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader, command, send_commands
-from tests.support.openai_server import OpenAIServer
+from tests.support.openai_server import OpenAIServer, worker_lm_env
 from tests.support.optimization import register_commands, same_operand_text
 from tests.support.worker_process import WorkerProcess
 from tests.support.worker_stack import stored_events
@@ -72,20 +71,7 @@ async def test_a_random_search_killed_at_70_percent_resumes_from_its_checkpoints
     log = tmp_path / "worker.log"
     began = time.monotonic()
     with OpenAIServer(_responder, delay_s=0.01) as lm_server:
-        profiles = {
-            "default": {
-                "model": "openai/test-model",
-                "api_base": lm_server.base_url,
-                "api_key_env": "DSPYOPS_TEST_LM_KEY",
-                "timeout_s": 10,
-                "num_retries": 0,
-            }
-        }
-        env = {
-            **env,
-            "DSPYOPS_LM_PROFILES": json.dumps(profiles),
-            "DSPYOPS_TEST_LM_KEY": "not-a-real-key",
-        }
+        env = {**env, **worker_lm_env(lm_server.base_url)}
         async with TopicReader(bootstrap, topics.results) as results:
             worker = WorkerProcess(env, log).start()
             try:

@@ -26,6 +26,25 @@ Messages = list[dict[str, Any]]
 Responder = Callable[[Messages], str]
 
 
+def worker_lm_env(base_url: str, **profiles: dict[str, Any]) -> dict[str, str]:
+    """A worker's environment whose LM profiles answer from the server at `base_url`:
+    `default`, plus any named here with options of their own (prices, say). The key is
+    a fake one, read from the environment as a real deployment's would be."""
+    http = {
+        "model": "openai/test-model",
+        "api_base": base_url,
+        "api_key_env": "DSPYOPS_TEST_LM_KEY",
+        "timeout_s": 10,
+        "num_retries": 0,
+    }
+    named = {"default": {}, **profiles}
+    every = {name: {**http, **extra} for name, extra in named.items()}
+    return {
+        "DSPYOPS_LM_PROFILES": json.dumps(every),
+        "DSPYOPS_TEST_LM_KEY": "not-a-real-key",
+    }
+
+
 def chat_reply(**fields: Any) -> str:
     """A reply in DSPy ChatAdapter format: one ``[[ ## name ## ]]`` section per field."""
     sections = [f"[[ ## {name} ## ]]\n{_render(value)}" for name, value in fields.items()]
