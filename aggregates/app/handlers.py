@@ -29,6 +29,7 @@ from dspyops.aggregates.app import (
 )
 from dspyops.aggregates.app.application import DspyOps
 from dspyops.aggregates.app.context import CommandContext, Outcome
+from dspyops.aggregates.app.gates import CURRENT, gate_run_id
 from dspyops.aggregates.app.outcomes import payload_digest, run_context, subject_of
 from dspyops.aggregates.app.plans import (
     EvaluationPlan,
@@ -39,6 +40,7 @@ from dspyops.aggregates.app.plans import (
 )
 from dspyops.aggregates.app.trace_context import carrying
 from dspyops.aggregates.errors import RateLimited
+from dspyops.aggregates.ids import evaluation_uuid, execution_uuid, optimization_uuid
 from dspyops.events.commands import (
     COMMAND_TYPES,
     GATED_COMMANDS,
@@ -106,6 +108,25 @@ GATE_FINISHERS: dict[str, Callable[[DspyOps, GatePlan, CommandContext], Outcome]
     "SetTrafficSplit": splits.finish_gated_split,
 }
 assert set(GATE_FINISHERS) == {cls.__name__ for cls in GATED_COMMANDS}, "a gate needs a finisher"
+
+
+def _started_before(app: DspyOps, command: Command, ctx: CommandContext) -> bool:
+    """Whether this command already started its execution, run or gate: a redelivery
+    after a crash, its outcome still to come. It goes on whatever its producer's rate
+    (refused now, the run it started would never end). Asked only under a rate limit."""
+    subject = subject_of(command, ctx)
+    if isinstance(command, ExecuteProgram):
+        started = execution_uuid(subject)
+    elif isinstance(command, OptimizeProgram):
+        started = optimization_uuid(subject)
+    elif isinstance(command, EvaluateProgram):
+        started = evaluation_uuid(subject)
+    elif isinstance(command, GATED_COMMANDS) and getattr(command, "gate", None) is not None:
+        # A gate's runs are saved together: its `current` run stands for all of them.
+        started = evaluation_uuid(gate_run_id(ctx.command_id, CURRENT))
+    else:
+        return False
+    return bool(app.recorder.select_events(started, limit=1))
 
 
 def finish_gate(app: DspyOps, plan: GatePlan) -> Outcome:
@@ -187,9 +208,10 @@ def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Pla
         # After the stored-outcome lookup: a redelivered command gets its outcome, not a
         # refusal, and spends none of its producer's rate. Only a producer's commands
         # (their envelope's `source`) are limited, not the worker's own (a judge's score).
-        refused = app.checks.admission(ctx.command_id, ctx.source, ctx.actor) if ctx.source else []
-        if refused:
-            raise RateLimited(errors=refused)
+        if ctx.source and not _started_before(app, command, ctx):
+            refused = app.checks.admission(ctx.command_id, ctx.source, ctx.actor)
+            if refused:
+                raise RateLimited(errors=refused)
         return handler(app, command, ctx)
 
     with carrying(ctx):  # the events it records keep its trace context

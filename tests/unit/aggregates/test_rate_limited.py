@@ -6,10 +6,17 @@ redelivered command gets what it got before, and a refused one keeps its id free
 
 from __future__ import annotations
 
-from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, handle, in_memory_env
+from dspyops.aggregates.app import (
+    CommandContext,
+    DspyOps,
+    OptimizationPlan,
+    Outcome,
+    handle,
+    in_memory_env,
+)
 from dspyops.aggregates.app.checks import Checks
 from dspyops.aggregates.errors import ErrorDict
-from dspyops.events.commands import RegisterProgram
+from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
 
 SIGNATURE = "question: str -> answer: str"
 REFUSAL: ErrorDict = {
@@ -82,3 +89,27 @@ def test_the_workers_own_commands_are_never_limited() -> None:
     assert isinstance(outcome, Outcome)
     assert outcome.result_type == "ProgramRegistered"
     assert gate.asked == []
+
+
+def test_a_redelivered_run_still_in_flight_goes_on_whatever_the_limit() -> None:
+    """A worker died while the optimization ran: its command comes again with no outcome
+    stored yet. Refused now, the run it started would never end; it resumes instead."""
+    gate = Gate()
+    app = DspyOps(in_memory_env(), checks=Checks(admission=gate))
+    register(app, "reg")
+    examples = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(6)]
+    dataset = RegisterDataset(dataset_id="d", name="D", examples=examples)
+    assert isinstance(handle(app, dataset, ctx("ds")), Outcome)
+    optimize = OptimizeProgram(program_id="p", dataset_id="d")
+    first = handle(app, optimize, ctx("opt"))
+    assert isinstance(first, OptimizationPlan)
+    assert not first.resumed
+    gate.closed = True
+    again = handle(app, optimize, ctx("opt"))
+    assert isinstance(again, OptimizationPlan)
+    assert again.resumed
+    assert [command_id for command_id, _, _ in gate.asked] == ["reg", "ds", "opt"]
+    # A new command of the same producer is refused.
+    other = handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx("opt-2"))
+    assert isinstance(other, Outcome)
+    assert other.rejected
