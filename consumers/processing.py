@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -175,10 +176,19 @@ class Processor:
     ) -> Outgoing:
         # Result ids are derived from the command id, so a replay is recognisably the
         # same; a reused id's refusal is another message than the id's first outcome.
-        reused = outcome.rejected and any(
-            error.get("type") == "id_reused" for error in outcome.data.get("errors", [])
+        refused = (
+            {error.get("type") for error in outcome.data.get("errors", [])}
+            if outcome.rejected
+            else set()
         )
-        key = f"{outcome.result_type}:id_reused:{digest}" if reused else outcome.result_type
+        if "id_reused" in refused:
+            key = f"{outcome.result_type}:id_reused:{digest}"
+        elif "rate_limited" in refused:
+            # Not recorded, so the same id comes again: each refusal is a message of its
+            # own, never mistaken (deduplicated by id) for the command's real outcome.
+            key = f"{outcome.result_type}:rate_limited:{uuid.uuid4()}"
+        else:
+            key = outcome.result_type
         envelope = result_envelope(
             command,
             outcome.result_type,
