@@ -19,6 +19,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import AttributeValue
 
 from dspyops import tracing
@@ -131,15 +133,38 @@ def tracestate_of(envelope: Envelope, record: Incoming | None = None) -> str | N
     """The W3C `tracestate` a command came with (its envelope's, else its record's), which
     every message it causes carries on unchanged."""
     value = (envelope.model_extra or {}).get(TRACESTATE)
-    if isinstance(value, str) and value:
-        return value
-    return record.tracestate if record is not None else None
+    if not (isinstance(value, str) and value):
+        value = record.tracestate if record is not None else None
+    return _w3c_tracestate(value)
 
 
 def traceparent_of(envelope: Envelope, record: Incoming | None = None) -> str | None:
     """The W3C trace context a command came with: its envelope's, else its record's."""
     extra = envelope.model_extra or {}
     value = extra.get(TRACEPARENT)
-    if isinstance(value, str) and value:
-        return value
-    return record.traceparent if record is not None else None
+    if not (isinstance(value, str) and value):
+        value = record.traceparent if record is not None else None
+    return _w3c_traceparent(value)
+
+
+# What a producer sends is carried on by every result and stored with every event of
+# the command: only a well-formed W3C context is (OpenTelemetry's own parsers decide).
+# Anything else, a megabyte of header among it, is dropped as if none had come.
+_W3C = TraceContextTextMapPropagator()
+# W3C's limit for a tracestate a vendor passes on (32 members of up to 256 characters
+# would be more; 512 is what the recommendation says to propagate at least).
+MAX_TRACESTATE_CHARS = 512
+
+
+def _w3c_traceparent(value: str | None) -> str | None:
+    if not value or len(value) > 55:  # version 00 is exactly 55 characters
+        return None
+    context = _W3C.extract({TRACEPARENT: value})
+    return value if trace.get_current_span(context).get_span_context().is_valid else None
+
+
+def _w3c_tracestate(value: str | None) -> str | None:
+    if not value or len(value) > MAX_TRACESTATE_CHARS:
+        return None
+    state = TraceState.from_header([value])
+    return state.to_header() or None
