@@ -113,10 +113,11 @@ async def execute_program(
             if code == INTERNAL_ERROR:
                 logger.exception("execution failed with an unexpected error")
     latency_ms = (time.monotonic() - start) * 1000
-    usage, lm_calls = _usage(tracker.get_total_tokens(), tracker.usage_data)
+    totals, entries_by_lm = tracker.totals()
+    usage, lm_calls = _usage(totals, entries_by_lm)
     reported = all(
         any(key in entry for key in ("prompt_tokens", "completion_tokens", "total_tokens"))
-        for entries in tracker.usage_data.values()
+        for entries in entries_by_lm.values()
         for entry in entries
     )
     return ExecutionOutcome(

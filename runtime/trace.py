@@ -27,6 +27,7 @@ traced on their own; their LM calls still are.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -201,10 +202,20 @@ class UsageTo(UsageTracker):
     def __init__(self, sink: Callable[[dict[str, Any]], None]) -> None:
         super().__init__()
         self._sink = sink
+        # Shared with DSPy's worker threads (below), which may still add usage while the
+        # execution that timed out reads its totals.
+        self._lock = threading.Lock()
 
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        super().add_usage(lm, usage_entry)
+        with self._lock:
+            super().add_usage(lm, usage_entry)
         self._sink(usage_entry)
+
+    def totals(self) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        """The totals per LM and a copy of every entry, read together under the lock."""
+        with self._lock:
+            entries = {lm: list(found) for lm, found in self.usage_data.items()}
+            return self.get_total_tokens(), entries
 
     def __deepcopy__(self, memo: dict[int, Any]) -> UsageTo:
         # DSPy's worker threads get a deep copy of the tracker and never add its counts

@@ -1,0 +1,30 @@
+"""The execution's usage tracker is shared with DSPy's worker threads (dspy.Parallel);
+its totals are read while a thread that outlived a timeout may still add to it."""
+
+from __future__ import annotations
+
+import threading
+
+from dspyops.runtime.trace import UsageTo
+
+
+def test_totals_are_read_safely_while_another_thread_adds_usage() -> None:
+    tracker = UsageTo(lambda entry: None)
+    done = threading.Event()
+
+    def add() -> None:
+        for n in range(20_000):  # a new LM name each time: the dict grows under the reader
+            tracker.add_usage(f"lm-{n}", {"prompt_tokens": 1, "completion_tokens": 1})
+        done.set()
+
+    adder = threading.Thread(target=add)
+    adder.start()
+    reads = 0
+    while not done.is_set():
+        totals, entries = tracker.totals()  # raised "dictionary changed size" unlocked
+        assert set(totals) <= set(entries)
+        reads += 1
+    adder.join()
+    totals, entries = tracker.totals()
+    assert len(totals) == len(entries) == 20_000
+    assert reads > 0
