@@ -109,10 +109,11 @@ class Settings(BaseSettings):
 
     _kafka_security: KafkaSecurity = PrivateAttr(default_factory=KafkaSecurity)
 
-    @field_validator("command_rate_limit")
+    @field_validator("command_rate_limit", mode="before")
     @classmethod
     def _rates_parse(cls, value: str | None) -> str | None:
-        if value is None:
+        # An empty variable (a compose file blanking it) means no limit, as an unset one.
+        if value is None or (isinstance(value, str) and not value.strip()):
             return None
         try:
             # The server extra's: a client-only install never applies a rate limit.

@@ -26,12 +26,21 @@ HANG_FACTOR = 2.5
 DEFAULT_TIMEOUT_S = 300.0
 
 
-def _limit_s(item: pytest.Item) -> float:
+def _limit_s(item: pytest.Item) -> float | None:
+    """HANG_FACTOR times the test's timeout (its marker, `--timeout`, the ini's); None
+    when there is none (`--timeout=0`, as under a debugger) or no pytest-timeout."""
     marker = item.get_closest_marker("timeout")
     if marker is not None and marker.args:
-        return HANG_FACTOR * float(marker.args[0])
-    configured = item.config.getini("timeout") or DEFAULT_TIMEOUT_S
-    return HANG_FACTOR * float(configured)
+        timeout = float(marker.args[0])
+    else:
+        given = item.config.getoption("timeout", None)
+        if given is None:
+            try:
+                given = item.config.getini("timeout")
+            except ValueError:  # pytest-timeout not loaded (-p no:timeout)
+                return None
+        timeout = float(given) if given not in (None, "") else DEFAULT_TIMEOUT_S
+    return HANG_FACTOR * timeout if timeout > 0 else None
 
 
 def _report(item: pytest.Item, limit_s: float) -> None:
@@ -76,6 +85,9 @@ def _fire(item: pytest.Item, limit_s: float) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     limit_s = _limit_s(item)
+    if limit_s is None:
+        yield
+        return
     timer = threading.Timer(limit_s, _fire, args=(item, limit_s))
     timer.daemon = True
     timer.name = "hang-watchdog"

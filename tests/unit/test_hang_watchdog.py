@@ -68,3 +68,53 @@ def test_a_teardown_that_hangs_after_the_timeout_ends_the_run_with_stacks(
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
     assert f"killed child processes [{child}]" in run.stdout
     assert took < 60, took
+
+
+SLOW = """
+import time
+
+def test_takes_four_seconds():
+    time.sleep(4)
+"""
+
+
+def _run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_slow.py").write_text(SLOW)
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 1\n")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.support.hang_watchdog",
+            "-p",
+            "no:cacheprovider",
+            *options,
+            "-c",
+            str(tmp_path / "pytest.ini"),
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_no_timeout_no_watchdog(tmp_path: Path) -> None:
+    # --timeout=0 (as under a debugger) and a run without pytest-timeout: the 4 s test
+    # runs to its end, past the 2.5 s the ini's timeout would give the watchdog.
+    for options in (["--timeout=0"], ["-p", "no:timeout"]):
+        run = _run(tmp_path, *options)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        assert "1 passed" in run.stdout
+
+
+def test_the_command_lines_timeout_sets_the_watchdog(tmp_path: Path) -> None:
+    # --timeout=10 over the ini's 1: no pytest-timeout failure and no watchdog at 2.5 s.
+    run = _run(tmp_path, "--timeout=10")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

@@ -46,3 +46,4 @@ def test_a_rate_that_does_not_parse_is_refused_in_one_line() -> None:
     with pytest.raises(ValueError, match="is not a rate limit"):
         Settings(command_rate_limit="100 per fortnight")
     assert Settings(command_rate_limit="100/second").command_rate_limit == "100/second"
+    assert Settings(command_rate_limit="").command_rate_limit is None  # blank: no limit
