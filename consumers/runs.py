@@ -199,14 +199,20 @@ class RunJobs:
         steps_reported = 0
         calls_reported = 0
         checkpointed = 0
+        # The run's last event version read for a cancellation (only newer ones are read).
+        read_to = 0
         last_report = time.monotonic()
         while not future.done():
             await asyncio.wait({future}, timeout=self.poll_interval_s)
             checkpointed += await self._checkpoints(run_id, state, checkpointed)
             if time.monotonic() > state.deadline:
                 state.stop(TIME_LIMIT_EXCEEDED)
-            elif await self._in_store(optimizations.is_cancelled, self.app, run_id):
-                state.stop(CANCELLED)
+            else:
+                cancelled, read_to = await self._in_store(
+                    optimizations.cancelled_since, self.app, run_id, read_to
+                )
+                if cancelled:
+                    state.stop(CANCELLED)
             if state.reason is not None:
                 continue
             steps = state.finished_since(steps_reported)

@@ -175,6 +175,15 @@ def is_cancelled(app: DspyOps, optimization_id: str) -> bool:
     return app.optimization(optimization_id).status == CANCELLED
 
 
+def cancelled_since(app: DspyOps, optimization_id: str, after: int) -> tuple[bool, int]:
+    """Whether the run was cancelled in its events after version `after`, and the last
+    version read. A running run's watcher asks twice a second: it reads only what is new,
+    not every checkpoint again (each holds a whole program state)."""
+    stored = app.recorder.select_events(optimization_uuid(optimization_id), gt=after)
+    last = stored[-1].originator_version if stored else after
+    return any(e.topic.rsplit(".", 1)[-1] == "Cancelled" for e in stored), last
+
+
 def complete_optimization(
     app: DspyOps,
     optimization_id: str,

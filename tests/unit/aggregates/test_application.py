@@ -656,9 +656,17 @@ def test_cancel_ends_the_run_and_its_command(app: DspyOps, ctx: Ids) -> None:
     plan = handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx("o1"))
     assert isinstance(plan, OptimizationPlan)
     assert not optimizations.is_cancelled(app, "o1")
+    # The watcher's cheap poll: nothing since the start, then the cancel, then nothing new.
+    nothing, read_to = optimizations.cancelled_since(app, "o1", 0)
+    assert not nothing
+    assert read_to > 0
     cancelled = handle(app, CancelOptimization(program_id="p", optimization_id="o1"), ctx())
     assert cancelled.result_type == "OptimizationCancelled"
     assert optimizations.is_cancelled(app, "o1")
+    seen, after_cancel = optimizations.cancelled_since(app, "o1", read_to)
+    assert seen
+    assert after_cancel > read_to
+    assert optimizations.cancelled_since(app, "o1", after_cancel) == (False, after_cancel)
     assert app.stored_outcome("o1") == cancelled
     assert optimizations.record_progress(app, "o1", 2, 4, 0.5) is None
     late = optimizations.complete_optimization(
