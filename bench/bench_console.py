@@ -19,19 +19,16 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import psycopg
 from psycopg import sql
 
-from bench.bench_read_side import free_port, wait_for_api
+from bench.bench_read_side import api_process
 from dspyops.api.ui.programs import RECENT
 from dspyops.bootstrap import open_store
 from dspyops.projections.projector import Projector
@@ -39,7 +36,6 @@ from dspyops.projections.read_schema import EXECUTIONS
 from dspyops.settings import get_settings
 from tests.support.read_story import schemas, seed_story
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET_MS = 1000.0
 # Above every position the event store gives the story's rows.
 FIRST_POSITION = 10_000_000
@@ -187,36 +183,13 @@ def main() -> None:
             f"copied {args.executions:,} executions of program qa into the read tables "
             f"in {time.perf_counter() - started:.1f} s"
         )
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "DSPYOPS_EVENT_STORE_SCHEMA": es,
-            "DSPYOPS_READ_MODEL_SCHEMA": rs,
-        }
-        env.pop("DSPYOPS_API_TOKEN", None)
-        api = subprocess.Popen(
-            [sys.executable, "-m", "dspyops.cli.main", "api", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_api(port, api)
+        with api_process(database_url, es, rs) as port:
             print(
                 f"one `dspyops api` process, one client, {args.repeats} GETs per page; "
                 f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
             )
             measure(port, args.repeats, args.executions)
             print(f"load average after: {os.getloadavg()[0]:.1f}")
-        finally:
-            api.terminate()
-            try:
-                api.wait(15)
-            except subprocess.TimeoutExpired:
-                api.kill()
-                api.wait(5)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -141,6 +142,38 @@ def wait_for_api(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the API did not answer within 30 s")
 
 
+@contextmanager
+def api_process(database_url: str, es: str, rs: str, **env: str) -> Iterator[int]:
+    """A `dspyops api` process on those schemas (no token), answering on the port it
+    yields; stopped when the block ends."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DSPYOPS_EVENT_STORE_SCHEMA": es,
+        "DSPYOPS_READ_MODEL_SCHEMA": rs,
+        **env,
+    }
+    environment.pop("DSPYOPS_API_TOKEN", None)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "dspyops.cli.main", "api", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_api(port, api)
+        yield port
+    finally:
+        api.terminate()
+        try:
+            api.wait(15)
+        except subprocess.TimeoutExpired:
+            api.kill()
+            api.wait(5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--executions", type=int, default=100_000)
@@ -170,35 +203,11 @@ def main() -> None:
             f"{catch_up / decoded:.2f})"
         )
 
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "DSPYOPS_EVENT_STORE_SCHEMA": es,
-            "DSPYOPS_READ_MODEL_SCHEMA": rs,
-            "DSPYOPS_API_POOL_SIZE": str(CONCURRENCY),
-        }
-        env.pop("DSPYOPS_API_TOKEN", None)
-        api = subprocess.Popen(
-            [sys.executable, "-m", "dspyops.cli.main", "api", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_api(port, api)
+        with api_process(database_url, es, rs, DSPYOPS_API_POOL_SIZE=str(CONCURRENCY)) as port:
             print(
                 f"HTTP: one uvicorn worker, {CONCURRENCY} concurrent clients, {args.seconds} s each"
             )
             asyncio.run(http_vs_sql(database_url, rs, port, args.seconds))
-        finally:
-            api.terminate()
-            try:
-                api.wait(15)
-            except subprocess.TimeoutExpired:
-                api.kill()
-                api.wait(5)
 
 
 if __name__ == "__main__":
