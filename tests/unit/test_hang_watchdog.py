@@ -31,13 +31,12 @@ def test_runs_past_its_timeout(stuck):
 """
 
 
-def test_a_teardown_that_hangs_after_the_timeout_ends_the_run_with_stacks(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "test_hangs.py").write_text(HANGING)
+def _pytest(tmp_path: Path, test_source: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`test_source` run by a pytest of its own with the watchdog and an ini timeout of 1 s
+    (so the watchdog's limit is 2.5 s unless `options` say otherwise)."""
+    (tmp_path / "test_it.py").write_text(test_source)
     (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 1\n")
-    began = time.monotonic()
-    run = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -47,6 +46,7 @@ def test_a_teardown_that_hangs_after_the_timeout_ends_the_run_with_stacks(
             "-p",
             "no:cacheprovider",
             f"--basetemp={tmp_path / 'base'}",
+            *options,
             "-c",
             str(tmp_path / "pytest.ini"),
             "--rootdir",
@@ -59,9 +59,16 @@ def test_a_teardown_that_hangs_after_the_timeout_ends_the_run_with_stacks(
         text=True,
         timeout=120,
     )
+
+
+def test_a_teardown_that_hangs_after_the_timeout_ends_the_run_with_stacks(
+    tmp_path: Path,
+) -> None:
+    began = time.monotonic()
+    run = _pytest(tmp_path, HANGING)
     took = time.monotonic() - began
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "hung: test_hangs.py::test_runs_past_its_timeout still running after 2s" in run.stdout
+    assert "hung: test_it.py::test_runs_past_its_timeout still running after 2s" in run.stdout
     assert "stack of MainThread" in run.stdout
     assert "time.sleep(600)  # a teardown that never ends" in run.stdout
     child = int((tmp_path / "child.pid").read_text())
@@ -78,43 +85,16 @@ def test_takes_four_seconds():
 """
 
 
-def _run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "test_slow.py").write_text(SLOW)
-    (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 1\n")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "tests.support.hang_watchdog",
-            "-p",
-            "no:cacheprovider",
-            *options,
-            "-c",
-            str(tmp_path / "pytest.ini"),
-            "--rootdir",
-            str(tmp_path),
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_no_timeout_no_watchdog(tmp_path: Path) -> None:
     # --timeout=0 (as under a debugger) and a run without pytest-timeout: the 4 s test
     # runs to its end, past the 2.5 s the ini's timeout would give the watchdog.
     for options in (["--timeout=0"], ["-p", "no:timeout"]):
-        run = _run(tmp_path, *options)
+        run = _pytest(tmp_path, SLOW, *options)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
         assert "1 passed" in run.stdout
 
 
 def test_the_command_lines_timeout_sets_the_watchdog(tmp_path: Path) -> None:
     # --timeout=10 over the ini's 1: no pytest-timeout failure and no watchdog at 2.5 s.
-    run = _run(tmp_path, "--timeout=10")
+    run = _pytest(tmp_path, SLOW, "--timeout=10")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
