@@ -11,26 +11,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from dspyops.api.dead_letters import Tally, dead_letters
 from dspyops.client.security import KafkaSecurity
 from dspyops.events.codec import Undecodable, UndecodableCode, encode
 from dspyops.events.deadletter import deadletter_envelope
 from dspyops.settings import Settings
+from tests.support.kafka import temporary_topic
 
 
 @pytest.fixture
 async def topic(bootstrap_servers: str, unique: str) -> AsyncIterator[str]:
-    name = f"test.deadletter.{unique}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+    async with temporary_topic(bootstrap_servers, f"test.deadletter.{unique}", 2) as name:
         yield name
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 def letter(code: UndecodableCode, offset: int, quoted: bytes = b"\xff") -> bytes:

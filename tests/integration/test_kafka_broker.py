@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.support.kafka import temporary_topic
 
 PARTITIONS = 4
 MESSAGES = 1000
@@ -15,15 +16,8 @@ MESSAGES = 1000
 
 @pytest.fixture
 async def topic(bootstrap_servers: str, unique: str) -> AsyncIterator[str]:
-    name = f"test.groups.{unique}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
+    async with temporary_topic(bootstrap_servers, f"test.groups.{unique}", PARTITIONS) as name:
         yield name
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 async def _produce(servers: str, topic: str, keys: range) -> None:

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 from fastapi.testclient import TestClient
 from psycopg import sql
@@ -24,20 +23,14 @@ from dspyops.events.commands import RegisterProgram
 from dspyops.projections.lag import projector_status, read_lag
 from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
+from tests.support.kafka import temporary_topic
 from tests.support.read_story import ctx, schemas
 
 
 @pytest.fixture
 async def topic(bootstrap_servers: str, unique: str) -> AsyncIterator[str]:
-    name = f"test.worker-group.{unique}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+    async with temporary_topic(bootstrap_servers, f"test.worker-group.{unique}", 2) as name:
         yield name
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 async def test_a_consuming_group_is_running_with_its_members_and_lag_per_topic(

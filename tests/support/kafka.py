@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from dspyops.client.producers import durable_producer
@@ -62,6 +63,19 @@ async def topic_replication(bootstrap: str, topic: str) -> tuple[set[int], str]:
     ((_code, _msg, _type, _name, entries),) = response.resources
     min_isr = next(e[1] for e in entries if e[0] == "min.insync.replicas")
     return replicas, min_isr
+
+
+@asynccontextmanager
+async def temporary_topic(bootstrap: str, name: str, partitions: int) -> AsyncIterator[str]:
+    """A topic of a test's own, with one replica, deleted when the block ends."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        yield name
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
 
 
 def command(command_type: str, data: dict[str, Any], **kwargs: Any) -> Envelope:
