@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from dspyops.api.main import create_app
 from dspyops.client import DspyopsClient
 from dspyops.events.commands import (
     DeployProgram,
@@ -48,12 +46,17 @@ from dspyops.events.results import (
     ProgramDeployed,
     ProgramRegistered,
 )
-from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
 from tests.support.openai_server import OpenAIServer, chat_reply, worker_lm_env
 from tests.support.optimization import ANSWERS
 from tests.support.worker_process import WorkerProcess
-from tests.support.worker_stack import drop_schema, settings_for, stack_env, started_client
+from tests.support.worker_stack import (
+    drop_schema,
+    read_api,
+    settings_for,
+    stack_env,
+    started_client,
+)
 
 QA = "question: str -> answer: str"
 JUDGE = "question: str, answer: str, reference: str -> score: float[0, 1], rationale: str"
@@ -110,23 +113,13 @@ async def reviewer(loop_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Ds
 
 
 class ReadSide:
-    """The projector caught up, then the read API, on a read schema of the test's own."""
+    """The read API on a read schema of the test's own, the projector caught up first."""
 
     def __init__(self, settings: Settings, read_schema: str) -> None:
         self.settings, self.read_schema = settings, read_schema
 
     def get(self, path: str, **params: Any) -> Any:
-        projector = Projector(
-            self.settings.effective_database_url,
-            event_store_schema=self.settings.event_store_schema,
-            read_schema=self.read_schema,
-        )
-        try:
-            projector.catch_up()
-        finally:
-            projector.close()
-        update = {"read_model_schema": self.read_schema, "api_token": None}
-        with TestClient(create_app(self.settings.model_copy(update=update))) as api:
+        with read_api(self.settings, self.read_schema) as api:
             answer = api.get(path, params=params)
         assert answer.status_code == 200, answer.text
         return answer.json()

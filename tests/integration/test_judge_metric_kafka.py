@@ -7,18 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 
-from dspyops.api.main import create_app
 from dspyops.consumers.judges import judge_execution_id
 from dspyops.consumers.worker import build_worker_app, prepare_topics
 from dspyops.events.topics import Topics
-from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
 from tests.support.judges import EXAMPLES, GRADER, QA, TwoProfiles
 from tests.support.kafka import TopicReader, command
 from tests.support.optimization import send_and_wait
-from tests.support.worker_stack import drop_schema, settings_for, stack_env
+from tests.support.worker_stack import drop_schema, read_api, settings_for, stack_env
 
 
 @pytest.fixture
@@ -72,19 +69,7 @@ async def test_an_evaluation_judged_by_a_program_counts_in_the_judges_metrics(
 
     read_schema = f"read_{unique}"
     try:
-        projector = Projector(
-            settings.effective_database_url,
-            event_store_schema=settings.event_store_schema,
-            read_schema=read_schema,
-        )
-        try:
-            projector.catch_up()
-        finally:
-            projector.close()
-        api = create_app(
-            settings.model_copy(update={"read_model_schema": read_schema, "api_token": None})
-        )
-        with TestClient(api) as client:
+        with read_api(settings, read_schema) as client:
             judged = client.get(f"/programs/{grader}/metrics").json()
             first = client.get(f"/executions/{judge_execution_id(evaluate.id, 1)}").json()
             judged_program = client.get(f"/programs/{qa}/metrics").json()

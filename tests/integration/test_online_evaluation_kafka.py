@@ -13,18 +13,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from dspyops.api.main import create_app
 from dspyops.consumers.worker import build_worker_app, prepare_topics
 from dspyops.events.topics import Topics
-from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
 from tests.support.judges import GRADER, QA, TwoProfiles
 from tests.support.kafka import TopicReader, command
 from tests.support.optimization import send_and_wait
 from tests.support.projector_process import ROOT
-from tests.support.worker_stack import drop_schema, settings_for, stack_env
+from tests.support.worker_stack import drop_schema, read_api, settings_for, stack_env
 
 # Every input of an online judge comes from the execution: no reference (label).
 WATCHER = "question: str, answer: str -> score: int[1, 5], rationale: str"
@@ -53,19 +50,7 @@ async def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def read_side(settings: Settings, read_schema: str, program_id: str) -> tuple[Any, str]:
-    projector = Projector(
-        settings.effective_database_url,
-        event_store_schema=settings.event_store_schema,
-        read_schema=read_schema,
-    )
-    try:
-        projector.catch_up()
-    finally:
-        projector.close()
-    api = create_app(
-        settings.model_copy(update={"read_model_schema": read_schema, "api_token": None})
-    )
-    with TestClient(api) as client:
+    with read_api(settings, read_schema) as client:
         program = client.get(f"/programs/{program_id}").json()
         page = client.get(f"/ui/programs/{program_id}").text
     return program["online_evaluation"], page

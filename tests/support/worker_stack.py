@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import psycopg
+from fastapi.testclient import TestClient
 
+from dspyops.api.main import create_app
 from dspyops.client import DspyopsClient, TopicsMissingError
+from dspyops.projections.projector import Projector
 from dspyops.settings import Settings
 
 
@@ -44,6 +47,24 @@ def stored_events(database_url: str, schema: str) -> list[tuple[str, int, str]]:
 def drop_schema(database_url: str, schema: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def read_api(settings: Settings, read_schema: str) -> Iterator[TestClient]:
+    """The projector caught up from `settings`' event store into `read_schema`, then the
+    read API (no token) on it, in this process."""
+    projector = Projector(
+        settings.effective_database_url,
+        event_store_schema=settings.event_store_schema,
+        read_schema=read_schema,
+    )
+    try:
+        projector.catch_up()
+    finally:
+        projector.close()
+    update = {"read_model_schema": read_schema, "api_token": None}
+    with TestClient(create_app(settings.model_copy(update=update))) as client:
+        yield client
 
 
 def settings_for(env: dict[str, str]) -> Settings:
