@@ -15,7 +15,6 @@ import psycopg
 from psycopg import sql
 
 from dspyops.aggregates.app import Checks, DspyOps, eventsourcing_env
-from dspyops.aggregates.app.checks import admit_all
 from dspyops.settings import Settings
 from dspyops.spend_ledger import PostgresLedger
 
@@ -76,7 +75,7 @@ def worker_checks(profiles: ProfileRegistry, settings: Settings | None = None) -
     from dspyops.runtime.scoring import validate_metric
     from dspyops.runtime.tools import check_tools
 
-    admission = admit_all
+    admission = None
     if settings is not None and settings.command_rate_limit is not None:
         rates = CommandRateLimit(settings.command_rate_limit, settings.command_rate_limit_key)
         admission = rates.admission

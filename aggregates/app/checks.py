@@ -41,10 +41,6 @@ def no_tool_errors(tools: list[str]) -> list[ErrorDict]:
     return []
 
 
-def admit_all(command_id: str, source: str | None, actor: str | None) -> list[ErrorDict]:
-    return []
-
-
 def no_plugins(name: str, options: dict[str, Any]) -> tuple[dict[str, Any] | None, list[ErrorDict]]:
     msg = f"no plugin module {name!r} is installed (no worker's registry was given)"
     return None, [{"loc": ["module"], "msg": msg, "type": "unknown_plugin"}]
@@ -56,8 +52,9 @@ class Checks:
     metric: MetricCheck = field(default=no_metric_errors)
     tools: ToolCheck = field(default=no_tool_errors)
     plugin: PluginCheck = field(default=no_plugins)
-    # The workers' rate limit per producer (DSPYOPS_COMMAND_RATE_LIMIT); none by default.
-    admission: Admission = field(default=admit_all)
+    # The workers' rate limit per producer (DSPYOPS_COMMAND_RATE_LIMIT); None: no limit,
+    # and no read on the command path to honour one.
+    admission: Admission | None = None
     # The LM profile names the workers have; None accepts any (no worker to ask).
     lm_profiles: frozenset[str] | None = None
 

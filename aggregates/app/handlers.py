@@ -208,8 +208,9 @@ def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Pla
         # After the stored-outcome lookup: a redelivered command gets its outcome, not a
         # refusal, and spends none of its producer's rate. Only a producer's commands
         # (their envelope's `source`) are limited, not the worker's own (a judge's score).
-        if ctx.source and not _started_before(app, command, ctx):
-            refused = app.checks.admission(ctx.command_id, ctx.source, ctx.actor)
+        admission = app.checks.admission
+        if admission is not None and ctx.source and not _started_before(app, command, ctx):
+            refused = admission(ctx.command_id, ctx.source, ctx.actor)
             if refused:
                 raise RateLimited(errors=refused)
         return handler(app, command, ctx)

@@ -6,17 +6,25 @@ redelivered command gets what it got before, and a refused one keeps its id free
 
 from __future__ import annotations
 
+import pytest
+
 from dspyops.aggregates.app import (
     CommandContext,
     DspyOps,
     OptimizationPlan,
     Outcome,
     handle,
+    handlers,
     in_memory_env,
 )
 from dspyops.aggregates.app.checks import Checks
 from dspyops.aggregates.errors import ErrorDict
-from dspyops.events.commands import OptimizeProgram, RegisterDataset, RegisterProgram
+from dspyops.events.commands import (
+    ExecuteProgram,
+    OptimizeProgram,
+    RegisterDataset,
+    RegisterProgram,
+)
 
 SIGNATURE = "question: str -> answer: str"
 REFUSAL: ErrorDict = {
@@ -113,3 +121,18 @@ def test_a_redelivered_run_still_in_flight_goes_on_whatever_the_limit() -> None:
     other = handle(app, OptimizeProgram(program_id="p", dataset_id="d"), ctx("opt-2"))
     assert isinstance(other, Outcome)
     assert other.rejected
+
+
+def test_without_a_limit_the_command_path_reads_nothing_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No DSPYOPS_COMMAND_RATE_LIMIT (the default): no 'started before?' read per command."""
+
+    def read(*args: object) -> bool:
+        raise AssertionError("looked for an earlier run with no rate limit set")
+
+    monkeypatch.setattr(handlers, "_started_before", read)
+    app = DspyOps(in_memory_env())
+    assert register(app, "c1").result_type == "ProgramRegistered"
+    planned = handle(app, ExecuteProgram(program_id="p", inputs={"question": "q"}), ctx("e1"))
+    assert not isinstance(planned, Outcome)
