@@ -36,7 +36,7 @@ from dspyops.aggregates.errors import DomainError, InvalidInput, NotFound
 from dspyops.aggregates.ids import optimization_uuid
 from dspyops.aggregates.optimization import Optimization
 from dspyops.aggregates.program import Program
-from dspyops.aggregates.run import CANCELLED, RUNNING, Run
+from dspyops.aggregates.run import RUNNING, Run
 from dspyops.events.commands import CancelOptimization, OptimizeProgram
 from dspyops.events.results import (
     OptimizationCancelled,
@@ -171,10 +171,6 @@ def record_checkpoint(
     raise ConflictsExhausted(f"optimization {optimization_id!r}: checkpoint kept conflicting")
 
 
-def is_cancelled(app: DspyOps, optimization_id: str) -> bool:
-    return app.optimization(optimization_id).status == CANCELLED
-
-
 def cancelled_since(app: DspyOps, optimization_id: str, after: int) -> tuple[bool, int]:
     """Whether the run was cancelled in its events after version `after`, and the last
     version read. A running run's watcher asks twice a second: it reads only what is new,
@@ -303,7 +299,7 @@ def cancel_optimization(app: DspyOps, cmd: CancelOptimization, ctx: CommandConte
     """Cancel a run; the asking OptimizeProgram command ends with the same outcome.
 
     Both outcomes are stored in this one save, so the running job only has to notice
-    (`is_cancelled`) and stop; completing it afterwards returns the stored outcome.
+    (`cancelled_since`) and stop; completing it afterwards returns the stored outcome.
     """
     run = app.optimization(cmd.optimization_id)
     if run.program_id != cmd.program_id:
