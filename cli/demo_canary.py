@@ -19,16 +19,16 @@ from rich.markup import escape
 from dspyops.cli import demo_data
 from dspyops.cli.demo_steps import (
     COMMAND_TIMEOUT_S,
-    READ_SIDE_TIMEOUT_S,
     DemoRun,
     announce_step,
+    caught_up,
     demo_client,
     ms,
     report_done,
     score,
     table,
 )
-from dspyops.cli.read_api import ReadApi, ReadApiError
+from dspyops.cli.read_api import ReadApi
 from dspyops.client import DspyopsClient
 from dspyops.events.commands import ExecuteProgram, SetTrafficSplit, SplitGuard, UpdateProgram
 from dspyops.events.results import ExecutionSucceeded, ProgramTrafficSplitSet, ProgramUpdated
@@ -203,26 +203,17 @@ class CanaryStats:
 
     def _caught_up(self, run: CanaryRun) -> dict[str, Any]:
         """Wait until the metrics count every execution of the batch on its version."""
-        path = f"/programs/{run.program_id}/metrics"
-        deadline = time.monotonic() + READ_SIDE_TIMEOUT_S
-        while True:
-            try:
-                metrics = dict(self.api.get(path))
-                finished = {
-                    row["version"]: row["succeeded"] + row["failed"]
-                    for row in metrics["by_version"]
-                }
-                if all(finished.get(v, 0) >= n for v, n in run.expected.items()):
-                    return metrics
-            except ReadApiError:
-                pass
-            if time.monotonic() > deadline:
-                raise ReadApiError(
-                    f"the read API did not count the canary's executions within "
-                    f"{READ_SIDE_TIMEOUT_S:g}s",
-                    "is `dspyops projector` running? `dspyops projections status` shows its lag",
-                )
-            time.sleep(0.3)
+
+        def counted() -> dict[str, Any] | None:
+            metrics = dict(self.api.get(f"/programs/{run.program_id}/metrics"))
+            finished = {
+                row["version"]: row["succeeded"] + row["failed"] for row in metrics["by_version"]
+            }
+            return (
+                metrics if all(finished.get(v, 0) >= n for v, n in run.expected.items()) else None
+            )
+
+        return caught_up(counted, "the canary's executions counted")
 
 
 def difference(value: float | None, interval: list[float] | None, *, digits: int = 2) -> str:

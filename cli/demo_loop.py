@@ -10,7 +10,6 @@ canned (0.0): the commands, events and read models are real, the scores are not.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -20,14 +19,14 @@ from dspyops.cli import demo_data
 from dspyops.cli.demo_steps import (
     COMMAND_TIMEOUT_S,
     OFFLINE_NOTE,
-    READ_SIDE_TIMEOUT_S,
     announce_step,
+    caught_up,
     demo_client,
     optimize_with_progress,
     report_done,
     score,
 )
-from dspyops.cli.read_api import ReadApi, ReadApiError
+from dspyops.cli.read_api import ReadApi
 from dspyops.client import DspyopsClient
 from dspyops.events.commands import (
     DeployProgram,
@@ -191,26 +190,19 @@ class LoopDemo:
 
     def _corrections_found(self) -> list[str]:
         """The read API's feedback filter, once the projector has applied every correction."""
-        path = f"/programs/{self.run.program_id}/executions"
-        deadline = time.monotonic() + READ_SIDE_TIMEOUT_S
         wanted = set(self.run.corrected)
-        while True:
-            try:
-                rows = self.api.items(
-                    path, limit=100, status="succeeded", max_score=CORRECTION_MAX_SCORE
-                )
-                found = [row["execution_id"] for row in rows]
-                if set(found) == wanted:
-                    return found
-            except ReadApiError:
-                pass
-            if time.monotonic() > deadline:
-                raise ReadApiError(
-                    f"the read API did not show the {len(wanted)} corrected executions within "
-                    f"{READ_SIDE_TIMEOUT_S:g}s",
-                    "is `dspyops projector` running? `dspyops projections status` shows its lag",
-                )
-            time.sleep(0.3)
+
+        def found() -> list[str] | None:
+            rows = self.api.items(
+                f"/programs/{self.run.program_id}/executions",
+                limit=100,
+                status="succeeded",
+                max_score=CORRECTION_MAX_SCORE,
+            )
+            ids = [row["execution_id"] for row in rows]
+            return ids if set(ids) == wanted else None
+
+        return caught_up(found, f"the {len(wanted)} corrected executions")
 
     async def _optimize(self, client: DspyopsClient) -> None:
         run = self.run

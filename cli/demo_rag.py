@@ -9,7 +9,6 @@ the documents a real model would.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +20,13 @@ from dspyops.cli import demo_data
 from dspyops.cli.demo_steps import (
     COMMAND_TIMEOUT_S,
     OFFLINE_NOTE,
-    READ_SIDE_TIMEOUT_S,
     announce_step,
+    caught_up,
     demo_client,
     optimize_with_progress,
     report_done,
 )
-from dspyops.cli.read_api import ReadApi, ReadApiError
+from dspyops.cli.read_api import ReadApi
 from dspyops.cli.trace_tree import span_tree
 from dspyops.client import DspyopsClient
 from dspyops.events.commands import (
@@ -233,19 +232,9 @@ class RagTrace:
         return detail
 
     def _caught_up(self, execution_id: str) -> dict[str, Any]:
-        deadline = time.monotonic() + READ_SIDE_TIMEOUT_S
-        while True:
-            try:
-                detail = dict(self.api.get(f"/executions/{execution_id}"))
-                # The request may be applied before its completion: wait for that.
-                if detail.get("status") != "requested":
-                    return detail
-            except ReadApiError:
-                pass  # 404 until the projector has applied the execution
-            if time.monotonic() > deadline:
-                raise ReadApiError(
-                    f"the read API did not show execution {execution_id} "
-                    f"within {READ_SIDE_TIMEOUT_S:g}s",
-                    "is `dspyops projector` running? `dspyops projections status` shows its lag",
-                )
-            time.sleep(0.3)
+        def ended() -> dict[str, Any] | None:
+            detail = dict(self.api.get(f"/executions/{execution_id}"))
+            # The request may be applied before its completion: wait for that.
+            return detail if detail.get("status") != "requested" else None
+
+        return caught_up(ended, f"execution {execution_id}")

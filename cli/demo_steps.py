@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -34,6 +35,8 @@ from dspyops.events.results import (
     ProgramRegistered,
 )
 from dspyops.settings import Settings
+
+T = TypeVar("T")
 
 # Generous: with a real LM, bootstrapping makes a few dozen calls.
 OPTIMIZE_TIMEOUT_S = 900.0
@@ -177,6 +180,25 @@ def demo_client(settings: Settings) -> DspyopsClient:
     )
 
 
+def caught_up(read: Callable[[], T | None], what: str) -> T:
+    """`read()` again until it gives something: the projector runs apart from the worker,
+    so the read API shows a command's effect a little after its result (a 404 meanwhile)."""
+    deadline = time.monotonic() + READ_SIDE_TIMEOUT_S
+    while True:
+        try:
+            found = read()
+            if found is not None:
+                return found
+        except ReadApiError:
+            pass
+        if time.monotonic() > deadline:
+            raise ReadApiError(
+                f"the read API did not show {what} within {READ_SIDE_TIMEOUT_S:g}s",
+                "is `dspyops projector` running? `dspyops projections status` shows its lag",
+            )
+        time.sleep(0.3)
+
+
 def announce_step(console: Console, number: int, title: str) -> None:
     console.rule(f"[bold]{number}. {title}", align="left")
 
@@ -239,24 +261,17 @@ class ReadSide:
 
     def _caught_up(self, program_id: str, version: int) -> dict[str, Any]:
         """The projector runs apart from the worker: wait until it applied the demo's events."""
-        deadline = time.monotonic() + READ_SIDE_TIMEOUT_S
-        while True:
-            try:
-                program = self.api.get(f"/programs/{program_id}")
-                done = self.api.get(
-                    f"/programs/{program_id}/executions", status="succeeded", version=version
-                )
-                if program["deployed_version"] == version and done["items"]:
-                    return dict(program)
-            except ReadApiError:
-                pass  # 404 until the projector has seen the program
-            if time.monotonic() > deadline:
-                raise ReadApiError(
-                    f"the read API did not show version {version} of {program_id} deployed "
-                    f"within {READ_SIDE_TIMEOUT_S:g}s",
-                    "is `dspyops projector` running? `dspyops projections status` shows its lag",
-                )
-            time.sleep(0.3)
+
+        def deployed() -> dict[str, Any] | None:
+            program = self.api.get(f"/programs/{program_id}")
+            done = self.api.get(
+                f"/programs/{program_id}/executions", status="succeeded", version=version
+            )
+            return (
+                dict(program) if program["deployed_version"] == version and done["items"] else None
+            )
+
+        return caught_up(deployed, f"version {version} of {program_id} deployed")
 
     def _versions(self, versions: list[dict[str, Any]]) -> None:
         rows = [

@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 from rich.console import Console
 
-from dspyops.cli import demo_rag
+from dspyops.cli import demo_rag, demo_steps
 from dspyops.cli.read_api import ReadApiError
 from dspyops.cli.read_commands import usd
 from dspyops.cli.trace_tree import span_label, span_tree
@@ -50,7 +50,7 @@ def test_the_demo_waits_for_the_execution_to_complete_before_drawing_it(
 ) -> None:
     # The projector may have applied the request but not yet its completion: the read
     # API then serves status "requested" and no trace.
-    monkeypatch.setattr(demo_rag.time, "sleep", lambda s: None)
+    monkeypatch.setattr(demo_steps.time, "sleep", lambda s: None)  # where the waiting is
     served = iter(
         [
             ReadApiError("404", "not yet"),
