@@ -46,10 +46,40 @@ log = logging.getLogger(__name__)
 # Advisory locks are per database, and event stores are per schema: the lock that elects
 # the one active relay of an event store is keyed by its schema, so the relays of two
 # stores in one database (two deployments, or tests side by side) never wait for each other.
-def relay_lock_key(schema: str) -> int:
-    """A stable signed 64-bit key for `schema`'s relay lock (pg_try_advisory_lock(bigint))."""
-    digest = hashlib.sha256(f"dspyops:relay:{schema}".encode()).digest()
+def relay_lock_key(schema: str, relay: str = "") -> int:
+    """A stable signed 64-bit key for `schema`'s relay lock (pg_try_advisory_lock(bigint));
+    `relay` names another relay of the same store (the results relay's is "results")."""
+    name = f"dspyops:relay:{schema}" + (f":{relay}" if relay else "")
+    digest = hashlib.sha256(name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class Lease:
+    """A PostgreSQL session advisory lock: one process holds it, and loses it with its
+    session (a dead process's lock goes with its connection)."""
+
+    def __init__(self, database_url: str, key: int) -> None:
+        self._url = database_url
+        self._key = key
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def try_take(self) -> bool:
+        """Takes the lock; held until release() or the connection dies."""
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._url, autocommit=True)
+        row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+        return bool(row and row[0])
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """The session holding the lock, for work only the holder does."""
+        if self._conn is None or self._conn.closed:
+            raise RuntimeError("the lease is not held")
+        return self._conn
+
+    def release(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
 
 
 _RELAY_NAME = "events"
@@ -64,7 +94,7 @@ class PositionStore:
     def __init__(self, database_url: str, schema: str) -> None:
         self._url = database_url
         self._schema = schema
-        self._lock_conn: psycopg.Connection[Any] | None = None
+        self._lease = Lease(database_url, relay_lock_key(schema))
 
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self._url, autocommit=True)
@@ -80,9 +110,7 @@ class PositionStore:
     def _leader(self) -> psycopg.Connection[Any]:
         # The session holding the advisory lock, reused: only the leader moves the
         # position, and a batch costs no new connection.
-        if self._lock_conn is None or self._lock_conn.closed:
-            raise RuntimeError("the relay reads and writes its position only while leading")
-        return self._lock_conn
+        return self._lease.connection()
 
     def read(self) -> int:
         with self._leader().cursor() as conn:
@@ -104,17 +132,10 @@ class PositionStore:
 
     def try_lead(self) -> bool:
         """Takes the session advisory lock; held until release() or the connection dies."""
-        if self._lock_conn is None or self._lock_conn.closed:
-            self._lock_conn = self._connect()
-        row = self._lock_conn.execute(
-            "SELECT pg_try_advisory_lock(%s)", (relay_lock_key(self._schema),)
-        ).fetchone()
-        return bool(row and row[0])
+        return self._lease.try_take()
 
     def release(self) -> None:
-        if self._lock_conn is not None and not self._lock_conn.closed:
-            self._lock_conn.close()
-        self._lock_conn = None
+        self._lease.release()
 
 
 def event_envelope(app: Application[uuid.UUID], notification: Notification) -> tuple[str, Envelope]:
