@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # How often the outbox relay looks for new stored events when it has caught up.
     relay_poll_interval_s: float = Field(default=0.05, gt=0)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Results (and progress, dead letters) through an outbox table and Kafka transactions:
+    # a read_committed consumer sees each exactly once (consumers/result_relay.py).
+    results_exactly_once: bool = False
+    # How long published outbox rows keep their ids, so a command redelivered later than
+    # this could publish its results again.
+    result_outbox_retention_s: float = Field(default=86_400.0, gt=0)
     # Commands per producer a worker process applies (rate_limits.py), in the
     # `limits` notation: "100/second", or several as "100/second;3000/minute". None: no
     # limit. Producers are told apart by the envelope's `source`, or its `actor`.

@@ -1,6 +1,6 @@
 """Executions through dspyops against direct DSPy calls, measured in one run on this machine.
 
-    .venv/bin/python -m bench.bench_pipeline [--executions 3000] [--otel]
+    .venv/bin/python -m bench.bench_pipeline [--executions 3000] [--otel] [--exactly-once]
 
 Needs the local stack (`dspyops infra up`). Prints:
   (a) direct in-process `module.acall` with a zero-latency stub LM (executions/s),
@@ -155,6 +155,7 @@ class StubStack:
             bootstrap_servers=self.settings.bootstrap_servers,
             auto_offset_reset="latest",
             group_id=None,
+            isolation_level="read_committed",  # as any consumer of exactly-once results
             **security.aiokafka_kwargs(),
         )
         await self.producer.start()
@@ -342,6 +343,30 @@ async def tracing_cost(
     print(f"    worker CPU per execution, off / on: {cpu[False] / cpu[True]:.2f} (best of each)")
 
 
+async def exactly_once_cost(
+    settings: Settings, env: dict[str, str], executions: int, workers: int
+) -> None:
+    """(b) with exactly-once results off and on (DSPYOPS_RESULTS_EXACTLY_ONCE: the outbox
+    and Kafka transactions), two turns each, alternating; the best of each, and the p50
+    latency of each at one rate both sustain."""
+    best: dict[bool, float] = {}
+    p50: dict[bool, float] = {}
+    for turn in range(4):
+        on = turn % 2 == 1
+        turn_env = {**env, "DSPYOPS_RESULTS_EXACTLY_ONCE": "true" if on else "false"}
+        async with StubStack(settings, turn_env, 0, None, workers) as pipe:
+            rate = await pipe.run_burst(executions)
+            latencies = await pipe.run_paced(50, seconds=4) if turn >= 2 else []
+        best[on] = max(rate, best.get(on, 0.0))
+        note = ""
+        if latencies:
+            p50[on] = statistics.median(latencies)
+            note = f", p50 {p50[on]:.1f} ms at 50/s"
+        print(f"    exactly-once {'on ' if on else 'off'}: {rate:6.0f} executions/s{note}")
+    print(f"(b) exactly-once on / off: {best[True] / best[False]:.2f} (throughput, best of two)")
+    print(f"    p50 at 50/s: off {p50[False]:.1f} ms, on {p50[True]:.1f} ms")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=3000)
@@ -355,8 +380,19 @@ async def main() -> None:
         action="store_true",
         help="only (b), with OpenTelemetry tracing off and on in turns, and their ratio",
     )
+    parser.add_argument(
+        "--exactly-once",
+        action="store_true",
+        help="only (b), with exactly-once results off and on in turns, and their ratio",
+    )
     args = parser.parse_args()
     env, settings = await bench_stack()
+    if args.exactly_once:
+        try:
+            await exactly_once_cost(settings, env, args.executions, args.workers)
+        finally:
+            await clean_up(settings)
+        return
     if args.otel:
         try:
             await tracing_cost(settings, env, args.executions, args.workers, args.py_spy)

@@ -92,6 +92,7 @@ async def _tail(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
+        isolation_level="read_committed",  # results may come in transactions
         auto_offset_reset="earliest" if from_beginning else "latest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         **settings.kafka_security.aiokafka_kwargs(),

@@ -100,6 +100,9 @@ class DspyopsClient:
             bootstrap_servers=self.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
+            # With exactly-once results (DSPYOPS_RESULTS_EXACTLY_ONCE) results come in
+            # transactions: never one of an aborted batch, nor one before its commit.
+            isolation_level="read_committed",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             **self.security.aiokafka_kwargs(),
         )

@@ -88,17 +88,24 @@ def _new_app(settings: Settings, *, app_id: str | None) -> faust.App:
     )
 
 
+Deliver = Callable[[Sequence[Outgoing]], Awaitable[None]]
+
+
 class Publisher:
-    """Sends envelopes and waits until Kafka has them all.
+    """Sends envelopes and waits until Kafka has them all, or, with exactly-once results
+    (`deliver`: consumers.result_outbox.OutboxDelivery), until the outbox has them.
 
     With tracing on, sending a command's results is a `publish` span under the command's
     own (the trace context its results carry); dead letters, which carry none, are not.
     """
 
-    def __init__(self, app: faust.App, tracing: Tracing | None = None) -> None:
+    def __init__(
+        self, app: faust.App, tracing: Tracing | None = None, deliver: Deliver | None = None
+    ) -> None:
         self._app = app
         self._tracing = tracing or Tracing()
         self._topics: dict[str, faust.TopicT] = {}
+        self._deliver: Deliver = deliver or self.send
 
     def _topic(self, name: str) -> faust.TopicT:
         topic = self._topics.get(name)
@@ -110,7 +117,7 @@ class Publisher:
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         traceparent = _traceparent(messages[0].envelope) if messages else None
         if traceparent is None or not self._tracing.enabled:
-            await self.send(messages)
+            await self._deliver(messages)
             return
         attributes = {
             "messaging.system": "kafka",
@@ -122,7 +129,7 @@ class Publisher:
         with self._tracing.continue_trace(
             traceparent, "publish", SpanKind.PRODUCER, attributes, tracestate
         ):
-            await self.send(messages)
+            await self._deliver(messages)
 
     async def send(self, messages: Sequence[Outgoing]) -> None:
         """Sends as they are, with no span: the outbox relay's batches mix the events of

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
 
 import faust
 
@@ -20,7 +22,9 @@ from dspyops.consumers.log_format import LogFormat, logging_config
 from dspyops.consumers.log_redaction import install_log_redaction
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
-from dspyops.consumers.relay import OutboxRelay, PositionStore
+from dspyops.consumers.relay import Lease, OutboxRelay, PositionStore, relay_lock_key
+from dspyops.consumers.result_outbox import OutboxDelivery, ResultOutbox
+from dspyops.consumers.result_relay import RelayIdentity, ResultRelay
 from dspyops.consumers.runs import RunJobs
 from dspyops.consumers.telemetry import Telemetry
 from dspyops.consumers.topic_admin import Replication, ensure_topics
@@ -69,8 +73,13 @@ def build_worker_app(
     store = bootstrap.open_worker_store(settings, lm_profiles)
     app = create_app(settings)
     telemetry = Telemetry.from_environment("dspyops-worker")
-    publisher = Publisher(app, telemetry)
     store_executor = ThreadPoolExecutor(bootstrap.STORE_THREADS, thread_name_prefix="store")
+    results_relay = results_relay_for(settings, topics) if settings.results_exactly_once else None
+    publisher = Publisher(
+        app,
+        telemetry,
+        deliver=results_relay.delivery(store_executor) if results_relay else None,
+    )
     corpora = CorpusSearch(store)
     executions = ExecutionJobs(
         app=store,
@@ -136,6 +145,12 @@ def build_worker_app(
     async def consumer_lag() -> None:
         record_consumer_lag(app)
 
+    if results_relay is not None:
+        # Results reach Kafka only through it, so it runs whatever `relay` says.
+        async def run_results_relay() -> None:
+            await results_relay.relay.run()
+
+        app.task(run_results_relay)
     if relay:
         outbox = OutboxRelay(
             store,
@@ -151,6 +166,35 @@ def build_worker_app(
 
         app.task(run_relay)
     return app
+
+
+@dataclass(frozen=True)
+class ResultsRelay:
+    """The worker's side of exactly-once results: the outbox it writes, the relay that
+    publishes it."""
+
+    outbox: ResultOutbox
+    relay: ResultRelay
+
+    def delivery(self, executor: Executor) -> OutboxDelivery:
+        return OutboxDelivery(self.outbox, executor, self.relay.wake)
+
+
+def results_relay_for(settings: Settings, topics: Topics) -> ResultsRelay:
+    schema = settings.event_store_schema
+    url = settings.effective_database_url
+    outbox = ResultOutbox.connect(url, schema, max_size=bootstrap.STORE_THREADS)
+    relay = ResultRelay(
+        outbox,
+        Lease(url, relay_lock_key(schema, "results")),
+        RelayIdentity.of(settings.topic_prefix, schema, topics.results),
+        bootstrap_servers=settings.bootstrap_servers,
+        security=settings.kafka_security,
+        batch_size=settings.relay_batch_size,
+        poll_interval_s=settings.relay_poll_interval_s,
+        retention=timedelta(seconds=settings.result_outbox_retention_s),
+    )
+    return ResultsRelay(outbox, relay)
 
 
 def run_worker(

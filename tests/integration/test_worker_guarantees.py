@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -107,38 +108,91 @@ async def test_the_same_command_three_times_gives_one_execution_and_three_identi
     assert executions == {execution_id}
 
 
-async def test_kill_9_in_the_middle_of_1000_executions_loses_and_duplicates_nothing(
-    env: dict[str, str], database_url: str, tmp_path: Path, unique: str
-) -> None:
+async def _kill_drill(
+    env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    unique: str,
+    *,
+    executions: int,
+    kills: int,
+    isolation_level: str = "read_uncommitted",
+) -> tuple[list[Envelope], dict[str, list[dict[str, object]]], list[int]]:
+    """Sends `executions` commands and kill -9s the worker `kills` times while they run
+    (spread over the run, at least 150 results apart), restarting it; returns the commands, every
+    terminal result per command, and how many results had come at each kill."""
     topics = await _topics(env)
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     register = _register(unique)
-    executions = [_execute(unique, n) for n in range(1000)]
+    commands = [_execute(unique, n) for n in range(executions)]
     log = tmp_path / "worker.log"
-    async with TopicReader(bootstrap, topics.results) as results:
+
+    def succeeded(ms: list[dict[str, object]]) -> int:
+        return sum(str(m["type"]).endswith("ExecutionSucceeded") for m in ms)
+
+    killed_at: list[int] = []
+    async with TopicReader(bootstrap, topics.results, isolation_level=isolation_level) as results:
         worker = WorkerProcess(env, log).start()
         try:
             await send_commands(bootstrap, topics, [register])
             await results.results_for([register.id], timeout_s=90)
-            await send_commands(bootstrap, topics, executions)
-            await results.wait_for(
-                lambda ms: sum(m["type"].endswith("ExecutionSucceeded") for m in ms) >= 150
+            await send_commands(bootstrap, topics, commands)
+            for _ in range(kills):
+                target = succeeded(results.messages) + max(150, executions // (kills + 2))
+
+                def reached(ms: list[dict[str, object]], target: int = target) -> bool:
+                    return succeeded(ms) >= target
+
+                await results.wait_for(reached, timeout_s=120)
+                worker.kill()
+                killed_at.append(succeeded(results.messages))
+                assert killed_at[-1] < executions, "the worker finished before it could be killed"
+                await asyncio.sleep(0.5)
+                worker = WorkerProcess(env, log).start()
+            found = await results.results_for(
+                [e.id for e in commands], timeout_s=180 + executions / 50
             )
-            worker.kill()
-            killed_at = sum(m["type"].endswith("ExecutionSucceeded") for m in results.messages)
-            assert killed_at < 1000, "the worker finished before it could be killed"
-            await asyncio.sleep(0.5)
-            worker = WorkerProcess(env, log).start()
-            found = await results.results_for([e.id for e in executions], timeout_s=180)
         finally:
             worker.stop()
-    for command_id, replies in found.items():
-        assert len({r["id"] for r in replies}) == 1, (command_id, replies)
-        assert all(r["type"].endswith("ExecutionSucceeded") for r in replies), replies
     events = stored_events(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])
-    wanted = {str(execution_uuid(e.id)) for e in executions}
+    wanted = {str(execution_uuid(e.id)) for e in commands}
     per_execution = Counter(oid for (oid, _v, t) in events if "Execution" in t)
     assert set(per_execution) == wanted
     assert set(per_execution.values()) == {2}  # requested + succeeded, once each
+    return commands, found, killed_at
+
+
+async def test_kill_9_in_the_middle_of_1000_executions_loses_and_duplicates_nothing(
+    env: dict[str, str], database_url: str, tmp_path: Path, unique: str
+) -> None:
+    _commands, found, killed_at = await _kill_drill(
+        env, database_url, tmp_path, unique, executions=1000, kills=1
+    )
+    for command_id, replies in found.items():
+        assert len({r["id"] for r in replies}) == 1, (command_id, replies)
+        assert all(str(r["type"]).endswith("ExecutionSucceeded") for r in replies), replies
     duplicates = sum(len(r) - 1 for r in found.values())
     print(f"killed after {killed_at} results; {duplicates} results delivered again after restart")
+
+
+async def test_with_exactly_once_results_kill_9_twice_leaves_one_result_per_command(
+    env: dict[str, str], database_url: str, tmp_path: Path, unique: str
+) -> None:
+    """DSPYOPS_RESULTS_EXACTLY_ONCE: the outbox and the transactional relay; a
+    read_committed consumer sees each command's result once, whatever the kills."""
+    exactly_once = {**env, "DSPYOPS_RESULTS_EXACTLY_ONCE": "true"}
+    # The full drill of docs/operations.md: DSPYOPS_DRILL_EXECUTIONS=10000 DSPYOPS_DRILL_KILLS=5
+    commands, found, killed_at = await _kill_drill(
+        exactly_once,
+        database_url,
+        tmp_path,
+        unique,
+        executions=int(os.environ.get("DSPYOPS_DRILL_EXECUTIONS", "1000")),
+        kills=int(os.environ.get("DSPYOPS_DRILL_KILLS", "2")),
+        isolation_level="read_committed",
+    )
+    assert set(found) == {c.id for c in commands}
+    for command_id, replies in found.items():
+        assert len(replies) == 1, (command_id, replies)
+        assert str(replies[0]["type"]).endswith("ExecutionSucceeded"), replies
+    print(f"exactly once: killed after {killed_at} results; 0 delivered twice of {len(found)}")

@@ -84,12 +84,21 @@ def command(command_type: str, data: dict[str, Any], **kwargs: Any) -> Envelope:
 
 
 class TopicReader:
-    """Reads a topic from the beginning and keeps every message as parsed JSON."""
+    """Reads a topic from the beginning and keeps every message as parsed JSON
+    (`read_committed`: only what committed transactions wrote, and plain writes)."""
 
-    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        security: KafkaSecurity = PLAINTEXT,
+        *,
+        isolation_level: str = "read_uncommitted",
+    ) -> None:
         self._consumer = AIOKafkaConsumer(
             topic,
             **security.aiokafka_kwargs(),
+            isolation_level=isolation_level,
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
