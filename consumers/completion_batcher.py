@@ -3,30 +3,38 @@
 The event store serialises writers (one table lock per insert), so recording each
 execution on its own caps a worker at one execution per insert round trip. Here one
 drainer saves whatever finished while the previous save was in flight: no added wait
-at low load, large batches at high load.
+at low load, large batches at high load. The results outbox (`result_outbox`), which
+serialises its writers the same way, uses the same `GroupCommit`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 from dspyops.aggregates.app.context import Outcome
 from dspyops.aggregates.app.executions import Completion
 
-RecordMany = Callable[[Sequence[Completion]], Awaitable[list[Outcome]]]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-class CompletionBatcher:
-    def __init__(self, record_many: RecordMany, *, max_batch: int = 500) -> None:
+class GroupCommit(Generic[T, R]):
+    """Items submitted while a write is in flight are written together by the next one;
+    each submitter gets its item's result (or the write's exception)."""
+
+    def __init__(
+        self, record_many: Callable[[Sequence[T]], Awaitable[list[R]]], *, max_batch: int = 500
+    ) -> None:
         self._record_many = record_many
         self._max_batch = max_batch
-        self._queue: list[tuple[Completion, asyncio.Future[Outcome]]] = []
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
-    async def submit(self, completion: Completion) -> Outcome:
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((completion, future))
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
         return await future
@@ -46,3 +54,10 @@ class CompletionBatcher:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
+
+
+RecordMany = Callable[[Sequence[Completion]], Awaitable[list[Outcome]]]
+
+
+class CompletionBatcher(GroupCommit[Completion, Outcome]):
+    """Finished executions, recorded together."""

@@ -36,6 +36,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from dspyops.bootstrap import create_schema
+from dspyops.consumers.completion_batcher import GroupCommit
 from dspyops.consumers.records import Outgoing
 from dspyops.events.codec import encode
 from dspyops.events.envelope import TRACEPARENT, TRACESTATE
@@ -162,15 +163,26 @@ def _row(message: Outgoing) -> tuple[Any, ...]:
 class OutboxDelivery:
     """The worker's way to publish with exactly-once results: store in the outbox (in the
     store's threads) and wake the relay. Returns once the rows are committed, which is
-    when faust may commit the command's offset."""
+    when faust may commit the command's offset.
+
+    Writers of the outbox are serialised (the lock that orders positions), so the records
+    finishing while a write is in flight are written together by the next one: one
+    commit, not one per record.
+    """
 
     def __init__(self, outbox: ResultOutbox, executor: Executor | None, wake: Callable[[], None]):
         self._outbox = outbox
         self._executor = executor
         self._wake = wake
+        self._writes: GroupCommit[Sequence[Outgoing], None] = GroupCommit(self._put_many)
 
     async def __call__(self, messages: Sequence[Outgoing]) -> None:
-        if not messages:
-            return
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._outbox.put, messages)
+        if messages:
+            await self._writes.submit(messages)
+
+    async def _put_many(self, batches: Sequence[Sequence[Outgoing]]) -> list[None]:
+        messages = [message for batch in batches for message in batch]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._outbox.put, messages)
         self._wake()
+        return [None] * len(batches)

@@ -113,7 +113,9 @@ class ResultRelay:
         await asyncio.to_thread(self._outbox.ensure_table)
         await self._become_leader()
         producer = durable_producer(
-            self._bootstrap, self._security, transactional_id=self._identity.transactional_id
+            self._bootstrap,
+            self._security,
+            transactional_id=self._identity.transactional_id,
         )
         await producer.start()
         try:
@@ -138,9 +140,11 @@ class ResultRelay:
             await asyncio.sleep(1.0)
 
     async def _idle(self) -> None:
-        self._wake.clear()
+        # Cleared after the wait: a wake that came while the last batch was read ends
+        # this wait at once, rather than being lost.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll)
+        self._wake.clear()
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
             self._pruned_at = time.monotonic()
             await asyncio.to_thread(self._outbox.prune, self.position, self._retention)
