@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from typing import get_args
 
 from prometheus_client import (
@@ -24,7 +25,9 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from dspyops.events.codec import UndecodableCode
 
@@ -190,13 +193,31 @@ def serve(port: int, host: str, process: str, own: CollectorRegistry) -> bool:
     return True
 
 
+def multiprocess_mode() -> bool:
+    """Values kept in files, added up over processes (where a series cannot be removed)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
 def registry(own: CollectorRegistry) -> CollectorRegistry:
-    """The registry to expose: ``own``, or every process's values in multi-process mode."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """The registry to expose: ``own``, or every process's values of ``own``'s metrics in
+    multi-process mode."""
+    if not multiprocess_mode():
         return own
     collected = CollectorRegistry()
-    MultiProcessCollector(collected)
+    collected.register(_OnlyOwn(own, MultiProcessCollector(None)))
     return collected
+
+
+class _OnlyOwn(Collector):
+    """The families of ``own`` among every process's: each process defines every metric of
+    this module, so its files hold the other kinds' too (at 0), which are not its to serve."""
+
+    def __init__(self, own: CollectorRegistry, every: MultiProcessCollector) -> None:
+        self._names = {family.name for family in own.collect()}
+        self._every = every
+
+    def collect(self) -> Iterable[Metric]:
+        return [family for family in self._every.collect() if family.name in self._names]
 
 
 def exposition(own: CollectorRegistry) -> bytes:

@@ -141,9 +141,11 @@ def build_worker_app(
         concurrency=OPTIMIZATION_CONCURRENCY,
     )
 
+    lag = ConsumerLag()
+
     @app.timer(interval=CONSUMER_LAG_EVERY_S)
     async def consumer_lag() -> None:
-        record_consumer_lag(app)
+        lag.record(app)
 
     if results_relay is not None:
         # Results reach Kafka only through it, so it runs whatever `relay` says.
@@ -220,14 +222,30 @@ def run_worker(
     worker.execute_from_commandline()
 
 
-def record_consumer_lag(app: faust.App) -> None:
-    """Per assigned partition: its high watermark less the committed offset (the records
-    not yet done). Partitions no longer assigned drop out."""
-    metrics.CONSUMER_LAG.clear()
-    committed = app.monitor.tp_committed_offsets or {}
-    for tp in app.consumer.assignment():
-        end = app.consumer.highwater(tp)
-        done = committed.get(tp)
-        if end is None or end < 0 or done is None:
-            continue  # not fetched or not committed yet: unknown, not 0
-        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(end - done, 0))
+class ConsumerLag:
+    """metrics.CONSUMER_LAG of this worker's partitions."""
+
+    def __init__(self) -> None:
+        self._shown: set[tuple[str, str]] = set()
+
+    def record(self, app: faust.App) -> None:
+        """Per assigned partition: its high watermark less the committed offset (the records
+        not yet done). Partitions no longer assigned drop out; in prometheus-client's
+        multi-process mode (`dspyops worker --processes N`), which cannot drop a series,
+        they read 0 here, and the endpoint shows the largest value, their new owner's."""
+        committed = app.monitor.tp_committed_offsets or {}
+        lags: dict[tuple[str, str], int] = {}
+        for tp in app.consumer.assignment():
+            end = app.consumer.highwater(tp)
+            done = committed.get(tp)
+            if end is None or end < 0 or done is None:
+                continue  # not fetched or not committed yet: unknown, not 0
+            lags[(tp.topic, str(tp.partition))] = max(end - done, 0)
+        for labels in self._shown - lags.keys():
+            if metrics.multiprocess_mode():
+                metrics.CONSUMER_LAG.labels(*labels).set(0)
+            else:
+                metrics.CONSUMER_LAG.remove(*labels)
+        for labels, value in lags.items():
+            metrics.CONSUMER_LAG.labels(*labels).set(value)
+        self._shown = set(lags)
