@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # PostgreSQL schema of the event store (eventsourcing's tables and the relay position).
     event_store_schema: str = Field(default="dspyops", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
+    # Worker processes `dspyops worker` runs under one parent (unset: one per core; 1: the
+    # command is the worker itself), and the seconds that parent gives them to stop.
+    worker_processes: int | None = Field(default=None, ge=1, le=512)
+    worker_stop_grace_s: float = Field(default=15.0, gt=0, le=600)
     # Worker: executions in flight per worker process, and the LM call limits.
     execution_concurrency: int = Field(default=200, ge=1, le=10_000)
     execution_timeout_s: float = Field(default=60.0, gt=0)

@@ -27,11 +27,23 @@ STOP_TIMEOUT_S = 20.0
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec; Linux only, elsewhere a no-op.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not Linux: children then do not follow their parent out
+        return None
+
+
+# Loaded here, in the parent: the child between fork and exec only makes the call (a
+# library load there could wait forever on a lock another thread of the parent held).
+_LIBC = _libc()
+
+
+def die_with_parent() -> None:
+    """A `preexec_fn`: this child gets SIGTERM when the thread that started it exits."""
+    if _LIBC is not None:
+        with contextlib.suppress(AttributeError):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def port_taken(host: str, port: int) -> bool:
@@ -100,7 +112,7 @@ class LocalServices:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self._child_env(),
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.children.append(child)
         return child

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import shutil
 import signal
 import time
@@ -137,8 +138,10 @@ def _wipe(services: LocalServices) -> str:
                 )
     except (KafkaClientError, psycopg.Error) as exc:
         raise StartupError(f"--fresh could not clear the old data: {exc}") from exc
-    # faust keeps offsets and table state beside the worker; stale ones must go too.
-    shutil.rmtree(services.run_dir / f"{s.topic_prefix}worker-data", ignore_errors=True)
+    # faust keeps offsets and table state beside the worker (a folder per worker process,
+    # cli/worker_processes.py); stale ones must go too.
+    for datadir in services.run_dir.glob(f"{glob.escape(s.topic_prefix)}worker-data*"):
+        shutil.rmtree(datadir, ignore_errors=True)
     return f"deleted {topics} topics, schemas {s.event_store_schema} and {s.read_model_schema}"
 
 

@@ -47,6 +47,11 @@ class WorkerProcess:
             os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait(timeout=10)
 
+    def wait(self, timeout_s: float) -> int:
+        """The exit status, once the process ends by itself (or TimeoutExpired)."""
+        assert self._proc is not None
+        return self._proc.wait(timeout=timeout_s)
+
     def stop(self, timeout_s: float = 30.0) -> None:
         if self._proc is None or self._proc.poll() is not None:
             return
