@@ -36,9 +36,9 @@ def worker(
     if problem is not None:
         hint = "run `dspyops infra up` or set KAFKA_BOOTSTRAP_SERVERS"
         fail(problem.message, problem.hint or hint)
-    from dspyops.cli.worker_processes import GaveUp, default_count, run_processes
+    from dspyops.cli.worker_processes import GaveUp, process_count, run_processes
 
-    count = processes or settings.worker_processes or default_count()
+    count = process_count(processes, settings.worker_processes)
     if count == 1:
         from dspyops.consumers.worker import run_worker
 

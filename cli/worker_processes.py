@@ -184,6 +184,11 @@ def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
             proc.send_signal(signum)
 
 
+def process_count(option: int | None, setting: int | None) -> int:
+    """`--processes`, else DSPYOPS_WORKER_PROCESSES, else one per core."""
+    return option or setting or default_count()
+
+
 def default_count() -> int:
     """One process per core this process may run on."""
     process_cpu_count = getattr(os, "process_cpu_count", None)  # Python 3.13+

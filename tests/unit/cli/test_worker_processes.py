@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from dspyops.cli.worker_processes import GaveUp, RestartPolicy, Supervisor, default_count
+from dspyops.cli.worker_processes import (
+    GaveUp,
+    RestartPolicy,
+    Supervisor,
+    default_count,
+    process_count,
+)
 
 FAST = RestartPolicy(first_delay_s=0.05, max_delay_s=0.2, start_window_s=1.0, grace_s=1.0)
 
@@ -160,8 +166,10 @@ def test_a_child_that_keeps_dying_at_start_is_given_up_after_growing_delays() ->
     assert delays == ["0.1s", "0.2s", "0.2s", "0.2s"]  # 0.05 doubled, up to the most
 
 
-def test_the_default_is_one_process_per_core() -> None:
-    assert default_count() == len(os.sched_getaffinity(0))
+def test_the_option_wins_then_the_setting_then_one_process_per_core() -> None:
+    assert process_count(3, 2) == 3
+    assert process_count(None, 2) == 2
+    assert process_count(None, None) == default_count() == len(os.sched_getaffinity(0))
 
 
 def test_the_parent_serves_only_worker_metrics_added_up_over_processes(tmp_path: Path) -> None:
