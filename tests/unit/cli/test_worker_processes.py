@@ -212,3 +212,30 @@ def _no_child_left() -> Iterator[None]:
         ["pgrep", "-P", str(os.getpid())], capture_output=True, text=True, check=False
     ).stdout.split()
     assert leftovers == [], leftovers
+
+
+def test_children_end_when_the_parent_is_killed(tmp_path: Path) -> None:
+    # A parent killed -9 runs no code: its children get SIGTERM from the kernel.
+    parent = textwrap.dedent(
+        """
+        import sys
+        from dspyops.cli.worker_processes import Supervisor
+        child = [sys.executable, "-c", "import time; time.sleep(60)"]
+        Supervisor(2, lambda n: child, lambda n: {}, say=print).run()
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    try:
+        _wait_for(lambda: len(_children_of(proc.pid)) == 2, timeout_s=30)
+        children = _children_of(proc.pid)
+        proc.kill()
+        proc.wait(timeout=10)
+        _wait_for(lambda: not any(_alive(pid) for pid in children))
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _children_of(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
