@@ -24,7 +24,7 @@ from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.relay import Lease, OutboxRelay, PositionStore, relay_lock_key
 from dspyops.consumers.result_outbox import OutboxDelivery, ResultOutbox
-from dspyops.consumers.result_relay import RelayIdentity, ResultRelay
+from dspyops.consumers.result_relay import RelayIdentity, RelayThread, ResultRelay
 from dspyops.consumers.runs import RunJobs
 from dspyops.consumers.telemetry import Telemetry
 from dspyops.consumers.topic_admin import Replication, ensure_topics
@@ -150,7 +150,7 @@ def build_worker_app(
     if results_relay is not None:
         # Results reach Kafka only through it, so it runs whatever `relay` says.
         async def run_results_relay() -> None:
-            await results_relay.relay.run()
+            await results_relay.thread.run()
 
         app.task(run_results_relay)
     if relay:
@@ -176,10 +176,10 @@ class ResultsRelay:
     publishes it."""
 
     outbox: ResultOutbox
-    relay: ResultRelay
+    thread: RelayThread
 
     def delivery(self, executor: Executor) -> OutboxDelivery:
-        return OutboxDelivery(self.outbox, executor, self.relay.wake)
+        return OutboxDelivery(self.outbox, executor, self.thread.wake)
 
 
 def results_relay_for(settings: Settings, topics: Topics) -> ResultsRelay:
@@ -196,7 +196,7 @@ def results_relay_for(settings: Settings, topics: Topics) -> ResultsRelay:
         poll_interval_s=settings.relay_poll_interval_s,
         retention=timedelta(seconds=settings.result_outbox_retention_s),
     )
-    return ResultsRelay(outbox, relay)
+    return ResultsRelay(outbox, RelayThread(relay))
 
 
 def run_worker(
