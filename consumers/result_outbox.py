@@ -81,7 +81,11 @@ class ResultOutbox:
         self._pool.close()
 
     def ensure_table(self) -> None:
-        with self._pool.connection() as conn:
+        """Creates the table if missing. Worker processes start together: under the
+        writers' lock, so two never race to create it (PostgreSQL's IF NOT EXISTS is not
+        safe against that)."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
             create_schema(conn, self._schema)
             conn.execute(
                 sql.SQL(

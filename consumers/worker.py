@@ -186,6 +186,7 @@ def results_relay_for(settings: Settings, topics: Topics) -> ResultsRelay:
     schema = settings.event_store_schema
     url = settings.effective_database_url
     outbox = ResultOutbox.connect(url, schema, max_size=bootstrap.STORE_THREADS)
+    outbox.ensure_table()  # before any record is handled: every result is written there
     relay = ResultRelay(
         outbox,
         Lease(url, relay_lock_key(schema, "results")),

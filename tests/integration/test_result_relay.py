@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -121,3 +123,24 @@ def test_messages_of_one_put_get_consecutive_positions_in_commit_order(
         assert rows[0].key == b"corr-0"
     finally:
         outbox.close()
+
+
+def test_worker_processes_starting_together_create_the_table_once(
+    env: dict[str, str], database_url: str
+) -> None:
+    schema = settings_for(env).event_store_schema
+    outboxes = [ResultOutbox.connect(database_url, schema, max_size=1) for _ in range(6)]
+    barrier = threading.Barrier(len(outboxes))
+
+    def create(outbox: ResultOutbox) -> None:
+        barrier.wait()
+        outbox.ensure_table()
+
+    try:
+        with ThreadPoolExecutor(len(outboxes)) as pool:
+            for done in [pool.submit(create, o) for o in outboxes]:
+                done.result()  # raises a creation race's UniqueViolation, if any
+        assert outboxes[0].put(_results(1)) == 1
+    finally:
+        for outbox in outboxes:
+            outbox.close()
