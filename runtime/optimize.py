@@ -68,6 +68,7 @@ from dspyops.runtime.run_state import (
     RunState,
     Stopped,
 )
+from dspyops.runtime.run_trace import NO_TRACE, NoTrace, record_usage
 from dspyops.runtime.scoring import (
     Metric,
     MetricOptionsError,
@@ -125,11 +126,19 @@ class ProgramSpec:
     # Builds the program with a state (or none): a pipeline's or a plugin's way
     # (runtime.programs); without it, `module` is a one-signature kind.
     build: Callable[[dict[str, Any] | None], dspy.Module] | None = None
+    # A pipeline's step names: its trace shows them as steps (runtime.traced).
+    steps: Sequence[str] = ()
 
     def program(self, state: dict[str, Any] | None) -> dspy.Module:
         if self.build is not None:
             return self.build(state)
         return build_module(self.module, self.signature, state)
+
+    def traced(self, trace: NoTrace) -> ProgramSpec:
+        """This spec, building programs `trace` records the calls of."""
+        if trace is NO_TRACE:
+            return self
+        return replace(self, build=lambda state: trace.traced(self.program(state), self.steps))
 
 
 def run_optimization(
@@ -146,13 +155,16 @@ def run_optimization(
     models: ResponseModels | None = None,
     judge: Judge | None = None,
     checkpoints: Sequence[Checkpoint] = (),
+    trace: NoTrace = NO_TRACE,
 ) -> Optimized:
     """Baseline, compile, score; raises RunFailed (told by `errors`) or Stopped.
     `models` collects the models that answered (runtime.provenance); `judge` is the
     judge program of a `judge:` metric; `checkpoints`: what the run recorded before a
-    worker started it again (a resumable optimizer's candidates, in recorded order)."""
+    worker started it again (a resumable optimizer's candidates, in recorded order);
+    `trace` records the program and LM calls of each phase (runtime.run_trace)."""
     make_progress_bars_thread_safe()
-    lm, watching = watched(lm, models)
+    lm, watching = watched(trace.traced_lm(lm), models)
+    spec = spec.traced(trace)
     parsed = _config(optimizer, config)
     resumed = list(checkpoints) if OPTIMIZERS[optimizer].resumable else []
     if resumed:
@@ -172,11 +184,12 @@ def run_optimization(
         adapter=GuardedAdapter(state),
         callbacks=callbacks,
         track_usage=True,
-        usage_tracker=UsageTo(state.add_usage),
+        usage_tracker=UsageTo(_spent(state, trace)),
         **watching,
     ):
         student = spec.program(spec.state)
-        baseline = _baseline(state, errors, student, dev, metric, resumed)
+        with trace.phase("baseline"):
+            baseline = _baseline(state, errors, student, dev, metric, resumed)
         candidates = BestCandidate(state, dev)
         scored = _scored_before(state, candidates, resumed)
 
@@ -190,7 +203,10 @@ def run_optimization(
                 )
 
         with _keeping_best(spec, state, candidates, baseline, compiling.tally):
-            with dspy.context(callbacks=[*callbacks, compiling, candidates]):
+            with (
+                dspy.context(callbacks=[*callbacks, compiling, candidates]),
+                trace.phase("compile"),
+            ):
                 compiled = _guarded(
                     state,
                     errors,
@@ -209,9 +225,10 @@ def run_optimization(
                 f"compiling with {optimizer}", compiling.tally, "LM calls", LM_CALLS_FAILED
             )
             state.advance(2, f"{optimizer} compiled")
-            optimized = _guarded(
-                state, errors, lambda: score_program(compiled, dev, metric, num_threads=1)
-            )
+            with trace.phase("optimized"):
+                optimized = _guarded(
+                    state, errors, lambda: score_program(compiled, dev, metric, num_threads=1)
+                )
         _no_failed_calls(
             "scoring the optimized program", optimized.errors, "examples", EXAMPLES_ERRORED
         )
@@ -268,9 +285,11 @@ def run_evaluation(
     errors: LMErrors,
     models: ResponseModels | None = None,
     judge: Judge | None = None,
+    trace: NoTrace = NO_TRACE,
 ) -> Scored:
     make_progress_bars_thread_safe()
-    lm, watching = watched(lm, models)
+    lm, watching = watched(trace.traced_lm(lm), models)
+    spec = spec.traced(trace)
     metric = _metric(metric_name, {}, spec.output_names, judge)
     dev = to_examples(devset, spec.input_names)
     if not dev:
@@ -280,17 +299,32 @@ def run_evaluation(
         lm=lm,
         adapter=GuardedAdapter(state),
         track_usage=True,
-        usage_tracker=UsageTo(state.add_usage),
+        usage_tracker=UsageTo(_spent(state, trace)),
         **watching,
     ):
         program = spec.program(spec.state)
-        scored = _guarded(state, errors, lambda: score_program(program, dev, metric, num_threads=1))
+        with trace.phase("score"):
+            scored = _guarded(
+                state, errors, lambda: score_program(program, dev, metric, num_threads=1)
+            )
     if scored.errors.all_failed:
         # Nothing was measured; some errored examples are counted in the completed result.
         message = f"{scored.errors.summary('examples')}; none could be scored"
         raise RunFailed(scored.errors.most_common(), message)
     state.advance(1, "scored", scored.score)
     return scored
+
+
+def _spent(state: RunState, trace: NoTrace) -> Callable[[dict[str, Any]], None]:
+    """Where each LM response's usage goes: the run's spend, and its LM span if traced."""
+    if trace is NO_TRACE:
+        return state.add_usage
+
+    def spent(usage: dict[str, Any]) -> None:
+        state.add_usage(usage)
+        record_usage(usage)
+
+    return spent
 
 
 def _config(optimizer: str, config: dict[str, Any]) -> Any:
