@@ -28,6 +28,7 @@ from dspyops.consumers.judges import JudgeUnavailable, build_judge, record_judge
 from dspyops.consumers.run_threads import abandon, in_run_thread, program_spec
 from dspyops.consumers.runs import unpriced_budget
 from dspyops.consumers.store_calls import in_store
+from dspyops.consumers.telemetry import Telemetry
 from dspyops.events.envelope import Envelope
 from dspyops.runtime.evaluate import Scored
 from dspyops.runtime.lm_errors import LMErrors
@@ -60,6 +61,8 @@ class EvaluationJobs:
     redactor: Redactor = field(kw_only=True)
     # The corpus search a plan's program uses (consumers.corpora), if any step searches.
     search: Callable[[Plan], Search] | None = field(default=None, kw_only=True)
+    # The run's DSPy calls as spans, when tracing is on (runtime.run_trace).
+    telemetry: Telemetry = field(default_factory=Telemetry, kw_only=True)
 
     async def evaluate(
         self, envelope: Envelope, planned: EvaluationPlan, ctx: CommandContext
@@ -97,6 +100,7 @@ class EvaluationJobs:
             errors=errors,
             models=models,
             judge=judge,
+            trace=self.telemetry.run(self.redactor.redact),
         )
         future = in_run_thread(self.pool, work)
         try:

@@ -54,6 +54,7 @@ def program_spec(
         input_names=list(compiled.input_names),
         output_names=list(compiled.output_names),
         build=partial(_build, shape, search),
+        steps=[step["name"] for step in plan.steps or []],
     )
 
 

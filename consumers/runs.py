@@ -52,7 +52,7 @@ from dspyops.consumers.judges import JudgeUnavailable, build_judge, record_judge
 from dspyops.consumers.records import Outgoing
 from dspyops.consumers.run_threads import abandon, in_run_thread, program_spec
 from dspyops.consumers.store_calls import in_store
-from dspyops.consumers.telemetry import current_traceparent, tracestate_of
+from dspyops.consumers.telemetry import Telemetry, current_traceparent, tracestate_of
 from dspyops.events.envelope import Envelope, result_envelope
 from dspyops.events.topics import Topics
 from dspyops.runtime.lm_errors import LMErrors
@@ -98,6 +98,8 @@ class RunJobs:
     redactor: Redactor = field(kw_only=True)
     # The corpus search a plan's program uses (consumers.corpora), if any step searches.
     search: Callable[[Plan], Search] | None = field(default=None, kw_only=True)
+    # The run's phases and DSPy calls as spans, when tracing is on (runtime.run_trace).
+    telemetry: Telemetry = field(default_factory=Telemetry, kw_only=True)
 
     async def optimize(
         self, envelope: Envelope, planned: OptimizationPlan, ctx: CommandContext
@@ -147,6 +149,7 @@ class RunJobs:
             models=models,
             judge=judge,
             checkpoints=[_checkpoint(c) for c in planned.checkpoints],
+            trace=self.telemetry.run(self.redactor.redact),
         )
         future = in_run_thread(self.pool, work)
         try:

@@ -13,6 +13,7 @@ command's own).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -27,6 +28,7 @@ from dspyops import tracing
 from dspyops.consumers.records import Incoming
 from dspyops.consumers.span_attributes import program_span_attributes
 from dspyops.events.envelope import TRACEPARENT, TRACESTATE, Envelope
+from dspyops.runtime.run_trace import NO_TRACE, NoTrace, RunTrace
 from dspyops.tracing import OFF, SCOPE, Tracing, tracing_configured
 
 __all__ = [
@@ -67,6 +69,18 @@ class Telemetry(Tracing):
     def traceparent(self, command: Envelope, record: Incoming | None = None) -> str | None:
         """What a result of ``command`` carries: the current span, else the command's."""
         return current_traceparent(command, record)
+
+    # --- an optimization's or evaluation's DSPy calls -----------------------------------
+
+    def run(self, redact: Callable[[str], str] | None = None) -> NoTrace:
+        """What records a run's phases and their DSPy calls as spans under the current
+        span (the command's ``run``), when that one is sampled (``runtime.run_trace``)."""
+        if self.provider is None:
+            return NO_TRACE
+        parent = trace.get_current_span().get_span_context()
+        if not parent.is_valid or not parent.trace_flags.sampled:
+            return NO_TRACE
+        return RunTrace(stage=self.stage, emit=self.program, redact=redact)
 
     # --- an execution's program ---------------------------------------------------------
 

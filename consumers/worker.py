@@ -103,6 +103,7 @@ def build_worker_app(
         pool=run_pool,
         store_executor=store_executor,
         redactor=redactor,
+        telemetry=telemetry,
     )
     evaluations = EvaluationJobs(
         search=corpora.for_plan,
@@ -111,6 +112,7 @@ def build_worker_app(
         pool=run_pool,
         store_executor=store_executor,
         redactor=redactor,
+        telemetry=telemetry,
     )
     gates = GateJobs(app=store, evaluations=evaluations, store_executor=store_executor)
     processor = Processor(

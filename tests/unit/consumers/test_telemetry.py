@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from dspyops import metrics
 from dspyops.aggregates.app import DspyOps, ExecutionPlan, in_memory_env
@@ -25,6 +26,7 @@ from dspyops.events.topics import Topics
 from dspyops.runtime.offline import output_fields
 from dspyops.runtime.profiles import LMProfile, ProfileRegistry
 from dspyops.runtime.redaction import Redactor
+from dspyops.runtime.run_trace import NO_TRACE, RunTrace
 from tests.support.openai_server import chat_reply
 from tests.support.scripted_lm import ScriptedLM
 
@@ -273,3 +275,14 @@ async def test_tracestate_from_the_record_header_when_tracing_is_off() -> None:
     (out,) = await processor.process(record)
     assert (out.envelope.model_extra or {})["traceparent"] == TRACEPARENT
     assert (out.envelope.model_extra or {})["tracestate"] == TRACESTATE
+
+
+def test_a_run_records_its_dspy_calls_only_inside_a_sampled_span() -> None:
+    telemetry, _ = traced()
+    assert Telemetry().run() is NO_TRACE  # tracing off
+    assert telemetry.run() is NO_TRACE  # no span current
+    unsampled = f"00-{TRACE_ID}-{PARENT_ID}-00"
+    with telemetry.continue_trace(unsampled, "process OptimizeProgram", SpanKind.CONSUMER, {}):
+        assert telemetry.run() is NO_TRACE
+    with telemetry.continue_trace(TRACEPARENT, "process OptimizeProgram", SpanKind.CONSUMER, {}):
+        assert isinstance(telemetry.run(), RunTrace)
