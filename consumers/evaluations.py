@@ -100,7 +100,7 @@ class EvaluationJobs:
             errors=errors,
             models=models,
             judge=judge,
-            trace=self.telemetry.run(self.redactor.redact),
+            trace=self.telemetry.run(self.redactor.redact, prices),
         )
         future = in_run_thread(self.pool, work)
         try:

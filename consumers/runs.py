@@ -149,7 +149,7 @@ class RunJobs:
             models=models,
             judge=judge,
             checkpoints=[_checkpoint(c) for c in planned.checkpoints],
-            trace=self.telemetry.run(self.redactor.redact),
+            trace=self.telemetry.run(self.redactor.redact, prices),
         )
         future = in_run_thread(self.pool, work)
         try:

@@ -25,6 +25,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import AttributeValue
 
 from dspyops import tracing
+from dspyops.consumers.completions import lm_spans, price_lm_spans
 from dspyops.consumers.records import Incoming
 from dspyops.consumers.span_attributes import program_span_attributes
 from dspyops.events.envelope import TRACEPARENT, TRACESTATE, Envelope
@@ -72,15 +73,25 @@ class Telemetry(Tracing):
 
     # --- an optimization's or evaluation's DSPy calls -----------------------------------
 
-    def run(self, redact: Callable[[str], str] | None = None) -> NoTrace:
+    def run(
+        self,
+        redact: Callable[[str], str] | None = None,
+        prices: tuple[float, float] | None = None,
+    ) -> NoTrace:
         """What records a run's phases and their DSPy calls as spans under the current
-        span (the command's ``run``), when that one is sampled (``runtime.run_trace``)."""
+        span (the command's ``run``), when that one is sampled (``runtime.run_trace``);
+        its LM spans priced at ``prices`` (USD per prompt and completion token), if known."""
         if self.provider is None:
             return NO_TRACE
         parent = trace.get_current_span().get_span_context()
         if not parent.is_valid or not parent.trace_flags.sampled:
             return NO_TRACE
-        return RunTrace(stage=self.stage, emit=self.program, redact=redact)
+
+        def emit(tree: dict[str, Any], started_ns: int) -> None:
+            price_lm_spans(lm_spans(tree), prices)
+            self.program(tree, started_ns)
+
+        return RunTrace(stage=self.stage, emit=emit, redact=redact)
 
     # --- an execution's program ---------------------------------------------------------
 

@@ -286,3 +286,38 @@ def test_a_run_records_its_dspy_calls_only_inside_a_sampled_span() -> None:
         assert telemetry.run() is NO_TRACE
     with telemetry.continue_trace(TRACEPARENT, "process OptimizeProgram", SpanKind.CONSUMER, {}):
         assert isinstance(telemetry.run(), RunTrace)
+
+
+def test_a_runs_lm_spans_carry_their_cost_at_the_runs_prices() -> None:
+    telemetry, exporter = traced()
+    call = {
+        "kind": "program",
+        "name": "program",
+        "type": "Predict",
+        "start_ms": 0.0,
+        "latency_ms": 5.0,
+        "usage": {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37},
+        "children": [
+            {
+                "kind": "lm",
+                "name": "openai/test-model",
+                "type": "LM",
+                "model": "openai/test-model",
+                "start_ms": 1.0,
+                "latency_ms": 3.0,
+                "usage": {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37},
+                "children": [],
+            }
+        ],
+    }
+    with telemetry.continue_trace(TRACEPARENT, "process EvaluateProgram", SpanKind.CONSUMER, {}):
+        run = telemetry.run(prices=(2e-6, 8e-6))
+        with run.phase("score"):
+            assert isinstance(run, RunTrace)
+            run.emit(call, 1_000_000_000)
+    spans = by_name(tuple(exporter.get_finished_spans()))
+    assert (spans["lm openai/test-model"].attributes or {})["llm.cost.total"] == pytest.approx(
+        (30 * 2.0 + 7 * 8.0) / 1e6
+    )
+    assert spans["program program"].parent == spans["score"].context
+    assert (spans["score"].attributes or {})["dspyops.spans.kept"] == 0
