@@ -108,3 +108,39 @@ def test_an_optimization_keeps_at_most_the_limit_of_spans_per_phase() -> None:
     assert [len(tree["children"]) for tree in phases.trees["compile"]] == [1, 1]
     # What a run spent is counted in full, traced or not.
     assert state.lm_calls >= 2 * len(DEV)
+
+
+def _spans(tree: dict[str, Any]) -> int:
+    return 1 + sum(_spans(child) for child in tree["children"])
+
+
+def test_calls_from_dspys_worker_threads_are_counted_once_and_kept_within_the_limit() -> None:
+    phases = Phases()
+    limit = 40
+    trace = RunTrace(stage=phases.stage, emit=phases.emit, limit=limit)
+    state = RunState(60)
+    config = {"num_candidate_programs": 2, "num_threads": 4}
+    _in_thread(
+        lambda: run_optimization(
+            SPEC,
+            optimizer="BootstrapFewShotWithRandomSearch",
+            metric_name="exact_match",
+            config=config,
+            trainset=TRAIN,
+            devset=DEV,
+            lm=few_shot_lm(delay_s=0.005),
+            state=state,
+            errors=ERRORS,
+            trace=trace,
+        )
+    )
+    counted = {name: attributes.values() for name, attributes in phases.attributes.items()}
+    # Every LM call is a program span and an LM span, kept or dropped, counted once.
+    assert sum(sum(pair) for pair in counted.values()) == 2 * state.lm_calls
+    compiled = phases.attributes["compile"]
+    assert compiled["dspyops.spans.kept"] == limit
+    assert compiled["dspyops.spans.dropped"] > 0
+    # What was emitted is what was kept.
+    for name, attributes in phases.attributes.items():
+        emitted = sum(_spans(tree) for tree in phases.trees.get(name, []))
+        assert emitted == attributes["dspyops.spans.kept"], name
