@@ -187,7 +187,7 @@ async def test_with_exactly_once_results_kill_9_twice_leaves_one_result_per_comm
         database_url,
         tmp_path,
         unique,
-        executions=int(os.environ.get("DSPYOPS_DRILL_EXECUTIONS", "1000")),
+        executions=int(os.environ.get("DSPYOPS_DRILL_EXECUTIONS", "600")),
         kills=int(os.environ.get("DSPYOPS_DRILL_KILLS", "2")),
         isolation_level="read_committed",
     )
