@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from dspyops.aggregates.app import Checks, DspyOps, eventsourcing_env
+from dspyops.event_reads import select_many
 from dspyops.settings import Settings
 from dspyops.spend_ledger import PostgresLedger
 
@@ -53,7 +54,8 @@ def open_store(
     env = eventsourcing_env(database_url, schema=schema)
     if pool_size is not None:
         env["POSTGRES_POOL_SIZE"] = str(pool_size)
-    return DspyOps(env, checks=checks, ledger=PostgresLedger(database_url, schema))
+    ledger = PostgresLedger(database_url, schema)
+    return DspyOps(env, checks=checks, ledger=ledger, select_many=select_many)
 
 
 def open_worker_store(settings: Settings, profiles: ProfileRegistry) -> DspyOps:

@@ -16,7 +16,7 @@ from dspyops import metrics
 from dspyops.aggregates.app import CommandContext, Completion, DspyOps, ExecutionPlan, Outcome
 from dspyops.aggregates.app.executions import complete_executions
 from dspyops.aggregates.app.split_guard import GUARD_ACTOR, ArmWatch, remove_failing_arm
-from dspyops.consumers.completion_batcher import CompletionBatcher
+from dspyops.consumers.batcher import Batcher
 from dspyops.consumers.completions import completion_of
 from dspyops.consumers.judges import judge_online
 from dspyops.consumers.module_cache import ModuleCache
@@ -50,7 +50,7 @@ class ExecutionJobs:
         default=None, kw_only=True
     )
     watch: ArmWatch = field(default_factory=ArmWatch, kw_only=True)
-    _batcher: CompletionBatcher | None = field(default=None, init=False, repr=False)
+    _batcher: Batcher[Completion, Outcome] | None = field(default=None, init=False, repr=False)
     # Online judge calls under way: they run beside the next executions, never before
     # the result of the one they judge is published.
     _judging: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
@@ -181,7 +181,7 @@ class ExecutionJobs:
 
     async def _record(self, completion: Completion) -> Outcome:
         if self._batcher is None:
-            self._batcher = CompletionBatcher(self._record_many)
+            self._batcher = Batcher(self._record_many)
         with self.telemetry.stage("record"):
             return await self._batcher.submit(completion)
 

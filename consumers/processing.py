@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +18,16 @@ from typing import Any
 from dspyops import metrics
 from dspyops.aggregates.app import CommandContext, DspyOps, Outcome, Plan, handle
 from dspyops.aggregates.app.budgets import Wait
-from dspyops.aggregates.app.handlers import for_command
+from dspyops.aggregates.app.handlers import for_command, handle_many
 from dspyops.aggregates.app.trace_context import carrying
+from dspyops.consumers.batcher import Batcher
 from dspyops.consumers.log_format import command_logging
 from dspyops.consumers.records import Incoming, Outgoing
 from dspyops.consumers.store_calls import in_store
 from dspyops.consumers.telemetry import Telemetry, traceparent_of, tracestate_of
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import InvalidCommand, Undecodable, decode_command, decode_envelope
+from dspyops.events.commands import ExecuteProgram
 from dspyops.events.deadletter import deadletter_envelope
 from dspyops.events.envelope import Envelope, result_envelope, result_id
 from dspyops.events.results import CommandRejected, ErrorItem
@@ -53,6 +55,10 @@ class Processor:
     store_executor: Executor | None = None
     # Traces (off unless the OTEL_* variables ask): one per command.
     telemetry: Telemetry = field(default_factory=Telemetry)
+    # Executions arriving together are planned in one store call (`handle_many`).
+    _plans: Batcher[tuple[ExecuteProgram, CommandContext], Outcome | Plan] | None = field(
+        default=None, init=False, repr=False
+    )
 
     async def process(self, record: Incoming) -> list[Outgoing]:
         """The messages to publish for `record`. Raises only for transient outages."""
@@ -148,10 +154,26 @@ class Processor:
         pause = BUDGET_WAIT_FIRST_S
         while True:
             try:
+                if isinstance(command, ExecuteProgram):
+                    return await self._plan(command, ctx)
                 return await in_store(self.store_executor, handle, self.app, command, ctx)
             except Wait:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, BUDGET_WAIT_MAX_S)
+
+    async def _plan(self, command: ExecuteProgram, ctx: CommandContext) -> Outcome | Plan:
+        if self._plans is None:
+            self._plans = Batcher(self._plan_many)
+        return await self._plans.submit((command, ctx))
+
+    async def _plan_many(
+        self, items: Sequence[tuple[ExecuteProgram, CommandContext]]
+    ) -> list[Outcome | Plan | Exception]:
+        # Each command's own trace context goes with the call; `handle` carries it.
+        results: list[Outcome | Plan | Exception] = await in_store(
+            self.store_executor, handle_many, self.app, items
+        )
+        return results
 
     def _wrong_topic(self, record: Incoming, envelope: Envelope) -> CommandRejected | None:
         try:

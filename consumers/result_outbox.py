@@ -36,7 +36,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from dspyops.bootstrap import create_schema
-from dspyops.consumers.completion_batcher import GroupCommit
+from dspyops.consumers.batcher import Batcher
 from dspyops.consumers.records import Outgoing
 from dspyops.events.codec import encode
 from dspyops.events.envelope import TRACEPARENT, TRACESTATE
@@ -178,13 +178,13 @@ class OutboxDelivery:
         self._outbox = outbox
         self._executor = executor
         self._wake = wake
-        self._writes: GroupCommit[Sequence[Outgoing], None] = GroupCommit(self._put_many)
+        self._writes: Batcher[Sequence[Outgoing], None] = Batcher(self._put_many)
 
     async def __call__(self, messages: Sequence[Outgoing]) -> None:
         if messages:
             await self._writes.submit(messages)
 
-    async def _put_many(self, batches: Sequence[Sequence[Outgoing]]) -> list[None]:
+    async def _put_many(self, batches: Sequence[Sequence[Outgoing]]) -> list[None | Exception]:
         messages = [message for batch in batches for message in batch]
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._outbox.put, messages)

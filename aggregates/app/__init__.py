@@ -10,7 +10,7 @@ from dspyops.aggregates.app.application import ConflictsExhausted, DspyOps
 from dspyops.aggregates.app.checks import Checks
 from dspyops.aggregates.app.context import CommandContext, Outcome
 from dspyops.aggregates.app.executions import Completion
-from dspyops.aggregates.app.handlers import COMMAND_HANDLERS, finish_gate, handle
+from dspyops.aggregates.app.handlers import COMMAND_HANDLERS, finish_gate, handle, handle_many
 from dspyops.aggregates.app.persistence import eventsourcing_env, in_memory_env
 from dspyops.aggregates.app.plans import (
     EvaluationPlan,
@@ -36,5 +36,6 @@ __all__ = [
     "eventsourcing_env",
     "finish_gate",
     "handle",
+    "handle_many",
     "in_memory_env",
 ]

@@ -12,18 +12,23 @@ saved in the same transaction as the aggregates it changed. A redelivered comman
 that record and gets the same outcome back; nothing new is recorded.
 
 The class keeps its name: eventsourcing names the tables after it (`dspyops_events`).
+
+This module is long because the application's shared machinery (conflict retries, stored
+outcomes, and the reads every command makes, batched or not) belongs in one class.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import AggregateRecorder, RecordConflictError, StoredEvent
 from eventsourcing.utils import EnvType
 
 from dspyops.aggregates.app.budgets import InMemoryLedger, SpendLedger
@@ -63,6 +68,18 @@ A = TypeVar("A", bound=Aggregate)
 REJECTIONS = (DomainError, SignatureError, ValidationFailed)
 
 
+# Reads the stored events of many aggregates (absent ones map to no events), ideally in one
+# round trip: the composition root gives PostgreSQL's (dspyops.event_reads).
+SelectMany = Callable[[AggregateRecorder, Sequence[UUID]], dict[UUID, list[StoredEvent]]]
+
+
+def select_one_by_one(
+    recorder: AggregateRecorder, ids: Sequence[UUID]
+) -> dict[UUID, list[StoredEvent]]:
+    """Any recorder's: one query per aggregate (the in-memory store's is a dict lookup)."""
+    return {aggregate_id: list(recorder.select_events(aggregate_id)) for aggregate_id in ids}
+
+
 class ConflictsExhausted(RuntimeError):
     """Concurrent writers kept winning; the command was not applied and may be retried."""
 
@@ -81,6 +98,7 @@ class DspyOps(Application):
         *,
         checks: Checks | None = None,
         ledger: SpendLedger | None = None,
+        select_many: SelectMany = select_one_by_one,
     ) -> None:
         # Events stored by earlier layouts must load: their old topics resolve first.
         register_legacy_topics()
@@ -94,6 +112,10 @@ class DspyOps(Application):
         self.ledger: SpendLedger = ledger or InMemoryLedger()
         # Optimistic-concurrency conflicts met and retried: a health signal for workers.
         self.conflicts = 0
+        self._select_many = select_many
+        # Per store thread, while it handles a batch of commands (`reading_ahead`): the
+        # events read ahead for `replay`, and the read-only aggregates `find` gave.
+        self._batch = threading.local()
 
     def close(self) -> None:
         self.ledger.close()
@@ -198,6 +220,25 @@ class DspyOps(Application):
 
     # --- reading aggregates -----------------------------------------------------------
 
+    @contextmanager
+    def reading_ahead(self, aggregate_ids: Iterable[UUID]) -> Iterator[None]:
+        """For commands handled together in this thread: the small aggregates they look up
+        first (`replay`) are read in one round trip now, and each read-only `find` of the
+        same aggregate (a hot program) is made once for all of them.
+
+        Each event list read ahead serves one `replay` of its aggregate; any later one (a
+        retry after a conflict) reads the store again. A read-only `find` may already be
+        one read behind (see `find`); within a batch it stays so: anything stale for a
+        write shows up as a conflict, as before.
+        """
+        ids = list(dict.fromkeys(aggregate_ids))
+        self._batch.events = self._select_many(self.recorder, ids) if ids else {}
+        self._batch.found = {}
+        try:
+            yield
+        finally:
+            del self._batch.events, self._batch.found
+
     def find(self, cls: type[A], aggregate_id: UUID, *, copy: bool = True) -> A | None:
         """The aggregate or None; `copy=False` shares the cached object: read it only.
 
@@ -206,12 +247,17 @@ class DspyOps(Application):
         execution): it uses the cached state, at most that one read behind. Writes take
         copies and fast-forward fully; anything stale there shows up as a conflict.
         """
-        try:
-            aggregate: Aggregate = self.repository.get(
-                aggregate_id, deepcopy_from_cache=copy, fastforward_skipping=not copy
-            )
-        except AggregateNotFoundError:
-            return None
+        found: dict[UUID, Aggregate] | None = None if copy else getattr(self._batch, "found", None)
+        aggregate: Aggregate | None = None if found is None else found.get(aggregate_id)
+        if aggregate is None:
+            try:
+                aggregate = self.repository.get(
+                    aggregate_id, deepcopy_from_cache=copy, fastforward_skipping=not copy
+                )
+            except AggregateNotFoundError:
+                return None
+            if found is not None:
+                found[aggregate_id] = aggregate
         if not isinstance(aggregate, cls):
             raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not a {cls.__name__}")
         return aggregate
@@ -222,7 +268,14 @@ class DspyOps(Application):
         For the small aggregates looked up on every command (handled records, executions,
         runs), which are mostly absent: a miss through the repository costs two queries.
         """
-        aggregate: Aggregate | None = project_aggregate(None, self.events.get(aggregate_id))
+        ahead: dict[UUID, list[StoredEvent]] | None = getattr(self._batch, "events", None)
+        stored = None if ahead is None else ahead.pop(aggregate_id, None)
+        events = (
+            self.events.get(aggregate_id)
+            if stored is None
+            else (self.mapper.to_domain_event(s) for s in stored)
+        )
+        aggregate: Aggregate | None = project_aggregate(None, events)
         if aggregate is not None and not isinstance(aggregate, cls):
             raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not a {cls.__name__}")
         return aggregate

@@ -13,8 +13,9 @@ before returns its stored outcome and records nothing; a domain error becomes a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, overload
+from uuid import UUID
 
 from dspyops.aggregates.app import (
     corpora,
@@ -40,7 +41,12 @@ from dspyops.aggregates.app.plans import (
 )
 from dspyops.aggregates.app.trace_context import carrying
 from dspyops.aggregates.errors import RateLimited
-from dspyops.aggregates.ids import evaluation_uuid, execution_uuid, optimization_uuid
+from dspyops.aggregates.ids import (
+    command_uuid,
+    evaluation_uuid,
+    execution_uuid,
+    optimization_uuid,
+)
 from dspyops.events.commands import (
     COMMAND_TYPES,
     GATED_COMMANDS,
@@ -217,3 +223,29 @@ def handle(app: DspyOps, command: Command, ctx: CommandContext) -> Outcome | Pla
 
     with carrying(ctx):  # the events it records keep its trace context
         return app.attempt(ctx, work, subject_of(command, ctx))
+
+
+def handle_many(
+    app: DspyOps, items: Sequence[tuple[ExecuteProgram, CommandContext]]
+) -> list[Outcome | Plan | Exception]:
+    """`handle` for executions that arrived together, in one store call: what each looks
+    up first (`_first_reads`) is read in one round trip and their program once
+    (`DspyOps.reading_ahead`). Each gets its own outcome, plan, or the exception `handle`
+    raised for it (a transient outage, a budget's `Wait`), in order; the same guarantees
+    as one by one."""
+    ahead = [i for command, ctx in items for i in _first_reads(command, ctx)]
+    results: list[Outcome | Plan | Exception] = []
+    with app.reading_ahead(ahead):
+        for command, ctx in items:
+            try:
+                results.append(handle(app, command, ctx))
+            except Exception as exc:
+                results.append(exc)
+    return results
+
+
+def _first_reads(command: ExecuteProgram, ctx: CommandContext) -> list[UUID]:
+    """What handling an execution reads first, mostly absent: its command's stored
+    outcome (`DspyOps.attempt`) and its execution (`executions.plan_execution`)."""
+    execution_id = command.execution_id or ctx.command_id
+    return [command_uuid(ctx.command_id), execution_uuid(execution_id)]

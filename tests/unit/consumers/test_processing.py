@@ -169,3 +169,49 @@ async def test_an_execution_waiting_for_its_programs_first_cost_holds_no_thread(
     complete(app, first, ctx, outputs={"answer": "a"}, cost_usd=0.1)
     (out,) = await asyncio.wait_for(second, 5)
     assert out.envelope.type == "dspyops.result.ExecutionSucceeded"
+
+
+async def test_executions_arriving_together_are_planned_in_one_store_call_with_one_read() -> None:
+    """Four executions at once: their first reads (stored outcome, execution) in one
+    select, their program read once; a redelivered one among them gets its stored outcome
+    and runs nothing, the new ones their plans."""
+    from dspyops.aggregates.app.application import select_one_by_one
+    from dspyops.aggregates.ids import program_uuid
+    from tests.support.executions import complete
+
+    selects: list[list[Any]] = []
+
+    def counting(recorder: Any, ids: Any) -> Any:
+        selects.append(list(ids))
+        return select_one_by_one(recorder, ids)
+
+    app = DspyOps(in_memory_env(), select_many=counting)
+    jobs = Jobs()
+    processor = Processor(app, TOPICS, {ExecutionPlan: jobs.run})
+    await processor.process(record(command_envelope("RegisterProgram", REGISTER)))
+    execute: dict[str, Any] = {"program_id": "p", "inputs": {"question": "?"}}
+    done = command_envelope("ExecuteProgram", execute)
+    ctx = CommandContext(command_id=done.id, correlation_id=done.id, actor=None)
+    plan = handle(app, ExecuteProgram(**execute), ctx)
+    stored = complete(app, plan, ctx, outputs={"answer": "stored"})
+
+    program_reads = 0
+    get = app.repository.get
+
+    def counting_get(aggregate_id: Any, **kwargs: Any) -> Any:
+        nonlocal program_reads
+        program_reads += aggregate_id == program_uuid("p")
+        return get(aggregate_id, **kwargs)
+
+    app.repository.get = counting_get  # type: ignore[method-assign]
+    fresh = [command_envelope("ExecuteProgram", execute) for _ in range(3)]
+    outs = await asyncio.gather(
+        *(processor.process(record(e, TOPICS.executions)) for e in [fresh[0], done, *fresh[1:]])
+    )
+    assert len(selects) == 1
+    assert len(selects[0]) == 8
+    assert program_reads == 1
+    assert [plan.execution_id for plan in jobs.plans] == [e.id for e in fresh]
+    (redelivered,) = outs[1]
+    assert redelivered.envelope.data == stored.data
+    assert (redelivered.envelope.data or {})["outputs"] == {"answer": "stored"}
