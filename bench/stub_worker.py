@@ -15,7 +15,7 @@ import dspy
 import faust
 from dspy.lm15 import Request
 
-from dspyops.consumers.worker import build_worker_app, prepare_topics
+from dspyops.consumers.worker import build_worker_app, prepare_topics, tune_gc
 from dspyops.runtime.offline import output_fields
 from dspyops.runtime.profiles import LMProfile, ProfileRegistry
 from dspyops.settings import get_settings
@@ -66,6 +66,7 @@ def main() -> None:
             stats.write_text(json.dumps({"peak_in_flight": engine.peak_in_flight}))  # noqa: ASYNC240
 
         app.timer(0.5)(write_stats)
+    tune_gc()  # as run_worker does
     faust.Worker(app, loglevel="warn", quiet=True, loop=loop).execute_from_commandline()
 
 

@@ -4,6 +4,7 @@ and the redaction of every secret the worker holds (results, events and log line
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +56,22 @@ async def prepare_topics(settings: Settings) -> None:
 
 # How often the worker reports its consumer lag (metrics.CONSUMER_LAG).
 CONSUMER_LAG_EVERY_S = 2.0
+
+# The collector's generation thresholds in a worker (CPython's default: 700, 10, 10).
+# Executions in flight keep many young objects alive, and each full collection scans the
+# whole heap, startup's included: in bench_pipeline's worker (gc callbacks, CPU time) the
+# collector took 6 % of the worker's CPU in one run (470 collections); with
+# `gc.freeze` and these thresholds, 0.9 % (34 collections).
+GC_THRESHOLDS = (50_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Call once the worker is built, before it runs: what was made at startup (DSPy,
+    LiteLLM, pydantic schemas, the program caches' first entries) is moved out of the
+    collector's sight for good, and young collections run less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def build_worker_app(
@@ -215,6 +232,7 @@ def run_worker(
     loop.run_until_complete(prepare_topics(settings))
     app = build_worker_app(settings, profiles=profiles, redactor=redactor)
     metrics.serve(settings.worker_metrics_port, settings.metrics_host, "worker", metrics.WORKER)
+    tune_gc()
     worker = faust.Worker(
         app,
         loglevel=loglevel,
