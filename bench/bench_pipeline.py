@@ -481,34 +481,63 @@ async def bench_stack() -> tuple[dict[str, str], Settings]:
     return env, settings
 
 
+# The worker's work by stage, first match wins (a stack is counted once): functions as
+# py-spy names them (`Class.method` or `function`). Startup (imports, building the app)
+# is left out of the shares.
+STARTUP = ("_find_and_load", "build_worker_app", "prepare_topics", "tune_gc")
+STAGES = (
+    ("DSPy call", ("execute_program",)),
+    ("recording", ("complete_executions", "ExecutionJobs._record_many")),
+    ("planning", ("handle_many", "handle", "Processor._handle", "Processor._plan_many")),
+    ("publishing", ("Publisher.publish", "Publisher.send")),
+    (
+        "envelopes",
+        ("decode_envelope", "decode_command", "for_command", "Processor._outcome"),
+    ),
+    ("pricing, metrics", ("completion_of",)),
+)
+KAFKA_AND_LOOP = ("faust/", "aiokafka/", "mode/", "asyncio/")
+
+
+def stage_of(frames: list[str]) -> str:
+    """The stage a py-spy stack belongs to (`STAGES`, then Kafka and the event loop)."""
+    names = {frame.partition(" (")[0] for frame in frames}
+    if any(name in names for name in STARTUP):
+        return "startup"
+    for stage, functions in STAGES:
+        if any(function in names for function in functions):
+            return stage
+    if any(part in frame for frame in frames for part in KAFKA_AND_LOOP):
+        return "faust, aiokafka, asyncio"
+    return "other"
+
+
 def summarize_py_spy(path: str, top: int = 15) -> str:
-    """Self time per function and time under each top-level stage, from py-spy raw stacks."""
+    """Shares of the worker's samples by stage and self time per function, from py-spy
+    raw stacks, startup left out."""
     leaf: dict[str, int] = {}
     stage: dict[str, int] = {}
-    total = 0
-    stages = (
-        "execute_program",
-        "plan_execution",
-        "complete_executions",
-        "publish",
-        "decode_envelope",
-        "_process_envelope",
-        "getmany",
-        "select",
-    )
+    total = startup = 0
     for line in Path(path).read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         frames = stack.split(";")
+        name = stage_of(frames)
+        if name == "startup":
+            startup += count
+            continue
+        total += count
+        stage[name] = stage.get(name, 0) + count
         leaf[frames[-1]] = leaf.get(frames[-1], 0) + count
-        for name in stages:
-            if any(f.startswith(name + " ") for f in frames):
-                stage[name] = stage.get(name, 0) + count
-    lines = [f"{total} samples (all threads, active only)", "by stage (inclusive):"]
-    lines += [f"  {n:>22}: {c / total:6.1%}" for n, c in sorted(stage.items(), key=lambda x: -x[1])]
+    if total == 0:
+        return f"no samples after startup ({startup} in startup)"
+    lines = [
+        f"{total} samples after startup (all threads, holding the GIL); {startup} in startup",
+        "by stage:",
+    ]
+    lines += [f"  {n:>24}: {c / total:6.1%}" for n, c in sorted(stage.items(), key=lambda x: -x[1])]
     lines.append("by function (self):")
     lines += [
         f"  {c / total:6.1%}  {n[:110]}" for n, c in sorted(leaf.items(), key=lambda x: -x[1])[:top]
