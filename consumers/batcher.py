@@ -5,8 +5,9 @@ The event store serialises writers (one table lock per insert), so recording eac
 execution on its own caps a worker at one execution per insert round trip; planning each
 on its own costs a thread handoff and its reads per execution. Here one drainer hands
 over whatever arrived while the previous call was in flight: no added wait at low load,
-large batches at high load. The worker batches finished executions (one save) and
-arriving executions (one planning call, its first reads in one query).
+large batches at high load. The worker batches finished executions (one save),
+arriving executions (one planning call, its first reads in one query) and, with
+exactly-once results, its writes to the results outbox (one commit).
 """
 
 from __future__ import annotations

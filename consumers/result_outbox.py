@@ -184,7 +184,7 @@ class OutboxDelivery:
         if messages:
             await self._writes.submit(messages)
 
-    async def _put_many(self, batches: Sequence[Sequence[Outgoing]]) -> list[None | Exception]:
+    async def _put_many(self, batches: Sequence[Sequence[Outgoing]]) -> list[Exception | None]:
         messages = [message for batch in batches for message in batch]
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._outbox.put, messages)
