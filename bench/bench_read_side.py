@@ -1,7 +1,12 @@
-"""Read-side benchmark: the API against plain SQL for the same rows, and projection
-catch-up against the raw rate of reading the event store, all measured in one run.
+"""Read-side benchmark: the API against two baselines measured in the same run (the same
+statements by plain SQL, and an HTTP floor: a constant route on the same server, by the
+same client), and projection catch-up against the raw rate of reading the event store.
 
     .venv/bin/python -m bench.bench_read_side [--executions 100000] [--seconds 5]
+        [--api-workers N] [--client native|python] [--py-spy FILE]
+
+The load comes from `wrk` and `pgbench` when both are installed (`--client native`),
+else from several Python client processes (`bench/load.py`).
 
 Uses throwaway schemas in DATABASE_URL's database and drops them at the end.
 """
@@ -9,25 +14,28 @@ Uses throwaway schemas in DATABASE_URL's database and drops them at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
+from bench.bench_pipeline import summarize_py_spy
+from bench.load import Load, native_available
+from dspyops.api import views
 from dspyops.bootstrap import open_store
 from dspyops.projections.event_store import EventStore
 from dspyops.projections.projector import Projector
+from dspyops.projections.read_schema import EXECUTIONS, PROGRAMS
 from dspyops.settings import get_settings
 from tests.support.read_story import (
     bulk_executions,
@@ -38,30 +46,15 @@ from tests.support.read_story import (
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 16
 PAGE = 50
+# The HTTP floor: the console's entry, a constant redirect that reads no table.
+FLOOR = "/ui"
+PY_SPY = str(Path(sys.executable).parent / "py-spy")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def load(call: Callable[[], Awaitable[None]], seconds: float) -> tuple[float, float]:
-    """Requests/s and p99 latency (ms) of `call`, CONCURRENCY at a time for `seconds`."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    elapsed = time.perf_counter() - started
-    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
-    return len(latencies) / elapsed, p99
 
 
 def read_rate(database_url: str, es: str) -> tuple[int, float, float]:
@@ -83,50 +76,57 @@ def read_rate(database_url: str, es: str) -> tuple[int, float, float]:
     return count, rates[0], rates[1]
 
 
-async def http_vs_sql(database_url: str, rs: str, port: int, seconds: float) -> None:
+def sql_text(database_url: str, query: sql.Composable) -> str:
+    with psycopg.connect(database_url) as conn:
+        return query.as_string(conn)
+
+
+def read_queries(rs: str) -> dict[str, list[sql.Composable]]:
+    """The statements each measured route runs, as `api.views` writes them, the program
+    id and page size filled in: the plain SQL baseline runs the same text."""
+    get_program = sql.SQL("SELECT {} FROM {}.{} WHERE program_id = 'qa'").format(
+        sql.SQL(", ").join(map(sql.Identifier, views.PROGRAM_COLUMNS)),
+        sql.Identifier(rs),
+        sql.Identifier(PROGRAMS.name),
+    )
+    page = sql.SQL(
+        "SELECT {} FROM {}.{} WHERE program_id = 'qa' ORDER BY position DESC LIMIT {}"
+    ).format(
+        sql.SQL(", ").join(map(sql.Identifier, views.EXECUTION_COLUMNS)),
+        sql.Identifier(rs),
+        sql.Identifier(EXECUTIONS.name),
+        sql.Literal(PAGE + 1),
+    )
+    # The executions route checks the program exists, then reads the page.
+    return {"get program": [get_program], f"list executions ({PAGE}/page)": [get_program, page]}
+
+
+def http_vs_sql(database_url: str, rs: str, port: int, load: Load) -> None:
     base = f"http://127.0.0.1:{port}"
-    programs = sql.SQL("{}.programs").format(sql.Identifier(rs))
-    executions = sql.SQL("{}.executions").format(sql.Identifier(rs))
-    get_program = sql.SQL("SELECT * FROM {} WHERE program_id = %s").format(programs)
-    list_executions = sql.SQL(
-        "SELECT * FROM {} WHERE program_id = %s ORDER BY position DESC LIMIT %s"
-    ).format(executions)
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with (
-        httpx.AsyncClient(base_url=base, limits=limits) as client,
-        AsyncConnectionPool(
-            database_url, min_size=CONCURRENCY, max_size=CONCURRENCY, kwargs={"autocommit": True}
-        ) as pool,
-    ):
-
-        async def api_program() -> None:
-            (await client.get("/programs/qa")).raise_for_status()
-
-        async def api_executions() -> None:
-            (await client.get(f"/programs/qa/executions?limit={PAGE}")).raise_for_status()
-
-        async def sql_program() -> None:
-            async with pool.connection() as conn:
-                await (await conn.execute(get_program, ["qa"])).fetchall()
-
-        async def sql_executions() -> None:
-            # The route checks the program exists, then reads the page: the same two queries.
-            async with pool.connection() as conn:
-                await (await conn.execute(get_program, ["qa"])).fetchall()
-                await (await conn.execute(list_executions, ["qa", PAGE + 1])).fetchall()
-
-        for name, api_call, sql_call in (
-            ("get program", api_program, sql_program),
-            (f"list executions ({PAGE}/page)", api_executions, sql_executions),
-        ):
-            await api_call()  # warm up
-            api_rps, api_p99 = await load(api_call, seconds)
-            sql_rps, sql_p99 = await load(sql_call, seconds)
-            print(
-                f"{name:28} API {api_rps:8.0f} req/s p99 {api_p99:6.1f} ms | "
-                f"plain SQL {sql_rps:8.0f} q/s p99 {sql_p99:6.1f} ms | "
-                f"API/SQL throughput {api_rps / sql_rps:.2f}"
-            )
+    paths = {
+        "get program": "/programs/qa",
+        f"list executions ({PAGE}/page)": f"/programs/qa/executions?limit={PAGE}",
+    }
+    for path in (*paths.values(), FLOOR):  # warm up, and the answers are right
+        answer = httpx.get(base + path)
+        if not (answer.is_success or answer.is_redirect):
+            answer.raise_for_status()
+    floor = load.http(base + FLOOR)
+    print(
+        f"{'HTTP floor (GET /ui, constant)':30} {floor.rate:8.0f} req/s "
+        f"mean {floor.mean_ms:6.2f} ms"
+    )
+    for name, statements in read_queries(rs).items():
+        texts = [sql_text(database_url, s) for s in statements]
+        api = load.http(base + paths[name])
+        plain = load.sql(database_url, texts)
+        if api.errors or plain.errors or floor.errors:
+            raise RuntimeError(f"{name}: errors (API {api.errors}, SQL {plain.errors})")
+        print(
+            f"{name:30} {api.rate:8.0f} req/s mean {api.mean_ms:6.2f} ms | plain SQL "
+            f"{plain.rate:8.0f} q/s mean {plain.mean_ms:6.2f} ms | "
+            f"API/SQL {api.rate / plain.rate:.2f} | API/floor {api.rate / floor.rate:.2f}"
+        )
 
 
 def wait_for_api(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -143,9 +143,31 @@ def wait_for_api(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def api_process(database_url: str, es: str, rs: str, **env: str) -> Iterator[int]:
+def py_spy(output: str | None, pid: int) -> Iterator[None]:
+    """Sample process `pid` with py-spy (`--gil`: where the CPU goes) into `output`
+    (raw stacks) while the block runs; nothing when `output` is None."""
+    if output is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        [PY_SPY, "record", "--gil", "-f", "raw", "-o", output, "-p", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # attached
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # writes the profile
+        spy.wait(30)
+
+
+@contextmanager
+def api_process(
+    database_url: str, es: str, rs: str, *, workers: int = 1, spy: str | None = None, **env: str
+) -> Iterator[int]:
     """A `dspyops api` process on those schemas (no token), answering on the port it
-    yields; stopped when the block ends."""
+    yields; stopped when the block ends. `spy`: py-spy records it (all its workers) there."""
     port = free_port()
     environment = {
         **os.environ,
@@ -155,29 +177,66 @@ def api_process(database_url: str, es: str, rs: str, **env: str) -> Iterator[int
         **env,
     }
     environment.pop("DSPYOPS_API_TOKEN", None)
+    command = [sys.executable, "-m", "dspyops.cli.main", "api", "--port", str(port)]
+    command += ["--workers", str(workers)]
+    if spy:
+        command = [
+            PY_SPY,
+            "record",
+            "--gil",
+            "--subprocesses",
+            "-f",
+            "raw",
+            "-o",
+            spy,
+            "--",
+            *command,
+        ]
     api = subprocess.Popen(
-        [sys.executable, "-m", "dspyops.cli.main", "api", "--port", str(port)],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_for_api(port, api)
         yield port
     finally:
-        api.terminate()
+        # SIGINT: py-spy writes its profile and stops the API; uvicorn stops on it too.
+        api.send_signal(signal.SIGINT)
         try:
-            api.wait(15)
+            api.wait(30)
         except subprocess.TimeoutExpired:
             api.kill()
             api.wait(5)
+
+
+def catch_up(database_url: str, es: str, rs: str, spy: str | None) -> None:
+    events, raw, decoded = read_rate(database_url, es)
+    projector = Projector(database_url, event_store_schema=es, read_schema=rs)
+    with py_spy(spy, os.getpid()):
+        started = time.perf_counter()
+        applied = projector.catch_up()
+        rate = applied / (time.perf_counter() - started)
+    projector.close()
+    print(
+        f"event store: {events} events; raw read {raw:,.0f} ev/s, read+decode "
+        f"{decoded:,.0f} ev/s; projection catch-up {rate:,.0f} ev/s "
+        f"(catch-up/raw read {rate / raw:.2f}, catch-up/read+decode {rate / decoded:.2f})"
+    )
+    if spy:
+        print(f"where catch-up's time goes (py-spy --gil):\n{summarize_py_spy(spy)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--executions", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--client",
+        choices=("native", "python"),
+        default="native" if native_available() else "python",
+        help="native: wrk and pgbench (the default when installed); python: client processes",
+    )
+    parser.add_argument("--py-spy", metavar="FILE", help="record catch-up and the API into FILE.*")
     args = parser.parse_args()
     database_url = get_settings().effective_database_url
     suffix = uuid.uuid4().hex[:8]
@@ -189,25 +248,24 @@ def main() -> None:
         bulk_executions(store, "qa", args.executions, batch=1000)
         store.close()
         print(f"stored {args.executions} executions in {time.perf_counter() - started:.1f} s")
+        catch_up(database_url, es, rs, args.py_spy and f"{args.py_spy}.catchup")
 
-        events, raw, decoded = read_rate(database_url, es)
-        projector = Projector(database_url, event_store_schema=es, read_schema=rs)
-        started = time.perf_counter()
-        applied = projector.catch_up()
-        catch_up = applied / (time.perf_counter() - started)
-        projector.close()
-        print(
-            f"event store: {events} events; raw read {raw:,.0f} ev/s, read+decode "
-            f"{decoded:,.0f} ev/s; projection catch-up {catch_up:,.0f} ev/s "
-            f"(catch-up/raw read {catch_up / raw:.2f}, catch-up/read+decode "
-            f"{catch_up / decoded:.2f})"
-        )
-
-        with api_process(database_url, es, rs, DSPYOPS_API_POOL_SIZE=str(CONCURRENCY)) as port:
+        load = Load(args.client, CONCURRENCY, args.seconds)
+        api_spy = args.py_spy and f"{args.py_spy}.api"
+        settings = {
+            "DSPYOPS_API_POOL_SIZE": str(CONCURRENCY),
+        }
+        with api_process(
+            database_url, es, rs, workers=args.api_workers, spy=api_spy, **settings
+        ) as port:
+            clients = "wrk and pgbench" if args.client == "native" else "Python client processes"
             print(
-                f"HTTP: one uvicorn worker, {CONCURRENCY} concurrent clients, {args.seconds} s each"
+                f"HTTP: {args.api_workers} uvicorn worker(s); {CONCURRENCY} connections from "
+                f"{clients} ({load.processes} threads or processes), {args.seconds:g} s each"
             )
-            asyncio.run(http_vs_sql(database_url, rs, port, args.seconds))
+            http_vs_sql(database_url, rs, port, load)
+        if api_spy:
+            print(f"where the API's time goes (py-spy --gil):\n{summarize_py_spy(api_spy)}")
 
 
 if __name__ == "__main__":
