@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # When set, every API route but /health needs `Authorization: Bearer <token>`.
     api_token: str | None = Field(default=None, repr=False)
     api_pool_size: int = Field(default=10, ge=1, le=200)
+    # uvicorn worker processes of `dspyops api` (each with its own pool of api_pool_size).
+    api_workers: int = Field(default=1, ge=1, le=64)
 
     # Prometheus /metrics of the worker and the projector (the API serves its own at
     # /metrics); port 0: not served. A second process on one port logs and goes on.

@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from dspyops.api import json_columns
 from dspyops.api.deps import require_token
 from dspyops.api.routes import (
     audit,
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
             # A request waits this long for a connection before answering 503.
             timeout=5.0,
             kwargs={"autocommit": True},
+            configure=json_columns.configure,
         )
         # A database that is down at start must not stop the API: /health reports it.
         await pool.open(wait=False)

@@ -11,6 +11,7 @@ would split by resource (programs, executions, runs) before growing much further
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -35,8 +36,8 @@ from dspyops.projections.read_schema import (
 )
 
 Row = dict[str, Any]
-# A WHERE condition with its one parameter.
-Condition = tuple[sql.Composable, Any]
+# A WHERE condition (SQL text) with its one parameter.
+Condition = tuple[str, Any]
 
 # `id` is the aggregate's uuid, internal to the read side; the ids clients use are columns.
 PROGRAM_COLUMNS = PROGRAMS.without("id")
@@ -122,7 +123,7 @@ async def programs(
 ) -> PageRows:
     conditions = _given(("status", "=", status))
     if name:
-        conditions.append((sql.SQL("name ILIKE %s ESCAPE '\\'"), f"%{_like_escape(name)}%"))
+        conditions.append(("name ILIKE %s ESCAPE '\\'", f"%{_like_escape(name)}%"))
     return await _page(conn, schema, PROGRAMS, PROGRAM_COLUMNS, conditions, limit, cursor)
 
 
@@ -207,13 +208,18 @@ async def executions(
     return await _page(conn, schema, EXECUTIONS, EXECUTION_COLUMNS, conditions, limit, cursor)
 
 
-def _latest_score(schema: str, op: str) -> sql.Composed:
+@functools.cache
+def _latest_score(schema: str, op: str) -> str:
     """`latest score op %s`: the score of the execution's latest feedback that gave one
     (no such feedback: no match), an index lookup on the feedback table's key."""
-    return sql.SQL(
-        "(SELECT f.score FROM {} f WHERE f.execution_id = {}.execution_id "
-        "AND f.score IS NOT NULL ORDER BY f.number DESC LIMIT 1) {} %s"
-    ).format(_table(schema, FEEDBACK), _table(schema, EXECUTIONS), sql.SQL(op))
+    return (
+        sql.SQL(
+            "(SELECT f.score FROM {} f WHERE f.execution_id = {}.execution_id "
+            "AND f.score IS NOT NULL ORDER BY f.number DESC LIMIT 1) {} %s"
+        )
+        .format(_table(schema, FEEDBACK), _table(schema, EXECUTIONS), sql.SQL(op))
+        .as_string()
+    )
 
 
 async def execution(conn: AsyncConnection, schema: str, execution_id: str) -> Row | None:
@@ -249,7 +255,7 @@ async def execution_stats(
     conditions = _given(
         ("program_id", "=", program_id), ("requested_at", ">=", since), ("requested_at", "<", until)
     )
-    where = sql.SQL(" AND ").join(condition for condition, _ in conditions)
+    where = sql.SQL(" AND ").join(sql.SQL(condition) for condition, _ in conditions)
     params = [param for _, param in conditions]
     async with conn.transaction():
         # The grouping sets sort every execution: at PostgreSQL's default 4 MB a program
@@ -314,7 +320,7 @@ async def dataset_examples(
         ("dataset_version", "<=", version),
         ("number", ">", None if cursor is None else pagination.decode(cursor)),
     )
-    where = sql.SQL(" AND ").join(condition for condition, _ in conditions)
+    where = sql.SQL(" AND ").join(sql.SQL(condition) for condition, _ in conditions)
     rows = await _fetch_all(
         conn,
         sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY number LIMIT %s").format(
@@ -406,45 +412,61 @@ async def _page(
     """One page of `table` newest first: rows before the cursor's position, `limit + 1`
     fetched to know whether another page follows."""
     if cursor is not None:
-        conditions = [*conditions, (sql.SQL("position < %s"), pagination.decode(cursor))]
-    where: sql.Composable = sql.SQL("")
-    if conditions:
-        where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(c for c, _ in conditions)
-    rows = await _fetch_all(
-        conn,
-        sql.SQL("SELECT {} FROM {} {} ORDER BY position DESC LIMIT %s").format(
-            _columns(columns), _table(schema, table), where
-        ),
-        [*(param for _, param in conditions), limit + 1],
-    )
+        conditions = [*conditions, ("position < %s", pagination.decode(cursor))]
+    query = _page_query(schema, table.name, tuple(columns), tuple(c for c, _ in conditions))
+    rows = await _fetch_all(conn, query, [*(param for _, param in conditions), limit + 1])
     return PageRows(*pagination.page(rows, limit))
 
 
 async def _one(
     conn: AsyncConnection, schema: str, table: Table, columns: Sequence[str], **key: Any
 ) -> Row | None:
-    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in key)
     rows = await _fetch_all(
-        conn,
-        sql.SQL("SELECT {} FROM {} WHERE {}").format(
-            _columns(columns), _table(schema, table), where
-        ),
-        list(key.values()),
+        conn, _one_query(schema, table.name, tuple(columns), tuple(key)), list(key.values())
     )
     return rows[0] if rows else None
 
 
+# The statements of `_page` and `_one`, composed once per shape: composing and encoding
+# them cost a tenth of a request's CPU (py-spy, bench/bench_read_side.py). Text, not
+# Composed, so that psycopg's own cache of converted queries (keyed by text) applies.
+# Bounded by the code's shapes (tables, column lists, filters given) times read schemas.
+
+
+@functools.lru_cache(maxsize=1024)
+def _page_query(schema: str, table: str, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
+    condition: sql.Composable = sql.SQL("")
+    if where:
+        condition = sql.SQL("WHERE ") + sql.SQL(" AND ").join(map(sql.SQL, where))
+    return (
+        sql.SQL("SELECT {} FROM {}.{} {} ORDER BY position DESC LIMIT %s")
+        .format(_columns(columns), sql.Identifier(schema), sql.Identifier(table), condition)
+        .as_string()
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _one_query(schema: str, table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
+    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in key)
+    return (
+        sql.SQL("SELECT {} FROM {}.{} WHERE {}")
+        .format(_columns(columns), sql.Identifier(schema), sql.Identifier(table), where)
+        .as_string()
+    )
+
+
+@functools.cache
+def _test(column: str, op: str) -> str:
+    return sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(op)).as_string()
+
+
 def _given(*tests: tuple[str, str, Any]) -> list[Condition]:
     """`column op %s` for each (column, op, value) whose value is given (None: no filter)."""
-    return [
-        (sql.SQL("{} {} %s").format(sql.Identifier(column), sql.SQL(op)), value)
-        for column, op, value in tests
-        if value is not None
-    ]
+    return [(_test(column, op), value) for column, op, value in tests if value is not None]
 
 
 async def _fetch_all(
-    conn: AsyncConnection, query: sql.Composed, params: list[Any] | None = None
+    conn: AsyncConnection, query: sql.Composed | str, params: list[Any] | None = None
 ) -> list[Row]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params or [])

@@ -14,7 +14,10 @@ from dspyops.settings import get_settings
 def api(
     host: Annotated[str | None, typer.Option(help="Default: DSPYOPS_API_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: DSPYOPS_API_PORT.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="uvicorn worker processes. Default: DSPYOPS_API_WORKERS."),
+    ] = None,
     log_level: LogLevelOpt = "info",
     log_format: LogFormatOpt = "console",
 ) -> None:
@@ -25,7 +28,7 @@ def api(
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
-        workers=workers,
+        workers=workers or settings.api_workers,
         log_config=configure(log_format, log_level),
         # Access lines cost more than a read query; request counts are on /metrics.
         access_log=False,

@@ -53,8 +53,10 @@ class RecordingConnection:
     ) -> None:
         return None
 
-    async def execute(self, query: sql.Composed, params: list[Any]) -> None:
-        self.queries.append((query.as_string(None), list(params)))
+    async def execute(self, query: sql.Composed | str, params: list[Any]) -> None:
+        # The paging and one-row views pass their statement as text, composed once.
+        text = query if isinstance(query, str) else query.as_string(None)
+        self.queries.append((text, list(params)))
 
     async def fetchall(self) -> list[dict[str, Any]]:
         return []
