@@ -11,6 +11,7 @@ from eventsourcing.utils import get_topic
 from dspyops.aggregates.handled import HandledCommand
 from dspyops.aggregates.legacy_topics import LEGACY_TOPICS
 from dspyops.bootstrap import open_store
+from dspyops.projections.json_codec import FastJSONTranscoder
 
 # Command bookkeeping, not domain state: skipped without being decoded, under its
 # topic today and under the topics earlier layouts stored it with.
@@ -25,6 +26,12 @@ class EventStore:
         # The projector may start before any worker: it creates the (empty) event store
         # itself rather than crash, and then simply finds nothing to project yet.
         self.app = open_store(database_url, schema)
+        # Decoding is most of reading events: the same transcodings, decoded with orjson
+        # (json_codec). This store only reads, so encoding is never used.
+        fast = FastJSONTranscoder()
+        for transcoding in self.app.mapper.transcoder.names.values():  # type: ignore[attr-defined]
+            fast.register(transcoding)
+        self.app.mapper.transcoder = fast
 
     def after(self, position: int, limit: int) -> Sequence[Notification]:
         return self.app.recorder.select_notifications(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psycopg import Connection, sql
@@ -26,15 +26,26 @@ class Rows:
         )
 
     def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert full rows (every column of `table`) with one statement."""
+        """Insert full rows (every column of `table`) with one COPY, in the caller's
+        transaction: constraints are checked as for INSERT, and a row the server refuses
+        fails the COPY (the batch is then applied event by event, `skipped.py`). An
+        executemany sent a statement per row; the projector's profile had it at half of
+        catch-up (bench/bench_read_side.py)."""
         if not rows:
             return
         columns = table.names
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                self._insert_sql(table, columns),
-                [tuple(_param(table, c, row[c]) for c in columns) for row in rows],
-            )
+        wrap = [_WRAPPERS.get(table.sql_type(c)) for c in columns]
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            self._table(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with self.conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        value if w is None or value is None else w(value)
+                        for value, w in zip([row[c] for c in columns], wrap, strict=True)
+                    ]
+                )
 
     def update(self, table: Table, key: Row, values: Row) -> None:
         self.conn.execute(
@@ -84,6 +95,10 @@ def _assignments(values: Row, separator: str) -> sql.Composed:
     return sql.SQL(separator).join(
         sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder()) for c in values
     )
+
+
+# json keeps the document's text as written (key order included); jsonb normalizes it.
+_WRAPPERS: dict[str, Callable[[Any], Any]] = {"jsonb": Jsonb, "json": Json}
 
 
 def _param(table: Table, column: str, value: Any) -> Any:
