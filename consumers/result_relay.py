@@ -126,12 +126,20 @@ class ResultRelay:
             await producer.begin_transaction()
             await producer.commit_transaction()
             self.position = await self._committed_position()
-            while True:
-                if not await self.relay_once(producer):
-                    await self._idle()
+            await self._relay(producer)
         finally:
             with contextlib.suppress(Exception):
                 await producer.stop()
+
+    async def _relay(self, producer: AIOKafkaProducer) -> None:
+        led_at = time.monotonic()
+        while True:
+            if not await self.relay_once(producer):
+                await self._idle()
+            elif time.monotonic() - max(self._pruned_at, led_at) > PRUNE_EVERY_S:
+                # Busy: under steady load every look finds rows, and pruning only when
+                # idle would let the table grow until the first quiet moment.
+                await self._prune()
 
     async def _become_leader(self) -> None:
         # Another worker's relay holds the lock: this one takes over when that one dies.
@@ -147,8 +155,11 @@ class ResultRelay:
             await asyncio.wait_for(self._wake.wait(), self._poll)
         self._wake.clear()
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
-            self._pruned_at = time.monotonic()
-            await asyncio.to_thread(self._outbox.prune, self.position, self._retention)
+            await self._prune()
+
+    async def _prune(self) -> None:
+        self._pruned_at = time.monotonic()
+        await asyncio.to_thread(self._outbox.prune, self.position, self._retention)
 
     async def _committed_position(self) -> int:
         admin = AIOKafkaAdminClient(
