@@ -118,8 +118,9 @@ class ResultRelay:
             self._security,
             transactional_id=self._identity.transactional_id,
         )
-        await producer.start()
         try:
+            # Inside: a start cancelled or failed after the client connected leaves it open.
+            await producer.start()
             # An empty transaction first: it waits for the producer id, which fences any
             # older relay and completes its open transaction, so the position read next
             # is final.
@@ -165,8 +166,8 @@ class ResultRelay:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self._bootstrap, **self._security.aiokafka_kwargs()
         )
-        await admin.start()
         try:
+            await admin.start()
             tp = self._identity.position_partition
             offsets = await admin.list_consumer_group_offsets(
                 self._identity.group_id, partitions=[tp]

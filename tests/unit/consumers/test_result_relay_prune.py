@@ -1,4 +1,4 @@
-"""ResultRelay prunes published rows on schedule even when it is never idle."""
+"""ResultRelay: prunes published rows even when never idle; closes what it started."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from dspyops.consumers import result_relay
 from dspyops.consumers.relay import Lease
@@ -74,3 +75,41 @@ async def test_a_relay_that_always_finds_rows_still_prunes_what_it_published(
     assert producer.committed >= 10  # never idle: each look published a row
     assert outbox.pruned, "never pruned while busy"
     assert 0 < outbox.pruned[0] <= relay.position
+
+
+class _Lease:
+    def try_take(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class _TableOutbox:
+    def ensure_table(self) -> None:
+        pass
+
+
+class _FailingStart:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def start(self) -> None:
+        raise KafkaConnectionError("the coordinator went away")
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_producer_whose_start_fails_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    producer = _FailingStart()
+    monkeypatch.setattr(result_relay, "durable_producer", lambda *a, **k: producer)
+    relay = ResultRelay(
+        cast(ResultOutbox, _TableOutbox()),
+        cast(Lease, _Lease()),
+        RelayIdentity.of("t.", "s", "t.results"),
+        bootstrap_servers="unused:9092",
+    )
+    with pytest.raises(KafkaConnectionError):
+        await relay._lead_and_relay()
+    assert producer.stopped
