@@ -7,6 +7,7 @@ without a broker and exercised with one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -226,11 +227,17 @@ class Processor:
         self, command: Envelope, result: Any, subject: str | None, record: Incoming | None = None
     ) -> Outgoing:
         data = result.model_dump(mode="json")
+        name = type(result).__name__
+        # Never recorded: the same command id may later get a stored outcome of the same
+        # type (sent again where it belongs), another answer that must not share this
+        # one's id. A redelivery of this record is this answer again, with this id.
+        key = name if record is None else f"{name}:unrecorded:{_record_digest(record)}"
         envelope = result_envelope(
             command,
-            type(result).__name__,
+            name,
             data,
             subject=subject,
+            id=result_id(command.id, key),
             traceparent=self.telemetry.traceparent(command, record),
             tracestate=tracestate_of(command, record),
         )
@@ -248,3 +255,11 @@ class Processor:
         )
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
         return Outgoing(self.topics.deadletter, key, envelope)
+
+
+def _record_digest(record: Incoming) -> str:
+    """What an unrecorded answer depends on: the record's topic and bytes."""
+    digest = hashlib.sha256(record.topic.encode())
+    digest.update(b"\0")
+    digest.update(record.value or b"")
+    return digest.hexdigest()[:32]

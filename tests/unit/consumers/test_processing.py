@@ -215,3 +215,22 @@ async def test_executions_arriving_together_are_planned_in_one_store_call_with_o
     (redelivered,) = outs[1]
     assert redelivered.envelope.data == stored.data
     assert (redelivered.envelope.data or {})["outputs"] == {"answer": "stored"}
+
+
+async def test_an_unrecorded_refusal_never_shares_its_id_with_the_outcome_stored_later(
+    app: DspyOps,
+) -> None:
+    """A command sent to the wrong topic is refused and nothing is recorded; sent again
+    with the same id where it belongs, its refusal is recorded. The two answers differ, so
+    their ids must: a consumer deduplicating by id, or the exactly-once outbox (keyed by
+    it), would otherwise drop the second."""
+    processor = Processor(app, TOPICS)
+    execute = command_envelope("ExecuteProgram", {"program_id": "absent", "inputs": {}})
+    (misrouted,) = await processor.process(record(execute, TOPICS.programs))
+    (answered,) = await processor.process(record(execute, TOPICS.executions))
+    assert misrouted.envelope.type == answered.envelope.type == "dspyops.result.CommandRejected"
+    assert misrouted.envelope.data != answered.envelope.data
+    assert misrouted.envelope.id != answered.envelope.id
+    # The same record again (a redelivery) is the same message.
+    (again,) = await processor.process(record(execute, TOPICS.programs))
+    assert again.envelope.id == misrouted.envelope.id
