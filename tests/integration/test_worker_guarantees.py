@@ -149,9 +149,10 @@ async def _kill_drill(
                 assert killed_at[-1] < executions, "the worker finished before it could be killed"
                 await asyncio.sleep(0.5)
                 worker = WorkerProcess(env, log).start()
-            found = await results.results_for(
-                [e.id for e in commands], timeout_s=180 + executions / 50
-            )
+            await results.results_for([e.id for e in commands], timeout_s=180 + executions / 50)
+            # A result published again would come after the last first one: read on a while.
+            await results.drain(3.0)
+            found = await results.results_for([e.id for e in commands])
         finally:
             worker.stop()
     events = stored_events(database_url, env["DSPYOPS_EVENT_STORE_SCHEMA"])

@@ -129,6 +129,15 @@ class TopicReader:
                 self.messages.extend(json.loads(r.value) for r in records if r.value is not None)
         return self.messages
 
+    async def drain(self, seconds: float) -> list[dict[str, Any]]:
+        """Keeps reading for `seconds` more: what arrives late (a duplicate) is kept too."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                self.messages.extend(json.loads(r.value) for r in records if r.value is not None)
+        return self.messages
+
     async def results_for(
         self, command_ids: Iterable[str], *, timeout_s: float = 60.0
     ) -> dict[str, list[dict[str, Any]]]:
