@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
@@ -146,6 +147,16 @@ class ResultOutbox:
                 (published_through, retention),
             )
             return max(cursor.rowcount, 0)
+
+
+def outbox_exists(database_url: str, schema: str) -> bool:
+    """Whether the outbox table was ever made in `schema` (exactly-once results were on)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL",
+            (sql.Identifier(schema, TABLE).as_string(conn),),
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def _row(message: Outgoing) -> tuple[Any, ...]:

@@ -72,6 +72,7 @@ class ResultRelay:
         batch_size: int = 500,
         poll_interval_s: float = 0.05,
         retention: timedelta = timedelta(days=1),
+        until_drained: bool = False,
     ) -> None:
         self._outbox = outbox
         self._lease = lease
@@ -81,6 +82,8 @@ class ResultRelay:
         self._batch_size = batch_size
         self._poll = poll_interval_s
         self._retention = retention
+        # Ends once everything stored is published (the option was turned off).
+        self._until_drained = until_drained
         self._wake = asyncio.Event()
         self._pruned_at = 0.0
         self.position = 0
@@ -97,6 +100,7 @@ class ResultRelay:
             while True:
                 try:
                     await self._lead_and_relay()
+                    return  # drained (only `until_drained` relays get here)
                 except ProducerFenced:
                     log.warning("results relay fenced by another relay; waiting to lead again")
                     self._lease.release()
@@ -136,6 +140,8 @@ class ResultRelay:
         led_at = time.monotonic()
         while True:
             if not await self.relay_once(producer):
+                if self._until_drained:
+                    return
                 await self._idle()
             elif time.monotonic() - max(self._pruned_at, led_at) > PRUNE_EVERY_S:
                 # Busy: under steady load every look finds rows, and pruning only when

@@ -24,7 +24,7 @@ from dspyops.consumers.log_redaction import install_log_redaction
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.relay import Lease, OutboxRelay, PositionStore, relay_lock_key
-from dspyops.consumers.result_outbox import OutboxDelivery, ResultOutbox
+from dspyops.consumers.result_outbox import OutboxDelivery, ResultOutbox, outbox_exists
 from dspyops.consumers.result_relay import RelayIdentity, RelayThread, ResultRelay
 from dspyops.consumers.runs import RunJobs
 from dspyops.consumers.telemetry import Telemetry
@@ -91,11 +91,14 @@ def build_worker_app(
     app = create_app(settings)
     telemetry = Telemetry.from_environment("dspyops-worker")
     store_executor = ThreadPoolExecutor(bootstrap.STORE_THREADS, thread_name_prefix="store")
-    results_relay = results_relay_for(settings, topics) if settings.results_exactly_once else None
+    exactly_once = settings.results_exactly_once
+    # Off, a relay still runs if the outbox exists: it publishes what was stored while
+    # the option was on and then ends, so turning the option off loses no result.
+    results_relay = results_relay_for(settings, topics, drain_only=not exactly_once)
     publisher = Publisher(
         app,
         telemetry,
-        deliver=results_relay.delivery(store_executor) if results_relay else None,
+        deliver=results_relay.delivery(store_executor) if exactly_once and results_relay else None,
     )
     corpora = CorpusSearch(store)
     executions = ExecutionJobs(
@@ -201,9 +204,15 @@ class ResultsRelay:
         return OutboxDelivery(self.outbox, executor, self.thread.wake)
 
 
-def results_relay_for(settings: Settings, topics: Topics) -> ResultsRelay:
+def results_relay_for(
+    settings: Settings, topics: Topics, *, drain_only: bool = False
+) -> ResultsRelay | None:
+    """The outbox and its relay; `drain_only` (the option off): only if the outbox table
+    exists, with a relay that ends once it has published everything stored."""
     schema = settings.event_store_schema
     url = settings.effective_database_url
+    if drain_only and not outbox_exists(url, schema):
+        return None
     outbox = ResultOutbox.connect(url, schema, max_size=bootstrap.STORE_THREADS)
     outbox.ensure_table()  # before any record is handled: every result is written there
     relay = ResultRelay(
@@ -215,6 +224,7 @@ def results_relay_for(settings: Settings, topics: Topics) -> ResultsRelay:
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
         retention=timedelta(seconds=settings.result_outbox_retention_s),
+        until_drained=drain_only,
     )
     return ResultsRelay(outbox, RelayThread(relay))
 

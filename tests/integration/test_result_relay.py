@@ -19,6 +19,7 @@ from dspyops.consumers.relay import Lease, relay_lock_key
 from dspyops.consumers.result_outbox import ResultOutbox
 from dspyops.consumers.result_relay import RelayIdentity, ResultRelay
 from dspyops.consumers.topic_admin import ensure_topics
+from dspyops.consumers.worker import results_relay_for
 from dspyops.events.envelope import command_envelope, result_envelope
 from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader
@@ -186,3 +187,34 @@ def test_a_reader_following_concurrent_writers_never_passes_a_row_committed_late
         assert sorted(seen) == stored, f"{len(set(stored) - set(seen))} rows skipped"
     finally:
         outbox.close()
+
+
+async def test_with_the_option_turned_off_a_worker_publishes_what_the_outbox_still_holds(
+    env: dict[str, str], database_url: str
+) -> None:
+    settings = settings_for(env)  # DSPYOPS_RESULTS_EXACTLY_ONCE off, the default
+    assert not settings.results_exactly_once
+    topics = Topics(settings.topic_prefix)
+    await ensure_topics(settings.bootstrap_servers, topics.all, partitions=4)
+    # Never on here: no outbox, no relay.
+    assert results_relay_for(settings, topics, drain_only=True) is None
+    outbox = ResultOutbox.connect(database_url, settings.event_store_schema, max_size=1)
+    try:
+        outbox.ensure_table()
+        stored = [Outgoing(topics.results, m.key, m.envelope) for m in _results(12)]
+        outbox.put(stored)  # stored while the option was on, not yet published
+    finally:
+        outbox.close()
+    leftover = results_relay_for(settings, topics, drain_only=True)
+    assert leftover is not None
+    async with TopicReader(
+        settings.bootstrap_servers, topics.results, isolation_level="read_committed"
+    ) as reader:
+        try:
+            # It publishes them and ends: the worker's task finishes.
+            await asyncio.wait_for(leftover.thread.run(), 60)
+        finally:
+            leftover.outbox.close()
+        await reader.wait_for(lambda ms: len(ms) >= 12, timeout_s=30)
+        await reader.drain(1.0)
+    assert Counter(m["id"] for m in reader.messages) == Counter(m.envelope.id for m in stored)
