@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,8 +31,11 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from dspyops.client.producers import durable_producer
 from dspyops.client.security import PLAINTEXT, KafkaSecurity
 from dspyops.consumers.relay import Lease
-from dspyops.consumers.result_outbox import ResultOutbox
+from dspyops.consumers.result_outbox import ResultOutbox, StoredMessage
 from dspyops.consumers.transient import is_transient
+from dspyops.events.codec import Undecodable, encode
+from dspyops.events.deadletter import deadletter_envelope
+from dspyops.events.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +45,20 @@ PRUNE_EVERY_S = 60.0
 
 @dataclass(frozen=True)
 class RelayIdentity:
-    """Names Kafka knows this store's results relay by."""
+    """Names Kafka knows this store's results relay by, and where its refusals go."""
 
     transactional_id: str
     group_id: str
     position_partition: TopicPartition
+    deadletter_topic: str
 
     @classmethod
-    def of(cls, topic_prefix: str, schema: str, results_topic: str) -> RelayIdentity:
+    def of(cls, topic_prefix: str, schema: str, topics: Topics) -> RelayIdentity:
         return cls(
             transactional_id=f"{topic_prefix}results-relay.{schema}",
             group_id=f"{topic_prefix}results-relay.{schema}",
-            position_partition=TopicPartition(results_topic, 0),
+            position_partition=TopicPartition(topics.results, 0),
+            deadletter_topic=topics.deadletter,
         )
 
 
@@ -184,10 +188,50 @@ class ResultRelay:
         return max(found.offset, 0) if found is not None else 0
 
     async def relay_once(self, producer: AIOKafkaProducer) -> int:
-        """Publishes the next batch in one transaction; returns how many it published."""
+        """Publishes the next batch in one transaction; returns how many it published.
+
+        A batch Kafka refuses for good (not an outage) goes again one row at a time, and
+        the row refused alone goes to the dead-letter topic instead: one bad result must
+        not stop every other (each worker taking over the relay would meet it again)."""
         rows = await asyncio.to_thread(self._outbox.after, self.position, self._batch_size)
         if not rows:
             return 0
+        try:
+            await self._publish(producer, rows)
+        except KafkaError as exc:
+            if is_transient(exc) or isinstance(exc, ProducerFenced):
+                raise
+            for row in rows:
+                try:
+                    await self._publish(producer, [row])
+                except KafkaError as refused:
+                    if is_transient(refused) or isinstance(refused, ProducerFenced):
+                        raise
+                    log.error("results relay: Kafka refused %s for good: %s", row.id, refused)
+                    await self._publish(producer, [self._dead_letter(row, refused)])
+        self.position = rows[-1].position
+        return len(rows)
+
+    def _dead_letter(self, row: StoredMessage, exc: KafkaError) -> StoredMessage:
+        envelope = deadletter_envelope(
+            row.value,
+            key=row.key,
+            topic=row.topic,
+            partition=0,
+            offset=row.position,
+            error=Undecodable("unpublishable", f"{type(exc).__name__}: {exc}"[:500]),
+        )
+        return StoredMessage(
+            position=row.position,
+            id=envelope.id,
+            topic=self._identity.deadletter_topic,
+            key=row.key,
+            value=encode(envelope),
+            headers=[],
+        )
+
+    async def _publish(self, producer: AIOKafkaProducer, rows: list[StoredMessage]) -> None:
+        """`rows` and the position after the last of them, in one transaction."""
         await producer.begin_transaction()
         try:
             sent = [
@@ -200,81 +244,8 @@ class ResultRelay:
             )
             await producer.commit_transaction()
         except KafkaError:
-            # Abort what can be aborted; the run loop starts over from Kafka's position.
+            # Abort what can be aborted; an outage starts the run loop over from Kafka's
+            # position.
             with contextlib.suppress(Exception):
                 await producer.abort_transaction()
             raise
-        self.position = rows[-1].position
-        return len(rows)
-
-
-class RelayThread:
-    """Runs a relay on an event loop of its own thread.
-
-    Why: each transaction is several round trips to Kafka, and on the worker's loop each
-    of them waited for whatever else was ready there (up to 200 executions' callbacks).
-    Measured at 50 executions/s after a burst, transactions took 100 to 1,200 ms there
-    instead of 6 to 40. On a thread of its own the relay gets the interpreter at least
-    every switch interval (5 ms).
-    """
-
-    def __init__(self, relay: ResultRelay) -> None:
-        self._relay = relay
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="results-relay", daemon=True)
-
-    async def run(self) -> None:
-        """Starts the thread and returns when it ends: raises what ended the relay, and
-        stops the thread when cancelled (the worker stopping)."""
-        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ended = (asyncio.get_running_loop(), ended)
-        self._thread.start()
-        try:
-            await ended
-        finally:
-            await asyncio.to_thread(self.stop)
-
-    def wake(self) -> None:
-        """From any thread: new rows are stored."""
-        if self._loop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # closing meanwhile
-                self._loop.call_soon_threadsafe(self._relay.wake)
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._ready.wait(timeout_s)
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(task.cancel)
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        outcome: BaseException | None = None
-        loop = asyncio.new_event_loop()
-        try:
-            self._loop = loop
-            self._task = loop.create_task(self._relay.run())
-            self._ready.set()
-            loop.run_until_complete(self._task)
-        except asyncio.CancelledError:
-            pass
-        except BaseException as exc:  # reported to the worker's loop, which raises it
-            outcome = exc
-        finally:
-            self._ready.set()
-            loop.close()
-            caller, ended = self._ended
-            if not caller.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    caller.call_soon_threadsafe(_settle, ended, outcome)
-
-
-def _settle(future: asyncio.Future[None], outcome: BaseException | None) -> None:
-    if future.done():
-        return
-    if outcome is None:
-        future.set_result(None)
-    else:
-        future.set_exception(outcome)

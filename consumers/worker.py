@@ -24,8 +24,9 @@ from dspyops.consumers.log_redaction import install_log_redaction
 from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.relay import Lease, OutboxRelay, PositionStore, relay_lock_key
+from dspyops.consumers.relay_thread import RelayThread
 from dspyops.consumers.result_outbox import OutboxDelivery, ResultOutbox, outbox_exists
-from dspyops.consumers.result_relay import RelayIdentity, RelayThread, ResultRelay
+from dspyops.consumers.result_relay import RelayIdentity, ResultRelay
 from dspyops.consumers.runs import RunJobs
 from dspyops.consumers.telemetry import Telemetry
 from dspyops.consumers.topic_admin import Replication, ensure_topics
@@ -218,7 +219,7 @@ def results_relay_for(
     relay = ResultRelay(
         outbox,
         Lease(url, relay_lock_key(schema, "results")),
-        RelayIdentity.of(settings.topic_prefix, schema, topics.results),
+        RelayIdentity.of(settings.topic_prefix, schema, topics),
         bootstrap_servers=settings.bootstrap_servers,
         security=settings.kafka_security,
         batch_size=settings.relay_batch_size,

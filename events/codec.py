@@ -25,7 +25,9 @@ MAX_JSON_DEPTH = 64
 # Summaries of pydantic errors quote at most this many, so a dead letter stays small.
 _MAX_SUMMARISED_ERRORS = 5
 
-UndecodableCode = Literal["too_large", "not_json", "not_envelope", "unknown_type"]
+# `unpublishable`: not a command's fault but a result's, which Kafka refused for good
+# (exactly-once results' relay, consumers/result_relay.py).
+UndecodableCode = Literal["too_large", "not_json", "not_envelope", "unknown_type", "unpublishable"]
 
 
 class Undecodable(Exception):

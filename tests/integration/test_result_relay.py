@@ -55,7 +55,7 @@ async def test_each_result_is_published_once_across_relays_and_a_zombie_is_fence
     await ensure_topics(settings.bootstrap_servers, topics.all, partitions=4)
     schema = settings.event_store_schema
     outbox = ResultOutbox.connect(database_url, schema, max_size=2)
-    identity = RelayIdentity.of(settings.topic_prefix, schema, topics.results)
+    identity = RelayIdentity.of(settings.topic_prefix, schema, topics)
 
     def relay() -> ResultRelay:
         return ResultRelay(
@@ -218,3 +218,48 @@ async def test_with_the_option_turned_off_a_worker_publishes_what_the_outbox_sti
         await reader.wait_for(lambda ms: len(ms) >= 12, timeout_s=30)
         await reader.drain(1.0)
     assert Counter(m["id"] for m in reader.messages) == Counter(m.envelope.id for m in stored)
+
+
+async def test_a_result_kafka_refuses_for_good_becomes_a_dead_letter_and_the_rest_go_on(
+    env: dict[str, str], database_url: str
+) -> None:
+    settings = settings_for(env)
+    topics = Topics(settings.topic_prefix)
+    await ensure_topics(settings.bootstrap_servers, topics.all, partitions=4)
+    schema = settings.event_store_schema
+    fine = [Outgoing(topics.results, m.key, m.envelope) for m in _results(3)]
+    huge = _results(1, start=3)[0]
+    # Over the producer's 4 MB request limit: refused before it reaches the broker.
+    huge = Outgoing(
+        topics.results, huge.key, huge.envelope.model_copy(update={"data": {"x": "y" * 5_000_000}})
+    )
+    outbox = ResultOutbox.connect(database_url, schema, max_size=1)
+    try:
+        outbox.ensure_table()
+        outbox.put([fine[0], huge, *fine[1:]])
+        huge_position = outbox.after(0, 10)[1].position
+        relay = ResultRelay(
+            outbox,
+            Lease(database_url, relay_lock_key(schema, "results")),
+            RelayIdentity.of(settings.topic_prefix, schema, topics),
+            bootstrap_servers=settings.bootstrap_servers,
+            until_drained=True,
+        )
+        await asyncio.wait_for(relay.run(), 60)  # drained: it did not stop at the bad row
+    finally:
+        outbox.close()
+    async with TopicReader(
+        settings.bootstrap_servers, topics.results, isolation_level="read_committed"
+    ) as results:
+        await results.wait_for(lambda ms: len(ms) >= 3, timeout_s=30)
+        await results.drain(1.0)
+    assert sorted(m["id"] for m in results.messages) == sorted(m.envelope.id for m in fine)
+    async with TopicReader(
+        settings.bootstrap_servers, topics.deadletter, isolation_level="read_committed"
+    ) as dead:
+        (letter,) = await dead.wait_for(lambda ms: len(ms) >= 1, timeout_s=30)
+    data = letter["data"]
+    assert data["error"]["code"] == "unpublishable"
+    assert "MessageSizeTooLarge" in data["error"]["message"]
+    assert (data["topic"], data["offset"]) == (topics.results, huge_position)
+    assert data["truncated"] is True

@@ -15,6 +15,7 @@ from dspyops.consumers import result_relay
 from dspyops.consumers.relay import Lease
 from dspyops.consumers.result_outbox import ResultOutbox, StoredMessage
 from dspyops.consumers.result_relay import RelayIdentity, ResultRelay
+from dspyops.events.topics import Topics
 
 
 class _BusyOutbox:
@@ -58,7 +59,7 @@ async def test_a_relay_that_always_finds_rows_still_prunes_what_it_published(
     relay = ResultRelay(
         cast(ResultOutbox, outbox),
         cast(Lease, None),
-        RelayIdentity.of("t.", "s", "t.results"),
+        RelayIdentity.of("t.", "s", Topics("t.")),
         bootstrap_servers="unused:9092",
     )
     producer = _Producer()
@@ -107,7 +108,7 @@ async def test_a_producer_whose_start_fails_is_stopped(monkeypatch: pytest.Monke
     relay = ResultRelay(
         cast(ResultOutbox, _TableOutbox()),
         cast(Lease, _Lease()),
-        RelayIdentity.of("t.", "s", "t.results"),
+        RelayIdentity.of("t.", "s", Topics("t.")),
         bootstrap_servers="unused:9092",
     )
     with pytest.raises(KafkaConnectionError):

@@ -9,7 +9,8 @@ from typing import cast
 
 import pytest
 
-from dspyops.consumers.result_relay import RelayThread, ResultRelay
+from dspyops.consumers.relay_thread import RelayThread
+from dspyops.consumers.result_relay import ResultRelay
 
 
 class _Relay:
