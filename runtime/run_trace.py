@@ -23,6 +23,7 @@ The runtime knows nothing of OpenTelemetry: the worker gives the phase's span
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,8 @@ import dspy
 
 from dspyops.runtime.trace import Span, TraceRecorder, current
 from dspyops.runtime.traced import instrument, instrument_lm
+
+log = logging.getLogger(__name__)
 
 # Spans a phase keeps: a 10,000-call run sends at most this many per phase.
 MAX_PHASE_SPANS = 500
@@ -82,7 +85,12 @@ class PhaseRecorder(TraceRecorder):
             if index is not None:
                 del self.roots[index]
         if index is not None:
-            self._emit(self._json(span), self.started_ns)
+            try:
+                self._emit(self._json(span), self.started_ns)
+            except Exception:
+                # Spans are informative: making or pricing them must not fail the run's
+                # program call, which is closing here (in DSPy's thread).
+                log.warning("could not emit a run's spans", exc_info=True)
 
 
 def record_usage(usage: dict[str, Any]) -> None:

@@ -144,3 +144,34 @@ def test_calls_from_dspys_worker_threads_are_counted_once_and_kept_within_the_li
     for name, attributes in phases.attributes.items():
         emitted = sum(_spans(tree) for tree in phases.trees.get(name, []))
         assert emitted == attributes["dspyops.spans.kept"], name
+
+
+def test_spans_that_cannot_be_emitted_do_not_fail_the_run() -> None:
+    def broken(tree: dict[str, Any], started_ns: int) -> None:
+        raise ValueError("the exporter is broken")
+
+    phases = Phases()
+    trace = RunTrace(stage=phases.stage, emit=broken)
+    clean = _in_thread(
+        lambda: run_evaluation(
+            SPEC,
+            metric_name="exact_match",
+            devset=DEV,
+            lm=few_shot_lm(),
+            state=RunState(60),
+            errors=ERRORS,
+            trace=trace,
+        )
+    )
+    untraced = _in_thread(
+        lambda: run_evaluation(
+            SPEC,
+            metric_name="exact_match",
+            devset=DEV,
+            lm=few_shot_lm(),
+            state=RunState(60),
+            errors=ERRORS,
+        )
+    )
+    assert clean.per_example == untraced.per_example
+    assert all(example["outputs"] for example in clean.per_example)
