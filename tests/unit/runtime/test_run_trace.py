@@ -11,7 +11,7 @@ from typing import Any
 
 from dspyops.runtime.optimize import run_evaluation, run_optimization
 from dspyops.runtime.run_state import RunState
-from dspyops.runtime.run_trace import RunTrace
+from dspyops.runtime.run_trace import NO_TRACE, NoTrace, RunTrace
 from tests.support.optimization import few_shot_lm
 from tests.unit.runtime.test_optimize import DEV, ERRORS, SPEC, TRAIN
 
@@ -150,28 +150,21 @@ def test_spans_that_cannot_be_emitted_do_not_fail_the_run() -> None:
     def broken(tree: dict[str, Any], started_ns: int) -> None:
         raise ValueError("the exporter is broken")
 
+    def evaluate(trace: NoTrace) -> Any:
+        return _in_thread(
+            lambda: run_evaluation(
+                SPEC,
+                metric_name="exact_match",
+                devset=DEV,
+                lm=few_shot_lm(),
+                state=RunState(60),
+                errors=ERRORS,
+                trace=trace,
+            )
+        )
+
     phases = Phases()
-    trace = RunTrace(stage=phases.stage, emit=broken)
-    clean = _in_thread(
-        lambda: run_evaluation(
-            SPEC,
-            metric_name="exact_match",
-            devset=DEV,
-            lm=few_shot_lm(),
-            state=RunState(60),
-            errors=ERRORS,
-            trace=trace,
-        )
-    )
-    untraced = _in_thread(
-        lambda: run_evaluation(
-            SPEC,
-            metric_name="exact_match",
-            devset=DEV,
-            lm=few_shot_lm(),
-            state=RunState(60),
-            errors=ERRORS,
-        )
-    )
+    clean = evaluate(RunTrace(stage=phases.stage, emit=broken))
+    untraced = evaluate(NO_TRACE)
     assert clean.per_example == untraced.per_example
     assert all(example["outputs"] for example in clean.per_example)
