@@ -14,6 +14,7 @@ of the command that recorded the event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -78,6 +79,10 @@ class Lease:
 
     def release(self) -> None:
         if self._conn is not None and not self._conn.closed:
+            # Unlocked first: the server frees a closed session's locks only once its
+            # backend has noticed, so a successor asking at once could still be refused.
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
             self._conn.close()
         self._conn = None
 
