@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 
 import dspy
-import faust
 from dspy.lm15 import Request
 
-from dspyops.consumers.worker import build_worker_app, prepare_topics, tune_gc
+from dspyops.consumers.worker import build_worker_app, faust_worker, prepare_topics, tune_gc
 from dspyops.runtime.offline import output_fields
 from dspyops.runtime.profiles import LMProfile, ProfileRegistry
 from dspyops.settings import get_settings
@@ -67,7 +66,7 @@ def main() -> None:
 
         app.timer(0.5)(write_stats)
     tune_gc()  # as run_worker does
-    faust.Worker(app, loglevel="warn", quiet=True, loop=loop).execute_from_commandline()
+    faust_worker(app, loop, loglevel="warn").execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import faust
 
@@ -244,14 +245,19 @@ def run_worker(
     app = build_worker_app(settings, profiles=profiles, redactor=redactor)
     metrics.serve(settings.worker_metrics_port, settings.metrics_host, "worker", metrics.WORKER)
     tune_gc()
-    worker = faust.Worker(
-        app,
-        loglevel=loglevel,
-        logging_config=logging_config(log_format, loglevel),
-        quiet=True,
-        loop=loop,
-    )
-    worker.execute_from_commandline()
+    faust_worker(
+        app, loop, loglevel=loglevel, logging_config=logging_config(log_format, loglevel)
+    ).execute_from_commandline()
+
+
+def faust_worker(app: faust.App, loop: asyncio.AbstractEventLoop, **options: Any) -> faust.Worker:
+    """faust's worker without its terminal spinner: at a level of WARN or above the spinner
+    sets the root logger to DEBUG (to spin on every record), and every debug line of
+    aiokafka, faust and the rest was then made into a record and dropped, about 1 % of the
+    worker's CPU in a profile."""
+    worker = faust.Worker(app, quiet=True, loop=loop, **options)
+    worker.spinner = None
+    return worker
 
 
 class ConsumerLag:
