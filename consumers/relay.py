@@ -55,6 +55,15 @@ def relay_lock_key(schema: str, relay: str = "") -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+async def become_leader(try_lead: Callable[[], bool]) -> None:
+    """Returns once `try_lead` (a blocking lock attempt, run in a thread) took the lock.
+    Another process's relay holds it meanwhile; this one takes over when that one dies."""
+    for _ in itertools.count():
+        if await asyncio.to_thread(try_lead):
+            return
+        await asyncio.sleep(1.0)
+
+
 class Lease:
     """A PostgreSQL session advisory lock: one process holds it, and loses it with its
     session (a dead process's lock goes with its connection)."""
@@ -224,18 +233,11 @@ class OutboxRelay:
 
     async def _lead_and_relay(self) -> None:
         await asyncio.to_thread(self._positions.ensure_table)
-        await self._become_leader()
+        await become_leader(self._positions.try_lead)
         self.position = await asyncio.to_thread(self._positions.read)
         while True:
             if not await self.relay_once():
                 await asyncio.sleep(self._poll)
-
-    async def _become_leader(self) -> None:
-        # Another worker's relay holds the lock: it takes over when that one dies.
-        for _ in itertools.count():
-            if await asyncio.to_thread(self._positions.try_lead):
-                return
-            await asyncio.sleep(1.0)
 
     async def relay_once(self) -> int:
         """Publishes the next batch; returns how many events it published."""

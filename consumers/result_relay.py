@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from dspyops.client.producers import durable_producer
 from dspyops.client.security import PLAINTEXT, KafkaSecurity
-from dspyops.consumers.relay import Lease
+from dspyops.consumers.relay import Lease, become_leader
 from dspyops.consumers.result_outbox import ResultOutbox, StoredMessage
 from dspyops.consumers.transient import is_transient
 from dspyops.events.codec import Undecodable, encode
@@ -120,7 +119,7 @@ class ResultRelay:
 
     async def _lead_and_relay(self) -> None:
         await asyncio.to_thread(self._outbox.ensure_table)
-        await self._become_leader()
+        await become_leader(self._lease.try_take)
         producer = durable_producer(
             self._bootstrap,
             self._security,
@@ -151,13 +150,6 @@ class ResultRelay:
                 # Busy: under steady load every look finds rows, and pruning only when
                 # idle would let the table grow until the first quiet moment.
                 await self._prune()
-
-    async def _become_leader(self) -> None:
-        # Another worker's relay holds the lock: this one takes over when that one dies.
-        for _ in itertools.count():
-            if await asyncio.to_thread(self._lease.try_take):
-                return
-            await asyncio.sleep(1.0)
 
     async def _idle(self) -> None:
         # Cleared after the wait: a wake that came while the last batch was read ends
