@@ -125,6 +125,14 @@ def _key_value(key: str, value: Any) -> bytes:
     return encoded_key + _field(_F2, _value(value))
 
 
+# Attributes whose value is a short string, a bool or an int, as encoded KeyValue fields: most
+# repeat from span to span (a topic, a command type, a span kind, a model). Bounded:
+# emptied when full (ids and offsets come once each).
+_encoded: dict[tuple[bytes, str, type, Any], bytes] = {}
+_ENCODED_MAX = 8192
+_SHORT = 128
+
+
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Each attribute as a KeyValue field; one that cannot be encoded is left out and
     logged, as the SDK does."""
@@ -132,11 +140,29 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         return b""
     out = []
     for key, value in attributes.items():
+        kind = type(value)
+        cached = kind in _CACHED and (kind is not str or len(value) <= _SHORT)
+        if cached:
+            # The type is part of the key: True == 1, encoded differently. (Floats are
+            # not kept: -0.0 == 0.0.)
+            encoded = _encoded.get((tag, key, kind, value))
+            if encoded is not None:
+                out.append(encoded)
+                continue
         try:
-            out.append(_field(tag, _key_value(key, value)))
+            encoded = _field(tag, _key_value(key, value))
         except Exception as error:  # the SDK's rule: skip it, log it
             log.exception("Failed to encode key %s: %s", key, error)
+            continue
+        if cached:
+            if len(_encoded) >= _ENCODED_MAX:
+                _encoded.clear()
+            _encoded[(tag, key, kind, value)] = encoded
+        out.append(encoded)
     return b"".join(out)
+
+
+_CACHED = frozenset((str, bool, int))
 
 
 def _flags(context: SpanContext | None) -> bytes:

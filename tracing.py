@@ -82,15 +82,42 @@ class SpanDetails:
     links: list[Link] = field(default_factory=list)
 
 
+# What W3C contexts were read as: a worker reads a command's context in several hooks
+# (its log fields, its span, what its results carry), and the publish span reads the one
+# the command's span wrote. Bounded: emptied when full.
+_PARSED: dict[tuple[str, str | None], SpanContext | None] = {}
+_PARSED_MAX = 4096
+_NO_PARENT = otel_context.Context()
+
+
+def parse_traceparent(traceparent: str | None, tracestate: str | None = None) -> SpanContext | None:
+    """The remote span a W3C ``traceparent`` (with its ``tracestate``) names, as
+    OpenTelemetry's propagator reads it; None when it names none."""
+    if not traceparent:
+        return None
+    key = (traceparent, tracestate)
+    try:
+        return _PARSED[key]
+    except KeyError:
+        pass
+    carrier = {TRACEPARENT: traceparent}
+    if tracestate:
+        carrier[TRACESTATE] = tracestate
+    context = trace.get_current_span(PROPAGATOR.extract(carrier)).get_span_context()
+    parsed = context if context.is_valid else None
+    _remember(key, parsed)
+    return parsed
+
+
+def _remember(key: tuple[str, str | None], parsed: SpanContext | None) -> None:
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = parsed
+
+
 def links_to(traceparents: Iterable[str]) -> list[Link]:
     """Span links to the W3C contexts given; any that does not parse is left out."""
-    links: list[Link] = []
-    for traceparent in traceparents:
-        context = trace.get_current_span(PROPAGATOR.extract({TRACEPARENT: traceparent}))
-        span_context = context.get_span_context()
-        if span_context.is_valid:
-            links.append(Link(span_context))
-    return links
+    return [Link(parsed) for tp in traceparents if (parsed := parse_traceparent(tp)) is not None]
 
 
 def current_traceparent() -> str | None:
@@ -99,7 +126,14 @@ def current_traceparent() -> str | None:
     if not context.is_valid:
         return None
     # What PROPAGATOR.inject writes as traceparent, without its carrier.
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    value = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    if (value, None) not in _PARSED:
+        # What reading it back gives (the span that publishes a result reads it).
+        _remember(
+            (value, None),
+            SpanContext(context.trace_id, context.span_id, True, context.trace_flags),
+        )
+    return value
 
 
 class Tracing:
@@ -165,21 +199,23 @@ class Tracing:
         details = SpanDetails(name, dict(attributes))
         if self.provider is None:
             return nullcontext(details)
-        carrier = {TRACEPARENT: traceparent or ""}
-        if tracestate:
-            carrier[TRACESTATE] = tracestate
-        parent_context = PROPAGATOR.extract(carrier)
-        parent = trace.get_current_span(parent_context).get_span_context()
-        trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128) or 1
+        parent = parse_traceparent(traceparent, tracestate)
+        if parent is None:
+            parent_context = _NO_PARENT
+            trace_id = random.getrandbits(128) or 1
+        else:
+            parent_context = trace.set_span_in_context(NonRecordingSpan(parent))
+            trace_id = parent.trace_id
         sampling = self.provider.sampler.should_sample(
             parent_context, trace_id, name, kind, attributes
         )
-        details.attributes.update(sampling.attributes or {})
+        if sampling.attributes:
+            details.attributes.update(sampling.attributes)
         return _OpenSpan(
             self,
             details,
             trace_id,
-            parent if parent.is_valid else None,
+            parent,
             kind,
             sampling.decision.is_sampled(),
             sampling.trace_state,

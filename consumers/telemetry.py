@@ -20,7 +20,6 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import AttributeValue
 
@@ -175,7 +174,6 @@ def traceparent_of(envelope: Envelope, record: Incoming | None = None) -> str | 
 # What a producer sends is carried on by every result and stored with every event of
 # the command: only a well-formed W3C context is (OpenTelemetry's own parsers decide).
 # Anything else, a megabyte of header among it, is dropped as if none had come.
-_W3C = TraceContextTextMapPropagator()
 # W3C's limit for a tracestate a vendor passes on (32 members of up to 256 characters
 # would be more; 512 is what the recommendation says to propagate at least).
 MAX_TRACESTATE_CHARS = 512
@@ -184,8 +182,7 @@ MAX_TRACESTATE_CHARS = 512
 def _w3c_traceparent(value: str | None) -> str | None:
     if not value or len(value) > 55:  # version 00 is exactly 55 characters
         return None
-    context = _W3C.extract({TRACEPARENT: value})
-    return value if trace.get_current_span(context).get_span_context().is_valid else None
+    return value if tracing.parse_traceparent(value) is not None else None
 
 
 def _w3c_tracestate(value: str | None) -> str | None:

@@ -156,6 +156,13 @@ def test_any_attributes_are_encoded_as_the_sdk_encodes_them(
 ) -> None:
     one = span("x", context=context(span_id), attributes=attributes)
     assert ours([one]) == sdk_bytes([one])
+    assert ours([one]) == sdk_bytes([one])  # again, from what was remembered
+
+
+def test_a_remembered_attribute_is_told_apart_by_its_values_type() -> None:
+    for value in (True, 1, "1", 0, False, "", 2**40):
+        one = span(attributes={"k": value})
+        assert ours([one]) == sdk_bytes([one]), value
 
 
 def test_the_exporter_sends_the_encoding_over_otlp_http() -> None:

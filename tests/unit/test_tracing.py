@@ -4,13 +4,15 @@ an error's type as their status, nothing when dropped, unsampled or off."""
 from __future__ import annotations
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
-from dspyops.tracing import Tracing, current_traceparent
+from dspyops import tracing as tracing_module
+from dspyops.tracing import PROPAGATOR, Tracing, current_traceparent, parse_traceparent
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -89,3 +91,58 @@ def test_unsampled_or_off_nothing_is_exported_and_the_context_is_passed_on() -> 
         assert details.attributes == {"a": 1}
         with off.stage("handle"):
             assert current_traceparent() is None
+
+
+W3C_VALUES = [
+    TRACEPARENT,
+    f"00-{TRACE_ID}-00f067aa0ba902b7-00",  # not sampled
+    f" 00-{TRACE_ID}-00f067aa0ba902b7-01\t",  # surrounding blanks are allowed
+    f"00-{TRACE_ID}-00f067aa0ba902b7-01-extra",  # version 00 has no more fields
+    f"01-{TRACE_ID}-00f067aa0ba902b7-01-extra",  # a later version may
+    f"ff-{TRACE_ID}-00f067aa0ba902b7-01",  # version ff is invalid
+    f"00-{'0' * 32}-00f067aa0ba902b7-01",  # all-zero trace id
+    f"00-{TRACE_ID}-{'0' * 16}-01",  # all-zero span id
+    f"00-{TRACE_ID.upper()}-00f067aa0ba902b7-01",  # hex is lower case
+    "00-abc-def-01",
+    "",
+    "x" * 600,
+]
+
+
+@pytest.mark.parametrize("traceparent", W3C_VALUES)
+@pytest.mark.parametrize("tracestate", [None, "vendor=a,other=b", "not a state"])
+def test_a_context_is_read_as_opentelemetrys_propagator_reads_it(
+    traceparent: str, tracestate: str | None
+) -> None:
+    carrier = {"traceparent": traceparent, **({"tracestate": tracestate} if tracestate else {})}
+    expected = trace.get_current_span(PROPAGATOR.extract(carrier)).get_span_context()
+    for _ in range(2):  # read, then remembered
+        parsed = parse_traceparent(traceparent, tracestate)
+        if expected.is_valid:
+            assert parsed == expected
+            assert parsed.trace_state == expected.trace_state
+            assert parsed.is_remote
+        else:
+            assert parsed is None
+
+
+def test_a_written_context_read_back_is_what_the_propagator_reads() -> None:
+    tracing, _ = traced()
+    with tracing.continue_trace(TRACEPARENT, "process X", SpanKind.CONSUMER, {}):
+        written = current_traceparent()
+    assert written is not None
+    remembered = parse_traceparent(written)
+    extracted = trace.get_current_span(PROPAGATOR.extract({"traceparent": written}))
+    assert remembered == extracted.get_span_context()
+    assert remembered is not None
+    assert remembered.is_remote
+    assert remembered.trace_state == extracted.get_span_context().trace_state
+
+
+def test_contexts_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracing_module, "_PARSED_MAX", 10)
+    tracing_module._PARSED.clear()
+    for n in range(25):
+        parse_traceparent(f"00-{TRACE_ID}-{n + 1:016x}-01")
+    assert 0 < len(tracing_module._PARSED) <= 10
+    assert parse_traceparent(f"00-{TRACE_ID}-{1:016x}-01") is not None
