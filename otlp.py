@@ -190,11 +190,22 @@ def _ids(context: SpanContext) -> bytes:
     )  # fmt: skip
 
 
+_LOCAL_FLAGS = _FLAGS + _pack_fixed32(_HAS_IS_REMOTE)
+_REMOTE_FLAGS = _FLAGS + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
+_PLAIN = (dict, list, tuple)
+
+
 def _span(span: ReadableSpan) -> bytes:
-    """A Span's body, with the fields the SDK's encoder sets."""
-    context = span.context
+    """A Span's body, with the fields the SDK's encoder sets, in field order.
+
+    Reads the span's own fields: its properties copy (attributes into a mapping proxy,
+    events and links into tuples) and ask ``isinstance`` of the SDK's bounded
+    containers for the dropped counts, which was a third of this function's time. The
+    SDK is pinned (pyproject.toml); tests/unit/test_otlp.py compares the result with the
+    SDK's own encoder, field for field."""
+    context = span._context
     assert context is not None
-    parent = span.parent
+    parent = span._parent
     parts = [_ids(context)]
     if context.trace_state:
         parts.append(
@@ -202,15 +213,18 @@ def _span(span: ReadableSpan) -> bytes:
         )
     if parent is not None:
         parts.append(_PARENT_ID + b"\x08" + parent.span_id.to_bytes(8, "big"))
+    attributes = span._attributes
     parts += [
-        _string(_NAME, span.name),
-        _KINDS[span.kind],
-        _fixed64(_START, span.start_time),
-        _fixed64(_END, span.end_time),
-        _attributes(_ATTRIBUTE, span.attributes),
-        _count(_DROPPED_ATTRIBUTES, span.dropped_attributes),
+        _string(_NAME, span._name),
+        _KINDS[span._kind],
+        _fixed64(_START, span._start_time),
+        _fixed64(_END, span._end_time),
+        _attributes(_ATTRIBUTE, attributes),
     ]
-    for event in span._events:  # the property copies; spans here are finished
+    if type(attributes) not in _PLAIN and attributes is not None:
+        parts.append(_count(_DROPPED_ATTRIBUTES, span.dropped_attributes))
+    events = span._events
+    for event in events:
         body = (
             _fixed64(_EVENT_TIME, event.timestamp)
             + _string(_F2, event.name)
@@ -218,8 +232,10 @@ def _span(span: ReadableSpan) -> bytes:
             + _count(_EVENT_DROPPED, event.dropped_attributes)
         )
         parts.append(_field(_EVENT, body))
-    parts.append(_count(_DROPPED_EVENTS, span.dropped_events))
-    for link in span._links:
+    if type(events) not in _PLAIN:
+        parts.append(_count(_DROPPED_EVENTS, span.dropped_events))
+    links = span._links
+    for link in links:
         body = (
             _ids(link.context)
             + _attributes(_F4, link.attributes)
@@ -228,17 +244,24 @@ def _span(span: ReadableSpan) -> bytes:
             + _flags(link.context)
         )
         parts.append(_field(_LINK, body))
-    status = span.status
-    parts += [
-        _count(_DROPPED_LINKS, span.dropped_links),
-        _field(
-            _STATUS,
-            _string(_STATUS_MESSAGE, status.description)
-            + _count(_STATUS_CODE, status.status_code.value),
-        ),
-        _FLAGS + _flags(parent),
-    ]
+    if type(links) not in _PLAIN:
+        parts.append(_count(_DROPPED_LINKS, span.dropped_links))
+    status = span._status
+    code = status.status_code.value
+    if code or status.description:
+        parts.append(
+            _field(
+                _STATUS,
+                _string(_STATUS_MESSAGE, status.description) + _count(_STATUS_CODE, code),
+            )
+        )
+    else:
+        parts.append(_EMPTY_STATUS)
+    parts.append(_REMOTE_FLAGS if parent is not None and parent.is_remote else _LOCAL_FLAGS)
     return b"".join(parts)
+
+
+_EMPTY_STATUS = _STATUS + b"\x00"
 
 
 def _scope_spans(scope: InstrumentationScope | None, spans: list[bytes]) -> bytes:
@@ -263,11 +286,11 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     # the batch (spans share their provider's), not once per span.
     by_id: dict[int, dict[InstrumentationScope | None, list[bytes]]] = {}
     for span in spans:
-        resource = span.resource
+        resource = span._resource
         scopes = by_id.get(id(resource))
         if scopes is None:
             scopes = by_id[id(resource)] = by_resource.setdefault(resource, {})
-        scopes.setdefault(span.instrumentation_scope or None, []).append(_span(span))
+        scopes.setdefault(span._instrumentation_scope or None, []).append(_span(span))
     request = []
     for resource, scopes in by_resource.items():
         body = _field(_F1, _attributes(_F1, resource.attributes))
