@@ -5,7 +5,8 @@ does not move with whatever else runs on the machine.
 
 Runs the worker's per-record path in process (`Processor`, an in-memory event store, a
 stub LM that answers at once) for a one-signature Predict program, one child process
-per turn under valgrind's callgrind, instrumented only around the measured commands:
+per turn under valgrind's callgrind, instrumented only around the measured commands
+(after the worker's own `tune_gc`):
 
   off        tracing off (the baseline);
   spans      spans made and handed to a processor that drops them;
@@ -43,6 +44,7 @@ from dspyops.consumers.module_cache import ModuleCache
 from dspyops.consumers.processing import Processor
 from dspyops.consumers.records import Incoming
 from dspyops.consumers.telemetry import Telemetry
+from dspyops.consumers.worker import tune_gc
 from dspyops.events.codec import encode
 from dspyops.events.envelope import Envelope, command_envelope
 from dspyops.events.topics import Topics
@@ -105,6 +107,7 @@ async def child(turn: str, commands: int) -> float:
     flush = [p.force_flush for p in tracing._processors]
     for each in flush:
         each()
+    tune_gc()  # as the worker does once it is built
     _instrument(True)
     started = time.process_time()
     for envelope in execute[WARM_UP:]:
