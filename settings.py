@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     execution_timeout_s: float = Field(default=60.0, gt=0)
     # How soon a dead worker's partitions move to the others (Kafka session timeout).
     consumer_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    # The longest a worker's fetch waits for new records (consumers/faust_app.py): what a
+    # command can wait for while aiokafka holds partitions out of the fetch in flight.
+    consumer_fetch_max_wait_ms: int = Field(default=50, ge=1, le=1500)
     # How often the outbox relay looks for new stored events when it has caught up.
     relay_poll_interval_s: float = Field(default=0.05, gt=0)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)

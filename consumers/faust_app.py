@@ -56,14 +56,44 @@ class _DurableProducer(aiokafka_driver.Producer):
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
+class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """faust's consumer thread, whose aiokafka consumer waits at most the transport's
+    `fetch_max_wait_ms` for a fetch (faust hard-codes 1,500 ms).
+
+    aiokafka leaves out of its next fetch the partitions whose records were fetched but
+    not yet taken (after 100 ms of waiting, so as not to hold the others up), and sends
+    no other fetch to that broker until this one returns. When every partition of the
+    executions topic had records waiting, that fetch asked only for the idle topics
+    (programs, optimizations) and came back empty after the full wait: commands kept
+    arriving but were not fetched for up to 1.5 s (bench_pipeline at half of the peak
+    rate: a p50 of over a second). A short wait bounds that stall; an idle worker then
+    sends one empty fetch per wait.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # No faust setting; aiokafka keeps it here until start() builds its fetcher.
+        consumer._fetch_max_wait_ms = transport.fetch_max_wait_ms
+        return consumer
+
+
+class _Consumer(aiokafka_driver.Consumer):
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class _DurableTransport(aiokafka_driver.Transport):
     Producer = _DurableProducer
+    Consumer = _Consumer
+    fetch_max_wait_ms: int = 1500
 
 
 def create_app(settings: Settings, *, app_id: str | None = None) -> faust.App:
     app = _new_app(settings, app_id=app_id)
     # The consumer transport also makes `app.producer`; set before anything uses it.
-    app.transport = _DurableTransport(app.conf.broker_consumer, app)
+    transport = _DurableTransport(app.conf.broker_consumer, app)
+    transport.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+    app.transport = transport
     return app
 
 
