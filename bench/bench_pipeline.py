@@ -149,7 +149,10 @@ class StubStack:
             for n in range(self.workers_wanted)
         ]
         security = self.settings.kafka_security
+        # Bursts: batches of 2 ms. Paced commands go one by one, as DspyopsClient sends
+        # them (no linger): latency is the pipeline's, not this producer's batching.
         self.producer = durable_producer(self.settings.bootstrap_servers, security, linger_ms=2)
+        self.paced_producer = durable_producer(self.settings.bootstrap_servers, security)
         self.consumer = AIOKafkaConsumer(
             self.topics.results,
             bootstrap_servers=self.settings.bootstrap_servers,
@@ -159,6 +162,7 @@ class StubStack:
             **security.aiokafka_kwargs(),
         )
         await self.producer.start()
+        await self.paced_producer.start()
         await self.consumer.start()
         await self.consumer.seek_to_end()
         self.reader = asyncio.create_task(self._read())
@@ -172,6 +176,7 @@ class StubStack:
     async def __aexit__(self, *exc: object) -> None:
         self.reader.cancel()
         await self.producer.stop()
+        await self.paced_producer.stop()
         await self.consumer.stop()
         # SIGINT lets py-spy write its profile; the worker stops on it too.
         for worker in self.workers:
@@ -196,10 +201,11 @@ class StubStack:
                     cause = json.loads(r.value)["causationid"]
                     self.received.setdefault(cause, now)
 
-    async def _send(self, topic: str, envelope: Any) -> None:
+    async def _send(self, topic: str, envelope: Any, *, paced: bool = False) -> None:
         self.sent[envelope.id] = time.perf_counter()
+        producer = self.paced_producer if paced else self.producer
         # Keyed as the contract says (executions by their own id), as DspyopsClient does.
-        await self.producer.send(topic, encode(envelope), key=record_key(envelope))
+        await producer.send(topic, encode(envelope), key=record_key(envelope))
 
     def _execution(self, n: int) -> Any:
         data = {"program_id": self.program_id, "inputs": self.inputs(n)}
@@ -247,7 +253,7 @@ class StubStack:
             delay = began + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self._send(self.topics.executions, c)
+            await self._send(self.topics.executions, c, paced=True)
         await self.wait([c.id for c in commands])
         return [(self.received[c.id] - self.sent[c.id]) * 1000 for c in commands]
 
