@@ -214,11 +214,12 @@ def _span(span: ReadableSpan) -> bytes:
     if parent is not None:
         parts.append(_PARENT_ID + b"\x08" + parent.span_id.to_bytes(8, "big"))
     attributes = span._attributes
+    start, end = span._start_time, span._end_time
     parts += [
         _string(_NAME, span._name),
         _KINDS[span._kind],
-        _fixed64(_START, span._start_time),
-        _fixed64(_END, span._end_time),
+        _START + _pack_fixed64(start) if start else b"",
+        _END + _pack_fixed64(end) if end else b"",
         _attributes(_ATTRIBUTE, attributes),
     ]
     if type(attributes) not in _PLAIN and attributes is not None:
@@ -282,15 +283,16 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     ``encode_spans(spans).SerializePartialToString()``: grouped by resource, then by
     scope, in the order first seen."""
     by_resource: dict[Resource, dict[InstrumentationScope | None, list[bytes]]] = {}
-    # Resources hash by a JSON dump of their attributes: once per resource object in
-    # the batch (spans share their provider's), not once per span.
-    by_id: dict[int, dict[InstrumentationScope | None, list[bytes]]] = {}
+    # Resources hash by a JSON dump of their attributes, scopes by a tuple of theirs:
+    # once per object in the batch (spans share their provider's), not once per span.
+    by_id: dict[tuple[int, int], list[bytes]] = {}
     for span in spans:
-        resource = span._resource
-        scopes = by_id.get(id(resource))
-        if scopes is None:
-            scopes = by_id[id(resource)] = by_resource.setdefault(resource, {})
-        scopes.setdefault(span._instrumentation_scope or None, []).append(_span(span))
+        resource, scope = span._resource, span._instrumentation_scope
+        encoded = by_id.get((id(resource), id(scope)))
+        if encoded is None:
+            scopes = by_resource.setdefault(resource, {})
+            encoded = by_id[id(resource), id(scope)] = scopes.setdefault(scope or None, [])
+        encoded.append(_span(span))
     request = []
     for resource, scopes in by_resource.items():
         body = _field(_F1, _attributes(_F1, resource.attributes))
