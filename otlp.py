@@ -9,6 +9,8 @@ but under the GIL the worker's event loop needs. ``encode_request`` writes the s
 several times faster; a unit test parses both encodings and compares them field for
 field. ``OtlpSpanExporter`` is the SDK's ``OTLPSpanExporter`` (so the same ``OTEL_*``
 configuration, HTTP client, retries and limits) with only the encoding swapped.
+
+This module is long because it writes every message of the request by hand.
 """
 
 from __future__ import annotations

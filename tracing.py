@@ -14,6 +14,8 @@ their locks and per-span checks, cost several times more on a worker's hot path.
 goes through ``otlp.OtlpSpanExporter``: the SDK's exporter with a cheaper encoding. The
 worker's command spans are ``consumers.telemetry``'s; the API's request spans
 ``api.telemetry``'s; the projector's batch spans ``projections.run``'s.
+
+This module is long because it reads W3C contexts and makes spans by hand, as above.
 """
 
 from __future__ import annotations
