@@ -86,9 +86,11 @@ class SpanDetails:
 
 # What W3C contexts were read as: a worker reads a command's context in several hooks
 # (its log fields, its span, what its results carry), and the publish span reads the one
-# the command's span wrote. Bounded: emptied when full.
+# the command's span wrote. Bounded: emptied when full, and short ones only (the API
+# passes on a request's headers, which can be of any length).
 _PARSED: dict[tuple[str, str | None], SpanContext | None] = {}
 _PARSED_MAX = 4096
+_REMEMBERED_CHARS = 512
 _NO_PARENT = otel_context.Context()
 
 
@@ -107,7 +109,8 @@ def parse_traceparent(traceparent: str | None, tracestate: str | None = None) ->
         carrier[TRACESTATE] = tracestate
     context = trace.get_current_span(PROPAGATOR.extract(carrier)).get_span_context()
     parsed = context if context.is_valid else None
-    _remember(key, parsed)
+    if len(traceparent) <= _REMEMBERED_CHARS and len(tracestate or "") <= _REMEMBERED_CHARS:
+        _remember(key, parsed)
     return parsed
 
 

@@ -146,3 +146,21 @@ def test_contexts_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
         parse_traceparent(f"00-{TRACE_ID}-{n + 1:016x}-01")
     assert 0 < len(tracing_module._PARSED) <= 10
     assert parse_traceparent(f"00-{TRACE_ID}-{1:016x}-01") is not None
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "tracestate"),
+    [
+        ("x" * 100_000, None),  # a header the propagator turns down
+        (TRACEPARENT, "vendor=a," * 1000),  # over its tracestate limit: ignored
+        (TRACEPARENT, "vendor=a,other=" + "b" * 600),  # read as far as it goes
+    ],
+)
+def test_a_long_header_is_read_but_not_remembered(traceparent: str, tracestate: str | None) -> None:
+    """An API request's headers are as long as its client makes them: a cache of them
+    would keep up to _PARSED_MAX of whatever size."""
+    carrier = {"traceparent": traceparent, **({"tracestate": tracestate} if tracestate else {})}
+    expected = trace.get_current_span(PROPAGATOR.extract(carrier)).get_span_context()
+    parsed = parse_traceparent(traceparent, tracestate)
+    assert parsed == (expected if expected.is_valid else None)
+    assert (traceparent, tracestate) not in tracing_module._PARSED
