@@ -209,7 +209,8 @@ class Tracing:
             parent_context = _NO_PARENT
             trace_id = random.getrandbits(128) or 1
         else:
-            parent_context = trace.set_span_in_context(NonRecordingSpan(parent))
+            # What PROPAGATOR.extract gives: the parent alone, not what else is current.
+            parent_context = trace.set_span_in_context(NonRecordingSpan(parent), _NO_PARENT)
             trace_id = parent.trace_id
         sampling = self.provider.sampler.should_sample(
             parent_context, trace_id, name, kind, attributes

@@ -3,12 +3,16 @@ an error's type as their status, nothing when dropped, unsampled or off."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 from dspyops import tracing as tracing_module
@@ -164,3 +168,40 @@ def test_a_long_header_is_read_but_not_remembered(traceparent: str, tracestate: 
     parsed = parse_traceparent(traceparent, tracestate)
     assert parsed == (expected if expected.is_valid else None)
     assert (traceparent, tracestate) not in tracing_module._PARSED
+
+
+class _Recording(Sampler):
+    """Samples everything, keeping the parent context it was given."""
+
+    def __init__(self) -> None:
+        self.contexts: list[Context | None] = []
+
+    def should_sample(
+        self, parent_context: Context | None, *args: Any, **kwargs: Any
+    ) -> SamplingResult:
+        self.contexts.append(parent_context)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE)
+
+    def get_description(self) -> str:
+        return "recording"
+
+
+@pytest.mark.parametrize("traceparent", [TRACEPARENT, None, "not a context"])
+def test_the_sampler_is_given_what_the_propagator_extracts(traceparent: str | None) -> None:
+    """Only the remote parent, as ``PROPAGATOR.extract(carrier)`` gives it: not whatever
+    else is current where the span begins (here a value another library set)."""
+    sampler = _Recording()
+    tracing, _ = traced(TracerProvider(sampler=sampler))
+    carrier = {"traceparent": traceparent or "", "tracestate": "vendor=a"}
+    expected = PROPAGATOR.extract(carrier)
+    token = otel_context.attach(otel_context.set_value("elsewhere", 1))
+    try:
+        with tracing.continue_trace(traceparent, "x", SpanKind.CONSUMER, {}, "vendor=a"):
+            pass
+    finally:
+        otel_context.detach(token)
+    (given,) = sampler.contexts
+    assert given is not None
+    assert set(given) == set(expected)
+    span_context = trace.get_current_span(given).get_span_context()
+    assert span_context == trace.get_current_span(expected).get_span_context()
