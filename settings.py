@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     # When set, every API route but /health needs `Authorization: Bearer <token>`.
     api_token: str | None = Field(default=None, repr=False)
     api_pool_size: int = Field(default=10, ge=1, le=200)
+    # How long a request waits for one of those connections before answering 503.
+    api_db_wait_s: float = Field(default=5.0, gt=0, le=300)
     # uvicorn worker processes of `dspyops api` (each with its own pool of api_pool_size).
     api_workers: int = Field(default=1, ge=1, le=64)
 

@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
             max_size=settings.api_pool_size,
             open=False,
             # A request waits this long for a connection before answering 503.
-            timeout=5.0,
+            timeout=settings.api_db_wait_s,
             kwargs={"autocommit": True},
             configure=json_columns.configure,
         )

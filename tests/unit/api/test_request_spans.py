@@ -23,7 +23,11 @@ def test_a_request_is_a_server_span_under_the_callers_span() -> None:
     exporter = InMemorySpanExporter()
     tracing = Tracing.with_processor(SimpleSpanProcessor(exporter), TracerProvider())
     settings = get_settings().model_copy(
-        update={"database_url": NOWHERE, "kafka_bootstrap_servers": "127.0.0.1:1"}
+        update={
+            "database_url": NOWHERE,
+            "kafka_bootstrap_servers": "127.0.0.1:1",
+            "api_db_wait_s": 0.2,
+        }
     )
     with TestClient(create_app(settings, tracing=tracing)) as client:
         # No database behind it: 503 after the pool's wait, a status like any other here.
