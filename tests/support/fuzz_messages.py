@@ -9,6 +9,7 @@ and applied: a result, possibly a domain rejection).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -40,7 +41,11 @@ ENVELOPES = {name: _envelope_validator(name) for name in COMMAND_TYPES}
 DATA = {name: _validator(cls.model_json_schema()) for name, cls in COMMAND_TYPES.items()}
 
 
+@functools.cache
 def valid(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    # Built once per command: `broken` draws from it for every example, and building it
+    # (the pydantic schema, then the strategy and its validation) cost more than the
+    # draw and the processing together. A strategy is immutable, so sharing it is safe.
     strategy: st.SearchStrategy[dict[str, Any]] = from_schema(command_schema(name))
     return strategy
 
