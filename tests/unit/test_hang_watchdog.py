@@ -31,16 +31,23 @@ def test_runs_past_its_timeout(stuck):
 """
 
 
-def _pytest(tmp_path: Path, test_source: str, *options: str) -> subprocess.CompletedProcess[str]:
-    """`test_source` run by a pytest of its own with the watchdog and an ini timeout of 1 s
-    (so the watchdog's limit is 2.5 s unless `options` say otherwise)."""
+def _pytest(
+    tmp_path: Path, test_source: str, *options: str, ini_timeout: str = "1"
+) -> subprocess.CompletedProcess[str]:
+    """`test_source` run by a pytest of its own with the watchdog and an ini timeout of
+    `ini_timeout` s (so the watchdog's limit is 2.5 times that unless `options` say
+    otherwise). Only pytest-timeout and the watchdog are loaded (the suite's other
+    plugins, hypothesis and schemathesis, took most of each run's start); `-p no:timeout`
+    in `options` leaves pytest-timeout out too."""
     (tmp_path / "test_it.py").write_text(test_source)
-    (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 1\n")
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\ntimeout = {ini_timeout}\n")
+    plugins = [] if "no:timeout" in options else ["-p", "pytest_timeout"]
     return subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
+            *plugins,
             "-p",
             "tests.support.hang_watchdog",
             "-p",
@@ -54,7 +61,7 @@ def _pytest(tmp_path: Path, test_source: str, *options: str) -> subprocess.Compl
             str(tmp_path),
         ],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -80,21 +87,22 @@ def test_a_teardown_that_hangs_after_the_timeout_ends_the_run_with_stacks(
 SLOW = """
 import time
 
-def test_takes_four_seconds():
-    time.sleep(4)
+def test_takes_two_seconds():
+    time.sleep(2)
 """
+SLOW_INI_TIMEOUT = "0.4"  # the watchdog's limit from the ini alone: 1 s, half the test
 
 
 def test_no_timeout_no_watchdog(tmp_path: Path) -> None:
-    # --timeout=0 (as under a debugger) and a run without pytest-timeout: the 4 s test
-    # runs to its end, past the 2.5 s the ini's timeout would give the watchdog.
+    # --timeout=0 (as under a debugger) and a run without pytest-timeout: the 2 s test
+    # runs to its end, past the 1 s the ini's timeout would give the watchdog.
     for options in (["--timeout=0"], ["-p", "no:timeout"]):
-        run = _pytest(tmp_path, SLOW, *options)
+        run = _pytest(tmp_path, SLOW, *options, ini_timeout=SLOW_INI_TIMEOUT)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
         assert "1 passed" in run.stdout
 
 
 def test_the_command_lines_timeout_sets_the_watchdog(tmp_path: Path) -> None:
-    # --timeout=10 over the ini's 1: no pytest-timeout failure and no watchdog at 2.5 s.
-    run = _pytest(tmp_path, SLOW, "--timeout=10")
+    # --timeout=10 over the ini's 0.4: no pytest-timeout failure and no watchdog at 1 s.
+    run = _pytest(tmp_path, SLOW, "--timeout=10", ini_timeout=SLOW_INI_TIMEOUT)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
