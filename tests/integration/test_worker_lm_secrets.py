@@ -13,8 +13,10 @@ event store and read model schemas, and the worker's log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -262,7 +264,8 @@ def _project(settings: Settings) -> None:
 
 
 async def _topic_text(bootstrap: str, topic: str) -> str:
-    """Every key and value on `topic`, raw bytes decoded leniently, one per line."""
+    """Every key and value on `topic`, raw bytes decoded leniently, one per line: read up
+    to the end offsets it has now (the worker has stopped: nothing more comes)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -274,7 +277,14 @@ async def _topic_text(bootstrap: str, topic: str) -> str:
     await consumer.start()
     chunks: list[bytes] = []
     try:
-        while batch := await consumer.getmany(timeout_ms=2000):
+        deadline = time.monotonic() + 30
+        while not consumer.assignment():  # without a group: every partition, once known
+            assert time.monotonic() < deadline, f"no partitions of {topic}"
+            await asyncio.sleep(0.05)
+        partitions = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
                 chunks.extend(r.key or b"" for r in records)
                 chunks.extend(r.value or b"" for r in records)
