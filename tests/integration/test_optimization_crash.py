@@ -21,7 +21,7 @@ from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer, chat_reply, worker_lm_env
 from tests.support.optimization import ANSWERS, register_commands
-from tests.support.worker_process import WorkerProcess
+from tests.support.worker_process import KILL_DRILL_ENV, WorkerProcess
 from tests.support.worker_stack import stored_events
 
 
@@ -55,7 +55,7 @@ async def test_kill_9_during_an_optimization_then_restart_completes_it(
     )
     log = tmp_path / "worker.log"
     with OpenAIServer(_few_shot_responder, delay_s=0.03) as lm_server:
-        env = {**env, **worker_lm_env(lm_server.base_url)}
+        env = {**env, **worker_lm_env(lm_server.base_url), **KILL_DRILL_ENV}
         async with TopicReader(bootstrap, topics.results) as results:
             worker = WorkerProcess(env, log).start()
             try:

@@ -25,7 +25,7 @@ from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader, command, send_commands
 from tests.support.openai_server import OpenAIServer, worker_lm_env
 from tests.support.optimization import register_commands, same_operand_text
-from tests.support.worker_process import WorkerProcess
+from tests.support.worker_process import KILL_DRILL_ENV, WorkerProcess
 from tests.support.worker_stack import stored_events
 
 NUM_CANDIDATE_PROGRAMS = 8
@@ -71,7 +71,7 @@ async def test_a_random_search_killed_at_70_percent_resumes_from_its_checkpoints
     log = tmp_path / "worker.log"
     began = time.monotonic()
     with OpenAIServer(_responder, delay_s=0.01) as lm_server:
-        env = {**env, **worker_lm_env(lm_server.base_url)}
+        env = {**env, **worker_lm_env(lm_server.base_url), **KILL_DRILL_ENV}
         async with TopicReader(bootstrap, topics.results) as results:
             worker = WorkerProcess(env, log).start()
             try:

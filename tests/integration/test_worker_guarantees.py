@@ -14,7 +14,7 @@ from dspyops.events.codec import encode
 from dspyops.events.envelope import Envelope
 from dspyops.events.topics import Topics
 from tests.support.kafka import TopicReader, command, produce, send_commands
-from tests.support.worker_process import WorkerProcess
+from tests.support.worker_process import KILL_DRILL_ENV, WorkerProcess
 from tests.support.worker_stack import stored_events
 
 SIGNATURE = "question: str, context: str -> answer: str, confidence: float[0, 1]"
@@ -121,6 +121,7 @@ async def _kill_drill(
     """Sends `executions` commands and kill -9s the worker `kills` times while they run
     (spread over the run, at least 150 results apart), restarting it; returns the commands, every
     terminal result per command, and how many results had come at each kill."""
+    env = {**env, **KILL_DRILL_ENV}
     topics = await _topics(env)
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     register = _register(unique)
