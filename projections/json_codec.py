@@ -7,6 +7,9 @@ same documents several times faster, with two exceptions the standard library's 
 is kept for: integers past 64 bits (orjson turns them into floats) and text orjson
 refuses (NaN and Infinity, which eventsourcing's encoder writes for such floats, a lone
 surrogate escape, a number past a double's range).
+
+The projector also writes the read tables' jsonb values with orjson (`dumps_jsonb`), to
+the document `json.dumps` writes or, where orjson's could differ, with `json.dumps` itself.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding, TranscodingNo
 # either way, just slower). Every integer orjson reads as an int is exact.
 _BIG = 2.0**63
 _MISSING = object()
+# What orjson must not write itself, so that `json.dumps` decides: dates and times,
+# dataclasses and subclasses of str, int, dict and list (json.dumps refuses the first
+# two and writes the last as their base types).
+_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_PASSTHROUGH |= orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 class _Inexact(Exception):
@@ -34,6 +42,21 @@ def loads(data: str | bytes) -> Any:
         return _walk(orjson.loads(data), None)
     except (orjson.JSONDecodeError, _Inexact):
         return json.loads(data)
+
+
+def dumps_jsonb(value: Any) -> str:
+    """A JSON document PostgreSQL reads into the same jsonb as `json.dumps(value)`, or
+    refuses as it refuses that one. orjson writes NaN and Infinity as null (json: as NaN,
+    which jsonb refuses: the event is skipped), so a document with a null in it is
+    written by `json.dumps`; so is one orjson refuses (an integer past 64 bits, a key
+    that is not a string, a lone surrogate, a type passed through above). orjson writes a
+    UUID and a plain Enum, which `json.dumps` refuses, as their strings: stored events
+    hold neither in a value projected to jsonb (they come from JSON and `storable`)."""
+    try:
+        data = orjson.dumps(value, option=_PASSTHROUGH)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value)
+    return json.dumps(value) if b"null" in data else data.decode()
 
 
 def _walk(value: Any, names: dict[str, Transcoding] | None) -> Any:

@@ -1,5 +1,6 @@
 """The projector's event decoding (orjson) gives exactly what eventsourcing's own
-JSONTranscoder gives, for every kind of value a stored event holds."""
+JSONTranscoder gives, for every kind of value a stored event holds; its jsonb values
+(orjson) are the documents `json.dumps` writes, or are written by it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
-from dspyops.projections.json_codec import FastJSONTranscoder, loads
+from dspyops.projections.json_codec import FastJSONTranscoder, dumps_jsonb, loads
 
 
 def transcoders() -> tuple[JSONTranscoder, FastJSONTranscoder]:
@@ -83,3 +84,45 @@ def test_loads_reads_what_the_standard_library_reads(document: bytes) -> None:
 def test_big_integers_stay_integers() -> None:
     assert loads(b"[123456789012345678901234567890]") == [123456789012345678901234567890]
     assert type(loads(b"[123456789012345678901234567890]")[0]) is int
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"answer": "a\u00e9\u4e2d", "confidence": 0.5, "n": [1, 2.25, -3e-7, True, False]},
+        {"nested": {"deep": [{"x": "y"}]}, "empty": {}, "list": []},
+        ["a", 1, 2.5],
+        "a string",
+        12,
+    ],
+)
+def test_dumps_jsonb_writes_the_document_json_writes(value: Any) -> None:
+    written = dumps_jsonb(value)
+    assert isinstance(written, str)
+    assert json.loads(written) == json.loads(json.dumps(value)) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # orjson would write null for these; json writes NaN/Infinity, which jsonb refuses.
+        {"score": math.nan},
+        [math.inf, None],
+        # orjson refuses these; json writes them.
+        {"big": 123456789012345678901234567890},
+        {1: "integer key"},
+        ["\ud800"],
+        # A None: written by json, as any document with a null.
+        {"label": None},
+    ],
+)
+def test_dumps_jsonb_leaves_to_json_what_orjson_may_write_otherwise(value: Any) -> None:
+    assert dumps_jsonb(value) == json.dumps(value)
+
+
+@pytest.mark.parametrize("value", [{"at": datetime(2026, 1, 1, tzinfo=UTC)}, {"d": Decimal(1)}])
+def test_dumps_jsonb_refuses_what_json_refuses(value: Any) -> None:
+    with pytest.raises(TypeError):
+        json.dumps(value)
+    with pytest.raises(TypeError):
+        dumps_jsonb(value)
