@@ -5,6 +5,11 @@ position, so a crash anywhere loses the whole batch or nothing, and the next sta
 up at the committed position. eventsourcing's ProjectionRunner commits once per event;
 batching here is what lets the read side catch up at thousands of events per second.
 
+A batch commits without waiting for its WAL to reach the disk (`synchronous_commit =
+off`, for that transaction only; a commit waited for a disk flush per batch): a server
+crash may lose the last batches committed, their rows and position together, and the
+projector applies those events again. The event store's own commits still wait.
+
 No stored event can stop the read side: a batch that fails because of an event is
 applied again event by event, and an event that cannot be applied is skipped and
 recorded (`skipped.py` has the rule).
@@ -98,6 +103,7 @@ class Projector:
         self.origins = []
         with self.conn.transaction():
             tracking.lock(self.conn, self.read_schema)
+            self.conn.execute("SET LOCAL synchronous_commit = off")
             position = tracking.read_position(self.conn, self.read_schema)
             notifications = self.store.after(position, self.batch_size)
             if not notifications:
