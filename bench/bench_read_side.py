@@ -3,7 +3,7 @@ statements by plain SQL, and an HTTP floor: a constant route on the same server,
 same client), and projection catch-up against the raw rate of reading the event store.
 
     .venv/bin/python -m bench.bench_read_side [--executions 100000] [--seconds 3] [--rounds 3]
-        [--api-workers N] [--client native|python] [--py-spy FILE]
+        [--api-workers N] [--client native|python] [--py-spy FILE] [--catch-up-only]
 
 The load comes from `wrk` and `pgbench` when both are installed (`--client native`),
 else from several Python client processes (`bench/load.py`).
@@ -256,6 +256,9 @@ def main() -> None:
         help="native: wrk and pgbench (the default when installed); python: client processes",
     )
     parser.add_argument("--py-spy", metavar="FILE", help="record catch-up and the API into FILE.*")
+    parser.add_argument(
+        "--catch-up-only", action="store_true", help="measure projection catch-up, not the API"
+    )
     args = parser.parse_args()
     database_url = get_settings().effective_database_url
     suffix = uuid.uuid4().hex[:8]
@@ -268,6 +271,8 @@ def main() -> None:
         store.close()
         print(f"stored {args.executions} executions in {time.perf_counter() - started:.1f} s")
         catch_up(database_url, es, rs, args.py_spy and f"{args.py_spy}.catchup")
+        if args.catch_up_only:
+            return
 
         load = Load(args.client, CONCURRENCY, args.seconds)
         api_spy = args.py_spy and f"{args.py_spy}.api"
