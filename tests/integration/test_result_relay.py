@@ -22,6 +22,7 @@ from dspyops.consumers.topic_admin import ensure_topics
 from dspyops.consumers.worker import results_relay_for
 from dspyops.events.envelope import command_envelope, result_envelope
 from dspyops.events.topics import Topics
+from dspyops.settings import Settings
 from tests.support.kafka import TopicReader
 from tests.support.worker_stack import settings_for
 
@@ -47,12 +48,18 @@ async def _running(relay: ResultRelay) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
+async def _topics_of(settings: Settings) -> Topics:
+    """The test's topics, created (four partitions each)."""
+    topics = Topics(settings.topic_prefix)
+    await ensure_topics(settings.bootstrap_servers, topics.all, partitions=4)
+    return topics
+
+
 async def test_each_result_is_published_once_across_relays_and_a_zombie_is_fenced(
     env: dict[str, str], database_url: str
 ) -> None:
     settings = settings_for(env)
-    topics = Topics(settings.topic_prefix)
-    await ensure_topics(settings.bootstrap_servers, topics.all, partitions=4)
+    topics = await _topics_of(settings)
     schema = settings.event_store_schema
     outbox = ResultOutbox.connect(database_url, schema, max_size=2)
     identity = RelayIdentity.of(settings.topic_prefix, schema, topics)
@@ -194,8 +201,7 @@ async def test_with_the_option_turned_off_a_worker_publishes_what_the_outbox_sti
 ) -> None:
     settings = settings_for(env)  # DSPYOPS_RESULTS_EXACTLY_ONCE off, the default
     assert not settings.results_exactly_once
-    topics = Topics(settings.topic_prefix)
-    await ensure_topics(settings.bootstrap_servers, topics.all, partitions=4)
+    topics = await _topics_of(settings)
     # Never on here: no outbox, no relay.
     assert results_relay_for(settings, topics, drain_only=True) is None
     outbox = ResultOutbox.connect(database_url, settings.event_store_schema, max_size=1)
@@ -224,8 +230,7 @@ async def test_a_result_kafka_refuses_for_good_becomes_a_dead_letter_and_the_res
     env: dict[str, str], database_url: str
 ) -> None:
     settings = settings_for(env)
-    topics = Topics(settings.topic_prefix)
-    await ensure_topics(settings.bootstrap_servers, topics.all, partitions=4)
+    topics = await _topics_of(settings)
     schema = settings.event_store_schema
     fine = [Outgoing(topics.results, m.key, m.envelope) for m in _results(3)]
     huge = _results(1, start=3)[0]

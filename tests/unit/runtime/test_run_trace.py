@@ -44,21 +44,25 @@ def _in_thread(work: Any) -> Any:
         return pool.submit(work).result()
 
 
-def test_an_evaluation_emits_a_program_span_per_example_with_its_lm_call() -> None:
-    phases = Phases()
-    trace = RunTrace(stage=phases.stage, emit=phases.emit)
-    lm = few_shot_lm(usage=(30, 7))
-    _in_thread(
+def _evaluate(trace: NoTrace, lm: Any = None) -> Any:
+    """The evaluation run, in a thread of its own as the worker runs it."""
+    return _in_thread(
         lambda: run_evaluation(
             SPEC,
             metric_name="exact_match",
             devset=DEV,
-            lm=lm,
+            lm=lm or few_shot_lm(),
             state=RunState(60),
             errors=ERRORS,
             trace=trace,
         )
     )
+
+
+def test_an_evaluation_emits_a_program_span_per_example_with_its_lm_call() -> None:
+    phases = Phases()
+    trace = RunTrace(stage=phases.stage, emit=phases.emit)
+    _evaluate(trace, few_shot_lm(usage=(30, 7)))
     assert list(phases.trees) == ["score"]
     trees = phases.trees["score"]
     assert len(trees) == len(DEV)
@@ -150,21 +154,8 @@ def test_spans_that_cannot_be_emitted_do_not_fail_the_run() -> None:
     def broken(tree: dict[str, Any], started_ns: int) -> None:
         raise ValueError("the exporter is broken")
 
-    def evaluate(trace: NoTrace) -> Any:
-        return _in_thread(
-            lambda: run_evaluation(
-                SPEC,
-                metric_name="exact_match",
-                devset=DEV,
-                lm=few_shot_lm(),
-                state=RunState(60),
-                errors=ERRORS,
-                trace=trace,
-            )
-        )
-
     phases = Phases()
-    clean = evaluate(RunTrace(stage=phases.stage, emit=broken))
-    untraced = evaluate(NO_TRACE)
+    clean = _evaluate(RunTrace(stage=phases.stage, emit=broken))
+    untraced = _evaluate(NO_TRACE)
     assert clean.per_example == untraced.per_example
     assert all(example["outputs"] for example in clean.per_example)
