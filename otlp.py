@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,15 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = [bytes((n,)) for n in range(0x80)]
+# Lengths as varints, up to 4 KiB (most fields, spans included, are shorter).
+_LENGTHS = [_varint(n) for n in range(4096)]
+_LENGTHS_MAX = len(_LENGTHS)
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field (``tag`` already encoded)."""
     size = len(payload)
-    return tag + (_SMALL[size] if size < 0x80 else _varint(size)) + payload
+    return tag + (_LENGTHS[size] if size < _LENGTHS_MAX else _varint(size)) + payload
 
 
 # Field tags, (number << 3) | wire type, as bytes. Wire types: 0 varint, 1 fixed64,
@@ -117,22 +120,30 @@ def _value(value: Any) -> bytes:
 _keys: dict[str, bytes] = {}
 
 
+def _key(key: str) -> bytes:
+    """A KeyValue's key field."""
+    encoded_key = _field(_F1, key.encode())
+    if len(_keys) < 10_000:  # attribute names repeat; a bound all the same
+        _keys[key] = encoded_key
+    return encoded_key
+
+
 def _key_value(key: str, value: Any) -> bytes:
     """A KeyValue's body."""
-    encoded_key = _keys.get(key)
-    if encoded_key is None:
-        encoded_key = _field(_F1, key.encode())
-        if len(_keys) < 10_000:  # attribute names repeat; a bound all the same
-            _keys[key] = encoded_key
-    return encoded_key + _field(_F2, _value(value))
+    return (_keys.get(key) or _key(key)) + _field(_F2, _value(value))
 
 
 # Attributes whose value is a short string, a bool or an int, as encoded KeyValue fields: most
-# repeat from span to span (a topic, a command type, a span kind, a model). Bounded:
+# repeat from span to span (a topic, a command type, a span kind, a model). Keyed by
+# (tag, key, value) for a string, (tag, key, type, value) for the others. Bounded:
 # emptied when full (ids and offsets come once each).
-_encoded: dict[tuple[bytes, str, type, Any], bytes] = {}
+_encoded: dict[tuple[Any, ...], bytes] = {}
 _ENCODED_MAX = 8192
 _SHORT = 128
+
+
+def _length(size: int) -> bytes:
+    return _LENGTHS[size] if size < _LENGTHS_MAX else _varint(size)
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
@@ -142,8 +153,26 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         return b""
     out = []
     for key, value in attributes.items():
+        if type(value) is str:  # most attributes: written here without the calls below
+            short = len(value) <= _SHORT
+            if short:
+                encoded = _encoded.get((tag, key, value))
+                if encoded is not None:
+                    out.append(encoded)
+                    continue
+            encoded_key = _keys.get(key) or _key(key)
+            text = value.encode()
+            any_value = _STRING + _length(len(text)) + text
+            body = encoded_key + _F2 + _length(len(any_value)) + any_value
+            encoded = tag + _length(len(body)) + body
+            if short:
+                if len(_encoded) >= _ENCODED_MAX:
+                    _encoded.clear()
+                _encoded[tag, key, value] = encoded
+            out.append(encoded)
+            continue
         kind = type(value)
-        cached = kind in _CACHED and (kind is not str or len(value) <= _SHORT)
+        cached = kind in _CACHED
         if cached:
             # The type is part of the key: True == 1, encoded differently. (Floats are
             # not kept: -0.0 == 0.0.)
@@ -159,12 +188,12 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         if cached:
             if len(_encoded) >= _ENCODED_MAX:
                 _encoded.clear()
-            _encoded[(tag, key, kind, value)] = encoded
+            _encoded[tag, key, kind, value] = encoded
         out.append(encoded)
     return b"".join(out)
 
 
-_CACHED = frozenset((str, bool, int))
+_CACHED = frozenset((bool, int))
 
 
 def _flags(context: SpanContext | None) -> bytes:
@@ -185,45 +214,99 @@ def _string(tag: bytes, value: str | None) -> bytes:
 
 
 def _ids(context: SpanContext) -> bytes:
-    """A span's or link's trace id and span id (fields 1 and 2 of both)."""
+    """A link's trace id and span id (fields 1 and 2 of both)."""
     return (
-        _F1 + b"\x10" + context.trace_id.to_bytes(16, "big")
-        + _F2 + b"\x08" + context.span_id.to_bytes(8, "big")
+        _F1 + b"\x10" + context[0].to_bytes(16, "big")
+        + _F2 + b"\x08" + context[1].to_bytes(8, "big")
     )  # fmt: skip
 
 
 _LOCAL_FLAGS = _FLAGS + _pack_fixed32(_HAS_IS_REMOTE)
 _REMOTE_FLAGS = _FLAGS + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
+_EMPTY_STATUS = _STATUS + b"\x00"
 _PLAIN = (dict, list, tuple)
+# Fixed-size fields in one call each (protobuf reads fields in any order). Big-endian:
+# the trace id (field 1, 16 bytes), the span id (2) and the parent's (4), each with its
+# tag and length; little-endian: the start and end times (7 and 8, fixed64).
+_pack_trace_id = struct.Struct(">HQQ").pack
+_pack_span_id = struct.Struct(">HQ").pack
+_pack_span_ids = struct.Struct(">HQHQ").pack
+_pack_times = struct.Struct("<BQBQ").pack
+_TRACE_ID_TAG, _SPAN_ID_TAG, _PARENT_ID_TAG = 0x0A10, 0x1208, 0x2208
+_START_TAG, _END_TAG = _START[0], _END[0]
+_LOW_64 = 2**64 - 1
+# A span's name and kind (fields 5 and 6), encoded: a process makes a few names, each
+# many times. Bounded as ``_encoded``.
+_names: dict[tuple[str, int], bytes] = {}
+# The last trace id encoded: the spans of a trace reach the exporter together.
+_last_trace: list[Any] = [None, b""]
 
 
 def _span(span: ReadableSpan) -> bytes:
-    """A Span's body, with the fields the SDK's encoder sets, in field order.
+    """A Span field of a ScopeSpans (field 2), with the fields the SDK's encoder sets
+    (fixed-size ones first).
 
     Reads the span's own fields: its properties copy (attributes into a mapping proxy,
     events and links into tuples) and ask ``isinstance`` of the SDK's bounded
-    containers for the dropped counts, which was a third of this function's time. The
-    SDK is pinned (pyproject.toml); tests/unit/test_otlp.py compares the result with the
-    SDK's own encoder, field for field."""
+    containers for the dropped counts. A ``SpanContext`` is read as the tuple it is (its
+    properties are Python calls). The SDK is pinned (pyproject.toml);
+    tests/unit/test_otlp.py compares the result with the SDK's own encoder, field for
+    field."""
     context = span._context
     assert context is not None
+    trace_id, span_id, _, _, trace_state, _ = context
+    if trace_id == _last_trace[0]:
+        encoded_trace = _last_trace[1]
+    else:
+        encoded_trace = _pack_trace_id(_TRACE_ID_TAG, trace_id >> 64, trace_id & _LOW_64)
+        _last_trace[:] = trace_id, encoded_trace
     parent = span._parent
-    parts = [_ids(context)]
-    if context.trace_state:
-        parts.append(
-            _string(_TRACE_STATE, ",".join(f"{k}={v}" for k, v in context.trace_state.items()))
-        )
-    if parent is not None:
-        parts.append(_PARENT_ID + b"\x08" + parent.span_id.to_bytes(8, "big"))
-    attributes = span._attributes
+    # (Enum members hash in Python: their plain values are the keys.)
+    key = (span._name, span._kind._value_)
+    name_kind = _names.get(key)
+    if name_kind is None:
+        name_kind = _string(_NAME, span._name) + _KINDS[span._kind]
+        if len(_names) >= _ENCODED_MAX:
+            _names.clear()
+        _names[key] = name_kind
     start, end = span._start_time, span._end_time
-    parts += [
-        _string(_NAME, span._name),
-        _KINDS[span._kind],
-        _START + _pack_fixed64(start) if start else b"",
-        _END + _pack_fixed64(end) if end else b"",
-        _attributes(_ATTRIBUTE, attributes),
+    parts = [
+        encoded_trace,
+        _pack_span_id(_SPAN_ID_TAG, span_id)
+        if parent is None
+        else _pack_span_ids(_SPAN_ID_TAG, span_id, _PARENT_ID_TAG, parent[1]),
+        name_kind,
+        _pack_times(_START_TAG, start, _END_TAG, end)
+        if start and end
+        else _fixed64(_START, start) + _fixed64(_END, end),
     ]
+    if trace_state is not DEFAULT_TRACE_STATE and trace_state:
+        parts.append(_string(_TRACE_STATE, ",".join(f"{k}={v}" for k, v in trace_state.items())))
+    attributes = span._attributes
+    if attributes:
+        parts.append(_attributes(_ATTRIBUTE, attributes))
+    events, links = span._events, span._links
+    if events or links or type(attributes) not in _PLAIN and attributes is not None:
+        parts.append(_rarer_fields(span))
+    status = span._status
+    code, description = status._status_code._value_, status._description
+    if code or description:
+        parts.append(
+            _field(_STATUS, _string(_STATUS_MESSAGE, description) + _count(_STATUS_CODE, code))
+        )
+    else:
+        parts.append(_EMPTY_STATUS)
+    parts.append(_REMOTE_FLAGS if parent is not None and parent[2] else _LOCAL_FLAGS)
+    body = b"".join(parts)
+    size = len(body)
+    return _F2 + (_LENGTHS[size] if size < _LENGTHS_MAX else _varint(size)) + body
+
+
+def _rarer_fields(span: ReadableSpan) -> bytes:
+    """Events, links and the counts of what was dropped (none of dspyops' spans but a
+    projector batch's have links)."""
+    parts = []
+    attributes = span._attributes
     if type(attributes) not in _PLAIN and attributes is not None:
         parts.append(_count(_DROPPED_ATTRIBUTES, span.dropped_attributes))
     events = span._events
@@ -249,26 +332,12 @@ def _span(span: ReadableSpan) -> bytes:
         parts.append(_field(_LINK, body))
     if type(links) not in _PLAIN:
         parts.append(_count(_DROPPED_LINKS, span.dropped_links))
-    status = span._status
-    code = status.status_code.value
-    if code or status.description:
-        parts.append(
-            _field(
-                _STATUS,
-                _string(_STATUS_MESSAGE, status.description) + _count(_STATUS_CODE, code),
-            )
-        )
-    else:
-        parts.append(_EMPTY_STATUS)
-    parts.append(_REMOTE_FLAGS if parent is not None and parent.is_remote else _LOCAL_FLAGS)
     return b"".join(parts)
 
 
-_EMPTY_STATUS = _STATUS + b"\x00"
-
-
 def _scope_spans(scope: InstrumentationScope | None, spans: list[bytes]) -> bytes:
-    """A ScopeSpans' body: the scope (present even when None, as the SDK sends it)."""
+    """A ScopeSpans' body: the scope (present even when None, as the SDK sends it), then
+    its spans (``_span``'s fields)."""
     scope_body = b""
     if scope is not None:
         scope_body = (
@@ -276,8 +345,11 @@ def _scope_spans(scope: InstrumentationScope | None, spans: list[bytes]) -> byte
             + _string(_F2, scope.version)
             + _attributes(_F3, scope.attributes)
         )
-    body = _field(_F1, scope_body) + b"".join([_field(_F2, span) for span in spans])
+    body = _field(_F1, scope_body) + b"".join(spans)
     return body + _string(_F3, scope.schema_url if scope is not None else None)
+
+
+_NOTHING = object()
 
 
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
@@ -288,12 +360,17 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     # Resources hash by a JSON dump of their attributes, scopes by a tuple of theirs:
     # once per object in the batch (spans share their provider's), not once per span.
     by_id: dict[tuple[int, int], list[bytes]] = {}
+    last: tuple[Any, Any] = (_NOTHING, _NOTHING)  # the last span's resource and scope
+    encoded: list[bytes] = []
     for span in spans:
         resource, scope = span._resource, span._instrumentation_scope
-        encoded = by_id.get((id(resource), id(scope)))
-        if encoded is None:
-            scopes = by_resource.setdefault(resource, {})
-            encoded = by_id[id(resource), id(scope)] = scopes.setdefault(scope or None, [])
+        if resource is not last[0] or scope is not last[1]:
+            last = resource, scope
+            group = by_id.get((id(resource), id(scope)))
+            if group is None:
+                scopes = by_resource.setdefault(resource, {})
+                group = by_id[id(resource), id(scope)] = scopes.setdefault(scope or None, [])
+            encoded = group
         encoded.append(_span(span))
     request = []
     for resource, scopes in by_resource.items():

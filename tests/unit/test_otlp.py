@@ -119,6 +119,55 @@ def test_every_field_and_attribute_type_the_sdk_writes() -> None:
     assert ours(spans) == sdk_bytes(spans)
 
 
+def test_spans_of_several_traces_with_their_own_states_are_encoded_as_in_the_sdk() -> None:
+    """The trace id written last is remembered: spans of other traces in between, and
+    a span's own trace state, are written as the SDK writes them."""
+    other_trace = SpanContext(0x1234, 0x77, False, TraceFlags(TraceFlags.SAMPLED))
+    stated = SpanContext(
+        0x1234, 0x78, False, TraceFlags(TraceFlags.SAMPLED), TraceState([("v", "1"), ("w", "2")])
+    )
+    spans = [
+        span("a"),
+        span("b", context=other_trace),
+        span("c", context=context(0x10)),
+        span("d", context=stated, parent=other_trace),
+    ]
+    assert ours(spans) == sdk_bytes(spans)
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 4095, 4096, 20_000])
+def test_lengths_on_either_side_of_a_varints_size_are_written_as_the_sdk_writes_them(
+    size: int,
+) -> None:
+    """Lengths up to 4 KiB come from a table, longer ones are computed: both as the SDK."""
+    text = "x" * size
+    spans = [span(text, attributes={"input.value": text, "short": "s"}), span("after")]
+    assert ours(spans) == sdk_bytes(spans)
+
+
+def test_spans_of_alternating_resources_and_scopes_are_grouped_as_in_the_sdk() -> None:
+    other = Resource.create({"service.name": "dspyops-api"})
+    library = InstrumentationScope("lib", "1.2")
+    spans = [
+        span("a"),
+        span("b", resource=other),
+        span("c"),
+        span("d", instrumentation_scope=library),
+        span("e", resource=other),
+        span("f"),
+    ]
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(encode_request(spans))
+    assert [
+        [s.name for s in scoped.spans] for r in request.resource_spans for scoped in r.scope_spans
+    ] == [
+        ["a", "c", "f"],
+        ["d"],
+        ["b", "e"],
+    ]
+    assert ours(spans) == sdk_bytes(spans)
+
+
 def test_spans_of_equal_resources_share_one_resource_spans_as_in_the_sdk() -> None:
     twin = Resource.create({"service.name": "dspyops-worker", "host.cores": 2})
     other = Resource.create({"service.name": "dspyops-api"})
