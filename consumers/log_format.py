@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from opentelemetry import trace
+from dspyops.tracing import current_span_context
 
 LogFormat = Literal["json", "console"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console")
@@ -53,8 +53,8 @@ class CommandFields(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         fields = dict(_command.get() or {})
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
+        span = current_span_context()
+        if span is not None:
             fields.update(trace_id=f"{span.trace_id:032x}", span_id=f"{span.span_id:016x}")
         for name in FIELDS:
             setattr(record, name, fields.get(name))

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
@@ -30,6 +30,9 @@ from dspyops.consumers.span_attributes import program_span_attributes
 from dspyops.events.envelope import TRACEPARENT, TRACESTATE, Envelope
 from dspyops.runtime.run_trace import NO_TRACE, NoTrace, RunTrace
 from dspyops.tracing import OFF, SCOPE, Tracing, tracing_configured
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
 
 __all__ = [
     "Telemetry",
@@ -47,6 +50,7 @@ class Telemetry(Tracing):
         """The command's consumer span, current inside the block."""
         if self.provider is None:
             return OFF
+        command_type = envelope.short_type
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "kafka",
             "messaging.operation.type": "process",
@@ -54,13 +58,14 @@ class Telemetry(Tracing):
             "messaging.destination.partition.id": str(record.partition),
             "messaging.kafka.offset": record.offset,
             "messaging.message.id": envelope.id,
-            "dspyops.command.type": envelope.short_type,
+            "dspyops.command.type": command_type,
             "dspyops.correlation_id": envelope.correlation_id,
-            **({"dspyops.subject": envelope.subject} if envelope.subject else {}),
         }
+        if envelope.subject:
+            attributes["dspyops.subject"] = envelope.subject
         return self.continue_trace(
             traceparent_of(envelope, record),
-            f"process {envelope.short_type}",
+            f"process {command_type}",
             SpanKind.CONSUMER,
             attributes,
             tracestate_of(envelope, record),
@@ -82,8 +87,8 @@ class Telemetry(Tracing):
         its LM spans priced at ``prices`` (USD per prompt and completion token), if known."""
         if self.provider is None:
             return NO_TRACE
-        parent = trace.get_current_span().get_span_context()
-        if not parent.is_valid or not parent.trace_flags.sampled:
+        parent = tracing.current_span_context()
+        if parent is None or not parent.trace_flags.sampled:
             return NO_TRACE
 
         def emit(tree: dict[str, Any], started_ns: int) -> None:
@@ -99,11 +104,11 @@ class Telemetry(Tracing):
         current one, when that one is sampled."""
         if self.provider is None or tree is None:
             return
-        parent = trace.get_current_span().get_span_context()
-        if not parent.is_valid or not parent.trace_flags.sampled:
+        parent = tracing.current_span_context()
+        if parent is None or not parent.trace_flags.sampled:
             return
         finished: list[ReadableSpan] = []
-        self._spans(tree, parent, started_ns, finished)
+        self._spans(tree, parent, started_ns, finished, self.resource())
         self.emit(*finished)
 
     def _spans(
@@ -112,31 +117,26 @@ class Telemetry(Tracing):
         parent: SpanContext,
         started_ns: int,
         finished: list[ReadableSpan],
+        resource: Resource,
     ) -> None:
-        assert self.provider is not None
         if "start_ms" not in span:  # several top-level spans, gathered without timings
             for child in span.get("children", []):
-                self._spans(child, parent, started_ns, finished)
+                self._spans(child, parent, started_ns, finished, resource)
             return
         start = started_ns + int(span["start_ms"] * 1_000_000)
-        context = SpanContext(
-            parent.trace_id,
-            random.getrandbits(64) or 1,
-            is_remote=False,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
+        context = tracing.span_context(parent[0], random.getrandbits(64) or 1, _SAMPLED)
         error = span.get("error")
         finished.append(
             ReadableSpan(
                 f"{span['kind']} {span['name']}",
                 context=context,
                 parent=parent,
-                resource=self.resource(),
+                resource=resource,
                 attributes=program_span_attributes(span),
                 status=(
                     Status(StatusCode.ERROR, f"{error['type']}: {error['message']}")
                     if error
-                    else Status(StatusCode.UNSET)
+                    else _UNSET
                 ),
                 start_time=start,
                 end_time=start + int((span.get("latency_ms") or 0) * 1_000_000),
@@ -144,7 +144,7 @@ class Telemetry(Tracing):
             )
         )
         for child in span.get("children", []):
-            self._spans(child, context, started_ns, finished)
+            self._spans(child, context, started_ns, finished, resource)
 
 
 def current_traceparent(command: Envelope, record: Incoming | None = None) -> str | None:

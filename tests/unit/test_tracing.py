@@ -3,20 +3,49 @@ an error's type as their status, nothing when dropped, unsampled or off."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, SamplingResult
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    DEFAULT_ON,
+    Decision,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 from dspyops import tracing as tracing_module
-from dspyops.tracing import PROPAGATOR, Tracing, current_traceparent, parse_traceparent
+from dspyops.tracing import (
+    PROPAGATOR,
+    Tracing,
+    current_span_context,
+    current_traceparent,
+    fixed_decisions,
+    parse_traceparent,
+    span_context,
+)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -205,3 +234,105 @@ def test_the_sampler_is_given_what_the_propagator_extracts(traceparent: str | No
     assert set(given) == set(expected)
     span_context = trace.get_current_span(given).get_span_context()
     assert span_context == trace.get_current_span(expected).get_span_context()
+
+
+@pytest.mark.parametrize("state", [None, TraceState([("vendor", "a")])])
+@pytest.mark.parametrize("flags", [TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)])
+def test_a_span_context_made_without_checks_is_the_one_opentelemetry_makes(
+    state: TraceState | None, flags: TraceFlags
+) -> None:
+    made = span_context(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, flags, state)
+    expected = SpanContext(
+        0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, False, flags, state
+    )
+    assert type(made) is SpanContext
+    assert tuple(made) == tuple(expected)
+    assert made.is_valid
+    assert made.trace_state == expected.trace_state
+
+
+SAMPLERS = [
+    ALWAYS_ON,
+    ALWAYS_OFF,
+    DEFAULT_ON,
+    DEFAULT_OFF,
+    ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON),
+    ParentBasedTraceIdRatio(0.5),
+    TraceIdRatioBased(0.5),
+    _Recording(),
+]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=lambda s: s.get_description())
+@pytest.mark.parametrize("traceparent", [None, TRACEPARENT, f"00-{TRACE_ID}-00f067aa0ba902b7-00"])
+def test_a_decision_known_without_asking_the_sampler_is_the_samplers(
+    sampler: Sampler, traceparent: str | None
+) -> None:
+    """`fixed_decisions` answers for the samplers whose answer does not depend on the
+    span, as they would; the others are asked (ratio-based ones for a first span)."""
+    parent = parse_traceparent(traceparent)
+    fixed = fixed_decisions(sampler)
+    key = None if parent is None else parent.trace_flags.sampled
+    parent_context = (
+        Context() if parent is None else trace.set_span_in_context(NonRecordingSpan(parent))
+    )
+    for trace_id in (1, 2**127, 2**128 - 1):
+        answer = sampler.should_sample(parent_context, trace_id, "x", SpanKind.CONSUMER, {})
+        if key in fixed:
+            assert fixed[key] == answer.decision.is_sampled()
+    if isinstance(sampler, TraceIdRatioBased) or (
+        isinstance(sampler, ParentBasedTraceIdRatio) and parent is None
+    ):
+        assert key not in fixed  # depends on the trace id
+    tracing, exporter = traced(TracerProvider(sampler=sampler))
+    with tracing.continue_trace(traceparent, "x", SpanKind.CONSUMER, {}) as span:
+        pass
+    exported = exporter.get_finished_spans()
+    if key in fixed:
+        assert len(exported) == int(fixed[key])
+    if exported:
+        assert exported[0] is span
+        if parent is not None:
+            assert span.context.trace_state == parent.trace_state
+
+
+def test_a_finished_span_is_a_whole_readable_span_for_any_exporter() -> None:
+    """A span is finished in place (its fields set without ReadableSpan.__init__): the
+    SDK's console exporter, which reads every field, writes what a ReadableSpan made
+    by the SDK's constructor from the same fields writes."""
+    tracing, exporter = traced(TracerProvider(resource=Resource.create({"service.name": "t"})))
+    with tracing.continue_trace(TRACEPARENT, "process X", SpanKind.CONSUMER, {"a": 1}) as root:
+        root.links = [Link(parse_traceparent(TRACEPARENT))]  # type: ignore[arg-type]
+        root.name = "process Y"
+    (span,) = exporter.get_finished_spans()
+    assert span is root
+    rebuilt = ReadableSpan(
+        span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+    assert span.to_json() == rebuilt.to_json()
+    assert '"name": "process Y"' in span.to_json()
+    ConsoleSpanExporter(out=io.StringIO()).export([span])
+
+
+def test_opentelemetrys_current_span_is_the_unit_of_works_first_one() -> None:
+    """Stages are current for dspyops (`current_span_context`); for OpenTelemetry (other
+    libraries' instrumentation) the first span of the unit of work is."""
+    tracing, _ = traced()
+    assert not trace.get_current_span().get_span_context().is_valid
+    with tracing.continue_trace(None, "root", SpanKind.CONSUMER, {}) as root:
+        with tracing.stage("run") as stage:
+            assert trace.get_current_span().get_span_context() == root.context
+            assert current_span_context() == stage.context  # type: ignore[attr-defined]
+        assert current_span_context() == root.context
+    assert current_span_context() is None
+    assert not trace.get_current_span().get_span_context().is_valid
