@@ -318,35 +318,56 @@ async def tracing_cost(
     executions: int,
     workers: int,
     py_spy: str | None = None,
+    rounds: int = 6,
     **stack: Any,
 ) -> None:
-    """(b) with tracing off and on (OTLP/HTTP to a loopback receiver, every execution
-    sampled), two turns each, alternating; the best of each. ``py_spy``: the first
-    turn of each kind is recorded to ``<py_spy>.off`` and ``<py_spy>.on`` (slower for it)."""
-    best: dict[bool, float] = {}
-    cpu: dict[bool, float] = {}
-    with OtlpReceiver(decode=False) as otlp:
-        traced_env = {
-            **env,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
-            "OTEL_TRACES_SAMPLER": "always_on",
-        }
-        for turn in range(4):
-            on = turn % 2 == 1
-            spy = f"{py_spy}.{'on' if on else 'off'}" if py_spy and turn < 2 else None
-            async with StubStack(
-                settings, traced_env if on else env, 0, spy, workers, **stack
-            ) as pipe:
-                rate = await pipe.run_burst(executions)
-            best[on] = max(rate, best.get(on, 0.0))
-            cpu[on] = min(pipe.cpu_ms_per_execution, cpu.get(on, float("inf")))
-            print(
-                f"    tracing {'on ' if on else 'off'}: {rate:6.0f} executions/s, "
-                f"worker CPU {pipe.cpu_ms_per_execution:.2f} ms per execution"
-            )
-        received = f"{otlp.requests} OTLP requests, {otlp.bytes / 1e6:.1f} MB received"
-    print(f"(c) tracing on / off: {best[True] / best[False]:.2f}  (target >= 0.9); {received}")
-    print(f"    worker CPU per execution, off / on: {cpu[False] / cpu[True]:.2f} (best of each)")
+    """(b) with tracing off and on: two workers started together, each with topics and
+    an event store of its own, one traced (OTLP/HTTP to a loopback receiver, every
+    execution sampled), given bursts of ``executions`` in turns, off-on then on-off
+    (``rounds`` pairs); the median of the pairs' ratios.
+
+    This machine's speed drifts by more than tracing costs over a minute (the worker's
+    CPU per execution moved by 15 % between two untraced turns half a minute apart):
+    pairs of bursts seconds apart, with no worker to start between them, in both
+    orders, cancel most of it. Not both at once: given the same bursts together, the
+    worker that got ahead stayed ahead, batching more per poll, and two untraced
+    workers differed by 5 to 9 %. ``py_spy``: both workers are recorded, to
+    ``<py_spy>.off`` and ``<py_spy>.on``."""
+    env_on, settings_on = await bench_stack()
+    try:
+        with OtlpReceiver(decode=False) as otlp:
+            traced_env = {
+                **env_on,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+                "OTEL_TRACES_SAMPLER": "always_on",
+            }
+            spy = {on: f"{py_spy}.{'on' if on else 'off'}" if py_spy else None for on in (0, 1)}
+            async with (
+                StubStack(settings, env, 0, spy[0], workers, **stack) as off,
+                StubStack(settings_on, traced_env, 0, spy[1], workers, **stack) as on,
+            ):
+                ratios, cpu_ratios = [], []
+                for turn in range(rounds):
+                    rate, cpu = {}, {}
+                    for pipe in (off, on) if turn % 2 == 0 else (on, off):
+                        rate[pipe] = await pipe.run_burst(executions)
+                        cpu[pipe] = pipe.cpu_ms_per_execution
+                    ratios.append(rate[on] / rate[off])
+                    cpu_ratios.append(cpu[off] / cpu[on])
+                    print(
+                        f"    off {rate[off]:5.0f}/s, on {rate[on]:5.0f}/s: ratio "
+                        f"{ratios[-1]:.2f}; worker CPU per execution off {cpu[off]:.2f} ms, "
+                        f"on {cpu[on]:.2f} ms",
+                        flush=True,
+                    )
+            received = f"{otlp.requests} OTLP requests, {otlp.bytes / 1e6:.1f} MB received"
+    finally:
+        await clean_up(settings_on)
+    print(
+        f"(c) tracing on / off: {statistics.median(ratios):.2f}  (median of {rounds} pairs; "
+        f"target >= 0.9); {received}"
+    )
+    print(f"    worker CPU per execution, off / on: {statistics.median(cpu_ratios):.2f}")
 
 
 async def exactly_once_cost(
@@ -387,6 +408,9 @@ async def main() -> None:
         help="only (b), with OpenTelemetry tracing off and on in turns, and their ratio",
     )
     parser.add_argument(
+        "--rounds", type=int, default=6, help="with --otel: pairs of bursts (default 6)"
+    )
+    parser.add_argument(
         "--exactly-once",
         action="store_true",
         help="only (b), with exactly-once results off and on in turns, and their ratio",
@@ -401,7 +425,9 @@ async def main() -> None:
         return
     if args.otel:
         try:
-            await tracing_cost(settings, env, args.executions, args.workers, args.py_spy)
+            await tracing_cost(
+                settings, env, args.executions, args.workers, args.py_spy, args.rounds
+            )
         finally:
             await clean_up(settings)
         for kind in ("off", "on") if args.py_spy else ():
