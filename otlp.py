@@ -286,7 +286,7 @@ def _span(span: ReadableSpan) -> bytes:
     if attributes:
         parts.append(_attributes(_ATTRIBUTE, attributes))
     events, links = span._events, span._links
-    if events or links or type(attributes) not in _PLAIN and attributes is not None:
+    if events or links or (type(attributes) not in _PLAIN and attributes is not None):
         parts.append(_rarer_fields(span))
     status = span._status
     code, description = status._status_code._value_, status._description

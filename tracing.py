@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Any, Self, cast
@@ -182,6 +182,8 @@ class Tracing:
     def __init__(self, provider: TracerProvider | None = None) -> None:
         self.provider = provider
         self._processors: list[SpanProcessor] = []
+        # What each processor is handed a finished, sampled span through.
+        self._sinks: list[Callable[[ReadableSpan], None]] = []
         self._fixed = {} if provider is None else fixed_decisions(provider.sampler)
         self._resource = _NO_RESOURCE if provider is None else provider.resource
 
@@ -191,15 +193,19 @@ class Tracing:
         queue = None if "OTEL_BSP_MAX_QUEUE_SIZE" in os.environ else MAX_QUEUE
         processor = BatchSpanProcessor(exporter, max_queue_size=queue)
         provider.add_span_processor(processor)
-        tracing = cls(provider)
-        tracing._processors.append(processor)
-        return tracing
+        return cls.with_processor(processor, provider)
 
     @classmethod
     def with_processor(cls, processor: SpanProcessor, provider: TracerProvider) -> Self:
         provider.add_span_processor(processor)
         tracing = cls(provider)
         tracing._processors.append(processor)
+        if type(processor) is BatchSpanProcessor:
+            # Its queue directly: ``on_end`` only asks, through three properties, whether
+            # the span is sampled, which every span handed on here is.
+            tracing._sinks.append(processor._batch_processor.emit)
+        else:
+            tracing._sinks.append(processor.on_end)
         return tracing
 
     @classmethod
@@ -282,9 +288,10 @@ class Tracing:
         return self._resource
 
     def emit(self, *spans: ReadableSpan) -> None:
-        for processor in self._processors:
+        """Finished spans, sampled ones only, to every processor."""
+        for sink in self._sinks:
             for span in spans:
-                processor.on_end(span)
+                sink(span)
 
 
 class SpanDetails(ReadableSpan):

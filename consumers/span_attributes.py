@@ -18,44 +18,51 @@ SPAN_KINDS = {
     "tool": OpenInferenceSpanKindValues.TOOL.value,
     "retrieval": OpenInferenceSpanKindValues.RETRIEVER.value,
 }
+_AGENT = OpenInferenceSpanKindValues.AGENT.value
+_CHAIN = OpenInferenceSpanKindValues.CHAIN.value
+# Names read once: a worker makes these attributes for each span of each execution.
+_KIND = SpanAttributes.OPENINFERENCE_SPAN_KIND
+_VALUES = (
+    ("inputs", SpanAttributes.INPUT_VALUE, SpanAttributes.INPUT_MIME_TYPE),
+    ("outputs", SpanAttributes.OUTPUT_VALUE, SpanAttributes.OUTPUT_MIME_TYPE),
+)
+_TOKENS = (
+    ("prompt_tokens", SpanAttributes.LLM_TOKEN_COUNT_PROMPT),
+    ("completion_tokens", SpanAttributes.LLM_TOKEN_COUNT_COMPLETION),
+    ("total_tokens", SpanAttributes.LLM_TOKEN_COUNT_TOTAL),
+)
+_MODEL, _COST = SpanAttributes.LLM_MODEL_NAME, SpanAttributes.LLM_COST_TOTAL
+_JSON = "application/json"
 
 
 def program_span_attributes(span: dict[str, Any]) -> dict[str, Any]:
     """OpenInference's attributes (and dspyops' own) for one span of an execution's trace."""
     kind = span["kind"]
-    if kind in SPAN_KINDS:
-        oi_kind = SPAN_KINDS[kind]
-    elif span.get("type") == "ReAct":
-        oi_kind = OpenInferenceSpanKindValues.AGENT.value
-    else:
-        oi_kind = OpenInferenceSpanKindValues.CHAIN.value
+    oi_kind = SPAN_KINDS.get(kind)
+    if oi_kind is None:
+        oi_kind = _AGENT if span.get("type") == "ReAct" else _CHAIN
     attributes: dict[str, Any] = {
-        SpanAttributes.OPENINFERENCE_SPAN_KIND: oi_kind,
+        _KIND: oi_kind,
         "dspyops.span.kind": kind,
         "dspyops.span.type": str(span.get("type", "")),
     }
-    for field, value_key, mime_key in (
-        ("inputs", SpanAttributes.INPUT_VALUE, SpanAttributes.INPUT_MIME_TYPE),
-        ("outputs", SpanAttributes.OUTPUT_VALUE, SpanAttributes.OUTPUT_MIME_TYPE),
-    ):
-        if span.get(field) is not None:
-            attributes[value_key] = to_json(span[field]).decode()
-            attributes[mime_key] = "application/json"
-    usage = span.get("usage") or {}
+    for field, value_key, mime_key in _VALUES:
+        value = span.get(field)
+        if value is not None:
+            attributes[value_key] = to_json(value).decode()
+            attributes[mime_key] = _JSON
     if kind == "lm":
-        attributes[SpanAttributes.LLM_MODEL_NAME] = str(span.get("model", span["name"]))
-        for key, attribute in (
-            ("prompt_tokens", SpanAttributes.LLM_TOKEN_COUNT_PROMPT),
-            ("completion_tokens", SpanAttributes.LLM_TOKEN_COUNT_COMPLETION),
-            ("total_tokens", SpanAttributes.LLM_TOKEN_COUNT_TOTAL),
-        ):
-            if key in usage:
-                attributes[attribute] = usage[key]
+        attributes[_MODEL] = str(span.get("model", span["name"]))
+        usage = span.get("usage")
+        if usage:
+            for key, attribute in _TOKENS:
+                if key in usage:
+                    attributes[attribute] = usage[key]
         if span.get("cost_usd") is not None:
-            attributes[SpanAttributes.LLM_COST_TOTAL] = span["cost_usd"]
-    if kind == "tool":
+            attributes[_COST] = span["cost_usd"]
+    elif kind == "tool":
         attributes[SpanAttributes.TOOL_NAME] = span["name"]
-    if kind == "retrieval":
+    elif kind == "retrieval":
         attributes["dspyops.corpus.id"] = str(span.get("corpus"))
         if span.get("corpus_version") is not None:
             attributes["dspyops.corpus.version"] = span["corpus_version"]
