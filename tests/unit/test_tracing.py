@@ -336,3 +336,23 @@ def test_opentelemetrys_current_span_is_the_unit_of_works_first_one() -> None:
         assert current_span_context() == root.context
     assert current_span_context() is None
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_a_batch_processor_gets_the_sampled_spans_through_its_queue() -> None:
+    """With the SDK's BatchSpanProcessor (the worker's), spans go to its queue directly:
+    all of them are exported, none of an unsampled trace."""
+    exporter = InMemorySpanExporter()
+    tracing = Tracing.with_exporter(exporter, TracerProvider())
+    unsampled = f"00-{TRACE_ID}-00f067aa0ba902b7-00"
+    for traceparent in (TRACEPARENT, unsampled, None):
+        with (
+            tracing.continue_trace(traceparent, "root", SpanKind.CONSUMER, {}),
+            tracing.stage("handle"),
+        ):
+            pass
+    (processor,) = tracing._processors
+    assert processor.force_flush()
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["handle", "root", "handle", "root"]
+    assert {s.context.trace_id for s in spans[:2]} == {int(TRACE_ID, 16)}
+    processor.shutdown()
