@@ -160,8 +160,12 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
                 if encoded is not None:
                     out.append(encoded)
                     continue
-            encoded_key = _keys.get(key) or _key(key)
-            text = value.encode()
+            try:
+                encoded_key = _keys.get(key) or _key(key)
+                text = value.encode()
+            except Exception as error:  # a lone surrogate, a key not a str: as below
+                log.exception("Failed to encode key %s: %s", key, error)
+                continue
             any_value = _STRING + _length(len(text)) + text
             body = encoded_key + _F2 + _length(len(any_value)) + any_value
             encoded = tag + _length(len(body)) + body

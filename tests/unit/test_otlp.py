@@ -188,6 +188,19 @@ def test_an_attribute_the_sdk_cannot_encode_is_left_out_and_logged(
     assert "odd type" in caplog.text
 
 
+def test_a_string_attribute_that_cannot_be_encoded_is_left_out_not_the_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A str value or key that is not valid UTF-8 (a lone surrogate), or a key that is
+    no str, loses that attribute, as in the SDK, not every span of the batch."""
+    odd = span(attributes={"kept": "v", "bad value": "x\ud800y", "bad \udc80key": "v", 1: "v"})
+    spans = [odd, span("other", context=context(0x99))]
+    expected = [span(attributes={"kept": "v"}), spans[1]]
+    with caplog.at_level(logging.ERROR, logger="dspyops.otlp"):
+        assert ours(spans) == sdk_bytes(spans) == sdk_bytes(expected)
+    assert "bad value" in caplog.text
+
+
 scalars = (
     st.text(max_size=20)
     | st.booleans()
