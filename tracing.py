@@ -21,6 +21,7 @@ This module is long because it reads W3C contexts and makes spans by hand, as ab
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -51,6 +52,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from dspyops.events.envelope import TRACEPARENT, TRACESTATE
+
+log = logging.getLogger(__name__)
 
 PROPAGATOR = TraceContextTextMapPropagator()
 SCOPE = InstrumentationScope("dspyops")
@@ -377,7 +380,13 @@ class SpanDetails(ReadableSpan):
         self._end_time = time.time_ns()
         if self._root:
             otel_context.detach(self._otel_token)
-        _CURRENT.reset(self._token)
+        try:
+            _CURRENT.reset(self._token)
+        except (ValueError, RuntimeError):
+            # Ended in another context than it began in (an async generator closed by
+            # another task), or entered twice: logged, not raised, as OpenTelemetry's
+            # ``detach`` does; the span still ends.
+            log.exception("Failed to reset the current span %s", self._name)
         tracing = self._tracing
         if not self._sampled or self.dropped or tracing is None:
             return

@@ -3,7 +3,9 @@ an error's type as their status, nothing when dropped, unsampled or off."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 from typing import Any
 
 import pytest
@@ -356,3 +358,27 @@ def test_a_batch_processor_gets_the_sampled_spans_through_its_queue() -> None:
     assert [s.name for s in spans] == ["handle", "root", "handle", "root"]
     assert {s.context.trace_id for s in spans[:2]} == {int(TRACE_ID, 16)}
     processor.shutdown()
+
+
+def test_a_span_ended_in_another_context_still_ends_and_the_failure_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An async generator holding spans across a ``yield``, closed by another task, ends
+    them in that task's context: the context variable's token cannot be reset there. As
+    OpenTelemetry's ``detach``, that is logged, not raised; the spans are exported."""
+    tracing, exporter = traced()
+
+    async def spans() -> Any:
+        with tracing.continue_trace(None, "root", SpanKind.CONSUMER, {}), tracing.stage("inner"):
+            yield 1
+
+    async def main() -> None:
+        generator = spans()
+        await anext(generator)
+        await asyncio.create_task(generator.aclose())
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(main())
+    assert [span.name for span in exporter.get_finished_spans()] == ["inner", "root"]
+    assert "Failed to reset the current span inner" in caplog.text
+    assert current_span_context() is None
