@@ -283,7 +283,9 @@ class Tracing:
         parent = _CURRENT.get()
         if parent is None or not parent._sampled:
             return OFF
-        context = span_context(parent._context[0], random.getrandbits(64) or 1, _SAMPLED)
+        # Its parent's trace and trace state, as the SDK gives a child span.
+        trace_id, _, _, _, trace_state, _ = parent._context
+        context = span_context(trace_id, random.getrandbits(64) or 1, _SAMPLED, trace_state)
         return SpanDetails(name, {}, self, context, parent._context, SpanKind.INTERNAL)
 
     def resource(self) -> Resource:

@@ -124,7 +124,7 @@ class Telemetry(Tracing):
                 self._spans(child, parent, started_ns, finished, resource)
             return
         start = started_ns + int(span["start_ms"] * 1_000_000)
-        context = tracing.span_context(parent[0], random.getrandbits(64) or 1, _SAMPLED)
+        context = tracing.span_context(parent[0], random.getrandbits(64) or 1, _SAMPLED, parent[4])
         error = span.get("error")
         finished.append(
             ReadableSpan(

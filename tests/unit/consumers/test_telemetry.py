@@ -257,6 +257,9 @@ async def test_tracestate_goes_with_the_trace_into_spans_and_results() -> None:
     spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == int(TRACE_ID, 16)]
     root = by_name(tuple(spans))["process ExecuteProgram"]
     assert root.context.trace_state.to_header() == TRACESTATE
+    # Every span of the trace has it, as the SDK gives each child its parent's.
+    assert len(spans) >= 5
+    assert {s.context.trace_state.to_header() for s in spans} == {TRACESTATE}
 
 
 async def test_tracestate_from_the_record_header_when_tracing_is_off() -> None:
