@@ -318,7 +318,7 @@ async def tracing_cost(
     executions: int,
     workers: int,
     py_spy: str | None = None,
-    rounds: int = 6,
+    rounds: int = 16,
     **stack: Any,
 ) -> None:
     """(b) with tracing off and on: two workers started together, each with topics and
@@ -408,7 +408,7 @@ async def main() -> None:
         help="only (b), with OpenTelemetry tracing off and on in turns, and their ratio",
     )
     parser.add_argument(
-        "--rounds", type=int, default=6, help="with --otel: pairs of bursts (default 6)"
+        "--rounds", type=int, default=16, help="with --otel: pairs of bursts (default 16)"
     )
     parser.add_argument(
         "--exactly-once",
