@@ -195,7 +195,6 @@ class Tracing:
         """On, exporting through ``exporter`` in batches (tests give their own)."""
         queue = None if "OTEL_BSP_MAX_QUEUE_SIZE" in os.environ else MAX_QUEUE
         processor = BatchSpanProcessor(exporter, max_queue_size=queue)
-        provider.add_span_processor(processor)
         return cls.with_processor(processor, provider)
 
     @classmethod
