@@ -142,6 +142,14 @@ _ENCODED_MAX = 8192
 _SHORT = 128
 
 
+def _keep(cache: dict[Any, bytes], key: Any, encoded: bytes) -> None:
+    """Remembers an encoding in a bounded cache, emptied first when full (only a miss
+    pays for this call)."""
+    if len(cache) >= _ENCODED_MAX:
+        cache.clear()
+    cache[key] = encoded
+
+
 def _length(size: int) -> bytes:
     return _LENGTHS[size] if size < _LENGTHS_MAX else _varint(size)
 
@@ -170,9 +178,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
             body = encoded_key + _F2 + _length(len(any_value)) + any_value
             encoded = tag + _length(len(body)) + body
             if short:
-                if len(_encoded) >= _ENCODED_MAX:
-                    _encoded.clear()
-                _encoded[tag, key, value] = encoded
+                _keep(_encoded, (tag, key, value), encoded)
             out.append(encoded)
             continue
         kind = type(value)
@@ -190,9 +196,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
             log.exception("Failed to encode key %s: %s", key, error)
             continue
         if cached:
-            if len(_encoded) >= _ENCODED_MAX:
-                _encoded.clear()
-            _encoded[tag, key, kind, value] = encoded
+            _keep(_encoded, (tag, key, kind, value), encoded)
         out.append(encoded)
     return b"".join(out)
 
@@ -270,9 +274,7 @@ def _span(span: ReadableSpan) -> bytes:
     name_kind = _names.get(key)
     if name_kind is None:
         name_kind = _string(_NAME, span._name) + _KINDS[span._kind]
-        if len(_names) >= _ENCODED_MAX:
-            _names.clear()
-        _names[key] = name_kind
+        _keep(_names, key, name_kind)
     start, end = span._start_time, span._end_time
     parts = [
         encoded_trace,

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
@@ -108,7 +107,7 @@ class Telemetry(Tracing):
         if parent is None or not parent.trace_flags.sampled:
             return
         finished: list[ReadableSpan] = []
-        self._spans(tree, parent, started_ns, finished, self.resource())
+        self._spans(tree, parent, started_ns, finished)
         self.emit(*finished)
 
     def _spans(
@@ -117,11 +116,10 @@ class Telemetry(Tracing):
         parent: SpanContext,
         started_ns: int,
         finished: list[ReadableSpan],
-        resource: Resource,
     ) -> None:
         if "start_ms" not in span:  # several top-level spans, gathered without timings
             for child in span.get("children", []):
-                self._spans(child, parent, started_ns, finished, resource)
+                self._spans(child, parent, started_ns, finished)
             return
         start = started_ns + int(span["start_ms"] * 1_000_000)
         context = tracing.span_context(parent[0], random.getrandbits(64) or 1, _SAMPLED, parent[4])
@@ -131,7 +129,7 @@ class Telemetry(Tracing):
                 f"{span['kind']} {span['name']}",
                 context=context,
                 parent=parent,
-                resource=resource,
+                resource=self.resource(),
                 attributes=program_span_attributes(span),
                 status=(
                     Status(StatusCode.ERROR, f"{error['type']}: {error['message']}")
@@ -144,7 +142,7 @@ class Telemetry(Tracing):
             )
         )
         for child in span.get("children", []):
-            self._spans(child, context, started_ns, finished, resource)
+            self._spans(child, context, started_ns, finished)
 
 
 def current_traceparent(command: Envelope, record: Incoming | None = None) -> str | None:
